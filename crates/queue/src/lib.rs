@@ -1,0 +1,30 @@
+//! ferry's durable job queue: one API over PostgreSQL and SQLite.
+//!
+//! Jobs are enqueued singly, in batches or inside the caller's transaction; claimed in batches
+//! by priority and rotating fairly between groups, with per-group caps; held under a lease that
+//! a heartbeat extends, so a dead worker's jobs run again within seconds; retried with
+//! backoff, snoozed, killed as dead and replayed; deduplicated by singleton keys; expired at a
+//! deadline; scheduled by cron once per tick across processes.
+
+mod backoff;
+mod clock;
+mod cron;
+mod error;
+mod job;
+mod postgres;
+mod queue;
+mod sql;
+mod sqlite;
+mod store;
+mod wake;
+mod worker;
+
+pub use backoff::Backoff;
+pub use clock::{Clock, FakeClock, SystemClock};
+pub use error::{QueueError, Result};
+pub use job::{
+    ClaimedJob, DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, Enqueued, Job, JobFilter, JobRecord, JobState,
+    NewJob, OnConflict, Outcome, QueueStats,
+};
+pub use queue::{Cancelled, Queue, QueueOptions, Tx, TxInner, redact_url};
+pub use worker::{JobContext, JobError, Maintenance, Worker, WorkerBuilder, WorkerOptions};

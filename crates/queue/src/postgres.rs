@@ -1,0 +1,595 @@
+//! The PostgreSQL engine: `FOR UPDATE SKIP LOCKED` claims, arrays for batches, NOTIFY wake-ups.
+
+use std::sync::LazyLock;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{PgConnection, Row};
+use uuid::Uuid;
+
+use crate::error::Result;
+use crate::job::{ClaimedJob, JobFilter, JobRecord, JobState, QueueStats};
+use crate::sql::{self, CAP_CTES, CLAIM_COLUMNS, Dialect, JOB_COLUMNS, WAITING};
+use crate::store::{CronRow, InsertRow, Transition};
+
+pub(crate) const NOTIFY_CHANNEL: &str = "ferry_jobs";
+
+struct Sql {
+    enqueue_keep: String,
+    enqueue_replace: String,
+    claim: String,
+    claim_capped: String,
+    finish: String,
+    reap: String,
+    replay: String,
+}
+
+static SQL: LazyLock<Sql> = LazyLock::new(|| {
+    let enqueue = |on_conflict: &str| {
+        format!(
+            "WITH input AS ( \
+               SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int2[], \
+                 $6::int8[], $7::int4[], $8::text[], $9::text[], $10::int8[]) WITH ORDINALITY \
+               AS t(id, queue, kind, payload, priority, run_at, max_attempts, singleton_key, \
+                 group_key, expires_at, ord)), \
+             keys AS (SELECT DISTINCT queue, group_key, priority FROM input), \
+             base AS (SELECT k.queue, k.group_key, k.priority, {vt} AS vt0 FROM keys k) \
+             INSERT INTO ferry_jobs AS j (id, queue, kind, payload, state, priority, vt, run_at, \
+               max_attempts, singleton_key, group_key, expires_at, created_at) \
+             SELECT i.id, i.queue, i.kind, i.payload::jsonb, 'queued', i.priority, \
+               b.vt0 + row_number() OVER (PARTITION BY i.queue, i.group_key, i.priority ORDER BY i.ord) - 1, \
+               i.run_at, i.max_attempts, i.singleton_key, i.group_key, i.expires_at, $11 \
+             FROM input i JOIN base b ON b.queue = i.queue AND b.group_key = i.group_key \
+               AND b.priority = i.priority \
+             ON CONFLICT (singleton_key) WHERE singleton_key IS NOT NULL AND state IN {WAITING} \
+             DO UPDATE SET {on_conflict} \
+             RETURNING j.id, j.singleton_key",
+            vt = sql::next_vt(Dialect::Postgres, "k", "$11"),
+        )
+    };
+    let claimable = sql::claimable("true");
+    let claim_update = format!(
+        "UPDATE ferry_jobs AS j SET state = 'running', attempt = j.attempt + 1, lease_owner = $4, \
+           lease_until = $5, started_at = $2 \
+         FROM picked WHERE j.id = picked.id \
+         RETURNING {cols}",
+        cols = CLAIM_COLUMNS.replace("j.payload", "j.payload::text")
+    );
+    Sql {
+        enqueue_keep: enqueue("singleton_key = j.singleton_key"),
+        enqueue_replace: enqueue(
+            "payload = EXCLUDED.payload, run_at = EXCLUDED.run_at, priority = EXCLUDED.priority, \
+             expires_at = EXCLUDED.expires_at, max_attempts = EXCLUDED.max_attempts",
+        ),
+        claim: format!(
+            "WITH picked AS ( \
+               SELECT id FROM ferry_jobs WHERE {claimable} \
+               ORDER BY priority DESC, vt, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             {claim_update}"
+        ),
+        claim_capped: format!(
+            "WITH {CAP_CTES} \
+             cand AS ( \
+               SELECT id, group_key, priority, vt FROM ferry_jobs WHERE {claimable} \
+                 AND group_key NOT IN (SELECT group_key FROM full_groups) \
+               ORDER BY priority DESC, vt, id LIMIT $6 FOR UPDATE SKIP LOCKED), \
+             ranked AS ( \
+               SELECT c.id, c.priority, c.vt, \
+                 row_number() OVER (PARTITION BY c.group_key ORDER BY c.priority DESC, c.vt, c.id) AS rn, \
+                 COALESCE(cp.cap, (SELECT cap FROM qcap)) - COALESCE(r.n, 0) AS room \
+               FROM cand c LEFT JOIN caps cp ON cp.group_key = c.group_key \
+                 LEFT JOIN running r ON r.group_key = c.group_key), \
+             picked AS ( \
+               SELECT id FROM ranked WHERE room IS NULL OR rn <= room \
+               ORDER BY priority DESC, vt, id LIMIT $3) \
+             {claim_update}"
+        ),
+        finish: sql::transition(
+            Dialect::Postgres,
+            &format!(
+                "SELECT j.id, {next} AS next_state FROM ferry_jobs j \
+                 WHERE j.id = $2 AND j.attempt = $3 AND j.state = 'running' AND j.lease_owner = $4 \
+                 FOR UPDATE",
+                next = sql::next_state("j", "$5::text")
+            ),
+            "$1",
+            "$6",
+            "CASE WHEN $5 = 'snooze' THEN 1 ELSE 0 END",
+            "$7::text",
+        ),
+        reap: sql::transition(
+            Dialect::Postgres,
+            &format!(
+                "SELECT j.id, {next} AS next_state FROM ferry_jobs j \
+                 WHERE j.state = 'running' AND j.lease_until < $1 \
+                 ORDER BY j.lease_until LIMIT 1000 FOR UPDATE SKIP LOCKED",
+                next = sql::next_state("j", "'retry'")
+            ),
+            "$1",
+            "$1",
+            "0",
+            "'lease expired: worker ' || COALESCE(j.lease_owner, '?') || ' stopped heartbeating'",
+        ),
+        replay: format!(
+            "UPDATE ferry_jobs AS j SET state = 'queued', attempt = 0, run_at = $2, vt = {vt}, \
+               finished_at = NULL, started_at = NULL, lease_owner = NULL, lease_until = NULL, \
+               cancel_requested = false \
+             WHERE j.id = $1 AND j.state IN ('dead', 'cancelled', 'expired') AND NOT {sup} \
+             RETURNING j.id",
+            vt = sql::next_vt(Dialect::Postgres, "j", "$2"),
+            sup = sql::superseded("j"),
+        ),
+    }
+});
+
+#[derive(Debug, Clone)]
+pub(crate) struct PgEngine {
+    pub(crate) pool: PgPool,
+}
+
+impl PgEngine {
+    pub(crate) async fn connect(url: &str, max_connections: u32) -> Result<PgEngine> {
+        let opts: PgConnectOptions = url.parse()?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .connect_with(opts)
+            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(PgEngine { pool })
+    }
+
+    pub(crate) async fn insert(
+        conn: &mut PgConnection,
+        rows: &[InsertRow],
+        replace: bool,
+        now: i64,
+    ) -> Result<Vec<(Uuid, Option<String>)>> {
+        let sql = if replace {
+            &SQL.enqueue_replace
+        } else {
+            &SQL.enqueue_keep
+        };
+        let out = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.queue.as_str()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.payload.as_str()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.priority).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.run_at).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.max_attempts).collect::<Vec<_>>())
+            .bind(
+                rows.iter()
+                    .map(|r| r.singleton_key.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(rows.iter().map(|r| r.group.as_str()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.expires_at).collect::<Vec<_>>())
+            .bind(now)
+            .fetch_all(&mut *conn)
+            .await?;
+        out.iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect()
+    }
+
+    pub(crate) async fn notify(&self, queue: &str) -> Result<()> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(NOTIFY_CHANNEL)
+            .bind(queue)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn claim(
+        &self,
+        queue: &str,
+        owner: &str,
+        n: i64,
+        now: i64,
+        lease_until: i64,
+        capped: bool,
+    ) -> Result<Vec<ClaimedJob>> {
+        let rows = if capped {
+            // Claims of a capped queue take turns, so two claimers cannot both see room for
+            // the last slot of a group. Uncapped queues never pay for this.
+            let mut tx = self.pool.begin().await?;
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('ferry_claim:' || $1, 0))")
+                .bind(queue)
+                .execute(&mut *tx)
+                .await?;
+            let rows = sqlx::query(sqlx::AssertSqlSafe(SQL.claim_capped.as_str()))
+                .bind(queue)
+                .bind(now)
+                .bind(n)
+                .bind(owner)
+                .bind(lease_until)
+                .bind(n.saturating_mul(4).max(64))
+                .fetch_all(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            rows
+        } else {
+            sqlx::query(sqlx::AssertSqlSafe(SQL.claim.as_str()))
+                .bind(queue)
+                .bind(now)
+                .bind(n)
+                .bind(owner)
+                .bind(lease_until)
+                .fetch_all(&self.pool)
+                .await?
+        };
+        rows.iter().map(decode_claimed).collect()
+    }
+
+    pub(crate) async fn complete(
+        &self,
+        ids: &[Uuid],
+        attempts: &[i32],
+        owner: &str,
+        now: i64,
+        delete: bool,
+    ) -> Result<u64> {
+        let sql = if delete {
+            "DELETE FROM ferry_jobs AS j USING unnest($2::uuid[], $3::int4[]) AS d(id, attempt) \
+             WHERE j.id = d.id AND j.attempt = d.attempt AND j.state = 'running' \
+               AND j.lease_owner = $4 AND $1::int8 IS NOT NULL"
+        } else {
+            "UPDATE ferry_jobs AS j SET state = 'completed', finished_at = $1, lease_until = NULL \
+             FROM unnest($2::uuid[], $3::int4[]) AS d(id, attempt) \
+             WHERE j.id = d.id AND j.attempt = d.attempt AND j.state = 'running' \
+               AND j.lease_owner = $4"
+        };
+        let r = sqlx::query(sql)
+            .bind(now)
+            .bind(ids)
+            .bind(attempts)
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    pub(crate) async fn finish(&self, t: &Transition<'_>) -> Result<Option<JobState>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(SQL.finish.as_str()))
+            .bind(t.now)
+            .bind(t.id)
+            .bind(t.attempt)
+            .bind(t.owner)
+            .bind(t.reason)
+            .bind(t.requeue_at)
+            .bind(t.error)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| state_at(&r, 1)).transpose()
+    }
+
+    pub(crate) async fn reap(&self, now: i64) -> Result<Vec<(Uuid, JobState)>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(SQL.reap.as_str()))
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, state_at(r, 1)?)))
+            .collect()
+    }
+
+    pub(crate) async fn heartbeat(
+        &self,
+        ids: &[Uuid],
+        owner: &str,
+        lease_until: i64,
+    ) -> Result<Vec<(Uuid, bool)>> {
+        let rows = sqlx::query(
+            "UPDATE ferry_jobs SET lease_until = $1 \
+             WHERE id = ANY($2) AND state = 'running' AND lease_owner = $3 \
+             RETURNING id, cancel_requested",
+        )
+        .bind(lease_until)
+        .bind(ids)
+        .bind(owner)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    pub(crate) async fn expire(&self, now: i64) -> Result<u64> {
+        let r = sqlx::query(
+            "UPDATE ferry_jobs SET state = 'expired', finished_at = $1, \
+               last_error = 'deadline passed before the job could run' \
+             WHERE expires_at IS NOT NULL AND expires_at <= $1 AND state IN ('queued', 'retrying')",
+        )
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    pub(crate) async fn prune(
+        &self,
+        finished_before: i64,
+        dead_before: i64,
+        limit: i64,
+    ) -> Result<u64> {
+        let r = sqlx::query(
+            "DELETE FROM ferry_jobs WHERE id IN ( \
+               (SELECT id FROM ferry_jobs WHERE state IN ('completed', 'cancelled', 'expired') \
+                  AND finished_at < $1 LIMIT $3) \
+               UNION ALL \
+               (SELECT id FROM ferry_jobs WHERE state = 'dead' AND finished_at < $2 LIMIT $3))",
+        )
+        .bind(finished_before)
+        .bind(dead_before)
+        .bind(limit)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    pub(crate) async fn cancel(&self, id: Uuid, now: i64) -> Result<Option<JobState>> {
+        let row = sqlx::query(
+            "UPDATE ferry_jobs SET \
+               cancel_requested = (state = 'running'), \
+               finished_at = CASE WHEN state = 'running' THEN finished_at ELSE $2 END, \
+               state = CASE WHEN state = 'running' THEN 'running' ELSE 'cancelled' END \
+             WHERE id = $1 AND state IN ('queued', 'retrying', 'running') \
+             RETURNING state",
+        )
+        .bind(id)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| state_at(&r, 0)).transpose()
+    }
+
+    pub(crate) async fn replay(&self, id: Uuid, now: i64) -> Result<bool> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(SQL.replay.as_str()))
+            .bind(id)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    pub(crate) async fn waiting_with_key(&self, key: &str) -> Result<Option<Uuid>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM ferry_jobs WHERE singleton_key = $1 AND state IN ('queued', 'retrying')",
+        )
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    pub(crate) async fn get(&self, id: Uuid) -> Result<Option<JobRecord>> {
+        let sql = format!("SELECT {} FROM ferry_jobs WHERE id = $1", pg_job_columns());
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(decode_record).transpose()
+    }
+
+    pub(crate) async fn list(&self, f: &JobFilter) -> Result<Vec<JobRecord>> {
+        let sql = format!(
+            "SELECT {} FROM ferry_jobs WHERE ($1::text IS NULL OR queue = $1) \
+               AND ($2::text IS NULL OR state = $2) AND ($3::text IS NULL OR kind = $3) \
+               AND ($4::text IS NULL OR group_key = $4) AND ($5::uuid IS NULL OR id > $5) \
+             ORDER BY id LIMIT $6",
+            pg_job_columns()
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(f.queue.as_deref())
+            .bind(f.state.map(JobState::as_str))
+            .bind(f.kind.as_deref())
+            .bind(f.group.as_deref())
+            .bind(f.after)
+            .bind(i64::from(f.limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(decode_record).collect()
+    }
+
+    pub(crate) async fn stats(&self, queue: &str, now: i64) -> Result<QueueStats> {
+        let row = sqlx::query(
+            "SELECT \
+               (SELECT count(*) FROM ferry_jobs WHERE queue = $1 AND state IN ('queued', 'retrying') AND run_at <= $2), \
+               (SELECT count(*) FROM ferry_jobs WHERE queue = $1 AND state IN ('queued', 'retrying') AND run_at > $2), \
+               (SELECT count(*) FROM ferry_jobs WHERE queue = $1 AND state = 'running'), \
+               (SELECT count(*) FROM ferry_jobs WHERE queue = $1 AND state = 'dead'), \
+               (SELECT min(run_at) FROM ferry_jobs WHERE queue = $1 AND state IN ('queued', 'retrying') AND run_at <= $2), \
+               COALESCE((SELECT paused FROM ferry_queues WHERE name = $1), false)",
+        )
+        .bind(queue)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        let oldest: Option<i64> = row.try_get(4)?;
+        Ok(QueueStats {
+            queue: queue.to_owned(),
+            ready: row.try_get(0)?,
+            scheduled: row.try_get(1)?,
+            running: row.try_get(2)?,
+            dead: row.try_get(3)?,
+            oldest_ready_age_ms: oldest.map(|t| (now - t).max(0)).unwrap_or(0),
+            paused: row.try_get(5)?,
+        })
+    }
+
+    pub(crate) async fn queue_names(&self) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT name FROM ferry_queues UNION \
+             SELECT DISTINCT queue FROM ferry_jobs WHERE state IN ('queued', 'retrying', 'running', 'dead') \
+             ORDER BY 1",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub(crate) async fn set_paused(&self, queue: &str, paused: bool) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO ferry_queues (name, paused) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET paused = EXCLUDED.paused",
+        )
+        .bind(queue)
+        .bind(paused)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn set_queue_group_cap(&self, queue: &str, cap: Option<i32>) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO ferry_queues (name, group_max_running) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET group_max_running = EXCLUDED.group_max_running",
+        )
+        .bind(queue)
+        .bind(cap)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn set_group_cap(
+        &self,
+        queue: &str,
+        group: &str,
+        cap: Option<i32>,
+    ) -> Result<()> {
+        match cap {
+            Some(cap) => sqlx::query(
+                "INSERT INTO ferry_group_limits (queue, group_key, max_running) VALUES ($1, $2, $3) \
+                 ON CONFLICT (queue, group_key) DO UPDATE SET max_running = EXCLUDED.max_running",
+            )
+            .bind(queue)
+            .bind(group)
+            .bind(cap),
+            None => sqlx::query("DELETE FROM ferry_group_limits WHERE queue = $1 AND group_key = $2")
+                .bind(queue)
+                .bind(group),
+        }
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn has_caps(&self, queue: &str) -> Result<bool> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM ferry_group_limits WHERE queue = $1) \
+               OR EXISTS (SELECT 1 FROM ferry_queues WHERE name = $1 AND group_max_running IS NOT NULL)",
+        )
+        .bind(queue)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    pub(crate) async fn cron_upsert(&self, c: &CronRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO ferry_cron (name, expr, queue, kind, payload, next_at) \
+             VALUES ($1, $2, $3, $4, $5::jsonb, $6) \
+             ON CONFLICT (name) DO UPDATE SET queue = EXCLUDED.queue, kind = EXCLUDED.kind, \
+               payload = EXCLUDED.payload, expr = EXCLUDED.expr, \
+               next_at = CASE WHEN ferry_cron.expr = EXCLUDED.expr THEN ferry_cron.next_at \
+                              ELSE EXCLUDED.next_at END",
+        )
+        .bind(&c.name)
+        .bind(&c.expr)
+        .bind(&c.queue)
+        .bind(&c.kind)
+        .bind(&c.payload)
+        .bind(c.next_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn cron_due(&self, now: i64) -> Result<Vec<CronRow>> {
+        let rows = sqlx::query(
+            "SELECT name, expr, queue, kind, payload::text, next_at FROM ferry_cron WHERE next_at <= $1",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CronRow {
+                    name: r.try_get(0)?,
+                    expr: r.try_get(1)?,
+                    queue: r.try_get(2)?,
+                    kind: r.try_get(3)?,
+                    payload: r.try_get(4)?,
+                    next_at: r.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Moves a schedule from `due` to `next` if nobody else did: the compare-and-set that makes
+    /// a tick fire once across processes. Runs in the caller's transaction.
+    pub(crate) async fn cron_advance(
+        conn: &mut PgConnection,
+        name: &str,
+        due: i64,
+        next: i64,
+    ) -> Result<bool> {
+        let r = sqlx::query("UPDATE ferry_cron SET next_at = $3 WHERE name = $1 AND next_at = $2")
+            .bind(name)
+            .bind(due)
+            .bind(next)
+            .execute(conn)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+}
+
+fn pg_job_columns() -> String {
+    JOB_COLUMNS.replace("payload", "payload::text")
+}
+
+fn state_at(row: &PgRow, i: usize) -> Result<JobState> {
+    let s: String = row.try_get(i)?;
+    JobState::parse(&s)
+        .ok_or_else(|| sqlx::Error::Decode(format!("unknown job state {s:?}").into()).into())
+}
+
+fn decode_claimed(r: &PgRow) -> Result<ClaimedJob> {
+    Ok(ClaimedJob {
+        id: r.try_get(0)?,
+        queue: r.try_get(1)?,
+        kind: r.try_get(2)?,
+        payload: r.try_get(3)?,
+        priority: r.try_get(4)?,
+        vt: r.try_get(5)?,
+        attempt: r.try_get(6)?,
+        max_attempts: r.try_get(7)?,
+        group_key: r.try_get(8)?,
+        singleton_key: r.try_get(9)?,
+        created_at: r.try_get(10)?,
+    })
+}
+
+fn decode_record(r: &PgRow) -> Result<JobRecord> {
+    let payload: String = r.try_get(3)?;
+    Ok(JobRecord {
+        id: r.try_get(0)?,
+        queue: r.try_get(1)?,
+        kind: r.try_get(2)?,
+        payload: serde_json::from_str(&payload)?,
+        state: state_at(r, 4)?,
+        priority: r.try_get(5)?,
+        run_at: r.try_get(6)?,
+        attempt: r.try_get(7)?,
+        max_attempts: r.try_get(8)?,
+        singleton_key: r.try_get(9)?,
+        group_key: r.try_get(10)?,
+        expires_at: r.try_get(11)?,
+        lease_owner: r.try_get(12)?,
+        lease_until: r.try_get(13)?,
+        cancel_requested: r.try_get(14)?,
+        last_error: r.try_get(15)?,
+        created_at: r.try_get(16)?,
+        started_at: r.try_get(17)?,
+        finished_at: r.try_get(18)?,
+    })
+}

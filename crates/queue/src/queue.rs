@@ -1,0 +1,825 @@
+//! The `Queue`: one API over the PostgreSQL and SQLite engines.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sqlx::{PgConnection, Postgres, Sqlite, SqliteConnection};
+use tokio::sync::{Notify, broadcast, mpsc};
+use uuid::Uuid;
+
+use crate::backoff::Backoff;
+use crate::clock::{Clock, SystemClock, ms};
+use crate::error::{QueueError, Result};
+use crate::job::{
+    ClaimedJob, Enqueued, JobFilter, JobRecord, JobState, NewJob, OnConflict, Outcome, QueueStats,
+};
+use crate::postgres::{NOTIFY_CHANNEL, PgEngine};
+use crate::sqlite::SqliteEngine;
+use crate::store::{CronRow, InsertRow, Transition};
+use crate::wake::{Wakers, spawn_notifier};
+
+/// Rows per insert statement: large batches are split so one statement stays bounded.
+const INSERT_CHUNK: usize = 10_000;
+const CANCEL_CHANNEL: &str = "ferry_cancel";
+/// How long a queue's "has group caps" answer is trusted before it is read again.
+const CAPS_TTL: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone)]
+pub(crate) enum Engine {
+    Postgres(PgEngine),
+    Sqlite(SqliteEngine),
+}
+
+/// How to open a queue.
+#[derive(Debug, Clone)]
+pub struct QueueOptions {
+    pub clock: Arc<dyn Clock>,
+    /// Pool size on PostgreSQL (SQLite always has one writer).
+    pub max_connections: u32,
+    /// At most one NOTIFY per queue per this window (PostgreSQL).
+    pub notify_debounce: Duration,
+}
+
+impl Default for QueueOptions {
+    fn default() -> Self {
+        QueueOptions {
+            clock: Arc::new(SystemClock),
+            max_connections: 16,
+            notify_debounce: Duration::from_millis(5),
+        }
+    }
+}
+
+/// The result of a cancel request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancelled {
+    /// It was waiting and will never run.
+    Cancelled,
+    /// It is running: its handler's cancellation token fires; it ends as cancelled unless it
+    /// completes first.
+    Requested,
+    /// It had already finished.
+    AlreadyFinished(JobState),
+}
+
+struct Inner {
+    engine: Engine,
+    clock: Arc<dyn Clock>,
+    wakers: Wakers,
+    notifier: Option<mpsc::UnboundedSender<String>>,
+    caps: Mutex<HashMap<String, (bool, Instant)>>,
+}
+
+/// A durable job queue. Cheap to clone; clones share the connection pool.
+#[derive(Clone)]
+pub struct Queue {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("backend", &self.backend())
+            .finish()
+    }
+}
+
+impl Queue {
+    /// Opens `postgres://…` or `sqlite:…` and applies the migrations.
+    pub async fn connect(url: &str) -> Result<Queue> {
+        Queue::connect_with(url, QueueOptions::default()).await
+    }
+
+    pub async fn connect_with(url: &str, opts: QueueOptions) -> Result<Queue> {
+        let engine = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Engine::Postgres(PgEngine::connect(url, opts.max_connections).await?)
+        } else if url.starts_with("sqlite:") {
+            Engine::Sqlite(SqliteEngine::connect(url).await?)
+        } else {
+            return Err(QueueError::UnsupportedUrl(redact_url(url)));
+        };
+        let notifier = match &engine {
+            Engine::Postgres(pg) => Some(spawn_notifier(pg.clone(), opts.notify_debounce)),
+            Engine::Sqlite(_) => None,
+        };
+        Ok(Queue {
+            inner: Arc::new(Inner {
+                engine,
+                clock: opts.clock,
+                wakers: Wakers::default(),
+                notifier,
+                caps: Mutex::default(),
+            }),
+        })
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self.inner.engine {
+            Engine::Postgres(_) => "postgres",
+            Engine::Sqlite(_) => "sqlite",
+        }
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.inner.clock.now_ms()
+    }
+
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.inner.clock.clone()
+    }
+
+    /// The PostgreSQL pool, for callers that keep their own tables beside the queue's.
+    pub fn pg_pool(&self) -> Option<&sqlx::PgPool> {
+        match &self.inner.engine {
+            Engine::Postgres(pg) => Some(&pg.pool),
+            Engine::Sqlite(_) => None,
+        }
+    }
+
+    /// The SQLite writer pool (one connection), for callers' own tables.
+    pub fn sqlite_pool(&self) -> Option<&sqlx::SqlitePool> {
+        match &self.inner.engine {
+            Engine::Postgres(_) => None,
+            Engine::Sqlite(s) => Some(&s.writer),
+        }
+    }
+
+    // ---- enqueue -------------------------------------------------------------------------
+
+    pub async fn enqueue(&self, job: NewJob) -> Result<Enqueued> {
+        let mut out = self.enqueue_batch(vec![job]).await?;
+        out.pop()
+            .ok_or_else(|| QueueError::InvalidJob("nothing was enqueued".into()))
+    }
+
+    /// Enqueues many jobs with one statement per 10,000 (each statement is atomic).
+    pub async fn enqueue_batch(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
+        let mut out = Vec::with_capacity(jobs.len());
+        let mut touched = Vec::new();
+        for chunk in jobs.chunks(INSERT_CHUNK) {
+            let res = match &self.inner.engine {
+                Engine::Postgres(pg) => {
+                    let mut conn = pg.pool.acquire().await?;
+                    insert_pg(&mut conn, chunk, self.now_ms()).await?
+                }
+                Engine::Sqlite(s) => {
+                    let mut conn = s.writer.acquire().await?;
+                    insert_sqlite(&mut conn, chunk, self.now_ms()).await?
+                }
+            };
+            out.extend(res);
+            note_queues(&mut touched, chunk);
+        }
+        for q in &touched {
+            self.announce(q);
+        }
+        Ok(out)
+    }
+
+    /// Opens a transaction in which the caller can write its own rows and enqueue jobs: they
+    /// commit or roll back together.
+    pub async fn begin(&self) -> Result<Tx> {
+        let inner = match &self.inner.engine {
+            Engine::Postgres(pg) => TxInner::Postgres(pg.pool.begin().await?),
+            // IMMEDIATE takes the write lock up front; a deferred transaction that reads first
+            // can fail with SQLITE_BUSY when it later writes.
+            Engine::Sqlite(s) => TxInner::Sqlite(s.writer.begin_with("BEGIN IMMEDIATE").await?),
+        };
+        Ok(Tx {
+            inner,
+            queue: self.clone(),
+            touched: Vec::new(),
+        })
+    }
+
+    /// Wakes local workers now and, on PostgreSQL, other processes through a debounced NOTIFY.
+    fn announce(&self, queue: &str) {
+        self.inner.wakers.wake(queue);
+        if let Some(n) = &self.inner.notifier {
+            let _ = n.send(queue.to_owned());
+        }
+    }
+
+    // ---- claim and finish ------------------------------------------------------------------
+
+    /// Claims up to `n` ready jobs of `queue` in one statement: by priority, then rotating
+    /// between fairness groups, within each group in enqueue order, respecting group caps.
+    pub async fn claim(
+        &self,
+        queue: &str,
+        owner: &str,
+        n: usize,
+        lease: Duration,
+    ) -> Result<Vec<ClaimedJob>> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let capped = self.has_caps(queue).await?;
+        let now = self.now_ms();
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        let lease_until = now.saturating_add(ms(lease));
+        let mut jobs = match &self.inner.engine {
+            Engine::Postgres(pg) => pg.claim(queue, owner, n, now, lease_until, capped).await?,
+            Engine::Sqlite(s) => s.claim(queue, owner, n, now, lease_until, capped).await?,
+        };
+        // RETURNING has no order; hand jobs out in claim order.
+        jobs.sort_by_key(|j| (std::cmp::Reverse(j.priority), j.vt, j.id));
+        Ok(jobs)
+    }
+
+    async fn has_caps(&self, queue: &str) -> Result<bool> {
+        if let Some((v, at)) = self.lock_caps().get(queue)
+            && at.elapsed() < CAPS_TTL
+        {
+            return Ok(*v);
+        }
+        let v = match &self.inner.engine {
+            Engine::Postgres(pg) => pg.has_caps(queue).await?,
+            Engine::Sqlite(s) => s.has_caps(queue).await?,
+        };
+        self.lock_caps()
+            .insert(queue.to_owned(), (v, Instant::now()));
+        Ok(v)
+    }
+
+    fn lock_caps(&self) -> std::sync::MutexGuard<'_, HashMap<String, (bool, Instant)>> {
+        self.inner.caps.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Marks claimed jobs completed (or deletes them when `delete`). Jobs whose lease this
+    /// owner lost are left alone: whoever holds them now decides.
+    pub async fn complete(&self, owner: &str, done: &[(Uuid, i32)], delete: bool) -> Result<u64> {
+        if done.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<Uuid> = done.iter().map(|d| d.0).collect();
+        let attempts: Vec<i32> = done.iter().map(|d| d.1).collect();
+        let now = self.now_ms();
+        match &self.inner.engine {
+            Engine::Postgres(pg) => pg.complete(&ids, &attempts, owner, now, delete).await,
+            Engine::Sqlite(s) => s.complete(&ids, &attempts, owner, now, delete).await,
+        }
+    }
+
+    /// Records a non-successful outcome of a claimed job and returns its new state (`None` if
+    /// this owner no longer held it).
+    pub async fn finish(
+        &self,
+        owner: &str,
+        id: Uuid,
+        attempt: i32,
+        outcome: &Outcome,
+        backoff: &Backoff,
+    ) -> Result<Option<JobState>> {
+        let now = self.now_ms();
+        let (reason, requeue_at, error) = match outcome {
+            Outcome::Completed => {
+                let n = self.complete(owner, &[(id, attempt)], false).await?;
+                return Ok((n == 1).then_some(JobState::Completed));
+            }
+            Outcome::Failed { error, retry_in } => {
+                let delay =
+                    retry_in.unwrap_or_else(|| backoff.delay(attempt, rand::random::<f64>()));
+                ("retry", now.saturating_add(ms(delay)), Some(error.as_str()))
+            }
+            Outcome::Fatal { error } => ("dead", now, Some(error.as_str())),
+            Outcome::Snoozed { delay } => ("snooze", now.saturating_add(ms(*delay)), None),
+            Outcome::Cancelled => ("cancel", now, Some("cancelled while running")),
+        };
+        let t = Transition {
+            now,
+            id,
+            attempt,
+            owner,
+            reason,
+            requeue_at,
+            error,
+        };
+        let state = match &self.inner.engine {
+            Engine::Postgres(pg) => pg.finish(&t).await?,
+            Engine::Sqlite(s) => s.finish(&t).await?,
+        };
+        Ok(state)
+    }
+
+    /// Extends the leases of running jobs this owner holds. Returns, for each job still held,
+    /// whether a cancel was requested; a job missing from the answer was lost (lease lapsed).
+    pub async fn heartbeat(
+        &self,
+        owner: &str,
+        ids: &[Uuid],
+        lease: Duration,
+    ) -> Result<Vec<(Uuid, bool)>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let until = self.now_ms().saturating_add(ms(lease));
+        match &self.inner.engine {
+            Engine::Postgres(pg) => pg.heartbeat(ids, owner, until).await,
+            Engine::Sqlite(s) => s.heartbeat(ids, owner, until).await,
+        }
+    }
+
+    // ---- maintenance -----------------------------------------------------------------------
+
+    /// Puts running jobs whose lease lapsed (their worker died) back in line, attempt counted;
+    /// dead if that was their last attempt.
+    pub async fn reap_expired_leases(&self) -> Result<Vec<(Uuid, JobState)>> {
+        let now = self.now_ms();
+        let reaped = match &self.inner.engine {
+            Engine::Postgres(pg) => pg.reap(now).await?,
+            Engine::Sqlite(s) => s.reap(now).await?,
+        };
+        if !reaped.is_empty() {
+            tracing::warn!(
+                count = reaped.len(),
+                "requeued jobs whose worker stopped heartbeating"
+            );
+            for q in self.queue_names().await? {
+                self.announce(&q);
+            }
+        }
+        Ok(reaped)
+    }
+
+    /// Marks waiting jobs whose deadline passed as expired.
+    pub async fn expire_deadlines(&self) -> Result<u64> {
+        let now = self.now_ms();
+        match &self.inner.engine {
+            Engine::Postgres(pg) => pg.expire(now).await,
+            Engine::Sqlite(s) => s.expire(now).await,
+        }
+    }
+
+    /// Deletes completed, cancelled and expired jobs finished longer than `finished` ago and dead
+    /// jobs older than `dead`, in bounded chunks.
+    pub async fn prune(&self, finished: Duration, dead: Duration) -> Result<u64> {
+        let now = self.now_ms();
+        let (f, d) = (
+            now.saturating_sub(ms(finished)),
+            now.saturating_sub(ms(dead)),
+        );
+        let mut total = 0;
+        loop {
+            let n = match &self.inner.engine {
+                Engine::Postgres(pg) => pg.prune(f, d, 5_000).await?,
+                Engine::Sqlite(s) => s.prune(f, d, 5_000).await?,
+            };
+            total += n;
+            if n < 5_000 {
+                return Ok(total);
+            }
+        }
+    }
+
+    // ---- operations ------------------------------------------------------------------------
+
+    pub async fn cancel(&self, id: Uuid) -> Result<Cancelled> {
+        let now = self.now_ms();
+        let state = match &self.inner.engine {
+            Engine::Postgres(pg) => pg.cancel(id, now).await?,
+            Engine::Sqlite(s) => s.cancel(id, now).await?,
+        };
+        match state {
+            Some(JobState::Running) => {
+                let _ = self.inner.wakers.cancels.send(id);
+                if let Engine::Postgres(pg) = &self.inner.engine {
+                    sqlx::query("SELECT pg_notify($1, $2)")
+                        .bind(CANCEL_CHANNEL)
+                        .bind(id.to_string())
+                        .execute(&pg.pool)
+                        .await?;
+                }
+                Ok(Cancelled::Requested)
+            }
+            Some(_) => Ok(Cancelled::Cancelled),
+            None => match self.get(id).await? {
+                Some(job) => Ok(Cancelled::AlreadyFinished(job.state)),
+                None => Err(QueueError::NotFound(id)),
+            },
+        }
+    }
+
+    /// Puts a dead, cancelled or expired job back in line with fresh attempts. If its singleton
+    /// key already has a waiting job, that job is returned instead.
+    pub async fn replay(&self, id: Uuid) -> Result<Enqueued> {
+        let now = self.now_ms();
+        let done = match &self.inner.engine {
+            Engine::Postgres(pg) => pg.replay(id, now).await?,
+            Engine::Sqlite(s) => s.replay(id, now).await?,
+        };
+        let job = self.get(id).await?.ok_or(QueueError::NotFound(id))?;
+        if done {
+            self.announce(&job.queue);
+            return Ok(Enqueued { id, inserted: true });
+        }
+        if matches!(
+            job.state,
+            JobState::Dead | JobState::Cancelled | JobState::Expired
+        ) && let Some(key) = &job.singleton_key
+        {
+            let waiting = match &self.inner.engine {
+                Engine::Postgres(pg) => pg.waiting_with_key(key).await?,
+                Engine::Sqlite(s) => s.waiting_with_key(key).await?,
+            };
+            if let Some(other) = waiting {
+                return Ok(Enqueued {
+                    id: other,
+                    inserted: false,
+                });
+            }
+        }
+        Err(QueueError::NotReplayable {
+            id,
+            state: job.state.to_string(),
+        })
+    }
+
+    pub async fn get(&self, id: Uuid) -> Result<Option<JobRecord>> {
+        match &self.inner.engine {
+            Engine::Postgres(pg) => pg.get(id).await,
+            Engine::Sqlite(s) => s.get(id).await,
+        }
+    }
+
+    /// Jobs matching `filter`, by id (creation order), one page at a time.
+    pub async fn list(&self, filter: &JobFilter) -> Result<Vec<JobRecord>> {
+        let mut f = filter.clone();
+        f.limit = f.limit.clamp(1, 1_000);
+        match &self.inner.engine {
+            Engine::Postgres(pg) => pg.list(&f).await,
+            Engine::Sqlite(s) => s.list(&f).await,
+        }
+    }
+
+    pub async fn stats(&self, queue: &str) -> Result<QueueStats> {
+        let now = self.now_ms();
+        match &self.inner.engine {
+            Engine::Postgres(pg) => pg.stats(queue, now).await,
+            Engine::Sqlite(s) => s.stats(queue, now).await,
+        }
+    }
+
+    /// Queues that are configured or have waiting, running or dead jobs.
+    pub async fn queue_names(&self) -> Result<Vec<String>> {
+        match &self.inner.engine {
+            Engine::Postgres(pg) => pg.queue_names().await,
+            Engine::Sqlite(s) => s.queue_names().await,
+        }
+    }
+
+    pub async fn stats_all(&self) -> Result<Vec<QueueStats>> {
+        let mut out = Vec::new();
+        for q in self.queue_names().await? {
+            out.push(self.stats(&q).await?);
+        }
+        Ok(out)
+    }
+
+    /// A paused queue keeps accepting jobs but none is claimed until it is resumed.
+    pub async fn pause(&self, queue: &str) -> Result<()> {
+        self.set_paused(queue, true).await
+    }
+
+    pub async fn resume(&self, queue: &str) -> Result<()> {
+        self.set_paused(queue, false).await?;
+        self.announce(queue);
+        Ok(())
+    }
+
+    async fn set_paused(&self, queue: &str, paused: bool) -> Result<()> {
+        match &self.inner.engine {
+            Engine::Postgres(pg) => pg.set_paused(queue, paused).await,
+            Engine::Sqlite(s) => s.set_paused(queue, paused).await,
+        }
+    }
+
+    /// At most `cap` running jobs for every group of `queue` that has no cap of its own.
+    pub async fn set_default_group_cap(&self, queue: &str, cap: Option<u32>) -> Result<()> {
+        let cap = cap.map(|c| i32::try_from(c).unwrap_or(i32::MAX));
+        match &self.inner.engine {
+            Engine::Postgres(pg) => pg.set_queue_group_cap(queue, cap).await?,
+            Engine::Sqlite(s) => s.set_queue_group_cap(queue, cap).await?,
+        }
+        self.lock_caps().remove(queue);
+        Ok(())
+    }
+
+    /// At most `cap` running jobs of `group` in `queue` (`None` removes the group's own cap).
+    pub async fn set_group_cap(&self, queue: &str, group: &str, cap: Option<u32>) -> Result<()> {
+        let cap = cap.map(|c| i32::try_from(c).unwrap_or(i32::MAX));
+        match &self.inner.engine {
+            Engine::Postgres(pg) => pg.set_group_cap(queue, group, cap).await?,
+            Engine::Sqlite(s) => s.set_group_cap(queue, group, cap).await?,
+        }
+        self.lock_caps().remove(queue);
+        Ok(())
+    }
+
+    // ---- cron ------------------------------------------------------------------------------
+
+    /// Registers (or updates) a schedule that enqueues `job` at every tick of `expr` (UTC,
+    /// five fields or six with seconds). A tick fires once however many workers run it.
+    pub async fn register_cron(&self, name: &str, expr: &str, job: &NewJob) -> Result<()> {
+        job.validate()?;
+        let cron = crate::cron::parse(expr)?;
+        let row = CronRow {
+            name: name.to_owned(),
+            expr: expr.to_owned(),
+            queue: job.queue.clone(),
+            kind: job.kind.clone(),
+            payload: job.payload.clone(),
+            next_at: crate::cron::next_after(&cron, expr, self.now_ms())?,
+        };
+        match &self.inner.engine {
+            Engine::Postgres(pg) => pg.cron_upsert(&row).await,
+            Engine::Sqlite(s) => s.cron_upsert(&row).await,
+        }
+    }
+
+    /// Fires the schedules that are due: for each, moves its next tick forward by
+    /// compare-and-set and enqueues its job in the same transaction, so of several workers
+    /// running this at once exactly one fires each tick. Missed ticks are not replayed.
+    pub async fn cron_tick(&self) -> Result<Vec<Enqueued>> {
+        let now = self.now_ms();
+        let due = match &self.inner.engine {
+            Engine::Postgres(pg) => pg.cron_due(now).await?,
+            Engine::Sqlite(s) => s.cron_due(now).await?,
+        };
+        let mut fired = Vec::new();
+        for c in due {
+            let cron = crate::cron::parse(&c.expr)?;
+            let next = crate::cron::next_after(&cron, &c.expr, now)?;
+            let job = NewJob::from_json(&c.kind, c.payload.clone())?
+                .queue(&c.queue)
+                .singleton(&format!("cron:{}", c.name));
+            let mut tx = self.begin().await?;
+            let won = match &mut tx.inner {
+                TxInner::Postgres(t) => PgEngine::cron_advance(t, &c.name, c.next_at, next).await?,
+                TxInner::Sqlite(t) => {
+                    SqliteEngine::cron_advance(t, &c.name, c.next_at, next).await?
+                }
+            };
+            if won {
+                fired.push(tx.enqueue(job).await?);
+                tx.commit().await?;
+            } else {
+                tx.rollback().await?;
+            }
+        }
+        Ok(fired)
+    }
+
+    // ---- wake-ups --------------------------------------------------------------------------
+
+    /// The signal that fires when `queue` may have new work.
+    pub fn waker(&self, queue: &str) -> Arc<Notify> {
+        self.inner.wakers.get(queue)
+    }
+
+    /// Ids of running jobs whose cancel was requested in this process (or, once `listen` runs,
+    /// anywhere).
+    pub fn cancellations(&self) -> broadcast::Receiver<Uuid> {
+        self.inner.wakers.cancels.subscribe()
+    }
+
+    /// On PostgreSQL, listens for other processes' NOTIFYs until the returned task is aborted;
+    /// reconnects on its own. A no-op task on SQLite.
+    pub fn listen(&self) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let Engine::Postgres(pg) = &this.inner.engine else {
+                return;
+            };
+            loop {
+                match listen_once(&this, pg).await {
+                    Ok(()) => return,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "LISTEN connection lost; polling until it is back");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        })
+    }
+}
+
+async fn listen_once(q: &Queue, pg: &PgEngine) -> Result<()> {
+    let mut listener = sqlx::postgres::PgListener::connect_with(&pg.pool).await?;
+    listener
+        .listen_all([NOTIFY_CHANNEL, CANCEL_CHANNEL])
+        .await?;
+    loop {
+        let n = listener.recv().await?;
+        if n.channel() == CANCEL_CHANNEL {
+            if let Ok(id) = Uuid::parse_str(n.payload()) {
+                let _ = q.inner.wakers.cancels.send(id);
+            }
+        } else {
+            q.inner.wakers.wake(n.payload());
+        }
+    }
+}
+
+/// A transaction on the queue's database (see [`Queue::begin`]).
+pub struct Tx {
+    inner: TxInner,
+    queue: Queue,
+    touched: Vec<String>,
+}
+
+pub enum TxInner {
+    Postgres(sqlx::Transaction<'static, Postgres>),
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+}
+
+impl Tx {
+    pub async fn enqueue(&mut self, job: NewJob) -> Result<Enqueued> {
+        let mut out = self.enqueue_batch(vec![job]).await?;
+        out.pop()
+            .ok_or_else(|| QueueError::InvalidJob("nothing was enqueued".into()))
+    }
+
+    pub async fn enqueue_batch(&mut self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
+        let now = self.queue.now_ms();
+        let mut out = Vec::with_capacity(jobs.len());
+        for chunk in jobs.chunks(INSERT_CHUNK) {
+            out.extend(match &mut self.inner {
+                TxInner::Postgres(t) => insert_pg(t, chunk, now).await?,
+                TxInner::Sqlite(t) => insert_sqlite(t, chunk, now).await?,
+            });
+            note_queues(&mut self.touched, chunk);
+        }
+        Ok(out)
+    }
+
+    /// The connection, for the caller's own statements on PostgreSQL.
+    pub fn postgres(&mut self) -> Option<&mut PgConnection> {
+        match &mut self.inner {
+            TxInner::Postgres(t) => Some(t),
+            TxInner::Sqlite(_) => None,
+        }
+    }
+
+    /// The connection, for the caller's own statements on SQLite.
+    pub fn sqlite(&mut self) -> Option<&mut SqliteConnection> {
+        match &mut self.inner {
+            TxInner::Postgres(_) => None,
+            TxInner::Sqlite(t) => Some(t),
+        }
+    }
+
+    /// Commits, then wakes the workers of the queues it enqueued into.
+    pub async fn commit(self) -> Result<()> {
+        match self.inner {
+            TxInner::Postgres(t) => t.commit().await?,
+            TxInner::Sqlite(t) => t.commit().await?,
+        }
+        for q in &self.touched {
+            self.queue.announce(q);
+        }
+        Ok(())
+    }
+
+    pub async fn rollback(self) -> Result<()> {
+        match self.inner {
+            TxInner::Postgres(t) => t.rollback().await?,
+            TxInner::Sqlite(t) => t.rollback().await?,
+        }
+        Ok(())
+    }
+}
+
+fn note_queues(touched: &mut Vec<String>, jobs: &[NewJob]) {
+    for j in jobs {
+        if !touched.contains(&j.queue) {
+            touched.push(j.queue.clone());
+        }
+    }
+}
+
+/// The rows of one insert statement, with duplicate singleton keys of the batch folded into
+/// their first occurrence (a later `replace` overwrites it), split by conflict mode.
+struct Plan {
+    keep: Vec<InsertRow>,
+    replace: Vec<InsertRow>,
+    /// For each input job: its own row id and its singleton key.
+    slots: Vec<(Uuid, Option<String>)>,
+}
+
+fn plan(jobs: &[NewJob], now: i64) -> Result<Plan> {
+    let mut rows: Vec<(InsertRow, OnConflict)> = Vec::with_capacity(jobs.len());
+    let mut by_key: HashMap<&str, usize> = HashMap::new();
+    let mut slots = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        job.validate()?;
+        let (run_at, expires_at) = job.resolve(now);
+        if let Some(key) = job.singleton_key.as_deref()
+            && let Some(&i) = by_key.get(key)
+        {
+            let (row, mode) = &mut rows[i];
+            if job.on_conflict == OnConflict::Replace {
+                row.payload = job.payload.clone();
+                row.run_at = run_at;
+                row.priority = job.priority;
+                row.expires_at = expires_at;
+                *mode = OnConflict::Replace;
+            }
+            slots.push((row.id, Some(key.to_owned())));
+            continue;
+        }
+        let row = InsertRow {
+            id: Uuid::now_v7(),
+            queue: job.queue.clone(),
+            kind: job.kind.clone(),
+            payload: job.payload.clone(),
+            priority: job.priority,
+            run_at,
+            max_attempts: job.max_attempts,
+            singleton_key: job.singleton_key.clone(),
+            group: job.group.clone(),
+            expires_at,
+        };
+        slots.push((row.id, row.singleton_key.clone()));
+        if let Some(key) = job.singleton_key.as_deref() {
+            by_key.insert(key, rows.len());
+        }
+        rows.push((row, job.on_conflict));
+    }
+    let (keep, replace): (Vec<_>, Vec<_>) =
+        rows.into_iter().partition(|(_, m)| *m == OnConflict::Keep);
+    Ok(Plan {
+        keep: keep.into_iter().map(|r| r.0).collect(),
+        replace: replace.into_iter().map(|r| r.0).collect(),
+        slots,
+    })
+}
+
+fn resolve(plan: &Plan, returned: Vec<(Uuid, Option<String>)>) -> Result<Vec<Enqueued>> {
+    let ids: std::collections::HashSet<Uuid> = returned.iter().map(|r| r.0).collect();
+    let by_key: HashMap<String, Uuid> = returned
+        .into_iter()
+        .filter_map(|(id, k)| k.map(|k| (k, id)))
+        .collect();
+    plan.slots
+        .iter()
+        .map(|(id, key)| {
+            if ids.contains(id) {
+                return Ok(Enqueued {
+                    id: *id,
+                    inserted: true,
+                });
+            }
+            key.as_ref()
+                .and_then(|k| by_key.get(k))
+                .map(|other| Enqueued {
+                    id: *other,
+                    inserted: false,
+                })
+                .ok_or_else(|| QueueError::InvalidJob(format!("job {id} was not stored")))
+        })
+        .collect()
+}
+
+async fn insert_pg(conn: &mut PgConnection, jobs: &[NewJob], now: i64) -> Result<Vec<Enqueued>> {
+    let plan = plan(jobs, now)?;
+    let mut returned = Vec::with_capacity(jobs.len());
+    if !plan.keep.is_empty() {
+        returned.extend(PgEngine::insert(conn, &plan.keep, false, now).await?);
+    }
+    if !plan.replace.is_empty() {
+        returned.extend(PgEngine::insert(conn, &plan.replace, true, now).await?);
+    }
+    resolve(&plan, returned)
+}
+
+async fn insert_sqlite(
+    conn: &mut SqliteConnection,
+    jobs: &[NewJob],
+    now: i64,
+) -> Result<Vec<Enqueued>> {
+    let plan = plan(jobs, now)?;
+    let mut returned = Vec::with_capacity(jobs.len());
+    if !plan.keep.is_empty() {
+        returned.extend(SqliteEngine::insert(conn, &plan.keep, false, now).await?);
+    }
+    if !plan.replace.is_empty() {
+        returned.extend(SqliteEngine::insert(conn, &plan.replace, true, now).await?);
+    }
+    resolve(&plan, returned)
+}
+
+/// The URL without its password, for error messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}

@@ -1,0 +1,596 @@
+//! The SQLite engine: one writer connection (SQLite has one writer anyway), WAL so readers never
+//! wait, JSON arrays for batches, in-process wake-ups.
+
+use std::str::FromStr;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, SqliteConnection};
+use uuid::Uuid;
+
+use crate::error::{QueueError, Result};
+use crate::job::{ClaimedJob, JobFilter, JobRecord, JobState, QueueStats};
+use crate::sql::{self, CAP_CTES, CLAIM_COLUMNS, Dialect, JOB_COLUMNS, WAITING};
+use crate::store::{CronRow, InsertRow, Transition};
+
+struct Sql {
+    enqueue_keep: String,
+    enqueue_replace: String,
+    claim: String,
+    claim_capped: String,
+    finish: String,
+    reap: String,
+    replay: String,
+}
+
+static SQL: LazyLock<Sql> = LazyLock::new(|| {
+    let enqueue = |on_conflict: &str| {
+        format!(
+            "WITH input AS ( \
+               SELECT value ->> 'id' AS id, value ->> 'queue' AS queue, value ->> 'kind' AS kind, \
+                 value ->> 'payload' AS payload, value ->> 'priority' AS priority, \
+                 value ->> 'run_at' AS run_at, value ->> 'max_attempts' AS max_attempts, \
+                 value ->> 'singleton_key' AS singleton_key, value ->> 'group' AS group_key, \
+                 value ->> 'expires_at' AS expires_at, key AS ord \
+               FROM json_each($1)), \
+             keys AS (SELECT DISTINCT queue, group_key, priority FROM input), \
+             base AS (SELECT k.queue, k.group_key, k.priority, {vt} AS vt0 FROM keys k) \
+             INSERT INTO ferry_jobs AS j (id, queue, kind, payload, state, priority, vt, run_at, \
+               max_attempts, singleton_key, group_key, expires_at, created_at) \
+             SELECT i.id, i.queue, i.kind, i.payload, 'queued', i.priority, \
+               b.vt0 + row_number() OVER (PARTITION BY i.queue, i.group_key, i.priority ORDER BY i.ord) - 1, \
+               i.run_at, i.max_attempts, i.singleton_key, i.group_key, i.expires_at, $2 \
+             FROM input i JOIN base b ON b.queue = i.queue AND b.group_key = i.group_key \
+               AND b.priority = i.priority \
+             WHERE true \
+             ON CONFLICT (singleton_key) WHERE singleton_key IS NOT NULL AND state IN {WAITING} \
+             DO UPDATE SET {on_conflict} \
+             RETURNING id, singleton_key",
+            vt = sql::next_vt(Dialect::Sqlite, "k", "$2"),
+        )
+    };
+    let claimable = sql::claimable("1");
+    let claim_update = format!(
+        "UPDATE ferry_jobs AS j SET state = 'running', attempt = j.attempt + 1, lease_owner = $4, \
+           lease_until = $5, started_at = $2 \
+         FROM picked WHERE j.id = picked.id \
+         RETURNING {cols}",
+        cols = CLAIM_COLUMNS.replace("j.", "")
+    );
+    Sql {
+        enqueue_keep: enqueue("singleton_key = j.singleton_key"),
+        enqueue_replace: enqueue(
+            "payload = excluded.payload, run_at = excluded.run_at, priority = excluded.priority, \
+             expires_at = excluded.expires_at, max_attempts = excluded.max_attempts",
+        ),
+        claim: format!(
+            "WITH picked AS ( \
+               SELECT id FROM ferry_jobs WHERE {claimable} \
+               ORDER BY priority DESC, vt, id LIMIT $3) \
+             {claim_update}"
+        ),
+        // One writer: no other claim can interleave, so the room seen is the room there is.
+        claim_capped: format!(
+            "WITH {CAP_CTES} \
+             cand AS ( \
+               SELECT id, group_key, priority, vt FROM ferry_jobs WHERE {claimable} \
+                 AND group_key NOT IN (SELECT group_key FROM full_groups) \
+               ORDER BY priority DESC, vt, id LIMIT $6), \
+             ranked AS ( \
+               SELECT c.id, c.priority, c.vt, \
+                 row_number() OVER (PARTITION BY c.group_key ORDER BY c.priority DESC, c.vt, c.id) AS rn, \
+                 COALESCE(cp.cap, (SELECT cap FROM qcap)) - COALESCE(r.n, 0) AS room \
+               FROM cand c LEFT JOIN caps cp ON cp.group_key = c.group_key \
+                 LEFT JOIN running r ON r.group_key = c.group_key), \
+             picked AS ( \
+               SELECT id FROM ranked WHERE room IS NULL OR rn <= room \
+               ORDER BY priority DESC, vt, id LIMIT $3) \
+             {claim_update}"
+        ),
+        finish: sql::transition(
+            Dialect::Sqlite,
+            &format!(
+                "SELECT j.id, {next} AS next_state FROM ferry_jobs j \
+                 WHERE j.id = $2 AND j.attempt = $3 AND j.state = 'running' AND j.lease_owner = $4",
+                next = sql::next_state("j", "$5")
+            ),
+            "$1",
+            "$6",
+            "CASE WHEN $5 = 'snooze' THEN 1 ELSE 0 END",
+            "$7",
+        ),
+        reap: sql::transition(
+            Dialect::Sqlite,
+            &format!(
+                "SELECT j.id, {next} AS next_state FROM ferry_jobs j \
+                 WHERE j.state = 'running' AND j.lease_until < $1 \
+                 ORDER BY j.lease_until LIMIT 1000",
+                next = sql::next_state("j", "'retry'")
+            ),
+            "$1",
+            "$1",
+            "0",
+            "'lease expired: worker ' || COALESCE(j.lease_owner, '?') || ' stopped heartbeating'",
+        ),
+        replay: format!(
+            "UPDATE ferry_jobs AS j SET state = 'queued', attempt = 0, run_at = $2, vt = {vt}, \
+               finished_at = NULL, started_at = NULL, lease_owner = NULL, lease_until = NULL, \
+               cancel_requested = 0 \
+             WHERE j.id = $1 AND j.state IN ('dead', 'cancelled', 'expired') AND NOT {sup} \
+             RETURNING id",
+            vt = sql::next_vt(Dialect::Sqlite, "j", "$2"),
+            sup = sql::superseded("j"),
+        ),
+    }
+});
+
+#[derive(Debug, Clone)]
+pub(crate) struct SqliteEngine {
+    /// The one writer. Every statement that changes the database goes through it.
+    pub(crate) writer: SqlitePool,
+    /// Readers for listings and stats; WAL lets them run beside the writer.
+    pub(crate) reader: SqlitePool,
+}
+
+impl SqliteEngine {
+    pub(crate) async fn connect(url: &str) -> Result<SqliteEngine> {
+        let opts = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL in WAL mode loses nothing when the process dies; only a power cut may lose
+            // the last commits. It is what makes single-writer SQLite fast.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts.clone())
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts.read_only(true))
+            .await?;
+        Ok(SqliteEngine { writer, reader })
+    }
+
+    pub(crate) async fn insert(
+        conn: &mut SqliteConnection,
+        rows: &[InsertRow],
+        replace: bool,
+        now: i64,
+    ) -> Result<Vec<(Uuid, Option<String>)>> {
+        let sql = if replace {
+            &SQL.enqueue_replace
+        } else {
+            &SQL.enqueue_keep
+        };
+        let input: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "id": r.id.to_string(), "queue": r.queue, "kind": r.kind, "payload": r.payload,
+                    "priority": r.priority, "run_at": r.run_at, "max_attempts": r.max_attempts,
+                    "singleton_key": r.singleton_key, "group": r.group, "expires_at": r.expires_at,
+                })
+            })
+            .collect();
+        let out = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(serde_json::to_string(&input)?)
+            .bind(now)
+            .fetch_all(&mut *conn)
+            .await?;
+        out.iter()
+            .map(|row| Ok((uuid_at(row, 0)?, row.try_get(1)?)))
+            .collect()
+    }
+
+    pub(crate) async fn claim(
+        &self,
+        queue: &str,
+        owner: &str,
+        n: i64,
+        now: i64,
+        lease_until: i64,
+        capped: bool,
+    ) -> Result<Vec<ClaimedJob>> {
+        let sql = if capped {
+            &SQL.claim_capped
+        } else {
+            &SQL.claim
+        };
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(queue)
+            .bind(now)
+            .bind(n)
+            .bind(owner)
+            .bind(lease_until)
+            .bind(n.saturating_mul(4).max(64))
+            .fetch_all(&self.writer)
+            .await?;
+        rows.iter().map(decode_claimed).collect()
+    }
+
+    pub(crate) async fn complete(
+        &self,
+        ids: &[Uuid],
+        attempts: &[i32],
+        owner: &str,
+        now: i64,
+        delete: bool,
+    ) -> Result<u64> {
+        let done: Vec<(String, i32)> = ids
+            .iter()
+            .map(|i| i.to_string())
+            .zip(attempts.iter().copied())
+            .collect();
+        let sql = if delete {
+            "DELETE FROM ferry_jobs WHERE state = 'running' AND lease_owner = $3 AND $1 IS NOT NULL \
+               AND EXISTS (SELECT 1 FROM json_each($2) d \
+                 WHERE d.value ->> 0 = ferry_jobs.id AND d.value ->> 1 = ferry_jobs.attempt)"
+        } else {
+            "UPDATE ferry_jobs SET state = 'completed', finished_at = $1, lease_until = NULL \
+             FROM json_each($2) AS d \
+             WHERE ferry_jobs.id = d.value ->> 0 AND ferry_jobs.attempt = d.value ->> 1 \
+               AND ferry_jobs.state = 'running' AND ferry_jobs.lease_owner = $3"
+        };
+        let r = sqlx::query(sql)
+            .bind(now)
+            .bind(serde_json::to_string(&done)?)
+            .bind(owner)
+            .execute(&self.writer)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    pub(crate) async fn finish(&self, t: &Transition<'_>) -> Result<Option<JobState>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(SQL.finish.as_str()))
+            .bind(t.now)
+            .bind(t.id.to_string())
+            .bind(t.attempt)
+            .bind(t.owner)
+            .bind(t.reason)
+            .bind(t.requeue_at)
+            .bind(t.error)
+            .fetch_optional(&self.writer)
+            .await?;
+        row.map(|r| state_at(&r, 1)).transpose()
+    }
+
+    pub(crate) async fn reap(&self, now: i64) -> Result<Vec<(Uuid, JobState)>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(SQL.reap.as_str()))
+            .bind(now)
+            .fetch_all(&self.writer)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((uuid_at(r, 0)?, state_at(r, 1)?)))
+            .collect()
+    }
+
+    pub(crate) async fn heartbeat(
+        &self,
+        ids: &[Uuid],
+        owner: &str,
+        lease_until: i64,
+    ) -> Result<Vec<(Uuid, bool)>> {
+        let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+        let rows = sqlx::query(
+            "UPDATE ferry_jobs SET lease_until = $1 \
+             WHERE id IN (SELECT value FROM json_each($2)) AND state = 'running' AND lease_owner = $3 \
+             RETURNING id, cancel_requested",
+        )
+        .bind(lease_until)
+        .bind(serde_json::to_string(&ids)?)
+        .bind(owner)
+        .fetch_all(&self.writer)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((uuid_at(r, 0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    pub(crate) async fn expire(&self, now: i64) -> Result<u64> {
+        let r = sqlx::query(
+            "UPDATE ferry_jobs SET state = 'expired', finished_at = $1, \
+               last_error = 'deadline passed before the job could run' \
+             WHERE expires_at IS NOT NULL AND expires_at <= $1 AND state IN ('queued', 'retrying')",
+        )
+        .bind(now)
+        .execute(&self.writer)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    pub(crate) async fn prune(
+        &self,
+        finished_before: i64,
+        dead_before: i64,
+        limit: i64,
+    ) -> Result<u64> {
+        let r = sqlx::query(
+            "DELETE FROM ferry_jobs WHERE id IN ( \
+               SELECT id FROM (SELECT id FROM ferry_jobs WHERE state IN ('completed', 'cancelled', 'expired') \
+                  AND finished_at < $1 LIMIT $3) \
+               UNION ALL \
+               SELECT id FROM (SELECT id FROM ferry_jobs WHERE state = 'dead' AND finished_at < $2 LIMIT $3))",
+        )
+        .bind(finished_before)
+        .bind(dead_before)
+        .bind(limit)
+        .execute(&self.writer)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    pub(crate) async fn cancel(&self, id: Uuid, now: i64) -> Result<Option<JobState>> {
+        let row = sqlx::query(
+            "UPDATE ferry_jobs SET \
+               cancel_requested = (state = 'running'), \
+               finished_at = CASE WHEN state = 'running' THEN finished_at ELSE $2 END, \
+               state = CASE WHEN state = 'running' THEN 'running' ELSE 'cancelled' END \
+             WHERE id = $1 AND state IN ('queued', 'retrying', 'running') \
+             RETURNING state",
+        )
+        .bind(id.to_string())
+        .bind(now)
+        .fetch_optional(&self.writer)
+        .await?;
+        row.map(|r| state_at(&r, 0)).transpose()
+    }
+
+    pub(crate) async fn replay(&self, id: Uuid, now: i64) -> Result<bool> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(SQL.replay.as_str()))
+            .bind(id.to_string())
+            .bind(now)
+            .fetch_optional(&self.writer)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    pub(crate) async fn waiting_with_key(&self, key: &str) -> Result<Option<Uuid>> {
+        let id: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM ferry_jobs WHERE singleton_key = $1 AND state IN ('queued', 'retrying')",
+        )
+        .bind(key)
+        .fetch_optional(&self.writer)
+        .await?;
+        id.map(|s| parse_uuid(&s)).transpose()
+    }
+
+    pub(crate) async fn get(&self, id: Uuid) -> Result<Option<JobRecord>> {
+        let sql = format!("SELECT {JOB_COLUMNS} FROM ferry_jobs WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(decode_record).transpose()
+    }
+
+    pub(crate) async fn list(&self, f: &JobFilter) -> Result<Vec<JobRecord>> {
+        let sql = format!(
+            "SELECT {JOB_COLUMNS} FROM ferry_jobs WHERE ($1 IS NULL OR queue = $1) \
+               AND ($2 IS NULL OR state = $2) AND ($3 IS NULL OR kind = $3) \
+               AND ($4 IS NULL OR group_key = $4) AND ($5 IS NULL OR id > $5) \
+             ORDER BY id LIMIT $6"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(f.queue.as_deref())
+            .bind(f.state.map(JobState::as_str))
+            .bind(f.kind.as_deref())
+            .bind(f.group.as_deref())
+            .bind(f.after.map(|u| u.to_string()))
+            .bind(i64::from(f.limit))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(decode_record).collect()
+    }
+
+    pub(crate) async fn stats(&self, queue: &str, now: i64) -> Result<QueueStats> {
+        let row = sqlx::query(
+            "SELECT \
+               (SELECT count(*) FROM ferry_jobs WHERE queue = $1 AND state IN ('queued', 'retrying') AND run_at <= $2), \
+               (SELECT count(*) FROM ferry_jobs WHERE queue = $1 AND state IN ('queued', 'retrying') AND run_at > $2), \
+               (SELECT count(*) FROM ferry_jobs WHERE queue = $1 AND state = 'running'), \
+               (SELECT count(*) FROM ferry_jobs WHERE queue = $1 AND state = 'dead'), \
+               (SELECT min(run_at) FROM ferry_jobs WHERE queue = $1 AND state IN ('queued', 'retrying') AND run_at <= $2), \
+               COALESCE((SELECT paused FROM ferry_queues WHERE name = $1), 0)",
+        )
+        .bind(queue)
+        .bind(now)
+        .fetch_one(&self.reader)
+        .await?;
+        let oldest: Option<i64> = row.try_get(4)?;
+        Ok(QueueStats {
+            queue: queue.to_owned(),
+            ready: row.try_get(0)?,
+            scheduled: row.try_get(1)?,
+            running: row.try_get(2)?,
+            dead: row.try_get(3)?,
+            oldest_ready_age_ms: oldest.map(|t| (now - t).max(0)).unwrap_or(0),
+            paused: row.try_get(5)?,
+        })
+    }
+
+    pub(crate) async fn queue_names(&self) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT name FROM ferry_queues UNION \
+             SELECT DISTINCT queue FROM ferry_jobs WHERE state IN ('queued', 'retrying', 'running', 'dead') \
+             ORDER BY 1",
+        )
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    pub(crate) async fn set_paused(&self, queue: &str, paused: bool) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO ferry_queues (name, paused) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET paused = excluded.paused",
+        )
+        .bind(queue)
+        .bind(paused)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn set_queue_group_cap(&self, queue: &str, cap: Option<i32>) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO ferry_queues (name, group_max_running) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET group_max_running = excluded.group_max_running",
+        )
+        .bind(queue)
+        .bind(cap)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn set_group_cap(
+        &self,
+        queue: &str,
+        group: &str,
+        cap: Option<i32>,
+    ) -> Result<()> {
+        match cap {
+            Some(cap) => sqlx::query(
+                "INSERT INTO ferry_group_limits (queue, group_key, max_running) VALUES ($1, $2, $3) \
+                 ON CONFLICT (queue, group_key) DO UPDATE SET max_running = excluded.max_running",
+            )
+            .bind(queue)
+            .bind(group)
+            .bind(cap),
+            None => sqlx::query("DELETE FROM ferry_group_limits WHERE queue = $1 AND group_key = $2")
+                .bind(queue)
+                .bind(group),
+        }
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn has_caps(&self, queue: &str) -> Result<bool> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM ferry_group_limits WHERE queue = $1) \
+               OR EXISTS (SELECT 1 FROM ferry_queues WHERE name = $1 AND group_max_running IS NOT NULL)",
+        )
+        .bind(queue)
+        .fetch_one(&self.reader)
+        .await?)
+    }
+
+    pub(crate) async fn cron_upsert(&self, c: &CronRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO ferry_cron (name, expr, queue, kind, payload, next_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (name) DO UPDATE SET queue = excluded.queue, kind = excluded.kind, \
+               payload = excluded.payload, expr = excluded.expr, \
+               next_at = CASE WHEN ferry_cron.expr = excluded.expr THEN ferry_cron.next_at \
+                              ELSE excluded.next_at END",
+        )
+        .bind(&c.name)
+        .bind(&c.expr)
+        .bind(&c.queue)
+        .bind(&c.kind)
+        .bind(&c.payload)
+        .bind(c.next_at)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn cron_due(&self, now: i64) -> Result<Vec<CronRow>> {
+        let rows = sqlx::query(
+            "SELECT name, expr, queue, kind, payload, next_at FROM ferry_cron WHERE next_at <= $1",
+        )
+        .bind(now)
+        .fetch_all(&self.writer)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CronRow {
+                    name: r.try_get(0)?,
+                    expr: r.try_get(1)?,
+                    queue: r.try_get(2)?,
+                    kind: r.try_get(3)?,
+                    payload: r.try_get(4)?,
+                    next_at: r.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn cron_advance(
+        conn: &mut SqliteConnection,
+        name: &str,
+        due: i64,
+        next: i64,
+    ) -> Result<bool> {
+        let r = sqlx::query("UPDATE ferry_cron SET next_at = $3 WHERE name = $1 AND next_at = $2")
+            .bind(name)
+            .bind(due)
+            .bind(next)
+            .execute(conn)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+}
+
+fn parse_uuid(s: &str) -> Result<Uuid> {
+    Uuid::parse_str(s).map_err(|e| QueueError::Database(sqlx::Error::Decode(Box::new(e))))
+}
+
+fn uuid_at(row: &SqliteRow, i: usize) -> Result<Uuid> {
+    let s: String = row.try_get(i)?;
+    parse_uuid(&s)
+}
+
+fn state_at(row: &SqliteRow, i: usize) -> Result<JobState> {
+    let s: String = row.try_get(i)?;
+    JobState::parse(&s)
+        .ok_or_else(|| sqlx::Error::Decode(format!("unknown job state {s:?}").into()).into())
+}
+
+fn decode_claimed(r: &SqliteRow) -> Result<ClaimedJob> {
+    Ok(ClaimedJob {
+        id: uuid_at(r, 0)?,
+        queue: r.try_get(1)?,
+        kind: r.try_get(2)?,
+        payload: r.try_get(3)?,
+        priority: r.try_get(4)?,
+        vt: r.try_get(5)?,
+        attempt: r.try_get(6)?,
+        max_attempts: r.try_get(7)?,
+        group_key: r.try_get(8)?,
+        singleton_key: r.try_get(9)?,
+        created_at: r.try_get(10)?,
+    })
+}
+
+fn decode_record(r: &SqliteRow) -> Result<JobRecord> {
+    let payload: String = r.try_get(3)?;
+    Ok(JobRecord {
+        id: uuid_at(r, 0)?,
+        queue: r.try_get(1)?,
+        kind: r.try_get(2)?,
+        payload: serde_json::from_str(&payload)?,
+        state: state_at(r, 4)?,
+        priority: r.try_get(5)?,
+        run_at: r.try_get(6)?,
+        attempt: r.try_get(7)?,
+        max_attempts: r.try_get(8)?,
+        singleton_key: r.try_get(9)?,
+        group_key: r.try_get(10)?,
+        expires_at: r.try_get(11)?,
+        lease_owner: r.try_get(12)?,
+        lease_until: r.try_get(13)?,
+        cancel_requested: r.try_get(14)?,
+        last_error: r.try_get(15)?,
+        created_at: r.try_get(16)?,
+        started_at: r.try_get(17)?,
+        finished_at: r.try_get(18)?,
+    })
+}

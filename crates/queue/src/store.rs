@@ -1,0 +1,42 @@
+//! Plain rows passed between the queue API and the engines.
+
+use uuid::Uuid;
+
+/// One row to insert, times already resolved.
+#[derive(Debug, Clone)]
+pub(crate) struct InsertRow {
+    pub id: Uuid,
+    pub queue: String,
+    pub kind: String,
+    pub payload: String,
+    pub priority: i16,
+    pub run_at: i64,
+    pub max_attempts: i32,
+    pub singleton_key: Option<String>,
+    pub group: String,
+    pub expires_at: Option<i64>,
+}
+
+/// A running job leaving the running state for another reason than success.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Transition<'a> {
+    pub now: i64,
+    pub id: Uuid,
+    pub attempt: i32,
+    pub owner: &'a str,
+    /// `retry`, `dead`, `snooze` or `cancel`.
+    pub reason: &'a str,
+    pub requeue_at: i64,
+    pub error: Option<&'a str>,
+}
+
+/// A cron schedule as stored.
+#[derive(Debug, Clone)]
+pub(crate) struct CronRow {
+    pub name: String,
+    pub expr: String,
+    pub queue: String,
+    pub kind: String,
+    pub payload: String,
+    pub next_at: i64,
+}

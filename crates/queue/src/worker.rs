@@ -1,0 +1,654 @@
+//! Workers: typed handlers by kind, a concurrency limit, heartbeats, batched acknowledgements,
+//! maintenance (lease reaper, deadlines, cron, retention) and graceful shutdown.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use serde::de::DeserializeOwned;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use uuid::Uuid;
+
+use crate::backoff::Backoff;
+use crate::error::Result;
+use crate::job::{ClaimedJob, DEFAULT_QUEUE, Job, JobState, Outcome};
+use crate::queue::Queue;
+
+/// What a handler knows about the job it runs.
+#[derive(Debug, Clone)]
+pub struct JobContext {
+    pub id: Uuid,
+    pub queue: String,
+    pub kind: String,
+    pub group: String,
+    /// 1 on the first run.
+    pub attempt: i32,
+    pub max_attempts: i32,
+    /// Fires when the job is cancelled, its lease is lost, or the worker is shutting down and
+    /// the grace period is over. A handler should return soon after.
+    pub cancel: CancellationToken,
+}
+
+/// Why a handler did not succeed. Any `std::error::Error` converts into a retryable failure,
+/// so handlers can use `?`.
+pub enum JobError {
+    /// Run again after the backoff, or after `after` (a Retry-After); dead when attempts run out.
+    Retry {
+        message: String,
+        after: Option<Duration>,
+    },
+    /// Never retry: the job can not succeed (a payload that makes no sense).
+    Fatal(String),
+    /// Run again after this delay without spending an attempt (an open circuit breaker).
+    Snooze(Duration),
+}
+
+impl JobError {
+    pub fn retry(e: impl fmt::Display) -> Self {
+        JobError::Retry {
+            message: e.to_string(),
+            after: None,
+        }
+    }
+    pub fn retry_after(e: impl fmt::Display, after: Duration) -> Self {
+        JobError::Retry {
+            message: e.to_string(),
+            after: Some(after),
+        }
+    }
+    pub fn fatal(e: impl fmt::Display) -> Self {
+        JobError::Fatal(e.to_string())
+    }
+    pub fn snooze(delay: Duration) -> Self {
+        JobError::Snooze(delay)
+    }
+}
+
+impl<E: std::error::Error> From<E> for JobError {
+    fn from(e: E) -> Self {
+        JobError::retry(e)
+    }
+}
+
+impl fmt::Debug for JobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JobError::Retry { message, after } => write!(f, "Retry({message:?}, {after:?})"),
+            JobError::Fatal(m) => write!(f, "Fatal({m:?})"),
+            JobError::Snooze(d) => write!(f, "Snooze({d:?})"),
+        }
+    }
+}
+
+type BoxFuture = Pin<Box<dyn Future<Output = std::result::Result<(), JobError>> + Send>>;
+type Handler = Arc<dyn Fn(&str, JobContext) -> BoxFuture + Send + Sync>;
+
+/// Periodic upkeep every worker runs (all of it is safe to run from many workers at once).
+#[derive(Debug, Clone)]
+pub struct Maintenance {
+    pub enabled: bool,
+    /// How often to requeue lapsed leases, expire deadlines and fire cron.
+    pub interval: Duration,
+    /// How often to prune finished jobs.
+    pub prune_every: Duration,
+    /// How long completed, cancelled and expired jobs are kept. Zero deletes a job as soon as
+    /// it completes (the fastest; nothing left to inspect).
+    pub keep_finished: Duration,
+    /// How long dead jobs are kept for inspection and replay.
+    pub keep_dead: Duration,
+}
+
+impl Default for Maintenance {
+    fn default() -> Self {
+        Maintenance {
+            enabled: true,
+            interval: Duration::from_secs(1),
+            prune_every: Duration::from_secs(60),
+            keep_finished: Duration::from_secs(3600),
+            keep_dead: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    pub queues: Vec<String>,
+    /// Handlers running at once.
+    pub concurrency: usize,
+    /// Most jobs claimed by one statement.
+    pub claim_batch: usize,
+    /// Acknowledge finished jobs in batches (one statement for many). Off: one claim and one
+    /// acknowledgement per job, each its own transaction.
+    pub batch: bool,
+    /// A claimed job's lease; the heartbeat renews it, a dead worker's jobs are reclaimed
+    /// once it lapses. Default 5 s with a 1 s heartbeat and reaper: a killed worker's job runs
+    /// again elsewhere within about 7 s.
+    pub lease: Duration,
+    pub heartbeat: Duration,
+    /// Claim attempts when no wake-up came (also how soon scheduled jobs are seen).
+    pub poll_interval: Duration,
+    pub backoff: Backoff,
+    /// How long a graceful shutdown waits for running handlers before cancelling them.
+    pub shutdown_grace: Duration,
+    pub maintenance: Maintenance,
+    /// LISTEN for other processes' wake-ups (PostgreSQL). Off behind PgBouncer transaction mode.
+    pub listen: bool,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions {
+            queues: vec![DEFAULT_QUEUE.to_owned()],
+            concurrency: 16,
+            claim_batch: 100,
+            batch: true,
+            lease: Duration::from_secs(5),
+            heartbeat: Duration::from_secs(1),
+            poll_interval: Duration::from_millis(500),
+            backoff: Backoff::default(),
+            shutdown_grace: Duration::from_secs(10),
+            maintenance: Maintenance::default(),
+            listen: true,
+        }
+    }
+}
+
+pub struct WorkerBuilder {
+    queue: Queue,
+    opts: WorkerOptions,
+    handlers: HashMap<String, Handler>,
+}
+
+impl WorkerBuilder {
+    pub fn options(mut self, opts: WorkerOptions) -> Self {
+        self.opts = opts;
+        self
+    }
+    pub fn queues(mut self, queues: &[&str]) -> Self {
+        self.opts.queues = queues.iter().map(|q| (*q).to_owned()).collect();
+        self
+    }
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.opts.concurrency = n.max(1);
+        self
+    }
+
+    /// Registers the handler of `kind`; its payload is decoded as `P` (a payload that does not
+    /// decode makes the job dead at once: it would never decode).
+    pub fn handle<P, F, Fut>(mut self, kind: &str, f: F) -> Self
+    where
+        P: DeserializeOwned + Send + 'static,
+        F: Fn(P, JobContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<(), JobError>> + Send + 'static,
+    {
+        let f = Arc::new(f);
+        let h: Handler = Arc::new(move |payload: &str, ctx: JobContext| {
+            let decoded = serde_json::from_str::<P>(payload);
+            let f = f.clone();
+            Box::pin(async move {
+                match decoded {
+                    Ok(p) => f(p, ctx).await,
+                    Err(e) => Err(JobError::Fatal(format!("payload does not decode: {e}"))),
+                }
+            })
+        });
+        self.handlers.insert(kind.to_owned(), h);
+        self
+    }
+
+    /// Registers the handler of a typed [`Job`].
+    pub fn register<J, F, Fut>(self, f: F) -> Self
+    where
+        J: Job,
+        F: Fn(J, JobContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<(), JobError>> + Send + 'static,
+    {
+        self.handle::<J, F, Fut>(J::KIND, f)
+    }
+
+    pub fn build(self) -> Worker {
+        Worker {
+            inner: Arc::new(WorkerInner {
+                id: worker_id(),
+                queue: self.queue,
+                opts: self.opts,
+                handlers: self.handlers,
+                in_flight: Mutex::default(),
+            }),
+        }
+    }
+}
+
+struct InFlight {
+    attempt: i32,
+    cancel: CancellationToken,
+}
+
+struct WorkerInner {
+    id: String,
+    queue: Queue,
+    opts: WorkerOptions,
+    handlers: HashMap<String, Handler>,
+    in_flight: Mutex<HashMap<Uuid, InFlight>>,
+}
+
+/// Runs jobs. Cheap to clone.
+#[derive(Clone)]
+pub struct Worker {
+    inner: Arc<WorkerInner>,
+}
+
+struct Done {
+    id: Uuid,
+    attempt: i32,
+    outcome: Outcome,
+}
+
+impl Worker {
+    pub fn builder(queue: Queue) -> WorkerBuilder {
+        WorkerBuilder {
+            queue,
+            opts: WorkerOptions::default(),
+            handlers: HashMap::new(),
+        }
+    }
+
+    /// This worker's lease owner id: host, pid and a random suffix.
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    /// Claims and runs one ready job of the worker's queues, in this task, and records its
+    /// outcome. For deterministic tests: no heartbeat, no maintenance.
+    pub async fn run_one(&self) -> Result<Option<(Uuid, JobState)>> {
+        for q in &self.inner.opts.queues {
+            let mut jobs = self
+                .inner
+                .queue
+                .claim(q, &self.inner.id, 1, self.inner.opts.lease)
+                .await?;
+            if let Some(job) = jobs.pop() {
+                let token = CancellationToken::new();
+                let (id, attempt) = (job.id, job.attempt);
+                let outcome = self.inner.execute(job, token).await;
+                let state = self
+                    .inner
+                    .queue
+                    .finish(
+                        &self.inner.id,
+                        id,
+                        attempt,
+                        &outcome,
+                        &self.inner.opts.backoff,
+                    )
+                    .await?;
+                return Ok(Some((id, state.unwrap_or(JobState::Running))));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Runs ready jobs one by one until none is ready; returns how many ran.
+    pub async fn drain(&self) -> Result<usize> {
+        let mut n = 0;
+        while self.run_one().await?.is_some() {
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Runs until `shutdown` fires, then stops claiming, lets running handlers finish within
+    /// the grace period, cancels the rest and puts their jobs back in line without spending an
+    /// attempt.
+    pub async fn run(&self, shutdown: CancellationToken) -> Result<()> {
+        let w = &self.inner;
+        let stop_claiming = shutdown.child_token();
+        let background = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let handlers = TaskTracker::new();
+        let listener = w.opts.listen.then(|| w.queue.listen());
+
+        let (done_tx, done_rx) = mpsc::unbounded_channel::<Done>();
+        let acker_stop = CancellationToken::new();
+        let acker = tokio::spawn(self.clone().ack_loop(done_rx, acker_stop.clone()));
+        tasks.spawn(self.clone().heartbeat_loop(background.clone()));
+        tasks.spawn(self.clone().cancel_loop(background.clone()));
+        if w.opts.maintenance.enabled {
+            tasks.spawn(self.clone().maintenance_loop(background.clone()));
+        }
+        let permits = Arc::new(Semaphore::new(w.opts.concurrency));
+        let mut claimers = Vec::new();
+        for q in w.opts.queues.clone() {
+            claimers.push(tokio::spawn(self.clone().claim_loop(
+                q,
+                permits.clone(),
+                handlers.clone(),
+                done_tx.clone(),
+                stop_claiming.clone(),
+            )));
+        }
+        drop(done_tx);
+        for c in claimers {
+            let _ = c.await;
+        }
+
+        // Shutdown: wait for handlers, then cancel the stragglers and wait once more.
+        handlers.close();
+        if tokio::time::timeout(w.opts.shutdown_grace, handlers.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(worker = %w.id, "grace period over; cancelling running handlers");
+            for f in w.lock_in_flight().values() {
+                f.cancel.cancel();
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(1), handlers.wait()).await;
+        }
+        // Every handler that ended has sent its outcome: record them all, then stop the acker
+        // (a handler that ignores cancellation still holds a sender).
+        acker_stop.cancel();
+        let _ = acker.await;
+        // Anything still held (a handler that ignored cancellation) goes back in line.
+        let left: Vec<(Uuid, i32)> = w
+            .lock_in_flight()
+            .iter()
+            .map(|(id, f)| (*id, f.attempt))
+            .collect();
+        for (id, attempt) in left {
+            let release = Outcome::Snoozed {
+                delay: Duration::ZERO,
+            };
+            if let Err(e) = w
+                .queue
+                .finish(&w.id, id, attempt, &release, &w.opts.backoff)
+                .await
+            {
+                tracing::error!(error = %e, %id, "could not release job at shutdown; its lease will lapse");
+            }
+        }
+        background.cancel();
+        tasks.close();
+        tasks.wait().await;
+        if let Some(l) = listener {
+            l.abort();
+        }
+        Ok(())
+    }
+
+    async fn claim_loop(
+        self,
+        queue: String,
+        permits: Arc<Semaphore>,
+        handlers: TaskTracker,
+        done: mpsc::UnboundedSender<Done>,
+        stop: CancellationToken,
+    ) {
+        let w = &self.inner;
+        let waker = w.queue.waker(&queue);
+        let batch = if w.opts.batch {
+            w.opts.claim_batch.max(1)
+        } else {
+            1
+        };
+        let mut failures = 0u32;
+        while !stop.is_cancelled() {
+            // Wait for one free slot, then take as many more as are free.
+            let first = tokio::select! {
+                p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+                _ = stop.cancelled() => return,
+            };
+            let mut slots = vec![first];
+            while slots.len() < batch {
+                match permits.clone().try_acquire_owned() {
+                    Ok(p) => slots.push(p),
+                    Err(_) => break,
+                }
+            }
+            let wanted = slots.len();
+            let notified = waker.notified();
+            let jobs = match w.queue.claim(&queue, &w.id, wanted, w.opts.lease).await {
+                Ok(jobs) => {
+                    failures = 0;
+                    jobs
+                }
+                Err(e) => {
+                    failures += 1;
+                    tracing::error!(error = %e, queue, "claim failed");
+                    let pause = w.opts.poll_interval * failures.min(10);
+                    drop(slots);
+                    tokio::select! { _ = tokio::time::sleep(pause) => {}, _ = stop.cancelled() => return }
+                    continue;
+                }
+            };
+            let got = jobs.len();
+            for job in jobs {
+                let Some(permit) = slots.pop() else { break };
+                let token = CancellationToken::new();
+                w.lock_in_flight().insert(
+                    job.id,
+                    InFlight {
+                        attempt: job.attempt,
+                        cancel: token.clone(),
+                    },
+                );
+                let this = self.clone();
+                let done = done.clone();
+                handlers.spawn(async move {
+                    let (id, attempt) = (job.id, job.attempt);
+                    let outcome = this.inner.execute(job, token).await;
+                    drop(permit);
+                    if this.inner.opts.batch {
+                        let _ = done.send(Done {
+                            id,
+                            attempt,
+                            outcome,
+                        });
+                    } else {
+                        this.inner
+                            .record(vec![Done {
+                                id,
+                                attempt,
+                                outcome,
+                            }])
+                            .await;
+                    }
+                });
+            }
+            drop(slots);
+            if got < wanted {
+                // The queue is drained (or paused): sleep until woken or the poll interval.
+                tokio::select! {
+                    _ = notified => {}
+                    _ = tokio::time::sleep(w.opts.poll_interval) => {}
+                    _ = stop.cancelled() => return,
+                }
+            }
+        }
+    }
+
+    async fn ack_loop(self, mut rx: mpsc::UnboundedReceiver<Done>, stop: CancellationToken) {
+        loop {
+            let first = tokio::select! {
+                d = rx.recv() => match d { Some(d) => d, None => return },
+                _ = stop.cancelled() => match rx.try_recv() { Ok(d) => d, Err(_) => return },
+            };
+            let mut batch = vec![first];
+            while batch.len() < 2_000 {
+                match rx.try_recv() {
+                    Ok(d) => batch.push(d),
+                    Err(_) => break,
+                }
+            }
+            self.inner.record(batch).await;
+        }
+    }
+
+    async fn heartbeat_loop(self, stop: CancellationToken) {
+        let w = &self.inner;
+        let mut tick = tokio::time::interval(w.opts.heartbeat);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! { _ = tick.tick() => {}, _ = stop.cancelled() => return }
+            let ids: Vec<Uuid> = w.lock_in_flight().keys().copied().collect();
+            if ids.is_empty() {
+                continue;
+            }
+            match w.queue.heartbeat(&w.id, &ids, w.opts.lease).await {
+                Ok(held) => {
+                    let held: HashMap<Uuid, bool> = held.into_iter().collect();
+                    let in_flight = w.lock_in_flight();
+                    for id in ids {
+                        match (held.get(&id), in_flight.get(&id)) {
+                            // Cancel requested, or the lease was lost (someone else may run it).
+                            (Some(true), Some(f)) | (None, Some(f)) => f.cancel.cancel(),
+                            _ => {}
+                        }
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "heartbeat failed; leases may lapse"),
+            }
+        }
+    }
+
+    async fn cancel_loop(self, stop: CancellationToken) {
+        let mut rx = self.inner.queue.cancellations();
+        loop {
+            let id = tokio::select! {
+                r = rx.recv() => match r {
+                    Ok(id) => id,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return,
+                },
+                _ = stop.cancelled() => return,
+            };
+            if let Some(f) = self.inner.lock_in_flight().get(&id) {
+                f.cancel.cancel();
+            }
+        }
+    }
+
+    async fn maintenance_loop(self, stop: CancellationToken) {
+        let w = &self.inner;
+        let m = &w.opts.maintenance;
+        let mut tick = tokio::time::interval(m.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_prune = tokio::time::Instant::now();
+        loop {
+            tokio::select! { _ = tick.tick() => {}, _ = stop.cancelled() => return }
+            if let Err(e) = w.queue.reap_expired_leases().await {
+                tracing::error!(error = %e, "lease reaper failed");
+            }
+            if let Err(e) = w.queue.expire_deadlines().await {
+                tracing::error!(error = %e, "deadline expiry failed");
+            }
+            if let Err(e) = w.queue.cron_tick().await {
+                tracing::error!(error = %e, "cron tick failed");
+            }
+            if last_prune.elapsed() >= m.prune_every {
+                last_prune = tokio::time::Instant::now();
+                match w.queue.prune(m.keep_finished, m.keep_dead).await {
+                    Ok(n) if n > 0 => tracing::info!(pruned = n, "pruned finished jobs"),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "prune failed"),
+                }
+            }
+        }
+    }
+}
+
+impl WorkerInner {
+    fn lock_in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, InFlight>> {
+        self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn execute(&self, job: ClaimedJob, cancel: CancellationToken) -> Outcome {
+        let Some(handler) = self.handlers.get(&job.kind) else {
+            return Outcome::Failed {
+                error: format!("no handler for kind {:?} on worker {}", job.kind, self.id),
+                retry_in: None,
+            };
+        };
+        let ctx = JobContext {
+            id: job.id,
+            queue: job.queue,
+            kind: job.kind,
+            group: job.group_key,
+            attempt: job.attempt,
+            max_attempts: job.max_attempts,
+            cancel: cancel.clone(),
+        };
+        let result = AssertUnwindSafe(handler(&job.payload, ctx))
+            .catch_unwind()
+            .await;
+        match result {
+            Ok(Ok(())) => Outcome::Completed,
+            Ok(Err(_)) if cancel.is_cancelled() => Outcome::Cancelled,
+            Ok(Err(JobError::Retry { message, after })) => Outcome::Failed {
+                error: message,
+                retry_in: after,
+            },
+            Ok(Err(JobError::Fatal(error))) => Outcome::Fatal { error },
+            Ok(Err(JobError::Snooze(delay))) => Outcome::Snoozed { delay },
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".to_owned());
+                Outcome::Failed {
+                    error: format!("handler panicked: {msg}"),
+                    retry_in: None,
+                }
+            }
+        }
+    }
+
+    /// Writes outcomes: all successes in one statement, the rest one by one.
+    async fn record(&self, batch: Vec<Done>) {
+        let delete = self.opts.maintenance.keep_finished.is_zero();
+        let ok: Vec<(Uuid, i32)> = batch
+            .iter()
+            .filter(|d| d.outcome == Outcome::Completed)
+            .map(|d| (d.id, d.attempt))
+            .collect();
+        if let Err(e) = self.queue.complete(&self.id, &ok, delete).await {
+            // The jobs stay running; their leases lapse and they run again (at-least-once).
+            tracing::error!(error = %e, count = ok.len(), "could not record completed jobs");
+        }
+        for d in batch.iter().filter(|d| d.outcome != Outcome::Completed) {
+            match self
+                .queue
+                .finish(&self.id, d.id, d.attempt, &d.outcome, &self.opts.backoff)
+                .await
+            {
+                Ok(Some(JobState::Dead)) => {
+                    tracing::warn!(id = %d.id, outcome = ?d.outcome, "job is dead")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, id = %d.id, "could not record job outcome"),
+            }
+        }
+        let mut in_flight = self.lock_in_flight();
+        for d in &batch {
+            in_flight.remove(&d.id);
+        }
+    }
+}
+
+fn worker_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "host".to_owned());
+    format!(
+        "{host}:{}:{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    )
+}

@@ -1,0 +1,132 @@
+//! A fresh database per test: a temporary SQLite file, or a new PostgreSQL database that is
+//! dropped afterwards. Outside CI a missing PostgreSQL server skips with a message; under
+//! `CI=true` it fails the test.
+
+use std::sync::Arc;
+
+use ferry_queue::{FakeClock, Queue, QueueOptions};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestDb {
+    pub url: String,
+    pub clock: FakeClock,
+    _dir: Option<tempfile::TempDir>,
+    pg: Option<(String, String)>,
+}
+
+pub fn admin_url() -> String {
+    std::env::var("FERRY_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> Option<TestDb> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite:{}", dir.path().join("ferry.db").display());
+                Some(TestDb {
+                    url,
+                    clock: FakeClock::default(),
+                    _dir: Some(dir),
+                    pg: None,
+                })
+            }
+            Backend::Postgres => {
+                let admin = admin_url();
+                let name = format!("ferry_test_{}", uuid::Uuid::now_v7().simple());
+                let created = async {
+                    let mut conn =
+                        <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await?;
+                    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                        .execute(&mut conn)
+                        .await?;
+                    Ok::<_, sqlx::Error>(())
+                }
+                .await;
+                if let Err(e) = created {
+                    if std::env::var("CI").is_ok_and(|v| v == "true") {
+                        panic!("CI=true but PostgreSQL at {admin} is not usable: {e}");
+                    }
+                    eprintln!("SKIPPED: PostgreSQL test, no server at {admin}: {e}");
+                    return None;
+                }
+                let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+                let url = format!("{base}/{name}");
+                Some(TestDb {
+                    url,
+                    clock: FakeClock::default(),
+                    _dir: None,
+                    pg: Some((admin, name)),
+                })
+            }
+        }
+    }
+
+    pub async fn queue(&self) -> Queue {
+        let opts = QueueOptions {
+            clock: Arc::new(self.clock.clone()),
+            ..QueueOptions::default()
+        };
+        Queue::connect_with(&self.url, opts)
+            .await
+            .expect("open queue")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((admin, name)) = self.pg.take() else {
+            return;
+        };
+        // Drop runs outside async; a small runtime on its own thread does the cleanup.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            if let Ok(rt) = rt {
+                rt.block_on(async {
+                    if let Ok(mut c) =
+                        <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await
+                    {
+                        let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut c).await;
+                    }
+                });
+            }
+        })
+        .join();
+    }
+}
+
+/// Runs each listed case on both engines.
+#[macro_export]
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(db) = $crate::db::TestDb::new($crate::db::Backend::Sqlite).await {
+                        super::$name(db).await;
+                    }
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(db) = $crate::db::TestDb::new($crate::db::Backend::Postgres).await {
+                        super::$name(db).await;
+                    }
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,112 @@
+use std::time::Duration;
+
+use ferry_queue::{JobState, NewJob};
+use serde_json::json;
+
+use crate::db::TestDb;
+use crate::{LEASE, claim, state};
+
+crate::conformance!(
+    lapsed_lease_requeues_with_attempt_counted,
+    heartbeat_keeps_the_lease,
+    lost_lease_makes_late_acks_harmless,
+    lapsed_lease_on_last_attempt_is_dead,
+);
+
+async fn lapsed_lease_requeues_with_attempt_counted(db: TestDb) {
+    let q = db.queue().await;
+    let job = q
+        .enqueue(NewJob::new("k", &json!({})).unwrap().max_attempts(5))
+        .await
+        .unwrap();
+    claim(&q, 1).await;
+    db.clock.advance(LEASE - Duration::from_millis(1));
+    assert!(
+        q.reap_expired_leases().await.unwrap().is_empty(),
+        "lease still valid"
+    );
+    db.clock.advance(Duration::from_millis(2));
+    let reaped = q.reap_expired_leases().await.unwrap();
+    assert_eq!(reaped, vec![(job.id, JobState::Retrying)]);
+    let rec = q.get(job.id).await.unwrap().unwrap();
+    assert_eq!(rec.attempt, 1);
+    assert!(rec.last_error.unwrap().contains("lease expired"));
+    let again = claim(&q, 1).await;
+    assert_eq!(again[0].id, job.id);
+    assert_eq!(again[0].attempt, 2);
+}
+
+async fn heartbeat_keeps_the_lease(db: TestDb) {
+    let q = db.queue().await;
+    let job = q
+        .enqueue(NewJob::new("k", &json!({})).unwrap())
+        .await
+        .unwrap();
+    claim(&q, 1).await;
+    for _ in 0..5 {
+        db.clock.advance(Duration::from_secs(4));
+        let held = q.heartbeat("tester", &[job.id], LEASE).await.unwrap();
+        assert_eq!(held, vec![(job.id, false)]);
+        assert!(q.reap_expired_leases().await.unwrap().is_empty());
+    }
+    // Someone else's heartbeat does not count.
+    assert!(
+        q.heartbeat("intruder", &[job.id], LEASE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(state(&q, job.id).await, JobState::Running);
+}
+
+async fn lost_lease_makes_late_acks_harmless(db: TestDb) {
+    let q = db.queue().await;
+    let job = q
+        .enqueue(NewJob::new("k", &json!({})).unwrap())
+        .await
+        .unwrap();
+    let first = claim(&q, 1).await.remove(0);
+    db.clock.advance(LEASE * 2);
+    q.reap_expired_leases().await.unwrap();
+    let second = q
+        .claim("default", "other-worker", 1, LEASE)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(second.attempt, 2);
+    // The first worker wakes up late: its heartbeat and completion change nothing.
+    assert!(
+        q.heartbeat("tester", &[job.id], LEASE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        q.complete("tester", &[(first.id, first.attempt)], false)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(state(&q, job.id).await, JobState::Running);
+    assert_eq!(
+        q.complete("other-worker", &[(second.id, second.attempt)], false)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(state(&q, job.id).await, JobState::Completed);
+}
+
+async fn lapsed_lease_on_last_attempt_is_dead(db: TestDb) {
+    let q = db.queue().await;
+    let job = q
+        .enqueue(NewJob::new("k", &json!({})).unwrap().max_attempts(1))
+        .await
+        .unwrap();
+    claim(&q, 1).await;
+    db.clock.advance(LEASE * 2);
+    assert_eq!(
+        q.reap_expired_leases().await.unwrap(),
+        vec![(job.id, JobState::Dead)]
+    );
+}

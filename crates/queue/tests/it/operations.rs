@@ -1,0 +1,203 @@
+use std::time::Duration;
+
+use ferry_queue::{Cancelled, JobState, NewJob};
+use serde_json::json;
+
+use crate::db::TestDb;
+use crate::{claim, state};
+
+crate::conformance!(
+    deadline_expires_a_waiting_job,
+    cron_fires_once_per_tick_across_processes,
+    pause_and_resume,
+    cancel_waiting_job_never_runs,
+    retention_prunes_finished_and_keeps_dead_longer,
+    stats_per_queue,
+);
+
+async fn deadline_expires_a_waiting_job(db: TestDb) {
+    let q = db.queue().await;
+    let job = q
+        .enqueue(
+            NewJob::new("k", &json!({}))
+                .unwrap()
+                .run_in(Duration::from_secs(20))
+                .expires_in(Duration::from_secs(10)),
+        )
+        .await
+        .unwrap();
+    let fresh = q
+        .enqueue(
+            NewJob::new("k", &json!({}))
+                .unwrap()
+                .expires_in(Duration::from_secs(60)),
+        )
+        .await
+        .unwrap();
+    db.clock.advance(Duration::from_secs(25));
+    let got = claim(&q, 10).await;
+    assert_eq!(got.len(), 1, "the expired job is never claimed");
+    assert_eq!(got[0].id, fresh.id);
+    assert_eq!(q.expire_deadlines().await.unwrap(), 1);
+    assert_eq!(state(&q, job.id).await, JobState::Expired);
+}
+
+async fn cron_fires_once_per_tick_across_processes(db: TestDb) {
+    // Two queue handles with their own pools stand for two worker processes.
+    let a = db.queue().await;
+    let b = db.queue().await;
+    let job = NewJob::new("reconcile", &json!({"full": false}))
+        .unwrap()
+        .queue("maintenance");
+    a.register_cron("reconcile", "* * * * *", &job)
+        .await
+        .unwrap();
+    b.register_cron("reconcile", "* * * * *", &job)
+        .await
+        .unwrap();
+    assert!(a.cron_tick().await.unwrap().is_empty(), "not due yet");
+    let mut total = 0;
+    for minute in 1..=3 {
+        db.clock.advance(Duration::from_secs(60));
+        let (ra, rb) = tokio::join!(a.cron_tick(), b.cron_tick());
+        let fired = ra.unwrap().len() + rb.unwrap().len();
+        assert_eq!(fired, 1, "minute {minute}");
+        total += fired;
+        // The job is claimed and done, so the next tick's job is a new one.
+        let got = a.claim("maintenance", "w", 10, crate::LEASE).await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].kind, "reconcile");
+        a.complete("w", &[(got[0].id, got[0].attempt)], false)
+            .await
+            .unwrap();
+    }
+    assert_eq!(total, 3);
+    assert!(a.register_cron("bad", "not a cron", &job).await.is_err());
+}
+
+async fn pause_and_resume(db: TestDb) {
+    let q = db.queue().await;
+    q.pause("default").await.unwrap();
+    q.enqueue(NewJob::new("k", &json!({})).unwrap())
+        .await
+        .unwrap();
+    assert!(claim(&q, 10).await.is_empty());
+    let s = q.stats("default").await.unwrap();
+    assert!(s.paused);
+    assert_eq!(s.ready, 1);
+    // Other queues are not affected.
+    q.enqueue(NewJob::new("k", &json!({})).unwrap().queue("other"))
+        .await
+        .unwrap();
+    assert_eq!(
+        q.claim("other", "t", 10, crate::LEASE).await.unwrap().len(),
+        1
+    );
+    q.resume("default").await.unwrap();
+    assert_eq!(claim(&q, 10).await.len(), 1);
+}
+
+async fn cancel_waiting_job_never_runs(db: TestDb) {
+    let q = db.queue().await;
+    let job = q
+        .enqueue(NewJob::new("k", &json!({})).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(q.cancel(job.id).await.unwrap(), Cancelled::Cancelled);
+    assert!(claim(&q, 10).await.is_empty());
+    assert_eq!(state(&q, job.id).await, JobState::Cancelled);
+    assert_eq!(
+        q.cancel(job.id).await.unwrap(),
+        Cancelled::AlreadyFinished(JobState::Cancelled)
+    );
+    assert!(q.cancel(uuid::Uuid::now_v7()).await.is_err());
+}
+
+async fn retention_prunes_finished_and_keeps_dead_longer(db: TestDb) {
+    let q = db.queue().await;
+    let done = q
+        .enqueue(NewJob::new("k", &json!({})).unwrap())
+        .await
+        .unwrap();
+    let dies = q
+        .enqueue(NewJob::new("k", &json!({})).unwrap().max_attempts(1))
+        .await
+        .unwrap();
+    let waits = q
+        .enqueue(
+            NewJob::new("k", &json!({}))
+                .unwrap()
+                .run_in(Duration::from_secs(86_400 * 30)),
+        )
+        .await
+        .unwrap();
+    let jobs = claim(&q, 10).await;
+    for j in &jobs {
+        if j.id == done.id {
+            q.complete("tester", &[(j.id, j.attempt)], false)
+                .await
+                .unwrap();
+        } else {
+            let fatal = ferry_queue::Outcome::Fatal { error: "x".into() };
+            q.finish(
+                "tester",
+                j.id,
+                j.attempt,
+                &fatal,
+                &ferry_queue::Backoff::default(),
+            )
+            .await
+            .unwrap();
+        }
+    }
+    let keep_finished = Duration::from_secs(3600);
+    let keep_dead = Duration::from_secs(7 * 86_400);
+    assert_eq!(q.prune(keep_finished, keep_dead).await.unwrap(), 0);
+    db.clock.advance(Duration::from_secs(3601));
+    assert_eq!(q.prune(keep_finished, keep_dead).await.unwrap(), 1);
+    assert!(q.get(done.id).await.unwrap().is_none());
+    assert_eq!(state(&q, dies.id).await, JobState::Dead);
+    db.clock.advance(keep_dead);
+    assert_eq!(q.prune(keep_finished, keep_dead).await.unwrap(), 1);
+    assert!(q.get(dies.id).await.unwrap().is_none());
+    assert_eq!(
+        state(&q, waits.id).await,
+        JobState::Queued,
+        "waiting jobs are never pruned"
+    );
+}
+
+async fn stats_per_queue(db: TestDb) {
+    let q = db.queue().await;
+    q.enqueue(NewJob::new("k", &json!({})).unwrap())
+        .await
+        .unwrap();
+    db.clock.advance(Duration::from_secs(5));
+    q.enqueue_batch(
+        (0..3)
+            .map(|_| NewJob::new("k", &json!({})).unwrap())
+            .collect(),
+    )
+    .await
+    .unwrap();
+    q.enqueue(
+        NewJob::new("k", &json!({}))
+            .unwrap()
+            .run_in(Duration::from_secs(60)),
+    )
+    .await
+    .unwrap();
+    q.enqueue(NewJob::new("k", &json!({})).unwrap().queue("other"))
+        .await
+        .unwrap();
+    db.clock.advance(Duration::from_secs(2));
+    let running = claim(&q, 1).await;
+    assert_eq!(running.len(), 1);
+    let s = q.stats("default").await.unwrap();
+    assert_eq!((s.ready, s.scheduled, s.running, s.dead), (3, 1, 1, 0));
+    // The oldest ready job was enqueued 2 s ago (the 7 s old one is running).
+    assert_eq!(s.oldest_ready_age_ms, 2_000);
+    let all = q.stats_all().await.unwrap();
+    let names: Vec<&str> = all.iter().map(|s| s.queue.as_str()).collect();
+    assert_eq!(names, ["default", "other"]);
+}

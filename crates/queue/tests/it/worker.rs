@@ -1,0 +1,183 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use ferry_queue::{Cancelled, Job, JobError, JobState, NewJob, Worker, WorkerOptions};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::db::TestDb;
+use crate::{eventually, state};
+
+crate::conformance!(
+    worker_runs_typed_jobs_within_its_concurrency,
+    running_job_sees_its_cancellation,
+    shutdown_lets_running_jobs_finish,
+    shutdown_releases_jobs_that_ignore_cancellation,
+);
+
+#[derive(Serialize, Deserialize)]
+struct Resize {
+    px: u32,
+}
+impl Job for Resize {
+    const KIND: &'static str = "resize";
+}
+
+async fn worker_runs_typed_jobs_within_its_concurrency(db: TestDb) {
+    let q = db.queue().await;
+    let running = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let total = Arc::new(AtomicUsize::new(0));
+    let (r, p, t) = (running.clone(), peak.clone(), total.clone());
+    let w = Worker::builder(q.clone())
+        .concurrency(3)
+        .register(move |job: Resize, _ctx| {
+            let (r, p, t) = (r.clone(), p.clone(), t.clone());
+            async move {
+                let now = r.fetch_add(1, Ordering::SeqCst) + 1;
+                p.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                t.fetch_add(job.px as usize, Ordering::SeqCst);
+                r.fetch_sub(1, Ordering::SeqCst);
+                Ok(())
+            }
+        })
+        .build();
+    let jobs: Vec<NewJob> = (1..=40)
+        .map(|px| NewJob::of(&Resize { px }).unwrap())
+        .collect();
+    q.enqueue_batch(jobs).await.unwrap();
+    let stop = CancellationToken::new();
+    let run = tokio::spawn({
+        let (w, stop) = (w.clone(), stop.clone());
+        async move { w.run(stop).await }
+    });
+    eventually("all 40 jobs completed", || {
+        let q = q.clone();
+        async move {
+            let s = q.stats("default").await.unwrap();
+            s.ready == 0 && s.running == 0
+        }
+    })
+    .await;
+    stop.cancel();
+    run.await.unwrap().unwrap();
+    assert_eq!(
+        total.load(Ordering::SeqCst),
+        (1..=40).sum::<usize>(),
+        "each ran exactly once"
+    );
+    assert!(
+        peak.load(Ordering::SeqCst) <= 3,
+        "peak {}",
+        peak.load(Ordering::SeqCst)
+    );
+    assert!(peak.load(Ordering::SeqCst) >= 2, "jobs ran concurrently");
+}
+
+async fn running_job_sees_its_cancellation(db: TestDb) {
+    let q = db.queue().await;
+    let w = Worker::builder(q.clone())
+        .handle("long", |_: serde_json::Value, ctx| async move {
+            ctx.cancel.cancelled().await;
+            Err(JobError::retry("stopped"))
+        })
+        .build();
+    let job = q
+        .enqueue(NewJob::new("long", &json!({})).unwrap())
+        .await
+        .unwrap();
+    let stop = CancellationToken::new();
+    let run = tokio::spawn({
+        let (w, stop) = (w.clone(), stop.clone());
+        async move { w.run(stop).await }
+    });
+    eventually("job running", || {
+        let q = q.clone();
+        async move { state(&q, job.id).await == JobState::Running }
+    })
+    .await;
+    assert_eq!(q.cancel(job.id).await.unwrap(), Cancelled::Requested);
+    eventually("job cancelled", || {
+        let q = q.clone();
+        async move { state(&q, job.id).await == JobState::Cancelled }
+    })
+    .await;
+    stop.cancel();
+    run.await.unwrap().unwrap();
+}
+
+async fn shutdown_lets_running_jobs_finish(db: TestDb) {
+    let q = db.queue().await;
+    let release = Arc::new(tokio::sync::Notify::new());
+    let r = release.clone();
+    let w = Worker::builder(q.clone())
+        .handle("slow", move |_: serde_json::Value, _| {
+            let r = r.clone();
+            async move {
+                r.notified().await;
+                Ok(())
+            }
+        })
+        .build();
+    let job = q
+        .enqueue(NewJob::new("slow", &json!({})).unwrap())
+        .await
+        .unwrap();
+    let stop = CancellationToken::new();
+    let run = tokio::spawn({
+        let (w, stop) = (w.clone(), stop.clone());
+        async move { w.run(stop).await }
+    });
+    eventually("job running", || {
+        let q = q.clone();
+        async move { state(&q, job.id).await == JobState::Running }
+    })
+    .await;
+    stop.cancel();
+    // A job enqueued after shutdown began is not claimed.
+    let late = q
+        .enqueue(NewJob::new("slow", &json!({})).unwrap())
+        .await
+        .unwrap();
+    release.notify_one();
+    run.await.unwrap().unwrap();
+    assert_eq!(state(&q, job.id).await, JobState::Completed);
+    assert_eq!(state(&q, late.id).await, JobState::Queued);
+}
+
+async fn shutdown_releases_jobs_that_ignore_cancellation(db: TestDb) {
+    let q = db.queue().await;
+    let w = Worker::builder(q.clone())
+        .options(WorkerOptions {
+            shutdown_grace: Duration::from_millis(50),
+            ..WorkerOptions::default()
+        })
+        .handle("stubborn", |_: serde_json::Value, _| async {
+            // Ignores its cancellation token entirely.
+            std::future::pending::<()>().await;
+            Ok(())
+        })
+        .build();
+    let job = q
+        .enqueue(NewJob::new("stubborn", &json!({})).unwrap())
+        .await
+        .unwrap();
+    let stop = CancellationToken::new();
+    let run = tokio::spawn({
+        let (w, stop) = (w.clone(), stop.clone());
+        async move { w.run(stop).await }
+    });
+    eventually("job running", || {
+        let q = q.clone();
+        async move { state(&q, job.id).await == JobState::Running }
+    })
+    .await;
+    stop.cancel();
+    run.await.unwrap().unwrap();
+    let rec = q.get(job.id).await.unwrap().unwrap();
+    assert_eq!(rec.state, JobState::Queued, "released back in line");
+    assert_eq!(rec.attempt, 0, "without spending an attempt");
+}

@@ -28,6 +28,8 @@ struct Sql {
 }
 
 static SQL: LazyLock<Sql> = LazyLock::new(|| {
+    // `base` is MATERIALIZED so the fairness lookups run once per group of the batch; inlined,
+    // the planner ran them once per row (13 s instead of 0.1 s for 10,000 rows).
     let enqueue = |on_conflict: &str| {
         format!(
             "WITH input AS ( \
@@ -38,7 +40,7 @@ static SQL: LazyLock<Sql> = LazyLock::new(|| {
                  value ->> 'expires_at' AS expires_at, key AS ord \
                FROM json_each($1)), \
              keys AS (SELECT DISTINCT queue, group_key, priority FROM input), \
-             base AS (SELECT k.queue, k.group_key, k.priority, {vt} AS vt0 FROM keys k) \
+             base AS MATERIALIZED (SELECT k.queue, k.group_key, k.priority, {vt} AS vt0 FROM keys k) \
              INSERT INTO ferry_jobs AS j (id, queue, kind, payload, state, priority, vt, run_at, \
                max_attempts, singleton_key, group_key, expires_at, created_at) \
              SELECT i.id, i.queue, i.kind, i.payload, 'queued', i.priority, \

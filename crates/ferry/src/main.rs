@@ -1,1 +1,84 @@
-fn main() {}
+//! `ferry`: one binary for every role. This file is the edge: arguments, logging, exit codes.
+
+mod bench;
+mod jobs;
+mod worker;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// The embedded default: a SQLite file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite:ferry.db";
+
+#[derive(Parser)]
+#[command(
+    name = "ferry",
+    version,
+    about = "Keeps a network of online stores in sync."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct DbArgs {
+    /// postgres://… or sqlite:path (the embedded default).
+    #[arg(long, env = "FERRY_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run jobs until SIGINT or SIGTERM, then shut down gracefully.
+    Worker(worker::WorkerArgs),
+    /// Apply the database migrations and exit (every command also applies them at start).
+    Migrate(DbArgs),
+    /// Inspect, enqueue, cancel and replay jobs.
+    #[command(subcommand)]
+    Jobs(jobs::JobsCommand),
+    /// Queue depth, pause and resume.
+    #[command(subcommand)]
+    Queues(jobs::QueuesCommand),
+    /// Benchmarks that print figures (the last line is JSON).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    init_logging();
+    match run(Cli::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Worker(args) => worker::run(args).await,
+        Command::Migrate(db) => {
+            let q = jobs::open(&db).await?;
+            println!("migrations applied ({})", q.backend());
+            Ok(())
+        }
+        Command::Jobs(cmd) => jobs::run_jobs(cmd).await,
+        Command::Queues(cmd) => jobs::run_queues(cmd).await,
+        Command::Bench(cmd) => bench::run(cmd).await,
+    }
+}
+
+/// JSON logs on stderr, filtered by `FERRY_LOG` (default `info`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,1 +1,5 @@
-fn main() {}
+//! End-to-end tests of the `ferry` binary: real worker processes on a real database.
+
+#![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is what it should do
+
+mod worker_process;

@@ -3,10 +3,10 @@ use std::time::Duration;
 use ferry_queue::{JobState, NewJob};
 use serde_json::json;
 
-use crate::db::TestDb;
 use crate::{LEASE, claim, state};
+use ferry_testkit::TestDb;
 
-crate::conformance!(
+ferry_testkit::conformance!(
     enqueue_one_and_batch,
     transactional_enqueue_commits_and_rolls_back_with_caller_rows,
     claims_by_priority_then_order,

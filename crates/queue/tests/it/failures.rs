@@ -5,10 +5,10 @@ use std::time::Duration;
 use ferry_queue::{Backoff, JobError, JobFilter, JobState, NewJob, Queue, Worker, WorkerOptions};
 use serde_json::json;
 
-use crate::db::TestDb;
 use crate::{claim, state};
+use ferry_testkit::TestDb;
 
-crate::conformance!(
+ferry_testkit::conformance!(
     failures_back_off_then_die_and_replay,
     snooze_does_not_spend_an_attempt,
     fatal_errors_and_bad_payloads_die_at_once,

@@ -4,9 +4,9 @@ use ferry_queue::NewJob;
 use serde_json::json;
 
 use crate::claim;
-use crate::db::TestDb;
+use ferry_testkit::TestDb;
 
-crate::conformance!(
+ferry_testkit::conformance!(
     small_groups_are_not_starved_by_a_backlog,
     group_cap_bounds_running_jobs,
     queue_default_group_cap_applies_to_every_group,

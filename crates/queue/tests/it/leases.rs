@@ -3,10 +3,10 @@ use std::time::Duration;
 use ferry_queue::{JobState, NewJob};
 use serde_json::json;
 
-use crate::db::TestDb;
 use crate::{LEASE, claim, state};
+use ferry_testkit::TestDb;
 
-crate::conformance!(
+ferry_testkit::conformance!(
     lapsed_lease_requeues_with_attempt_counted,
     heartbeat_keeps_the_lease,
     lost_lease_makes_late_acks_harmless,

@@ -3,10 +3,10 @@ use std::time::Duration;
 use ferry_queue::{Cancelled, JobState, NewJob};
 use serde_json::json;
 
-use crate::db::TestDb;
 use crate::{claim, state};
+use ferry_testkit::TestDb;
 
-crate::conformance!(
+ferry_testkit::conformance!(
     deadline_expires_a_waiting_job,
     cron_fires_once_per_tick_across_processes,
     pause_and_resume,

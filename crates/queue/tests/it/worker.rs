@@ -7,10 +7,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::db::TestDb;
 use crate::{eventually, state};
+use ferry_testkit::TestDb;
 
-crate::conformance!(
+ferry_testkit::conformance!(
     worker_runs_typed_jobs_within_its_concurrency,
     running_job_sees_its_cancellation,
     shutdown_lets_running_jobs_finish,

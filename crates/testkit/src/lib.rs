@@ -1,3 +1,5 @@
+//! Test helpers shared by the crates' integration tests.
+//!
 //! A fresh database per test: a temporary SQLite file, or a new PostgreSQL database that is
 //! dropped afterwards. Outside CI a missing PostgreSQL server skips with a message; under
 //! `CI=true` it fails the test.
@@ -68,6 +70,12 @@ impl TestDb {
         }
     }
 
+    /// A queue on the system clock, for tests that run real worker processes beside it.
+    pub async fn real_queue(&self) -> Queue {
+        Queue::connect(&self.url).await.expect("open queue")
+    }
+
+    /// A queue on this database driven by the test's fake clock.
     pub async fn queue(&self) -> Queue {
         let opts = QueueOptions {
             clock: Arc::new(self.clock.clone()),
@@ -104,7 +112,8 @@ impl Drop for TestDb {
     }
 }
 
-/// Runs each listed case on both engines.
+/// Runs each listed `async fn case(db: TestDb)` on both engines, as `sqlite::case` and
+/// `postgres::case`.
 #[macro_export]
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
@@ -112,7 +121,7 @@ macro_rules! conformance {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    if let Some(db) = $crate::db::TestDb::new($crate::db::Backend::Sqlite).await {
+                    if let Some(db) = $crate::TestDb::new($crate::Backend::Sqlite).await {
                         super::$name(db).await;
                     }
                 }
@@ -122,11 +131,28 @@ macro_rules! conformance {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    if let Some(db) = $crate::db::TestDb::new($crate::db::Backend::Postgres).await {
+                    if let Some(db) = $crate::TestDb::new($crate::Backend::Postgres).await {
                         super::$name(db).await;
                     }
                 }
             )*
         }
     };
+}
+
+/// Waits (up to 30 s of real time) until `f` holds, checking every 10 ms: for outcomes that
+/// happen in other tasks or processes.
+pub async fn eventually<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !f().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }

@@ -1,0 +1,406 @@
+//! `ferry bench …`: throughput and latency figures of the queue on a fresh database. Human
+//! lines first, the last line one JSON object.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use ferry_queue::{Maintenance, NewJob, Queue, Worker, WorkerOptions};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Enqueue, process and pickup-latency figures.
+    Queue(QueueArgs),
+    /// Claim latency with a large number of waiting jobs, against a nearly empty queue.
+    Claim(ClaimArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct QueueArgs {
+    /// A PostgreSQL server (a fresh database is created on it and dropped afterwards) or a new
+    /// SQLite file. Default: a temporary SQLite file.
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Jobs for the batch-enqueue and processing figures.
+    #[arg(long, default_value_t = 50_000)]
+    jobs: usize,
+    /// Handlers running at once.
+    #[arg(long, default_value_t = 256)]
+    concurrency: usize,
+    /// Claim and acknowledge one job per transaction.
+    #[arg(long)]
+    no_batch: bool,
+    /// Jobs per enqueue_batch call.
+    #[arg(long, default_value_t = 1_000)]
+    batch_size: usize,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ClaimArgs {
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Waiting jobs in the large case.
+    #[arg(long, default_value_t = 1_000_000)]
+    waiting: usize,
+    /// Fairness groups the waiting jobs are spread over.
+    #[arg(long, default_value_t = 1_000)]
+    groups: usize,
+    /// Claims measured in each case.
+    #[arg(long, default_value_t = 1_000)]
+    claims: usize,
+    /// Jobs per claim.
+    #[arg(long, default_value_t = 10)]
+    batch: usize,
+}
+
+pub async fn run(cmd: BenchCommand) -> Result<()> {
+    match cmd {
+        BenchCommand::Queue(a) => {
+            let db = FreshDb::create(a.database_url.as_deref()).await?;
+            let result = bench_queue(&db, &a).await;
+            db.drop_db().await;
+            result
+        }
+        BenchCommand::Claim(a) => {
+            let db = FreshDb::create(a.database_url.as_deref()).await?;
+            let result = bench_claim(&db, &a).await;
+            db.drop_db().await;
+            result
+        }
+    }
+}
+
+/// A database that exists only for one benchmark run.
+struct FreshDb {
+    url: String,
+    /// (server admin url, database name) when a PostgreSQL database was created.
+    pg: Option<(String, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl FreshDb {
+    async fn create(url: Option<&str>) -> Result<FreshDb> {
+        match url {
+            None => {
+                let dir = tempfile::tempdir()?;
+                let url = format!("sqlite:{}", dir.path().join("bench.db").display());
+                Ok(FreshDb {
+                    url,
+                    pg: None,
+                    _dir: Some(dir),
+                })
+            }
+            Some(u) if u.starts_with("sqlite:") => {
+                let path = u.trim_start_matches("sqlite:").trim_start_matches("//");
+                if std::path::Path::new(path).exists() {
+                    bail!("{path} exists; the benchmark needs a new SQLite file");
+                }
+                Ok(FreshDb {
+                    url: u.to_owned(),
+                    pg: None,
+                    _dir: None,
+                })
+            }
+            Some(u) => {
+                let name = format!("ferry_bench_{}", uuid::Uuid::now_v7().simple());
+                let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(u)
+                    .await
+                    .with_context(|| format!("connecting to {}", ferry_queue::redact_url(u)))?;
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut conn)
+                    .await?;
+                let (base, query) = match u.split_once('?') {
+                    Some((b, q)) => (b, format!("?{q}")),
+                    None => (u, String::new()),
+                };
+                let base = base.rsplit_once('/').map(|(b, _)| b).unwrap_or(base);
+                let url = format!("{base}/{name}{query}");
+                Ok(FreshDb {
+                    url,
+                    pg: Some((u.to_owned(), name)),
+                    _dir: None,
+                })
+            }
+        }
+    }
+
+    async fn drop_db(&self) {
+        if let Some((admin, name)) = &self.pg
+            && let Ok(mut c) = <sqlx::PgConnection as sqlx::Connection>::connect(admin).await
+        {
+            let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+            let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut c).await;
+        }
+    }
+}
+
+fn quiet_maintenance() -> Maintenance {
+    Maintenance {
+        prune_every: Duration::from_secs(3600),
+        ..Maintenance::default()
+    }
+}
+
+async fn bench_queue(db: &FreshDb, a: &QueueArgs) -> Result<()> {
+    let q = Queue::connect(&db.url).await?;
+    let backend = q.backend();
+    println!(
+        "backend {backend}, jobs {}, concurrency {}, batch {}",
+        a.jobs, a.concurrency, !a.no_batch
+    );
+
+    // 1. Single enqueues, each awaited (one transaction each).
+    let singles = a.jobs.min(5_000);
+    let t = Instant::now();
+    for i in 0..singles {
+        q.enqueue(NewJob::new("bench.noop", &json!({ "i": i }))?.queue("bench_single"))
+            .await?;
+    }
+    let enqueue_single_per_s = singles as f64 / t.elapsed().as_secs_f64();
+    println!("enqueue single: {singles} jobs, {enqueue_single_per_s:.0}/s");
+
+    // 2. Batch enqueue of the jobs the worker will process.
+    let t = Instant::now();
+    let mut left = a.jobs;
+    while left > 0 {
+        let n = left.min(a.batch_size.max(1));
+        let batch = (0..n)
+            .map(|i| NewJob::new("bench.noop", &json!({ "i": i })).map(|j| j.queue("bench")))
+            .collect::<Result<Vec<_>, _>>()?;
+        q.enqueue_batch(batch).await?;
+        left -= n;
+    }
+    let enqueue_batch_per_s = a.jobs as f64 / t.elapsed().as_secs_f64();
+    println!(
+        "enqueue batch: {} jobs in batches of {}, {enqueue_batch_per_s:.0}/s",
+        a.jobs, a.batch_size
+    );
+
+    // 3. Process the pre-enqueued jobs: from worker start until every job is acknowledged.
+    let done = Arc::new(AtomicUsize::new(0));
+    let all_done = Arc::new(tokio::sync::Notify::new());
+    let (d, n, total) = (done.clone(), all_done.clone(), a.jobs);
+    let opts = WorkerOptions {
+        queues: vec!["bench".into()],
+        concurrency: a.concurrency,
+        claim_batch: a.concurrency,
+        batch: !a.no_batch,
+        maintenance: quiet_maintenance(),
+        ..WorkerOptions::default()
+    };
+    let worker = Worker::builder(q.clone())
+        .options(opts)
+        .handle("bench.noop", move |_: serde_json::Value, _| {
+            let (d, n) = (d.clone(), n.clone());
+            async move {
+                if d.fetch_add(1, Ordering::Relaxed) + 1 == total {
+                    n.notify_one();
+                }
+                Ok(())
+            }
+        })
+        .build();
+    let stop = CancellationToken::new();
+    let t = Instant::now();
+    let run = tokio::spawn({
+        let (w, s) = (worker.clone(), stop.clone());
+        async move { w.run(s).await }
+    });
+    all_done.notified().await;
+    stop.cancel();
+    run.await??;
+    let process_secs = t.elapsed().as_secs_f64();
+    let process_per_s = a.jobs as f64 / process_secs;
+    let s = q.stats("bench").await?;
+    if s.ready != 0 || s.running != 0 {
+        bail!("jobs left after processing: {s:?}");
+    }
+    println!(
+        "process: {} jobs in {process_secs:.2}s, {process_per_s:.0}/s",
+        a.jobs
+    );
+
+    // 4. Pickup latency: 500 jobs, one every 10 ms, while a worker waits. On PostgreSQL the
+    // enqueuer is a separate pool, so the wake-up travels by NOTIFY as between processes.
+    let enqueuer = if backend == "postgres" {
+        Queue::connect(&db.url).await?
+    } else {
+        q.clone()
+    };
+    let origin = Instant::now();
+    let samples = Arc::new(Mutex::new(Vec::with_capacity(500)));
+    let got = Arc::new(AtomicUsize::new(0));
+    let got_all = Arc::new(tokio::sync::Notify::new());
+    let (sm, g, ga) = (samples.clone(), got.clone(), got_all.clone());
+    let pickup_worker = Worker::builder(q.clone())
+        .options(WorkerOptions {
+            queues: vec!["bench_pickup".into()],
+            concurrency: a.concurrency,
+            claim_batch: a.concurrency,
+            batch: !a.no_batch,
+            maintenance: quiet_maintenance(),
+            ..WorkerOptions::default()
+        })
+        .handle("bench.pickup", move |p: serde_json::Value, _| {
+            let (sm, g, ga) = (sm.clone(), g.clone(), ga.clone());
+            async move {
+                let sent_us = p["t_us"].as_u64().unwrap_or(0);
+                let now_us = origin.elapsed().as_micros() as u64;
+                if let Ok(mut v) = sm.lock() {
+                    v.push(now_us.saturating_sub(sent_us) as f64 / 1000.0);
+                }
+                if g.fetch_add(1, Ordering::Relaxed) + 1 == 500 {
+                    ga.notify_one();
+                }
+                Ok(())
+            }
+        })
+        .build();
+    let stop = CancellationToken::new();
+    let run = tokio::spawn({
+        let (w, s) = (pickup_worker.clone(), stop.clone());
+        async move { w.run(s).await }
+    });
+    // Let the worker reach its idle wait (and its LISTEN) before the first job.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    for i in 0..500 {
+        tick.tick().await;
+        let t_us = origin.elapsed().as_micros() as u64;
+        enqueuer
+            .enqueue(
+                NewJob::new("bench.pickup", &json!({ "i": i, "t_us": t_us }))?
+                    .queue("bench_pickup"),
+            )
+            .await?;
+    }
+    all_or_timeout(&got_all, Duration::from_secs(30)).await?;
+    stop.cancel();
+    run.await??;
+    let mut lat = samples.lock().map(|v| v.clone()).unwrap_or_default();
+    lat.sort_by(f64::total_cmp);
+    let (p50, p99) = (percentile(&lat, 0.50), percentile(&lat, 0.99));
+    println!(
+        "pickup latency: p50 {p50:.2} ms, p99 {p99:.2} ms, max {:.2} ms",
+        lat.last().copied().unwrap_or(0.0)
+    );
+
+    println!(
+        "{}",
+        json!({
+            "backend": backend,
+            "jobs": a.jobs,
+            "concurrency": a.concurrency,
+            "batch": !a.no_batch,
+            "enqueue_single_per_s": enqueue_single_per_s.round(),
+            "enqueue_batch_per_s": enqueue_batch_per_s.round(),
+            "process_per_s": process_per_s.round(),
+            "pickup_p50_ms": round2(p50),
+            "pickup_p99_ms": round2(p99),
+        })
+    );
+    Ok(())
+}
+
+async fn bench_claim(db: &FreshDb, a: &ClaimArgs) -> Result<()> {
+    let q = Queue::connect(&db.url).await?;
+    println!(
+        "backend {}, waiting {}, groups {}, {} claims of {}",
+        q.backend(),
+        a.waiting,
+        a.groups,
+        a.claims,
+        a.batch
+    );
+    let groups = a.groups.max(1);
+    let fill = |q: Queue, queue: &'static str, n: usize| async move {
+        let mut i = 0;
+        while i < n {
+            let batch = (i..(i + 10_000).min(n))
+                .map(|k| {
+                    NewJob::new("bench.noop", &json!({}))
+                        .map(|j| j.queue(queue).group(&format!("g{}", k % groups)))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            i += batch.len();
+            q.enqueue_batch(batch).await?;
+        }
+        anyhow::Ok(())
+    };
+    // The peer: the same claims against a queue holding only what they take.
+    let small = a.claims * a.batch + 1_000;
+    fill(q.clone(), "small", small).await?;
+    let (s50, s99) = measure_claims(&q, "small", a.claims, a.batch).await?;
+    println!("claim with {small} waiting: p50 {s50:.2} ms, p99 {s99:.2} ms");
+
+    let t = Instant::now();
+    fill(q.clone(), "large", a.waiting).await?;
+    println!(
+        "filled {} waiting jobs in {:.1}s",
+        a.waiting,
+        t.elapsed().as_secs_f64()
+    );
+    if let Some(pool) = q.pg_pool() {
+        sqlx::query("ANALYZE ferry_jobs").execute(pool).await?;
+    }
+    let (l50, l99) = measure_claims(&q, "large", a.claims, a.batch).await?;
+    println!(
+        "claim with {} waiting: p50 {l50:.2} ms, p99 {l99:.2} ms",
+        a.waiting
+    );
+    println!(
+        "{}",
+        json!({
+            "backend": q.backend(),
+            "waiting": a.waiting,
+            "groups": groups,
+            "claim_batch": a.batch,
+            "claim_p50_ms": round2(l50),
+            "claim_p99_ms": round2(l99),
+            "small_queue_claim_p50_ms": round2(s50),
+            "small_queue_claim_p99_ms": round2(s99),
+        })
+    );
+    Ok(())
+}
+
+/// Claims and completes `claims` batches, timing each claim.
+async fn measure_claims(q: &Queue, queue: &str, claims: usize, batch: usize) -> Result<(f64, f64)> {
+    let mut lat = Vec::with_capacity(claims);
+    for _ in 0..claims {
+        let t = Instant::now();
+        let jobs = q
+            .claim(queue, "bench", batch, Duration::from_secs(60))
+            .await?;
+        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+        if jobs.len() != batch {
+            bail!("claimed {} of {batch}", jobs.len());
+        }
+        let done: Vec<_> = jobs.iter().map(|j| (j.id, j.attempt)).collect();
+        q.complete("bench", &done, false).await?;
+    }
+    lat.sort_by(f64::total_cmp);
+    Ok((percentile(&lat, 0.5), percentile(&lat, 0.99)))
+}
+
+async fn all_or_timeout(n: &tokio::sync::Notify, limit: Duration) -> Result<()> {
+    tokio::time::timeout(limit, n.notified())
+        .await
+        .context("jobs were not all picked up")
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let idx = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[idx]
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}

@@ -187,8 +187,15 @@ async fn bench_queue(db: &FreshDb, a: &QueueArgs) -> Result<()> {
     let opts = WorkerOptions {
         queues: vec!["bench".into()],
         concurrency: a.concurrency,
-        claim_batch: a.concurrency,
+        claim_batch: std::env::var("XB_CLAIM")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(a.concurrency),
         batch: !a.no_batch,
+        fetchers: std::env::var("XB_FETCH")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2),
         maintenance: quiet_maintenance(),
         ..WorkerOptions::default()
     };

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::error::Result;
 use crate::job::{ClaimedJob, JobFilter, JobRecord, JobState, QueueStats};
-use crate::sql::{self, CAP_CTES, CLAIM_COLUMNS, Dialect, JOB_COLUMNS, WAITING};
+use crate::sql::{self, Dialect, JOB_COLUMNS, WAITING};
 use crate::store::{CronRow, InsertRow, Transition};
 
 pub(crate) const NOTIFY_CHANNEL: &str = "ferry_jobs";
@@ -16,8 +16,6 @@ pub(crate) const NOTIFY_CHANNEL: &str = "ferry_jobs";
 struct Sql {
     enqueue_keep: String,
     enqueue_replace: String,
-    claim: String,
-    claim_capped: String,
     finish: String,
     reap: String,
     replay: String,
@@ -48,42 +46,11 @@ static SQL: LazyLock<Sql> = LazyLock::new(|| {
             vt = sql::next_vt(Dialect::Postgres, "k", "$11"),
         )
     };
-    let claimable = sql::claimable("true");
-    let claim_update = format!(
-        "UPDATE ferry_jobs AS j SET state = 'running', attempt = j.attempt + 1, lease_owner = $4, \
-           lease_until = $5, started_at = $2 \
-         FROM picked WHERE j.id = picked.id \
-         RETURNING {cols}",
-        cols = CLAIM_COLUMNS.replace("j.payload", "j.payload::text")
-    );
     Sql {
         enqueue_keep: enqueue("singleton_key = j.singleton_key"),
         enqueue_replace: enqueue(
             "payload = EXCLUDED.payload, run_at = EXCLUDED.run_at, priority = EXCLUDED.priority, \
              expires_at = EXCLUDED.expires_at, max_attempts = EXCLUDED.max_attempts",
-        ),
-        claim: format!(
-            "WITH picked AS ( \
-               SELECT id FROM ferry_jobs WHERE {claimable} \
-               ORDER BY priority DESC, vt, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
-             {claim_update}"
-        ),
-        claim_capped: format!(
-            "WITH {CAP_CTES} \
-             cand AS ( \
-               SELECT id, group_key, priority, vt FROM ferry_jobs WHERE {claimable} \
-                 AND group_key NOT IN (SELECT group_key FROM full_groups) \
-               ORDER BY priority DESC, vt, id LIMIT $6 FOR UPDATE SKIP LOCKED), \
-             ranked AS ( \
-               SELECT c.id, c.priority, c.vt, \
-                 row_number() OVER (PARTITION BY c.group_key ORDER BY c.priority DESC, c.vt, c.id) AS rn, \
-                 COALESCE(cp.cap, (SELECT cap FROM qcap)) - COALESCE(r.n, 0) AS room \
-               FROM cand c LEFT JOIN caps cp ON cp.group_key = c.group_key \
-                 LEFT JOIN running r ON r.group_key = c.group_key), \
-             picked AS ( \
-               SELECT id FROM ranked WHERE room IS NULL OR rn <= room \
-               ORDER BY priority DESC, vt, id LIMIT $3) \
-             {claim_update}"
         ),
         finish: sql::transition(
             Dialect::Postgres,
@@ -192,27 +159,20 @@ impl PgEngine {
         lease_until: i64,
         capped: bool,
     ) -> Result<Vec<ClaimedJob>> {
+        // The claim statements live in migration 0002 as functions, for a plan that does not
+        // depend on table statistics.
         let rows = if capped {
-            // Claims of a capped queue take turns, so two claimers cannot both see room for
-            // the last slot of a group. Uncapped queues never pay for this.
-            let mut tx = self.pool.begin().await?;
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('ferry_claim:' || $1, 0))")
-                .bind(queue)
-                .execute(&mut *tx)
-                .await?;
-            let rows = sqlx::query(sqlx::AssertSqlSafe(SQL.claim_capped.as_str()))
+            sqlx::query("SELECT * FROM ferry_claim_capped($1, $2, $3, $4, $5, $6)")
                 .bind(queue)
                 .bind(now)
                 .bind(n)
                 .bind(owner)
                 .bind(lease_until)
                 .bind(n.saturating_mul(4).max(64))
-                .fetch_all(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            rows
+                .fetch_all(&self.pool)
+                .await?
         } else {
-            sqlx::query(sqlx::AssertSqlSafe(SQL.claim.as_str()))
+            sqlx::query("SELECT * FROM ferry_claim($1, $2, $3, $4, $5)")
                 .bind(queue)
                 .bind(now)
                 .bind(n)
@@ -227,29 +187,21 @@ impl PgEngine {
     pub(crate) async fn complete(
         &self,
         ids: &[Uuid],
-        attempts: &[i32],
         owner: &str,
         now: i64,
         delete: bool,
     ) -> Result<u64> {
-        let sql = if delete {
-            "DELETE FROM ferry_jobs AS j USING unnest($2::uuid[], $3::int4[]) AS d(id, attempt) \
-             WHERE j.id = d.id AND j.attempt = d.attempt AND j.state = 'running' \
-               AND j.lease_owner = $4 AND $1::int8 IS NOT NULL"
-        } else {
-            "UPDATE ferry_jobs AS j SET state = 'completed', finished_at = $1, lease_until = NULL \
-             FROM unnest($2::uuid[], $3::int4[]) AS d(id, attempt) \
-             WHERE j.id = d.id AND j.attempt = d.attempt AND j.state = 'running' \
-               AND j.lease_owner = $4"
-        };
-        let r = sqlx::query(sql)
-            .bind(now)
-            .bind(ids)
-            .bind(attempts)
-            .bind(owner)
-            .execute(&self.pool)
-            .await?;
-        Ok(r.rows_affected())
+        // In migration 0002: a fixed lock order, shared with the heartbeat.
+        Ok(
+            sqlx::query_scalar::<_, i64>("SELECT ferry_complete($1, $2, $3, $4)")
+                .bind(ids)
+                .bind(owner)
+                .bind(now)
+                .bind(delete)
+                .fetch_one(&self.pool)
+                .await?
+                .max(0) as u64,
+        )
     }
 
     pub(crate) async fn finish(&self, t: &Transition<'_>) -> Result<Option<JobState>> {
@@ -282,16 +234,12 @@ impl PgEngine {
         owner: &str,
         lease_until: i64,
     ) -> Result<Vec<(Uuid, bool)>> {
-        let rows = sqlx::query(
-            "UPDATE ferry_jobs SET lease_until = $1 \
-             WHERE id = ANY($2) AND state = 'running' AND lease_owner = $3 \
-             RETURNING id, cancel_requested",
-        )
-        .bind(lease_until)
-        .bind(ids)
-        .bind(owner)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query("SELECT id, cancel_requested FROM ferry_heartbeat($1, $2, $3)")
+            .bind(ids)
+            .bind(owner)
+            .bind(lease_until)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect()

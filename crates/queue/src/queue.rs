@@ -248,17 +248,17 @@ impl Queue {
     }
 
     /// Marks claimed jobs completed (or deletes them when `delete`). Jobs whose lease this
-    /// owner lost are left alone: whoever holds them now decides.
+    /// owner lost are left alone: whoever holds them now decides. (A job this same owner lost
+    /// and claimed again is completed by either run's acknowledgement: both did the work.)
     pub async fn complete(&self, owner: &str, done: &[(Uuid, i32)], delete: bool) -> Result<u64> {
         if done.is_empty() {
             return Ok(0);
         }
         let ids: Vec<Uuid> = done.iter().map(|d| d.0).collect();
-        let attempts: Vec<i32> = done.iter().map(|d| d.1).collect();
         let now = self.now_ms();
         match &self.inner.engine {
-            Engine::Postgres(pg) => pg.complete(&ids, &attempts, owner, now, delete).await,
-            Engine::Sqlite(s) => s.complete(&ids, &attempts, owner, now, delete).await,
+            Engine::Postgres(pg) => pg.complete(&ids, owner, now, delete).await,
+            Engine::Sqlite(s) => s.complete(&ids, owner, now, delete).await,
         }
     }
 

@@ -220,25 +220,18 @@ impl SqliteEngine {
     pub(crate) async fn complete(
         &self,
         ids: &[Uuid],
-        attempts: &[i32],
         owner: &str,
         now: i64,
         delete: bool,
     ) -> Result<u64> {
-        let done: Vec<(String, i32)> = ids
-            .iter()
-            .map(|i| i.to_string())
-            .zip(attempts.iter().copied())
-            .collect();
+        let done: Vec<String> = ids.iter().map(Uuid::to_string).collect();
         let sql = if delete {
-            "DELETE FROM ferry_jobs WHERE state = 'running' AND lease_owner = $3 AND $1 IS NOT NULL \
-               AND EXISTS (SELECT 1 FROM json_each($2) d \
-                 WHERE d.value ->> 0 = ferry_jobs.id AND d.value ->> 1 = ferry_jobs.attempt)"
+            "DELETE FROM ferry_jobs WHERE id IN (SELECT value FROM json_each($2)) \
+               AND state = 'running' AND lease_owner = $3 AND $1 IS NOT NULL"
         } else {
             "UPDATE ferry_jobs SET state = 'completed', finished_at = $1, lease_until = NULL \
-             FROM json_each($2) AS d \
-             WHERE ferry_jobs.id = d.value ->> 0 AND ferry_jobs.attempt = d.value ->> 1 \
-               AND ferry_jobs.state = 'running' AND ferry_jobs.lease_owner = $3"
+             WHERE id IN (SELECT value FROM json_each($2)) \
+               AND state = 'running' AND lease_owner = $3"
         };
         let r = sqlx::query(sql)
             .bind(now)

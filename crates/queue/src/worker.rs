@@ -124,6 +124,9 @@ pub struct WorkerOptions {
     pub concurrency: usize,
     /// Most jobs claimed by one statement.
     pub claim_batch: usize,
+    /// Claim loops per queue. Several keep claims in flight while others wait on the
+    /// database; most useful without batching, where each claim takes one job.
+    pub fetchers: usize,
     /// Acknowledge finished jobs in batches (one statement for many). Off: one claim and one
     /// acknowledgement per job, each its own transaction.
     pub batch: bool,
@@ -148,6 +151,7 @@ impl Default for WorkerOptions {
             queues: vec![DEFAULT_QUEUE.to_owned()],
             concurrency: 16,
             claim_batch: 100,
+            fetchers: 2,
             batch: true,
             lease: Duration::from_secs(5),
             heartbeat: Duration::from_secs(1),
@@ -229,6 +233,8 @@ impl WorkerBuilder {
 struct InFlight {
     attempt: i32,
     cancel: CancellationToken,
+    /// The handler returned; only the acknowledgement is pending (no more heartbeats).
+    finished: bool,
 }
 
 struct WorkerInner {
@@ -325,14 +331,16 @@ impl Worker {
         }
         let permits = Arc::new(Semaphore::new(w.opts.concurrency));
         let mut claimers = Vec::new();
-        for q in w.opts.queues.clone() {
-            claimers.push(tokio::spawn(self.clone().claim_loop(
-                q,
-                permits.clone(),
-                handlers.clone(),
-                done_tx.clone(),
-                stop_claiming.clone(),
-            )));
+        for q in &w.opts.queues {
+            for _ in 0..w.opts.fetchers.max(1) {
+                claimers.push(tokio::spawn(self.clone().claim_loop(
+                    q.clone(),
+                    permits.clone(),
+                    handlers.clone(),
+                    done_tx.clone(),
+                    stop_claiming.clone(),
+                )));
+            }
         }
         drop(done_tx);
         for c in claimers {
@@ -436,6 +444,7 @@ impl Worker {
                     InFlight {
                         attempt: job.attempt,
                         cancel: token.clone(),
+                        finished: false,
                     },
                 );
                 let this = self.clone();
@@ -443,6 +452,9 @@ impl Worker {
                 handlers.spawn(async move {
                     let (id, attempt) = (job.id, job.attempt);
                     let outcome = this.inner.execute(job, token).await;
+                    if let Some(f) = this.inner.lock_in_flight().get_mut(&id) {
+                        f.finished = true;
+                    }
                     drop(permit);
                     if this.inner.opts.batch {
                         let _ = done.send(Done {
@@ -496,7 +508,12 @@ impl Worker {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! { _ = tick.tick() => {}, _ = stop.cancelled() => return }
-            let ids: Vec<Uuid> = w.lock_in_flight().keys().copied().collect();
+            let ids: Vec<Uuid> = w
+                .lock_in_flight()
+                .iter()
+                .filter(|(_, f)| !f.finished)
+                .map(|(id, _)| *id)
+                .collect();
             if ids.is_empty() {
                 continue;
             }

@@ -28,12 +28,18 @@ pub struct QueueArgs {
     /// Jobs for the batch-enqueue and processing figures.
     #[arg(long, default_value_t = 50_000)]
     jobs: usize,
-    /// Handlers running at once.
-    #[arg(long, default_value_t = 256)]
+    /// Handlers running at once (also the most jobs one claim takes).
+    #[arg(long, default_value_t = 512)]
     concurrency: usize,
     /// Claim and acknowledge one job per transaction.
     #[arg(long)]
     no_batch: bool,
+    /// Concurrent claim loops. Default: 2, or 8 with --no-batch.
+    #[arg(long)]
+    fetchers: Option<usize>,
+    /// Delete jobs as they complete instead of keeping them for an hour (the default).
+    #[arg(long)]
+    delete_completed: bool,
     /// Jobs per enqueue_batch call.
     #[arg(long, default_value_t = 1_000)]
     batch_size: usize,
@@ -138,11 +144,15 @@ impl FreshDb {
     }
 }
 
-fn quiet_maintenance() -> Maintenance {
-    Maintenance {
-        prune_every: Duration::from_secs(3600),
-        ..Maintenance::default()
-    }
+/// The default maintenance, with completed jobs kept (the default) or deleted at once.
+fn maintenance(delete_completed: bool) -> Maintenance {
+    let m = Maintenance::default();
+    let keep_finished = if delete_completed {
+        Duration::ZERO
+    } else {
+        m.keep_finished
+    };
+    Maintenance { keep_finished, ..m }
 }
 
 async fn bench_queue(db: &FreshDb, a: &QueueArgs) -> Result<()> {
@@ -184,19 +194,14 @@ async fn bench_queue(db: &FreshDb, a: &QueueArgs) -> Result<()> {
     let done = Arc::new(AtomicUsize::new(0));
     let all_done = Arc::new(tokio::sync::Notify::new());
     let (d, n, total) = (done.clone(), all_done.clone(), a.jobs);
+    let fetchers = a.fetchers.unwrap_or(if a.no_batch { 8 } else { 2 });
     let opts = WorkerOptions {
         queues: vec!["bench".into()],
         concurrency: a.concurrency,
-        claim_batch: std::env::var("XB_CLAIM")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(a.concurrency),
+        claim_batch: a.concurrency,
         batch: !a.no_batch,
-        fetchers: std::env::var("XB_FETCH")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(2),
-        maintenance: quiet_maintenance(),
+        fetchers,
+        maintenance: maintenance(a.delete_completed),
         ..WorkerOptions::default()
     };
     let worker = Worker::builder(q.clone())
@@ -249,7 +254,8 @@ async fn bench_queue(db: &FreshDb, a: &QueueArgs) -> Result<()> {
             concurrency: a.concurrency,
             claim_batch: a.concurrency,
             batch: !a.no_batch,
-            maintenance: quiet_maintenance(),
+            fetchers,
+            maintenance: maintenance(a.delete_completed),
             ..WorkerOptions::default()
         })
         .handle("bench.pickup", move |p: serde_json::Value, _| {
@@ -303,6 +309,8 @@ async fn bench_queue(db: &FreshDb, a: &QueueArgs) -> Result<()> {
             "jobs": a.jobs,
             "concurrency": a.concurrency,
             "batch": !a.no_batch,
+            "fetchers": fetchers,
+            "delete_completed": a.delete_completed,
             "enqueue_single_per_s": enqueue_single_per_s.round(),
             "enqueue_batch_per_s": enqueue_batch_per_s.round(),
             "process_per_s": process_per_s.round(),

@@ -14,8 +14,7 @@ use crate::store::{CronRow, InsertRow, Transition};
 pub(crate) const NOTIFY_CHANNEL: &str = "ferry_jobs";
 
 struct Sql {
-    enqueue_keep: String,
-    enqueue_replace: String,
+    enqueue: String,
     finish: String,
     reap: String,
     replay: String,
@@ -23,35 +22,51 @@ struct Sql {
 
 static SQL: LazyLock<Sql> = LazyLock::new(|| {
     // `base` is MATERIALIZED so the fairness lookups run once per group of the batch; inlined,
-    // the planner ran them once per row (13 s instead of 0.1 s for 10,000 rows).
-    let enqueue = |on_conflict: &str| {
+    // the planner ran them once per row (13 s instead of 0.1 s for 10,000 rows). Rows without a
+    // singleton key take a plain INSERT: ON CONFLICT makes every row a speculative insertion
+    // (an extra WAL record and index pass) although only keyed rows can conflict.
+    let insert = |mode: i16, on_conflict: &str| {
         format!(
-            "WITH input AS ( \
-               SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int2[], \
-                 $6::int8[], $7::int4[], $8::text[], $9::text[], $10::int8[]) WITH ORDINALITY \
-               AS t(id, queue, kind, payload, priority, run_at, max_attempts, singleton_key, \
-                 group_key, expires_at, ord)), \
-             keys AS (SELECT DISTINCT queue, group_key, priority FROM input), \
-             base AS MATERIALIZED (SELECT k.queue, k.group_key, k.priority, {vt} AS vt0 FROM keys k) \
-             INSERT INTO ferry_jobs AS j (id, queue, kind, payload, state, priority, vt, run_at, \
+            "INSERT INTO ferry_jobs AS j (id, queue, kind, payload, state, priority, vt, run_at, \
                max_attempts, singleton_key, group_key, expires_at, created_at) \
-             SELECT i.id, i.queue, i.kind, i.payload::jsonb, 'queued', i.priority, \
-               b.vt0 + row_number() OVER (PARTITION BY i.queue, i.group_key, i.priority ORDER BY i.ord) - 1, \
-               i.run_at, i.max_attempts, i.singleton_key, i.group_key, i.expires_at, $11 \
-             FROM input i JOIN base b ON b.queue = i.queue AND b.group_key = i.group_key \
-               AND b.priority = i.priority \
-             ON CONFLICT (singleton_key) WHERE singleton_key IS NOT NULL AND state IN {WAITING} \
-             DO UPDATE SET {on_conflict} \
-             RETURNING j.id, j.singleton_key",
-            vt = sql::next_vt(Dialect::Postgres, "k", "$11"),
+             SELECT r.id, r.queue, r.kind, r.payload::jsonb, 'queued', r.priority, r.vt, r.run_at, \
+               r.max_attempts, r.singleton_key, r.group_key, r.expires_at, $11 \
+             FROM rows r WHERE r.mode = {mode} {on_conflict} \
+             RETURNING j.id, j.singleton_key"
         )
     };
-    Sql {
-        enqueue_keep: enqueue("singleton_key = j.singleton_key"),
-        enqueue_replace: enqueue(
-            "payload = EXCLUDED.payload, run_at = EXCLUDED.run_at, priority = EXCLUDED.priority, \
-             expires_at = EXCLUDED.expires_at, max_attempts = EXCLUDED.max_attempts",
+    let conflict = |set: &str| {
+        format!(
+            "ON CONFLICT (singleton_key) WHERE singleton_key IS NOT NULL AND state IN {WAITING} \
+             DO UPDATE SET {set}"
+        )
+    };
+    let enqueue = format!(
+        "WITH input AS ( \
+           SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int2[], \
+             $6::int8[], $7::int4[], $8::text[], $9::text[], $10::int8[], $12::int8[], $13::int2[]) \
+           AS t(id, queue, kind, payload, priority, run_at, max_attempts, singleton_key, \
+             group_key, expires_at, rank, mode)), \
+         keys AS (SELECT DISTINCT queue, group_key, priority FROM input), \
+         base AS MATERIALIZED (SELECT k.queue, k.group_key, k.priority, {vt} AS vt0 FROM keys k), \
+         rows AS (SELECT i.*, b.vt0 + i.rank AS vt FROM input i JOIN base b \
+           ON b.queue = i.queue AND b.group_key = i.group_key AND b.priority = i.priority), \
+         plain AS ({plain}), keep AS ({keep}), repl AS ({repl}) \
+         SELECT * FROM plain UNION ALL SELECT * FROM keep UNION ALL SELECT * FROM repl",
+        vt = sql::next_vt(Dialect::Postgres, "k", "$11"),
+        plain = insert(0, ""),
+        keep = insert(1, &conflict("singleton_key = j.singleton_key")),
+        repl = insert(
+            2,
+            &conflict(
+                "payload = EXCLUDED.payload, run_at = EXCLUDED.run_at, \
+                 priority = EXCLUDED.priority, expires_at = EXCLUDED.expires_at, \
+                 max_attempts = EXCLUDED.max_attempts",
+            )
         ),
+    );
+    Sql {
+        enqueue,
         finish: sql::transition(
             Dialect::Postgres,
             &format!(
@@ -106,18 +121,13 @@ impl PgEngine {
         Ok(PgEngine { pool })
     }
 
+    /// Inserts a batch in one statement.
     pub(crate) async fn insert(
         conn: &mut PgConnection,
         rows: &[InsertRow],
-        replace: bool,
         now: i64,
     ) -> Result<Vec<(Uuid, Option<String>)>> {
-        let sql = if replace {
-            &SQL.enqueue_replace
-        } else {
-            &SQL.enqueue_keep
-        };
-        let out = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+        let out = sqlx::query(sqlx::AssertSqlSafe(SQL.enqueue.as_str()))
             .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
             .bind(rows.iter().map(|r| r.queue.as_str()).collect::<Vec<_>>())
             .bind(rows.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>())
@@ -133,6 +143,8 @@ impl PgEngine {
             .bind(rows.iter().map(|r| r.group.as_str()).collect::<Vec<_>>())
             .bind(rows.iter().map(|r| r.expires_at).collect::<Vec<_>>())
             .bind(now)
+            .bind(rows.iter().map(|r| r.rank).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.mode as i16).collect::<Vec<_>>())
             .fetch_all(&mut *conn)
             .await?;
         out.iter()

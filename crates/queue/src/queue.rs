@@ -16,7 +16,7 @@ use crate::job::{
 };
 use crate::postgres::{NOTIFY_CHANNEL, PgEngine};
 use crate::sqlite::SqliteEngine;
-use crate::store::{CronRow, InsertRow, Transition};
+use crate::store::{CronRow, InsertMode, InsertRow, Transition};
 use crate::wake::{Wakers, spawn_notifier};
 
 /// Rows per insert statement: large batches are split so one statement stays bounded.
@@ -158,14 +158,22 @@ impl Queue {
         let mut out = Vec::with_capacity(jobs.len());
         let mut touched = Vec::new();
         for chunk in jobs.chunks(INSERT_CHUNK) {
+            let now = self.now_ms();
+            let plan = plan(chunk, now)?;
             let res = match &self.inner.engine {
                 Engine::Postgres(pg) => {
                     let mut conn = pg.pool.acquire().await?;
-                    insert_pg(&mut conn, chunk, self.now_ms()).await?
+                    insert_pg(&mut conn, &plan, now).await?
+                }
+                Engine::Sqlite(s) if plan.mixed() => {
+                    let mut tx = s.writer.begin_with("BEGIN IMMEDIATE").await?;
+                    let res = insert_sqlite(&mut tx, &plan, now).await?;
+                    tx.commit().await?;
+                    res
                 }
                 Engine::Sqlite(s) => {
                     let mut conn = s.writer.acquire().await?;
-                    insert_sqlite(&mut conn, chunk, self.now_ms()).await?
+                    insert_sqlite(&mut conn, &plan, now).await?
                 }
             };
             out.extend(res);
@@ -645,9 +653,10 @@ impl Tx {
         let now = self.queue.now_ms();
         let mut out = Vec::with_capacity(jobs.len());
         for chunk in jobs.chunks(INSERT_CHUNK) {
+            let plan = plan(chunk, now)?;
             out.extend(match &mut self.inner {
-                TxInner::Postgres(t) => insert_pg(t, chunk, now).await?,
-                TxInner::Sqlite(t) => insert_sqlite(t, chunk, now).await?,
+                TxInner::Postgres(t) => insert_pg(t, &plan, now).await?,
+                TxInner::Sqlite(t) => insert_sqlite(t, &plan, now).await?,
             });
             note_queues(&mut self.touched, chunk);
         }
@@ -699,17 +708,26 @@ fn note_queues(touched: &mut Vec<String>, jobs: &[NewJob]) {
     }
 }
 
-/// The rows of one insert statement, with duplicate singleton keys of the batch folded into
-/// their first occurrence (a later `replace` overwrites it), split by conflict mode.
+/// The rows of one insert, with duplicate singleton keys of the batch folded into their first
+/// occurrence (a later `replace` overwrites it).
 struct Plan {
-    keep: Vec<InsertRow>,
-    replace: Vec<InsertRow>,
+    rows: Vec<InsertRow>,
     /// For each input job: its own row id and its singleton key.
     slots: Vec<(Uuid, Option<String>)>,
 }
 
+impl Plan {
+    /// Whether rows of more than one conflict mode are present (SQLite then needs several
+    /// statements and wraps them in a transaction).
+    fn mixed(&self) -> bool {
+        self.rows
+            .first()
+            .is_some_and(|f| self.rows.iter().any(|r| r.mode != f.mode))
+    }
+}
+
 fn plan(jobs: &[NewJob], now: i64) -> Result<Plan> {
-    let mut rows: Vec<(InsertRow, OnConflict)> = Vec::with_capacity(jobs.len());
+    let mut rows: Vec<InsertRow> = Vec::with_capacity(jobs.len());
     let mut by_key: HashMap<&str, usize> = HashMap::new();
     let mut slots = Vec::with_capacity(jobs.len());
     for job in jobs {
@@ -718,17 +736,22 @@ fn plan(jobs: &[NewJob], now: i64) -> Result<Plan> {
         if let Some(key) = job.singleton_key.as_deref()
             && let Some(&i) = by_key.get(key)
         {
-            let (row, mode) = &mut rows[i];
+            let row = &mut rows[i];
             if job.on_conflict == OnConflict::Replace {
                 row.payload = job.payload.clone();
                 row.run_at = run_at;
                 row.priority = job.priority;
                 row.expires_at = expires_at;
-                *mode = OnConflict::Replace;
+                row.mode = InsertMode::Replace;
             }
             slots.push((row.id, Some(key.to_owned())));
             continue;
         }
+        let mode = match (&job.singleton_key, job.on_conflict) {
+            (None, _) => InsertMode::Plain,
+            (Some(_), OnConflict::Keep) => InsertMode::Keep,
+            (Some(_), OnConflict::Replace) => InsertMode::Replace,
+        };
         let row = InsertRow {
             id: Uuid::now_v7(),
             queue: job.queue.clone(),
@@ -740,20 +763,30 @@ fn plan(jobs: &[NewJob], now: i64) -> Result<Plan> {
             singleton_key: job.singleton_key.clone(),
             group: job.group.clone(),
             expires_at,
+            rank: 0,
+            mode,
         };
         slots.push((row.id, row.singleton_key.clone()));
         if let Some(key) = job.singleton_key.as_deref() {
             by_key.insert(key, rows.len());
         }
-        rows.push((row, job.on_conflict));
+        rows.push(row);
     }
-    let (keep, replace): (Vec<_>, Vec<_>) =
-        rows.into_iter().partition(|(_, m)| *m == OnConflict::Keep);
-    Ok(Plan {
-        keep: keep.into_iter().map(|r| r.0).collect(),
-        replace: replace.into_iter().map(|r| r.0).collect(),
-        slots,
-    })
+    // Number the rows within their queue, group and priority, in batch order: the statement
+    // gives each the round after its group's last plus this.
+    let mut next: HashMap<(&str, &str, i16), i64> = HashMap::new();
+    let mut ranks = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let n = next
+            .entry((r.queue.as_str(), r.group.as_str(), r.priority))
+            .or_insert(0);
+        ranks.push(*n);
+        *n += 1;
+    }
+    for (r, rank) in rows.iter_mut().zip(ranks) {
+        r.rank = rank;
+    }
+    Ok(Plan { rows, slots })
 }
 
 fn resolve(plan: &Plan, returned: Vec<(Uuid, Option<String>)>) -> Result<Vec<Enqueued>> {
@@ -782,32 +815,16 @@ fn resolve(plan: &Plan, returned: Vec<(Uuid, Option<String>)>) -> Result<Vec<Enq
         .collect()
 }
 
-async fn insert_pg(conn: &mut PgConnection, jobs: &[NewJob], now: i64) -> Result<Vec<Enqueued>> {
-    let plan = plan(jobs, now)?;
-    let mut returned = Vec::with_capacity(jobs.len());
-    if !plan.keep.is_empty() {
-        returned.extend(PgEngine::insert(conn, &plan.keep, false, now).await?);
-    }
-    if !plan.replace.is_empty() {
-        returned.extend(PgEngine::insert(conn, &plan.replace, true, now).await?);
-    }
-    resolve(&plan, returned)
+async fn insert_pg(conn: &mut PgConnection, plan: &Plan, now: i64) -> Result<Vec<Enqueued>> {
+    resolve(plan, PgEngine::insert(conn, &plan.rows, now).await?)
 }
 
 async fn insert_sqlite(
     conn: &mut SqliteConnection,
-    jobs: &[NewJob],
+    plan: &Plan,
     now: i64,
 ) -> Result<Vec<Enqueued>> {
-    let plan = plan(jobs, now)?;
-    let mut returned = Vec::with_capacity(jobs.len());
-    if !plan.keep.is_empty() {
-        returned.extend(SqliteEngine::insert(conn, &plan.keep, false, now).await?);
-    }
-    if !plan.replace.is_empty() {
-        returned.extend(SqliteEngine::insert(conn, &plan.replace, true, now).await?);
-    }
-    resolve(&plan, returned)
+    resolve(plan, SqliteEngine::insert(conn, &plan.rows, now).await?)
 }
 
 /// The URL without its password, for error messages.

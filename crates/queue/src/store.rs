@@ -2,6 +2,17 @@
 
 use uuid::Uuid;
 
+/// How an insert treats an existing waiting job with the same singleton key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InsertMode {
+    /// No singleton key: nothing can conflict.
+    Plain = 0,
+    /// Keep the waiting job.
+    Keep = 1,
+    /// Replace its payload and schedule.
+    Replace = 2,
+}
+
 /// One row to insert, times already resolved.
 #[derive(Debug, Clone)]
 pub(crate) struct InsertRow {
@@ -15,6 +26,10 @@ pub(crate) struct InsertRow {
     pub singleton_key: Option<String>,
     pub group: String,
     pub expires_at: Option<i64>,
+    /// Its place among the statement's rows of the same queue, group and priority: the
+    /// statement gives it the round after the group's last plus this.
+    pub rank: i64,
+    pub mode: InsertMode,
 }
 
 /// A running job leaving the running state for another reason than success.

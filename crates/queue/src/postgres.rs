@@ -152,6 +152,44 @@ impl PgEngine {
             .collect()
     }
 
+    /// VACUUMs the job table once its dead row versions pass `min_dead` and a tenth of its
+    /// live rows, by one process at a time; returns whether it ran. Every claim walks the claim
+    /// index from its start, over the entries of jobs claimed since the last VACUUM, and
+    /// autovacuum wakes at most once a minute: at thousands of jobs a second that walk grows to
+    /// hundreds of thousands of entries.
+    pub(crate) async fn vacuum_if_needed(&self, min_dead: i64) -> Result<bool> {
+        let (dead, live): (i64, i64) = sqlx::query_as(
+            "SELECT COALESCE(n_dead_tup, 0), COALESCE(n_live_tup, 0) FROM pg_stat_user_tables \
+             WHERE relid = 'ferry_jobs'::regclass",
+        )
+        .fetch_optional(&self.pool)
+        .await?
+        .unwrap_or((0, 0));
+        if dead < min_dead.max(live / 10) {
+            return Ok(false);
+        }
+        let mut conn = self.pool.acquire().await?;
+        let key = "SELECT hashtextextended('ferry_vacuum', 0)";
+        let locked: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT pg_try_advisory_lock(({key}))"
+        )))
+        .fetch_one(&mut *conn)
+        .await?;
+        if !locked {
+            return Ok(false);
+        }
+        let vacuumed = sqlx::query("VACUUM (INDEX_CLEANUP ON, SKIP_LOCKED) ferry_jobs")
+            .execute(&mut *conn)
+            .await;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT pg_advisory_unlock(({key}))"
+        )))
+        .execute(&mut *conn)
+        .await?;
+        vacuumed?;
+        Ok(true)
+    }
+
     pub(crate) async fn notify(&self, queue: &str) -> Result<()> {
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(NOTIFY_CHANNEL)

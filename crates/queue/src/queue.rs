@@ -381,6 +381,15 @@ impl Queue {
         }
     }
 
+    /// On PostgreSQL, VACUUMs the job table when enough dead row versions piled up (see the
+    /// engine); SQLite leaves no dead index entries behind. Returns whether it ran.
+    pub async fn vacuum_if_needed(&self, min_dead: u32) -> Result<bool> {
+        match &self.inner.engine {
+            Engine::Postgres(pg) => pg.vacuum_if_needed(i64::from(min_dead)).await,
+            Engine::Sqlite(_) => Ok(false),
+        }
+    }
+
     // ---- operations ------------------------------------------------------------------------
 
     pub async fn cancel(&self, id: Uuid) -> Result<Cancelled> {

@@ -103,6 +103,9 @@ pub struct Maintenance {
     pub keep_finished: Duration,
     /// How long dead jobs are kept for inspection and replay.
     pub keep_dead: Duration,
+    /// VACUUM the job table (PostgreSQL) once this many dead row versions, and a tenth of the
+    /// live rows, have piled up; zero leaves it to autovacuum.
+    pub vacuum_min_dead: u32,
 }
 
 impl Default for Maintenance {
@@ -113,6 +116,7 @@ impl Default for Maintenance {
             prune_every: Duration::from_secs(60),
             keep_finished: Duration::from_secs(3600),
             keep_dead: Duration::from_secs(7 * 24 * 3600),
+            vacuum_min_dead: 5_000,
         }
     }
 }
@@ -567,6 +571,16 @@ impl Worker {
             }
             if let Err(e) = w.queue.cron_tick().await {
                 tracing::error!(error = %e, "cron tick failed");
+            }
+            if m.vacuum_min_dead > 0 {
+                let t = std::time::Instant::now();
+                match w.queue.vacuum_if_needed(m.vacuum_min_dead).await {
+                    Ok(true) => {
+                        tracing::debug!(took_ms = t.elapsed().as_millis() as u64, "vacuumed jobs")
+                    }
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, "VACUUM of the job table failed"),
+                }
             }
             if last_prune.elapsed() >= m.prune_every {
                 last_prune = tokio::time::Instant::now();

@@ -3,7 +3,8 @@
 -- statistics the planner chose a bitmap scan plus a sort of every waiting job (40 ms per claim
 -- at 100,000 jobs) instead of walking ferry_jobs_claim in order and stopping after n rows.
 -- Turning off sorts and bitmap scans for these statements leaves the index walk as the plan.
--- PL/pgSQL keeps each session's plan, so a claim of one job is not re-planned every time.
+-- PL/pgSQL keeps each session's plan, and a forced generic plan is never re-planned, so a
+-- claim of one job costs no planning.
 -- The UPDATE finds the picked rows by ctid: they are locked, so it cannot change, and it
 -- saves a primary-key descent per job.
 
@@ -12,7 +13,7 @@ RETURNS TABLE (id uuid, queue text, kind text, payload text, priority smallint, 
                attempt integer, max_attempts integer, group_key text, singleton_key text,
                created_at bigint)
 LANGUAGE plpgsql VOLATILE
-SET enable_sort = off SET enable_bitmapscan = off
+SET enable_sort = off SET enable_bitmapscan = off SET plan_cache_mode = force_generic_plan
 AS $$
 #variable_conflict use_column
 BEGIN
@@ -44,7 +45,7 @@ RETURNS TABLE (id uuid, queue text, kind text, payload text, priority smallint, 
                attempt integer, max_attempts integer, group_key text, singleton_key text,
                created_at bigint)
 LANGUAGE plpgsql VOLATILE
-SET enable_sort = off SET enable_bitmapscan = off
+SET enable_sort = off SET enable_bitmapscan = off SET plan_cache_mode = force_generic_plan
 AS $$
 #variable_conflict use_column
 BEGIN
@@ -94,7 +95,7 @@ $$;
 CREATE FUNCTION ferry_complete(p_ids uuid[], p_owner text, p_now bigint, p_delete boolean)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
-SET enable_bitmapscan = off SET enable_seqscan = off
+SET enable_bitmapscan = off SET enable_seqscan = off SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
     n bigint;
@@ -113,7 +114,7 @@ $$;
 CREATE FUNCTION ferry_heartbeat(p_ids uuid[], p_owner text, p_lease_until bigint)
 RETURNS TABLE (id uuid, cancel_requested boolean)
 LANGUAGE plpgsql VOLATILE
-SET enable_bitmapscan = off SET enable_seqscan = off
+SET enable_bitmapscan = off SET enable_seqscan = off SET plan_cache_mode = force_generic_plan
 AS $$
 #variable_conflict use_column
 BEGIN

@@ -153,7 +153,7 @@ impl PgEngine {
     }
 
     /// VACUUMs the job table once its dead row versions pass `min_dead` and a tenth of its
-    /// live rows, by one process at a time; returns whether it ran. Every claim walks the claim
+    /// live rows; returns whether it ran. Every claim walks the claim
     /// index from its start, over the entries of jobs claimed since the last VACUUM, and
     /// autovacuum wakes at most once a minute: at thousands of jobs a second that walk grows to
     /// hundreds of thousands of entries.
@@ -168,25 +168,11 @@ impl PgEngine {
         if dead < min_dead.max(live / 10) {
             return Ok(false);
         }
-        let mut conn = self.pool.acquire().await?;
-        let key = "SELECT hashtextextended('ferry_vacuum', 0)";
-        let locked: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT pg_try_advisory_lock(({key}))"
-        )))
-        .fetch_one(&mut *conn)
-        .await?;
-        if !locked {
-            return Ok(false);
-        }
-        let vacuumed = sqlx::query("VACUUM (INDEX_CLEANUP ON, SKIP_LOCKED) ferry_jobs")
-            .execute(&mut *conn)
-            .await;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT pg_advisory_unlock(({key}))"
-        )))
-        .execute(&mut *conn)
-        .await?;
-        vacuumed?;
+        // SKIP_LOCKED: when another worker is already vacuuming, this one skips at once (no
+        // advisory lock, which PgBouncer's transaction mode would leak).
+        sqlx::query("VACUUM (INDEX_CLEANUP ON, SKIP_LOCKED) ferry_jobs")
+            .execute(&self.pool)
+            .await?;
         Ok(true)
     }
 

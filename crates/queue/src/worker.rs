@@ -229,6 +229,7 @@ impl WorkerBuilder {
                 opts: self.opts,
                 handlers: self.handlers,
                 in_flight: Mutex::default(),
+                releasing: Default::default(),
             }),
         }
     }
@@ -243,6 +244,9 @@ struct InFlight {
 
 struct WorkerInner {
     id: String,
+    /// Set when the grace period is over and running handlers are cancelled: a handler that
+    /// stops then is released, not cancelled.
+    releasing: std::sync::atomic::AtomicBool,
     queue: Queue,
     opts: WorkerOptions,
     handlers: HashMap<String, Handler>,
@@ -358,6 +362,7 @@ impl Worker {
             .is_err()
         {
             tracing::warn!(worker = %w.id, "grace period over; cancelling running handlers");
+            w.releasing.store(true, std::sync::atomic::Ordering::SeqCst);
             for f in w.lock_in_flight().values() {
                 f.cancel.cancel();
             }
@@ -620,6 +625,16 @@ impl WorkerInner {
             .await;
         match result {
             Ok(Ok(())) => Outcome::Completed,
+            // Stopped by the shutdown: back in line without spending an attempt (a cancel that
+            // was also requested still wins: the database sees cancel_requested).
+            Ok(Err(_))
+                if cancel.is_cancelled()
+                    && self.releasing.load(std::sync::atomic::Ordering::SeqCst) =>
+            {
+                Outcome::Snoozed {
+                    delay: Duration::ZERO,
+                }
+            }
             Ok(Err(_)) if cancel.is_cancelled() => Outcome::Cancelled,
             Ok(Err(JobError::Retry { message, after })) => Outcome::Failed {
                 error: message,

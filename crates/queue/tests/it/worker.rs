@@ -15,6 +15,7 @@ ferry_testkit::conformance!(
     running_job_sees_its_cancellation,
     shutdown_lets_running_jobs_finish,
     shutdown_releases_jobs_that_ignore_cancellation,
+    shutdown_releases_jobs_that_stop_when_cancelled,
 );
 
 #[derive(Serialize, Deserialize)]
@@ -179,5 +180,38 @@ async fn shutdown_releases_jobs_that_ignore_cancellation(db: TestDb) {
     run.await.unwrap().unwrap();
     let rec = q.get(job.id).await.unwrap().unwrap();
     assert_eq!(rec.state, JobState::Queued, "released back in line");
+    assert_eq!(rec.attempt, 0, "without spending an attempt");
+}
+
+async fn shutdown_releases_jobs_that_stop_when_cancelled(db: TestDb) {
+    let q = db.queue().await;
+    let w = Worker::builder(q.clone())
+        .options(WorkerOptions {
+            shutdown_grace: Duration::from_millis(50),
+            ..WorkerOptions::default()
+        })
+        .handle("cooperative", |_: serde_json::Value, ctx| async move {
+            ctx.cancel.cancelled().await;
+            Err(JobError::retry("interrupted"))
+        })
+        .build();
+    let job = q
+        .enqueue(NewJob::new("cooperative", &json!({})).unwrap())
+        .await
+        .unwrap();
+    let stop = CancellationToken::new();
+    let run = tokio::spawn({
+        let (w, stop) = (w.clone(), stop.clone());
+        async move { w.run(stop).await }
+    });
+    eventually("job running", || {
+        let q = q.clone();
+        async move { state(&q, job.id).await == JobState::Running }
+    })
+    .await;
+    stop.cancel();
+    run.await.unwrap().unwrap();
+    let rec = q.get(job.id).await.unwrap().unwrap();
+    assert_eq!(rec.state, JobState::Queued, "released, not cancelled");
     assert_eq!(rec.attempt, 0, "without spending an attempt");
 }

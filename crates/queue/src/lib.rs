@@ -8,6 +8,7 @@
 
 mod backoff;
 mod clock;
+mod common;
 mod cron;
 mod error;
 mod job;

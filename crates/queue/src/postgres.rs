@@ -281,18 +281,6 @@ impl PgEngine {
             .collect()
     }
 
-    pub(crate) async fn expire(&self, now: i64) -> Result<u64> {
-        let r = sqlx::query(
-            "UPDATE ferry_jobs SET state = 'expired', finished_at = $1, \
-               last_error = 'deadline passed before the job could run' \
-             WHERE expires_at IS NOT NULL AND expires_at <= $1 AND state IN ('queued', 'retrying')",
-        )
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected())
-    }
-
     pub(crate) async fn prune(
         &self,
         finished_before: i64,
@@ -377,99 +365,6 @@ impl PgEngine {
         rows.iter().map(decode_record).collect()
     }
 
-    pub(crate) async fn stats(&self, queue: &str, now: i64) -> Result<QueueStats> {
-        let row = sqlx::query(
-            "SELECT \
-               (SELECT count(*) FROM ferry_jobs WHERE queue = $1 AND state IN ('queued', 'retrying') AND run_at <= $2), \
-               (SELECT count(*) FROM ferry_jobs WHERE queue = $1 AND state IN ('queued', 'retrying') AND run_at > $2), \
-               (SELECT count(*) FROM ferry_jobs WHERE queue = $1 AND state = 'running'), \
-               (SELECT count(*) FROM ferry_jobs WHERE queue = $1 AND state = 'dead'), \
-               (SELECT min(run_at) FROM ferry_jobs WHERE queue = $1 AND state IN ('queued', 'retrying') AND run_at <= $2), \
-               COALESCE((SELECT paused FROM ferry_queues WHERE name = $1), false)",
-        )
-        .bind(queue)
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await?;
-        let oldest: Option<i64> = row.try_get(4)?;
-        Ok(QueueStats {
-            queue: queue.to_owned(),
-            ready: row.try_get(0)?,
-            scheduled: row.try_get(1)?,
-            running: row.try_get(2)?,
-            dead: row.try_get(3)?,
-            oldest_ready_age_ms: oldest.map(|t| (now - t).max(0)).unwrap_or(0),
-            paused: row.try_get(5)?,
-        })
-    }
-
-    pub(crate) async fn queue_names(&self) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT name FROM ferry_queues UNION \
-             SELECT DISTINCT queue FROM ferry_jobs WHERE state IN ('queued', 'retrying', 'running', 'dead') \
-             ORDER BY 1",
-        )
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
-    pub(crate) async fn set_paused(&self, queue: &str, paused: bool) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO ferry_queues (name, paused) VALUES ($1, $2) \
-             ON CONFLICT (name) DO UPDATE SET paused = EXCLUDED.paused",
-        )
-        .bind(queue)
-        .bind(paused)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    pub(crate) async fn set_queue_group_cap(&self, queue: &str, cap: Option<i32>) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO ferry_queues (name, group_max_running) VALUES ($1, $2) \
-             ON CONFLICT (name) DO UPDATE SET group_max_running = EXCLUDED.group_max_running",
-        )
-        .bind(queue)
-        .bind(cap)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    pub(crate) async fn set_group_cap(
-        &self,
-        queue: &str,
-        group: &str,
-        cap: Option<i32>,
-    ) -> Result<()> {
-        match cap {
-            Some(cap) => sqlx::query(
-                "INSERT INTO ferry_group_limits (queue, group_key, max_running) VALUES ($1, $2, $3) \
-                 ON CONFLICT (queue, group_key) DO UPDATE SET max_running = EXCLUDED.max_running",
-            )
-            .bind(queue)
-            .bind(group)
-            .bind(cap),
-            None => sqlx::query("DELETE FROM ferry_group_limits WHERE queue = $1 AND group_key = $2")
-                .bind(queue)
-                .bind(group),
-        }
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    pub(crate) async fn has_caps(&self, queue: &str) -> Result<bool> {
-        Ok(sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM ferry_group_limits WHERE queue = $1) \
-               OR EXISTS (SELECT 1 FROM ferry_queues WHERE name = $1 AND group_max_running IS NOT NULL)",
-        )
-        .bind(queue)
-        .fetch_one(&self.pool)
-        .await?)
-    }
-
     pub(crate) async fn cron_upsert(&self, c: &CronRow) -> Result<()> {
         sqlx::query(
             "INSERT INTO ferry_cron (name, expr, queue, kind, payload, next_at) \
@@ -489,45 +384,9 @@ impl PgEngine {
         .await?;
         Ok(())
     }
-
-    pub(crate) async fn cron_due(&self, now: i64) -> Result<Vec<CronRow>> {
-        let rows = sqlx::query(
-            "SELECT name, expr, queue, kind, payload::text, next_at FROM ferry_cron WHERE next_at <= $1",
-        )
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(CronRow {
-                    name: r.try_get(0)?,
-                    expr: r.try_get(1)?,
-                    queue: r.try_get(2)?,
-                    kind: r.try_get(3)?,
-                    payload: r.try_get(4)?,
-                    next_at: r.try_get(5)?,
-                })
-            })
-            .collect()
-    }
-
-    /// Moves a schedule from `due` to `next` if nobody else did: the compare-and-set that makes
-    /// a tick fire once across processes. Runs in the caller's transaction.
-    pub(crate) async fn cron_advance(
-        conn: &mut PgConnection,
-        name: &str,
-        due: i64,
-        next: i64,
-    ) -> Result<bool> {
-        let r = sqlx::query("UPDATE ferry_cron SET next_at = $3 WHERE name = $1 AND next_at = $2")
-            .bind(name)
-            .bind(due)
-            .bind(next)
-            .execute(conn)
-            .await?;
-        Ok(r.rows_affected() == 1)
-    }
 }
+
+crate::common::common_ops!(PgEngine, PgConnection, write = pool, read = pool);
 
 fn pg_job_columns() -> String {
     JOB_COLUMNS.replace("payload", "payload::text")

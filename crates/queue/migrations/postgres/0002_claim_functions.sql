@@ -2,7 +2,10 @@
 -- A job table swings between empty and huge faster than ANALYZE follows; with stale
 -- statistics the planner chose a bitmap scan plus a sort of every waiting job (40 ms per claim
 -- at 100,000 jobs) instead of walking ferry_jobs_claim in order and stopping after n rows.
--- Turning off sorts and bitmap scans for these statements leaves the index walk as the plan.
+-- Turning off sorts, bitmap and sequential scans leaves the index walk as the plan; turning off
+-- hash and merge joins keeps the UPDATE a nested loop over the picked ctids (a generic plan
+-- can not see the LIMIT, guessed 16,000 picked rows and hash-joined them against a sequential
+-- scan of a million jobs: 240 ms per claim).
 -- PL/pgSQL keeps each session's plan, and a forced generic plan is never re-planned, so a
 -- claim of one job costs no planning.
 -- The UPDATE finds the picked rows by ctid: they are locked, so it cannot change, and it
@@ -13,7 +16,8 @@ RETURNS TABLE (id uuid, queue text, kind text, payload text, priority smallint, 
                attempt integer, max_attempts integer, group_key text, singleton_key text,
                created_at bigint)
 LANGUAGE plpgsql VOLATILE
-SET enable_sort = off SET enable_bitmapscan = off SET plan_cache_mode = force_generic_plan
+SET enable_sort = off SET enable_bitmapscan = off SET enable_seqscan = off
+SET enable_hashjoin = off SET enable_mergejoin = off SET plan_cache_mode = force_generic_plan
 AS $$
 #variable_conflict use_column
 BEGIN
@@ -45,7 +49,8 @@ RETURNS TABLE (id uuid, queue text, kind text, payload text, priority smallint, 
                attempt integer, max_attempts integer, group_key text, singleton_key text,
                created_at bigint)
 LANGUAGE plpgsql VOLATILE
-SET enable_sort = off SET enable_bitmapscan = off SET plan_cache_mode = force_generic_plan
+SET enable_sort = off SET enable_bitmapscan = off SET enable_seqscan = off
+SET enable_hashjoin = off SET enable_mergejoin = off SET plan_cache_mode = force_generic_plan
 AS $$
 #variable_conflict use_column
 BEGIN

@@ -1,0 +1,115 @@
+// graphile-worker measured the way `ferry bench queue` measures ferry: a fresh database, N jobs
+// enqueued in batches of 1,000 (addJobs), then processed by no-op tasks from worker start to
+// the last completion; 500 jobs enqueued one every 10 ms for pickup latency. The last line is
+// JSON with the same field names.
+//
+//   node bench.mjs postgres://postgres@127.0.0.1:5432/postgres [--jobs N] [--no-batch]
+import pg from "pg";
+import { run, makeWorkerUtils, Logger } from "graphile-worker";
+
+const args = process.argv.slice(2);
+const admin = args.find((a) => a.startsWith("postgres")) ?? "postgres://postgres@127.0.0.1:5432/postgres";
+const jobs = Number(args[args.indexOf("--jobs") + 1] || 0) || 50000;
+const batched = !args.includes("--no-batch");
+const concurrency = 24;
+
+const name = `gw_bench_${process.pid}_${Date.now()}`;
+const adminClient = new pg.Client({ connectionString: admin });
+await adminClient.connect();
+await adminClient.query(`CREATE DATABASE ${name}`);
+const url = admin.replace(/\/[^/?]*(\?|$)/, `/${name}$1`);
+
+// graphile's documented high-throughput settings (its performance page): a local queue and
+// batched completions. Unbatched: its defaults.
+const preset = batched
+  ? { worker: { localQueue: { size: 500 }, completeJobBatchDelay: 0, failJobBatchDelay: 0 } }
+  : { worker: {} };
+
+try {
+  const utils = await makeWorkerUtils({ connectionString: url, logger: makeLogger() });
+  await utils.migrate();
+
+  // 1. single enqueues, awaited
+  const singles = Math.min(jobs, 5000);
+  let t = performance.now();
+  for (let i = 0; i < singles; i++) await utils.addJob("noop_single", { i });
+  const enqueueSingle = singles / ((performance.now() - t) / 1000);
+  await utils.withPgClient((c) => c.query("delete from graphile_worker._private_jobs"));
+
+  // 2. batch enqueue
+  t = performance.now();
+  for (let done = 0; done < jobs; done += 1000) {
+    const n = Math.min(1000, jobs - done);
+    await utils.addJobs(Array.from({ length: n }, (_, i) => ({ identifier: "noop", payload: { i } })));
+  }
+  const enqueueBatch = jobs / ((performance.now() - t) / 1000);
+
+  // 3. process
+  let count = 0;
+  let resolveAll;
+  const allDone = new Promise((r) => (resolveAll = r));
+  t = performance.now();
+  const runner = await run({
+    connectionString: url,
+    concurrency,
+    noHandleSignals: true,
+    pollInterval: 500,
+    logger: makeLogger(),
+    preset,
+    taskList: { noop: async () => { if (++count === jobs) resolveAll(); } },
+  });
+  await allDone;
+  await runner.stop();
+  const process_per_s = jobs / ((performance.now() - t) / 1000);
+
+  // 4. pickup latency
+  const lat = [];
+  let resolvePick;
+  const picked = new Promise((r) => (resolvePick = r));
+  const pickRunner = await run({
+    connectionString: url,
+    concurrency,
+    noHandleSignals: true,
+    pollInterval: 500,
+    logger: makeLogger(),
+    preset,
+    taskList: {
+      pickup: async (p) => { lat.push(performance.now() - p.t); if (lat.length === 500) resolvePick(); },
+    },
+  });
+  await new Promise((r) => setTimeout(r, 200));
+  for (let i = 0; i < 500; i++) {
+    const next = performance.now() + 10;
+    await utils.addJob("pickup", { t: performance.now() });
+    const wait = next - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  }
+  await picked;
+  await pickRunner.stop();
+  await utils.release();
+  lat.sort((a, b) => a - b);
+  const pct = (p) => lat[Math.max(0, Math.ceil(lat.length * p) - 1)];
+  const r2 = (x) => Math.round(x * 100) / 100;
+  console.log(`graphile-worker 0.18.0, jobs ${jobs}, concurrency ${concurrency}, batch ${batched}`);
+  console.log(JSON.stringify({
+    backend: "postgres (graphile-worker 0.18.0)",
+    jobs,
+    concurrency,
+    batch: batched,
+    enqueue_single_per_s: Math.round(enqueueSingle),
+    enqueue_batch_per_s: Math.round(enqueueBatch),
+    process_per_s: Math.round(process_per_s),
+    pickup_p50_ms: r2(pct(0.5)),
+    pickup_p99_ms: r2(pct(0.99)),
+  }));
+} finally {
+  await adminClient.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  await adminClient.end();
+}
+
+function makeLogger() {
+  // Errors only: the figures are the output.
+  return new Logger(() => (level, message) => {
+    if (level === "error") console.error(message);
+  });
+}

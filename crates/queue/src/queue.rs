@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sqlx::{PgConnection, Postgres, Sqlite, SqliteConnection};
-use tokio::sync::{Notify, broadcast, mpsc};
+use tokio::sync::{Notify, broadcast};
 use uuid::Uuid;
 
 use crate::backoff::Backoff;
@@ -17,7 +17,7 @@ use crate::job::{
 use crate::postgres::{NOTIFY_CHANNEL, PgEngine};
 use crate::sqlite::SqliteEngine;
 use crate::store::{CronRow, InsertMode, InsertRow, Transition};
-use crate::wake::{Wakers, spawn_notifier};
+use crate::wake::{Notifier, Wakers};
 
 /// Rows per insert statement: large batches are split so one statement stays bounded.
 const INSERT_CHUNK: usize = 10_000;
@@ -67,7 +67,7 @@ struct Inner {
     engine: Engine,
     clock: Arc<dyn Clock>,
     wakers: Wakers,
-    notifier: Option<mpsc::UnboundedSender<String>>,
+    notifier: Option<Arc<Notifier>>,
     caps: Mutex<HashMap<String, (bool, Instant)>>,
 }
 
@@ -100,7 +100,7 @@ impl Queue {
             return Err(QueueError::UnsupportedUrl(redact_url(url)));
         };
         let notifier = match &engine {
-            Engine::Postgres(pg) => Some(spawn_notifier(pg.clone(), opts.notify_debounce)),
+            Engine::Postgres(pg) => Some(Notifier::spawn(pg.clone(), opts.notify_debounce)),
             Engine::Sqlite(_) => None,
         };
         Ok(Queue {
@@ -156,14 +156,15 @@ impl Queue {
     /// Enqueues many jobs with one statement per 10,000 (each statement is atomic).
     pub async fn enqueue_batch(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
         let mut out = Vec::with_capacity(jobs.len());
-        let mut touched = Vec::new();
         for chunk in jobs.chunks(INSERT_CHUNK) {
             let now = self.now_ms();
             let plan = plan(chunk, now)?;
+            let queues = queues_of(chunk);
+            let led = self.lead(&queues);
             let res = match &self.inner.engine {
                 Engine::Postgres(pg) => {
                     let mut conn = pg.pool.acquire().await?;
-                    insert_pg(&mut conn, &plan, now).await?
+                    insert_pg(&mut conn, &plan, now, &led).await?
                 }
                 Engine::Sqlite(s) if plan.mixed() => {
                     let mut tx = s.writer.begin_with("BEGIN IMMEDIATE").await?;
@@ -177,10 +178,9 @@ impl Queue {
                 }
             };
             out.extend(res);
-            note_queues(&mut touched, chunk);
-        }
-        for q in &touched {
-            self.announce(q);
+            for q in &queues {
+                self.announce_inserted(q, led.contains(q));
+            }
         }
         Ok(out)
     }
@@ -198,15 +198,32 @@ impl Queue {
             inner,
             queue: self.clone(),
             touched: Vec::new(),
+            notified: Vec::new(),
         })
     }
 
     /// Wakes local workers now and, on PostgreSQL, other processes through a debounced NOTIFY.
     fn announce(&self, queue: &str) {
+        self.announce_inserted(queue, false);
+    }
+
+    /// As `announce`, after an insert that already notified `queue` itself when `notified`.
+    fn announce_inserted(&self, queue: &str, notified: bool) {
         self.inner.wakers.wake(queue);
-        if let Some(n) = &self.inner.notifier {
-            let _ = n.send(queue.to_owned());
+        if let Some(n) = &self.inner.notifier
+            && !notified
+        {
+            n.trail(queue);
         }
+    }
+
+    /// Of `queues`, those the next insert should NOTIFY inside its own statement.
+    fn lead(&self, queues: &[String]) -> Vec<String> {
+        self.inner
+            .notifier
+            .as_ref()
+            .map(|n| n.lead(queues))
+            .unwrap_or_default()
     }
 
     // ---- claim and finish ------------------------------------------------------------------
@@ -644,6 +661,8 @@ pub struct Tx {
     inner: TxInner,
     queue: Queue,
     touched: Vec<String>,
+    /// Queues whose NOTIFY is part of this transaction (delivered at commit).
+    notified: Vec<String>,
 }
 
 pub enum TxInner {
@@ -663,11 +682,27 @@ impl Tx {
         let mut out = Vec::with_capacity(jobs.len());
         for chunk in jobs.chunks(INSERT_CHUNK) {
             let plan = plan(chunk, now)?;
+            let queues = queues_of(chunk);
+            // A queue this transaction already notifies needs no second NOTIFY.
+            let fresh: Vec<String> = queues
+                .iter()
+                .filter(|q| !self.notified.contains(q))
+                .cloned()
+                .collect();
             out.extend(match &mut self.inner {
-                TxInner::Postgres(t) => insert_pg(t, &plan, now).await?,
+                TxInner::Postgres(t) => {
+                    let led = self.queue.lead(&fresh);
+                    let res = insert_pg(t, &plan, now, &led).await?;
+                    self.notified.extend(led);
+                    res
+                }
                 TxInner::Sqlite(t) => insert_sqlite(t, &plan, now).await?,
             });
-            note_queues(&mut self.touched, chunk);
+            for q in queues {
+                if !self.touched.contains(&q) {
+                    self.touched.push(q);
+                }
+            }
         }
         Ok(out)
     }
@@ -695,7 +730,7 @@ impl Tx {
             TxInner::Sqlite(t) => t.commit().await?,
         }
         for q in &self.touched {
-            self.queue.announce(q);
+            self.queue.announce_inserted(q, self.notified.contains(q));
         }
         Ok(())
     }
@@ -709,12 +744,15 @@ impl Tx {
     }
 }
 
-fn note_queues(touched: &mut Vec<String>, jobs: &[NewJob]) {
+/// The distinct queues of `jobs`, in first-seen order.
+fn queues_of(jobs: &[NewJob]) -> Vec<String> {
+    let mut queues: Vec<String> = Vec::new();
     for j in jobs {
-        if !touched.contains(&j.queue) {
-            touched.push(j.queue.clone());
+        if !queues.contains(&j.queue) {
+            queues.push(j.queue.clone());
         }
     }
+    queues
 }
 
 /// The rows of one insert, with duplicate singleton keys of the batch folded into their first
@@ -824,8 +862,13 @@ fn resolve(plan: &Plan, returned: Vec<(Uuid, Option<String>)>) -> Result<Vec<Enq
         .collect()
 }
 
-async fn insert_pg(conn: &mut PgConnection, plan: &Plan, now: i64) -> Result<Vec<Enqueued>> {
-    resolve(plan, PgEngine::insert(conn, &plan.rows, now).await?)
+async fn insert_pg(
+    conn: &mut PgConnection,
+    plan: &Plan,
+    now: i64,
+    notify: &[String],
+) -> Result<Vec<Enqueued>> {
+    resolve(plan, PgEngine::insert(conn, &plan.rows, now, notify).await?)
 }
 
 async fn insert_sqlite(

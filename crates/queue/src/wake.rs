@@ -47,53 +47,90 @@ impl Wakers {
     }
 }
 
-/// Sends `NOTIFY ferry_jobs, '<queue>'` at most once per `window` per queue: the first insert
-/// notifies at once (pickup latency), a burst after it is folded into one trailing notify.
-pub(crate) fn spawn_notifier(pg: PgEngine, window: Duration) -> mpsc::UnboundedSender<String> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
-    tokio::spawn(async move {
-        let mut last_sent: HashMap<String, Instant> = HashMap::new();
-        let mut pending: HashMap<String, Instant> = HashMap::new();
-        loop {
-            let next_due = pending.values().min().copied();
-            tokio::select! {
-                msg = rx.recv() => {
-                    let Some(queue) = msg else { break };
-                    let now = Instant::now();
-                    match last_sent.get(&queue) {
-                        Some(t) if now.duration_since(*t) < window => {
-                            pending.entry(queue).or_insert(*t + window);
-                        }
-                        _ => {
-                            send(&pg, &queue).await;
-                            last_sent.insert(queue, now);
-                        }
-                    }
-                }
-                _ = async { tokio::time::sleep_until(next_due.unwrap_or_else(Instant::now)).await },
-                    if next_due.is_some() => {
-                    let now = Instant::now();
-                    let due: Vec<String> =
-                        pending.iter().filter(|(_, t)| **t <= now).map(|(q, _)| q.clone()).collect();
-                    for queue in due {
-                        pending.remove(&queue);
-                        send(&pg, &queue).await;
-                        last_sent.insert(queue, now);
-                    }
-                }
-            }
-            if last_sent.len() > 10_000 {
-                let now = Instant::now();
-                last_sent.retain(|_, t| now.duration_since(*t) < window);
-            }
-        }
-    });
-    tx
+/// At most one `NOTIFY ferry_jobs, '<queue>'` per queue per window. The first insert of a
+/// window notifies at once, inside its own statement (delivered at its commit: no extra round
+/// trip on the pickup path); later inserts in the window are folded into one trailing NOTIFY
+/// sent by a background task when the window ends.
+#[derive(Debug)]
+pub(crate) struct Notifier {
+    window: Duration,
+    last: Mutex<HashMap<String, Instant>>,
+    trailing: mpsc::UnboundedSender<String>,
 }
 
-async fn send(pg: &PgEngine, queue: &str) {
-    if let Err(e) = pg.notify(queue).await {
-        // Polling picks the job up anyway; a lost NOTIFY only costs latency.
-        tracing::warn!(error = %e, queue, "NOTIFY failed; workers will find the job by polling");
+impl Notifier {
+    pub(crate) fn spawn(pg: PgEngine, window: Duration) -> Arc<Notifier> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let n = Arc::new(Notifier {
+            window,
+            last: Mutex::default(),
+            trailing: tx,
+        });
+        tokio::spawn(trail_loop(pg, Arc::downgrade(&n), rx));
+        n
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        self.last.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Of `queues`, those an insert about to run should notify itself (the window's first).
+    pub(crate) fn lead(&self, queues: &[String]) -> Vec<String> {
+        let now = Instant::now();
+        let mut last = self.lock();
+        let led: Vec<String> = queues
+            .iter()
+            .filter(|q| {
+                last.get(*q)
+                    .is_none_or(|t| now.duration_since(*t) >= self.window)
+            })
+            .cloned()
+            .collect();
+        for q in &led {
+            last.insert(q.clone(), now);
+        }
+        if last.len() > 10_000 {
+            last.retain(|_, t| now.duration_since(*t) < self.window);
+        }
+        led
+    }
+
+    /// After a commit that did not notify `queue` itself: a trailing NOTIFY at the window's end.
+    pub(crate) fn trail(&self, queue: &str) {
+        let _ = self.trailing.send(queue.to_owned());
+    }
+}
+
+async fn trail_loop(
+    pg: PgEngine,
+    notifier: std::sync::Weak<Notifier>,
+    mut rx: mpsc::UnboundedReceiver<String>,
+) {
+    let mut pending: HashMap<String, Instant> = HashMap::new();
+    loop {
+        let next_due = pending.values().min().copied();
+        tokio::select! {
+            msg = rx.recv() => {
+                let Some(queue) = msg else { return };
+                let Some(n) = notifier.upgrade() else { return };
+                let due = n.lock().get(&queue).map(|t| *t + n.window).unwrap_or_else(Instant::now);
+                pending.entry(queue).or_insert(due);
+            }
+            _ = async { tokio::time::sleep_until(next_due.unwrap_or_else(Instant::now)).await },
+                if next_due.is_some() => {
+                let now = Instant::now();
+                let due: Vec<String> =
+                    pending.iter().filter(|(_, t)| **t <= now).map(|(q, _)| q.clone()).collect();
+                let Some(n) = notifier.upgrade() else { return };
+                for queue in due {
+                    pending.remove(&queue);
+                    n.lock().insert(queue.clone(), now);
+                    if let Err(e) = pg.notify(&queue).await {
+                        // Polling picks the job up anyway; a lost NOTIFY only costs latency.
+                        tracing::warn!(error = %e, queue, "NOTIFY failed; workers will find the job by polling");
+                    }
+                }
+            }
+        }
     }
 }

@@ -201,3 +201,67 @@ async fn stats_per_queue(db: TestDb) {
     let names: Vec<&str> = all.iter().map(|s| s.queue.as_str()).collect();
     assert_eq!(names, ["default", "other"]);
 }
+
+/// Other processes learn of new jobs by NOTIFY: sent with a committed insert, never for a
+/// rolled-back one, and debounced to one per queue per window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_enqueue_notifies_other_processes() {
+    let Some(db) = TestDb::new(ferry_testkit::Backend::Postgres).await else {
+        return;
+    };
+    let q = db.queue().await;
+    let mut listener = sqlx::postgres::PgListener::connect(&db.url).await.unwrap();
+    listener.listen("ferry_jobs").await.unwrap();
+
+    let mut tx = q.begin().await.unwrap();
+    tx.enqueue(NewJob::new("k", &json!({})).unwrap().queue("rolled"))
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    q.enqueue(NewJob::new("k", &json!({})).unwrap().queue("first"))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_notification(&mut listener, Duration::from_secs(5))
+            .await
+            .as_deref(),
+        Some("first"),
+        "nothing for the rollback"
+    );
+
+    // A burst into one queue: the first insert notifies, the rest fold into one trailing NOTIFY.
+    for _ in 0..20 {
+        q.enqueue(NewJob::new("k", &json!({})).unwrap().queue("burst"))
+            .await
+            .unwrap();
+    }
+    let mut got = Vec::new();
+    while let Some(p) = next_notification(&mut listener, Duration::from_millis(300)).await {
+        got.push(p);
+    }
+    assert!(got.iter().all(|p| p == "burst"), "{got:?}");
+    assert!(
+        !got.is_empty() && got.len() < 20,
+        "debounced: {} NOTIFYs for 20 inserts",
+        got.len()
+    );
+
+    let mut tx = q.begin().await.unwrap();
+    tx.enqueue(NewJob::new("k", &json!({})).unwrap().queue("in-tx"))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        next_notification(&mut listener, Duration::from_secs(5))
+            .await
+            .as_deref(),
+        Some("in-tx")
+    );
+}
+
+async fn next_notification(l: &mut sqlx::postgres::PgListener, within: Duration) -> Option<String> {
+    tokio::time::timeout(within, l.recv())
+        .await
+        .ok()
+        .map(|n| n.unwrap().payload().to_owned())
+}

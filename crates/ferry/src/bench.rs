@@ -144,15 +144,24 @@ impl FreshDb {
     }
 }
 
-/// The default maintenance, with completed jobs kept (the default) or deleted at once.
-fn maintenance(delete_completed: bool) -> Maintenance {
+/// The benchmark's worker on `queue`: the defaults, with the command's concurrency, batching
+/// and retention of completed jobs.
+fn worker_options(a: &QueueArgs, queue: &str, fetchers: usize) -> WorkerOptions {
     let m = Maintenance::default();
-    let keep_finished = if delete_completed {
+    let keep_finished = if a.delete_completed {
         Duration::ZERO
     } else {
         m.keep_finished
     };
-    Maintenance { keep_finished, ..m }
+    WorkerOptions {
+        queues: vec![queue.to_owned()],
+        concurrency: a.concurrency,
+        claim_batch: a.concurrency,
+        batch: !a.no_batch,
+        fetchers,
+        maintenance: Maintenance { keep_finished, ..m },
+        ..WorkerOptions::default()
+    }
 }
 
 async fn bench_queue(db: &FreshDb, a: &QueueArgs) -> Result<()> {
@@ -195,17 +204,8 @@ async fn bench_queue(db: &FreshDb, a: &QueueArgs) -> Result<()> {
     let all_done = Arc::new(tokio::sync::Notify::new());
     let (d, n, total) = (done.clone(), all_done.clone(), a.jobs);
     let fetchers = a.fetchers.unwrap_or(if a.no_batch { 8 } else { 2 });
-    let opts = WorkerOptions {
-        queues: vec!["bench".into()],
-        concurrency: a.concurrency,
-        claim_batch: a.concurrency,
-        batch: !a.no_batch,
-        fetchers,
-        maintenance: maintenance(a.delete_completed),
-        ..WorkerOptions::default()
-    };
     let worker = Worker::builder(q.clone())
-        .options(opts)
+        .options(worker_options(a, "bench", fetchers))
         .handle("bench.noop", move |_: serde_json::Value, _| {
             let (d, n) = (d.clone(), n.clone());
             async move {
@@ -249,15 +249,7 @@ async fn bench_queue(db: &FreshDb, a: &QueueArgs) -> Result<()> {
     let got_all = Arc::new(tokio::sync::Notify::new());
     let (sm, g, ga) = (samples.clone(), got.clone(), got_all.clone());
     let pickup_worker = Worker::builder(q.clone())
-        .options(WorkerOptions {
-            queues: vec!["bench_pickup".into()],
-            concurrency: a.concurrency,
-            claim_batch: a.concurrency,
-            batch: !a.no_batch,
-            fetchers,
-            maintenance: maintenance(a.delete_completed),
-            ..WorkerOptions::default()
-        })
+        .options(worker_options(a, "bench_pickup", fetchers))
         .handle("bench.pickup", move |p: serde_json::Value, _| {
             let (sm, g, ga) = (sm.clone(), g.clone(), ga.clone());
             async move {

@@ -50,11 +50,7 @@ async fn worker_runs_typed_jobs_within_its_concurrency(db: TestDb) {
         .map(|px| NewJob::of(&Resize { px }).unwrap())
         .collect();
     q.enqueue_batch(jobs).await.unwrap();
-    let stop = CancellationToken::new();
-    let run = tokio::spawn({
-        let (w, stop) = (w.clone(), stop.clone());
-        async move { w.run(stop).await }
-    });
+    let (stop, run) = start(&w);
     eventually("all 40 jobs completed", || {
         let q = q.clone();
         async move {
@@ -90,22 +86,10 @@ async fn running_job_sees_its_cancellation(db: TestDb) {
         .enqueue(NewJob::new("long", &json!({})).unwrap())
         .await
         .unwrap();
-    let stop = CancellationToken::new();
-    let run = tokio::spawn({
-        let (w, stop) = (w.clone(), stop.clone());
-        async move { w.run(stop).await }
-    });
-    eventually("job running", || {
-        let q = q.clone();
-        async move { state(&q, job.id).await == JobState::Running }
-    })
-    .await;
+    let (stop, run) = start(&w);
+    wait_for(&q, job.id, JobState::Running).await;
     assert_eq!(q.cancel(job.id).await.unwrap(), Cancelled::Requested);
-    eventually("job cancelled", || {
-        let q = q.clone();
-        async move { state(&q, job.id).await == JobState::Cancelled }
-    })
-    .await;
+    wait_for(&q, job.id, JobState::Cancelled).await;
     stop.cancel();
     run.await.unwrap().unwrap();
 }
@@ -127,16 +111,8 @@ async fn shutdown_lets_running_jobs_finish(db: TestDb) {
         .enqueue(NewJob::new("slow", &json!({})).unwrap())
         .await
         .unwrap();
-    let stop = CancellationToken::new();
-    let run = tokio::spawn({
-        let (w, stop) = (w.clone(), stop.clone());
-        async move { w.run(stop).await }
-    });
-    eventually("job running", || {
-        let q = q.clone();
-        async move { state(&q, job.id).await == JobState::Running }
-    })
-    .await;
+    let (stop, run) = start(&w);
+    wait_for(&q, job.id, JobState::Running).await;
     stop.cancel();
     // A job enqueued after shutdown began is not claimed.
     let late = q
@@ -166,16 +142,8 @@ async fn shutdown_releases_jobs_that_ignore_cancellation(db: TestDb) {
         .enqueue(NewJob::new("stubborn", &json!({})).unwrap())
         .await
         .unwrap();
-    let stop = CancellationToken::new();
-    let run = tokio::spawn({
-        let (w, stop) = (w.clone(), stop.clone());
-        async move { w.run(stop).await }
-    });
-    eventually("job running", || {
-        let q = q.clone();
-        async move { state(&q, job.id).await == JobState::Running }
-    })
-    .await;
+    let (stop, run) = start(&w);
+    wait_for(&q, job.id, JobState::Running).await;
     stop.cancel();
     run.await.unwrap().unwrap();
     let rec = q.get(job.id).await.unwrap().unwrap();
@@ -199,19 +167,34 @@ async fn shutdown_releases_jobs_that_stop_when_cancelled(db: TestDb) {
         .enqueue(NewJob::new("cooperative", &json!({})).unwrap())
         .await
         .unwrap();
-    let stop = CancellationToken::new();
-    let run = tokio::spawn({
-        let (w, stop) = (w.clone(), stop.clone());
-        async move { w.run(stop).await }
-    });
-    eventually("job running", || {
-        let q = q.clone();
-        async move { state(&q, job.id).await == JobState::Running }
-    })
-    .await;
+    let (stop, run) = start(&w);
+    wait_for(&q, job.id, JobState::Running).await;
     stop.cancel();
     run.await.unwrap().unwrap();
     let rec = q.get(job.id).await.unwrap().unwrap();
     assert_eq!(rec.state, JobState::Queued, "released, not cancelled");
     assert_eq!(rec.attempt, 0, "without spending an attempt");
+}
+
+/// Runs the worker in the background until the returned token fires.
+fn start(
+    w: &Worker,
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<ferry_queue::Result<()>>,
+) {
+    let stop = CancellationToken::new();
+    let run = tokio::spawn({
+        let (w, stop) = (w.clone(), stop.clone());
+        async move { w.run(stop).await }
+    });
+    (stop, run)
+}
+
+async fn wait_for(q: &ferry_queue::Queue, id: uuid::Uuid, want: JobState) {
+    eventually(&format!("job {want}"), || {
+        let q = q.clone();
+        async move { state(&q, id).await == want }
+    })
+    .await;
 }

@@ -113,13 +113,21 @@ pub(crate) struct PgEngine {
 
 impl PgEngine {
     pub(crate) async fn connect(url: &str, max_connections: u32) -> Result<PgEngine> {
+        let opts: PgConnectOptions = url.parse()?;
         // Every statement of the queue has a fixed shape; custom plans only cost planning time
-        // (a single enqueue spent more time planning than running).
-        let opts: PgConnectOptions = url
-            .parse::<PgConnectOptions>()?
-            .options([("plan_cache_mode", "force_generic_plan")]);
+        // (a single enqueue spent more time planning than running). A SET after connecting,
+        // not a startup option: PgBouncer refuses startup options, and if a transaction pooler
+        // loses the SET only speed suffers.
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
+            .after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    sqlx::query("SET plan_cache_mode = force_generic_plan")
+                        .execute(conn)
+                        .await
+                        .map(|_| ())
+                })
+            })
             .connect_with(opts)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;

@@ -2,6 +2,7 @@
 
 mod bench;
 mod jobs;
+mod mock;
 mod worker;
 
 use anyhow::Result;
@@ -40,6 +41,8 @@ enum Command {
     /// Queue depth, pause and resume.
     #[command(subcommand)]
     Queues(jobs::QueuesCommand),
+    /// Run the simulated commerce platform (stores, REST API, control API).
+    Mock(mock::MockArgs),
     /// Benchmarks that print figures (the last line is JSON).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -68,6 +71,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Jobs(cmd) => jobs::run_jobs(cmd).await,
         Command::Queues(cmd) => jobs::run_queues(cmd).await,
         Command::Bench(cmd) => bench::run(cmd).await,
+        Command::Mock(args) => mock::run(args).await,
     }
 }
 

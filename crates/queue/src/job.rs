@@ -192,12 +192,12 @@ impl NewJob {
     pub(crate) fn resolve(&self, now: i64) -> (i64, Option<i64>) {
         let run_at = match self.run_at {
             RunAt::Now => now,
-            RunAt::In(d) => now.saturating_add(crate::clock::ms(d)),
+            RunAt::In(d) => now.saturating_add(ferry_core::ms(d)),
             RunAt::At(t) => t,
         };
         let expires_at = self
             .expires_in
-            .map(|d| now.saturating_add(crate::clock::ms(d)));
+            .map(|d| now.saturating_add(ferry_core::ms(d)));
         (run_at, expires_at)
     }
 }

@@ -7,7 +7,6 @@
 //! deadline; scheduled by cron once per tick across processes.
 
 mod backoff;
-mod clock;
 mod common;
 mod cron;
 mod error;
@@ -21,8 +20,8 @@ mod wake;
 mod worker;
 
 pub use backoff::Backoff;
-pub use clock::{Clock, FakeClock, SystemClock};
 pub use error::{QueueError, Result};
+pub use ferry_core::{Clock, FakeClock, SystemClock};
 pub use job::{
     ClaimedJob, DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, Enqueued, Job, JobFilter, JobRecord, JobState,
     NewJob, OnConflict, Outcome, QueueStats,

@@ -9,7 +9,6 @@ use tokio::sync::{Notify, broadcast};
 use uuid::Uuid;
 
 use crate::backoff::Backoff;
-use crate::clock::{Clock, SystemClock, ms};
 use crate::error::{QueueError, Result};
 use crate::job::{
     ClaimedJob, Enqueued, JobFilter, JobRecord, JobState, NewJob, OnConflict, Outcome, QueueStats,
@@ -18,6 +17,7 @@ use crate::postgres::{NOTIFY_CHANNEL, PgEngine};
 use crate::sqlite::SqliteEngine;
 use crate::store::{CronRow, InsertMode, InsertRow, Transition};
 use crate::wake::{Notifier, Wakers};
+use ferry_core::{Clock, SystemClock, ms};
 
 /// Rows per insert statement: large batches are split so one statement stays bounded.
 const INSERT_CHUNK: usize = 10_000;

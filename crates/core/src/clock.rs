@@ -50,6 +50,7 @@ impl Clock for FakeClock {
     }
 }
 
-pub(crate) fn ms(d: Duration) -> i64 {
+/// A duration in whole milliseconds, saturating.
+pub fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }

@@ -1,0 +1,19 @@
+//! `ferry mock`: a simulated commerce platform, as a real HTTP server on loopback. Many stores in
+//! one server, each with its own catalog, credentials and rate limits, so that ferry is tested
+//! against something that throttles, pages and deduplicates like the real platforms do.
+//!
+//! Implemented so far: stores and tokens, the REST items API for the generic connector
+//! (cursor pagination by `updated_at` then id, idempotent PUT, POST with `Idempotency-Key`), the
+//! request-count leaky bucket, and the control API. The GraphQL Admin API, payments, webhooks
+//! and faults are still to come.
+
+mod bucket;
+mod error;
+mod platform;
+mod rest;
+mod server;
+
+pub use bucket::LeakyBucket;
+pub use error::MockError;
+pub use platform::{Platform, StoreInfo};
+pub use server::{MockConfig, MockServer};

@@ -1,0 +1,232 @@
+//! The platform's state: stores, their catalogs, credentials and limits. Everything a test or
+//! the control API does goes through here.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use ferry_core::Clock;
+use rand::{RngExt, SeedableRng};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use crate::bucket::LeakyBucket;
+use crate::error::MockError;
+
+/// What a client needs to talk to a store.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoreInfo {
+    pub name: String,
+    pub access_token: String,
+    pub webhook_secret: String,
+}
+
+/// A REST item: free JSON fields, plus `id` and `updated_at` kept by the platform.
+#[derive(Debug, Clone)]
+pub(crate) struct Item {
+    pub updated_at: i64,
+    pub fields: Map<String, Value>,
+}
+
+/// A remembered response to a POST with an Idempotency-Key.
+#[derive(Debug, Clone)]
+pub(crate) struct IdempotentResponse {
+    pub request_body: Vec<u8>,
+    pub status: u16,
+    pub body: Value,
+}
+
+#[derive(Debug)]
+pub(crate) struct Store {
+    pub info: StoreInfo,
+    pub items: HashMap<String, Item>,
+    /// (updated_at, id): the order REST pages follow.
+    pub by_update: BTreeSet<(i64, String)>,
+    pub rest_bucket: LeakyBucket,
+    pub idempotency: HashMap<String, IdempotentResponse>,
+    pub next_id: u64,
+}
+
+impl Store {
+    pub fn upsert(&mut self, id: &str, fields: Map<String, Value>, now: i64) {
+        // Writes in the same millisecond share an `updated_at`, as on real platforms: pages
+        // order ties by id, and clients must not lose records on them.
+        let updated_at = now;
+        if let Some(old) = self.items.get(id) {
+            self.by_update.remove(&(old.updated_at, id.to_owned()));
+        }
+        self.by_update.insert((updated_at, id.to_owned()));
+        self.items
+            .insert(id.to_owned(), Item { updated_at, fields });
+    }
+
+    pub fn render(&self, id: &str) -> Option<Value> {
+        self.items.get(id).map(|item| {
+            let mut v = item.fields.clone();
+            v.insert("id".into(), json!(id));
+            v.insert("updated_at".into(), json!(item.updated_at));
+            Value::Object(v)
+        })
+    }
+}
+
+/// Many stores in one process. Cheap to share (`Arc`).
+#[derive(Debug)]
+pub struct Platform {
+    pub(crate) clock: Arc<dyn Clock>,
+    stores: Mutex<HashMap<String, Store>>,
+    rng: Mutex<rand::rngs::StdRng>,
+}
+
+impl Platform {
+    pub fn new(clock: Arc<dyn Clock>, seed: u64) -> Platform {
+        Platform {
+            clock,
+            stores: Mutex::default(),
+            rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(seed)),
+        }
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, HashMap<String, Store>> {
+        self.stores.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn secret(&self, prefix: &str) -> String {
+        let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
+        let bytes: [u8; 16] = rng.random();
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        format!("{prefix}{hex}")
+    }
+
+    /// Creates a store (named `store-N` when no name is given) with fresh credentials.
+    pub fn create_store(&self, name: Option<&str>) -> Result<StoreInfo, MockError> {
+        let mut stores = self.lock();
+        let name = match name {
+            Some(n)
+                if n.is_empty()
+                    || n.len() > 64
+                    || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') =>
+            {
+                return Err(MockError::BadRequest(
+                    "a store name is 1 to 64 of [A-Za-z0-9-]".into(),
+                ));
+            }
+            Some(n) if stores.contains_key(n) => {
+                return Err(MockError::BadRequest(format!("store {n:?} exists")));
+            }
+            Some(n) => n.to_owned(),
+            None => format!("store-{}", stores.len() + 1),
+        };
+        let info = StoreInfo {
+            name: name.clone(),
+            access_token: self.secret("shpat_"),
+            webhook_secret: self.secret(""),
+        };
+        let now = self.now_ms();
+        stores.insert(
+            name,
+            Store {
+                info: info.clone(),
+                items: HashMap::new(),
+                by_update: BTreeSet::new(),
+                rest_bucket: LeakyBucket::new(40.0, 2.0, now),
+                idempotency: HashMap::new(),
+                next_id: 1,
+            },
+        );
+        Ok(info)
+    }
+
+    /// Fills a store with `n` items, random but reproducible from the platform's seed.
+    pub fn seed_items(&self, store: &str, n: usize) -> Result<(), MockError> {
+        let now = self.now_ms();
+        let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stores = self.lock();
+        let s = stores
+            .get_mut(store)
+            .ok_or_else(|| MockError::UnknownStore(store.to_owned()))?;
+        for _ in 0..n {
+            let id = format!("item-{}", s.next_id);
+            s.next_id += 1;
+            let cents: u32 = rng.random_range(100..100_000);
+            let fields = json!({
+                "sku": format!("SKU-{:06}", rng.random_range(0..1_000_000)),
+                "title": format!("Product {id}"),
+                "price": format!("{}.{:02}", cents / 100, cents % 100),
+            });
+            if let Value::Object(map) = fields {
+                s.upsert(&id, map, now);
+            }
+        }
+        Ok(())
+    }
+
+    /// Every item of a store, for assertions (by id).
+    pub fn items(&self, store: &str) -> Result<Vec<Value>, MockError> {
+        let stores = self.lock();
+        let s = stores
+            .get(store)
+            .ok_or_else(|| MockError::UnknownStore(store.to_owned()))?;
+        let mut ids: Vec<&String> = s.items.keys().collect();
+        ids.sort();
+        Ok(ids.into_iter().filter_map(|id| s.render(id)).collect())
+    }
+
+    /// Edits an item as a merchant would in the admin (bumps `updated_at`).
+    pub fn edit_item(
+        &self,
+        store: &str,
+        id: &str,
+        patch: Map<String, Value>,
+    ) -> Result<(), MockError> {
+        let now = self.now_ms();
+        let mut stores = self.lock();
+        let s = stores
+            .get_mut(store)
+            .ok_or_else(|| MockError::UnknownStore(store.to_owned()))?;
+        let mut fields = s
+            .items
+            .get(id)
+            .map(|i| i.fields.clone())
+            .unwrap_or_default();
+        fields.extend(patch);
+        s.upsert(id, fields, now);
+        Ok(())
+    }
+
+    /// Sets a store's REST request bucket (Shopify's default is 40, leaking 2 per second).
+    pub fn set_rest_bucket(
+        &self,
+        store: &str,
+        size: f64,
+        leak_per_s: f64,
+    ) -> Result<(), MockError> {
+        let now = self.now_ms();
+        let mut stores = self.lock();
+        let s = stores
+            .get_mut(store)
+            .ok_or_else(|| MockError::UnknownStore(store.to_owned()))?;
+        s.rest_bucket = LeakyBucket::new(size, leak_per_s, now);
+        Ok(())
+    }
+
+    /// Checks a presented access token against the store's, in constant time.
+    pub(crate) fn authorize(&self, store: &str, token: Option<&str>) -> Result<(), MockError> {
+        let stores = self.lock();
+        let s = stores
+            .get(store)
+            .ok_or_else(|| MockError::UnknownStore(store.to_owned()))?;
+        match token {
+            Some(t) if ct_eq(t.as_bytes(), s.info.access_token.as_bytes()) => Ok(()),
+            _ => Err(MockError::Unauthorized),
+        }
+    }
+}
+
+/// Equality whose time does not depend on where the inputs differ.
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

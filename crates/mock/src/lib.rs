@@ -4,16 +4,18 @@
 //!
 //! Implemented so far: stores and tokens, the REST items API for the generic connector
 //! (cursor pagination by `updated_at` then id, idempotent PUT, POST with `Idempotency-Key`), the
-//! request-count leaky bucket, and the control API. The GraphQL Admin API, payments, webhooks
-//! and faults are still to come.
+//! request-count leaky bucket, the Stripe-style payments API, and the control API. The GraphQL
+//! Admin API, webhooks and faults are still to come.
 
 mod bucket;
 mod error;
+mod payments;
 mod platform;
 mod rest;
 mod server;
 
 pub use bucket::LeakyBucket;
 pub use error::MockError;
+pub use payments::DECLINED_CARD;
 pub use platform::{Platform, StoreInfo};
 pub use server::{MockConfig, MockServer};

@@ -75,6 +75,9 @@ pub struct Platform {
     pub(crate) clock: Arc<dyn Clock>,
     stores: Mutex<HashMap<String, Store>>,
     rng: Mutex<rand::rngs::StdRng>,
+    payments: Mutex<crate::payments::Payments>,
+    /// While set, payment requests wait here mid-processing (tests of in-flight keys).
+    hold: Mutex<Option<Arc<tokio::sync::Semaphore>>>,
 }
 
 impl Platform {
@@ -83,6 +86,8 @@ impl Platform {
             clock,
             stores: Mutex::default(),
             rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(seed)),
+            payments: Mutex::default(),
+            hold: Mutex::default(),
         }
     }
 
@@ -211,6 +216,41 @@ impl Platform {
             .ok_or_else(|| MockError::UnknownStore(store.to_owned()))?;
         s.rest_bucket = LeakyBucket::new(size, leak_per_s, now);
         Ok(())
+    }
+
+    pub(crate) fn payments(&self) -> MutexGuard<'_, crate::payments::Payments> {
+        self.payments.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Holds payment requests mid-processing (their idempotency keys in flight) until
+    /// [`Platform::release_payments`].
+    pub fn hold_payments(&self) {
+        *self.hold.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(Arc::new(tokio::sync::Semaphore::new(0)));
+    }
+
+    /// Lets held payment requests finish.
+    pub fn release_payments(&self) {
+        if let Some(s) = self.hold.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            s.close();
+        }
+    }
+
+    /// Payment requests being processed now.
+    pub fn payments_in_flight(&self) -> usize {
+        self.payments()
+            .keys
+            .values()
+            .filter(|k| matches!(k, crate::payments::KeyState::InFlight))
+            .count()
+    }
+
+    pub(crate) async fn hold_point(&self) {
+        let gate = self.hold.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(g) = gate {
+            // Closed on release: acquiring then fails, which is the signal to go on.
+            let _ = g.acquire().await;
+        }
     }
 
     /// Checks a presented access token against the store's, in constant time.

@@ -46,6 +46,7 @@ impl MockServer {
         let listener = tokio::net::TcpListener::bind(cfg.addr).await?;
         let addr = listener.local_addr()?;
         let app = crate::rest::routes()
+            .merge(crate::payments::routes())
             .route("/control/stores", post(create_store))
             .route("/control/stores/{store}", get(store_state))
             .with_state(platform.clone());
@@ -77,6 +78,11 @@ impl MockServer {
     /// The base URL of a store's REST API.
     pub fn rest_url(&self, store: &str) -> String {
         format!("{}/stores/{store}/rest", self.url())
+    }
+
+    /// The base URL of a store's payments API (`…/v1/payment_intents`).
+    pub fn payments_url(&self, store: &str) -> String {
+        format!("{}/stores/{store}/payments", self.url())
     }
 
     /// The platform, for library calls from tests (create stores, seed, act as a merchant).

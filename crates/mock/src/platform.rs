@@ -78,16 +78,24 @@ pub struct Platform {
     payments: Mutex<crate::payments::Payments>,
     /// While set, payment requests wait here mid-processing (tests of in-flight keys).
     hold: Mutex<Option<Arc<tokio::sync::Semaphore>>>,
+    webhooks: Mutex<crate::webhooks::Webhooks>,
+    deliveries: tokio::sync::mpsc::UnboundedSender<crate::webhooks::Delivery>,
+    /// Taken by the server, which runs the deliverer.
+    delivery_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<crate::webhooks::Delivery>>>,
 }
 
 impl Platform {
     pub fn new(clock: Arc<dyn Clock>, seed: u64) -> Platform {
+        let (deliveries, delivery_rx) = tokio::sync::mpsc::unbounded_channel();
         Platform {
             clock,
             stores: Mutex::default(),
             rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(seed)),
             payments: Mutex::default(),
             hold: Mutex::default(),
+            webhooks: Mutex::default(),
+            deliveries,
+            delivery_rx: Mutex::new(Some(delivery_rx)),
         }
     }
 
@@ -99,7 +107,33 @@ impl Platform {
         self.stores.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn secret(&self, prefix: &str) -> String {
+    pub(crate) fn webhooks(&self) -> MutexGuard<'_, crate::webhooks::Webhooks> {
+        self.webhooks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn send_delivery(&self, d: crate::webhooks::Delivery) {
+        let _ = self.deliveries.send(d);
+    }
+
+    pub(crate) fn take_delivery_receiver(
+        &self,
+    ) -> Option<tokio::sync::mpsc::UnboundedReceiver<crate::webhooks::Delivery>> {
+        self.delivery_rx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    /// A store's credentials.
+    pub fn store_info(&self, store: &str) -> Result<StoreInfo, MockError> {
+        let stores = self.lock();
+        let s = stores
+            .get(store)
+            .ok_or_else(|| MockError::UnknownStore(store.to_owned()))?;
+        Ok(s.info.clone())
+    }
+
+    pub(crate) fn secret(&self, prefix: &str) -> String {
         let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
         let bytes: [u8; 16] = rng.random();
         let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();

@@ -21,6 +21,8 @@ pub struct MockConfig {
     pub clock: Arc<dyn Clock>,
     /// Seeds every random choice (catalogs, credentials).
     pub seed: u64,
+    /// The first webhook retry waits this long; each next one twice as long (8 retries).
+    pub webhook_backoff: std::time::Duration,
 }
 
 impl Default for MockConfig {
@@ -29,6 +31,8 @@ impl Default for MockConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             clock: Arc::new(SystemClock),
             seed: 42,
+            // Shopify spreads 8 retries over about 4 hours.
+            webhook_backoff: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -43,12 +47,14 @@ pub struct MockServer {
 impl MockServer {
     pub async fn start(cfg: MockConfig) -> std::io::Result<MockServer> {
         let platform = Arc::new(Platform::new(cfg.clock, cfg.seed));
+        crate::webhooks::spawn_deliverer(&platform, cfg.webhook_backoff);
         let listener = tokio::net::TcpListener::bind(cfg.addr).await?;
         let addr = listener.local_addr()?;
         let app = crate::rest::routes()
             .merge(crate::payments::routes())
             .route("/control/stores", post(create_store))
             .route("/control/stores/{store}", get(store_state))
+            .route("/control/stores/{store}/webhooks", post(subscribe))
             .with_state(platform.clone());
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -122,4 +128,18 @@ async fn store_state(
     Path(store): Path<String>,
 ) -> Result<Json<Value>, MockError> {
     Ok(Json(json!({ "name": store, "items": p.items(&store)? })))
+}
+
+#[derive(Deserialize)]
+struct NewSubscription {
+    topic: String,
+    url: String,
+}
+
+async fn subscribe(
+    State(p): State<Arc<Platform>>,
+    Path(store): Path<String>,
+    Json(req): Json<NewSubscription>,
+) -> Result<Json<Value>, MockError> {
+    Ok(Json(json!(p.subscribe(&store, &req.topic, &req.url)?)))
 }

@@ -4,6 +4,7 @@
 
 mod payments;
 mod rest;
+mod webhooks;
 
 use std::sync::Arc;
 

@@ -1,0 +1,211 @@
+//! Webhooks out, as Shopify sends them: subscriptions per store and topic; each delivery is
+//! signed (base64 HMAC-SHA256 of the raw body with the store's secret) and carries the
+//! `X-Shopify-*` headers; a non-2xx answer or none within 5 s is retried with doubling delays,
+//! 8 times, with the same webhook id and the original payload.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::platform::Platform;
+use crate::signing::shopify_hmac;
+
+pub const API_VERSION: &str = "2026-04";
+pub const TOPICS: [&str; 5] = [
+    "products/create",
+    "products/update",
+    "products/delete",
+    "inventory_levels/update",
+    "orders/create",
+];
+const RETRIES: u32 = 8;
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Subscription {
+    pub id: String,
+    pub topic: String,
+    pub url: String,
+}
+
+/// Per store: what was sent, retried, and given up on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct WebhookCounters {
+    /// Requests made, first tries and retries.
+    pub attempts: u64,
+    pub retries: u64,
+    /// Deliveries answered with a 2xx.
+    pub delivered: u64,
+    /// Deliveries abandoned after the last retry.
+    pub abandoned: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Webhooks {
+    pub subscriptions: HashMap<String, Vec<Subscription>>,
+    pub counters: HashMap<String, WebhookCounters>,
+    pub next_id: u64,
+}
+
+/// One delivery of one event to one subscription; retries reuse it unchanged.
+#[derive(Debug, Clone)]
+pub(crate) struct Delivery {
+    pub store: String,
+    pub secret: String,
+    pub topic: String,
+    pub url: String,
+    pub body: Vec<u8>,
+    pub webhook_id: String,
+    pub event_id: String,
+    pub triggered_at: String,
+}
+
+/// Sends deliveries until the platform is gone; each delivery retries on its own task.
+pub(crate) async fn deliver_loop(
+    platform: std::sync::Weak<Platform>,
+    mut rx: mpsc::UnboundedReceiver<Delivery>,
+    backoff_base: Duration,
+) {
+    let http = reqwest::Client::new();
+    while let Some(d) = rx.recv().await {
+        let (http, platform) = (http.clone(), platform.clone());
+        tokio::spawn(async move { deliver(http, platform, d, backoff_base).await });
+    }
+}
+
+async fn deliver(
+    http: reqwest::Client,
+    platform: std::sync::Weak<Platform>,
+    d: Delivery,
+    base: Duration,
+) {
+    let signature = shopify_hmac(&d.secret, &d.body);
+    for attempt in 0..=RETRIES {
+        if attempt > 0 {
+            tokio::time::sleep(base * 2u32.saturating_pow(attempt - 1)).await;
+        }
+        let sent = http
+            .post(&d.url)
+            .timeout(TIMEOUT)
+            .header("content-type", "application/json")
+            .header("x-shopify-topic", &d.topic)
+            .header(
+                "x-shopify-shop-domain",
+                format!("{}.myshopify.com", d.store),
+            )
+            .header("x-shopify-webhook-id", &d.webhook_id)
+            .header("x-shopify-event-id", &d.event_id)
+            .header("x-shopify-triggered-at", &d.triggered_at)
+            .header("x-shopify-api-version", API_VERSION)
+            .header("x-shopify-hmac-sha256", &signature)
+            .body(d.body.clone())
+            .send()
+            .await;
+        let ok = matches!(&sent, Ok(r) if r.status().is_success());
+        let Some(p) = platform.upgrade() else { return };
+        p.count_webhook(&d.store, |c| {
+            c.attempts += 1;
+            if attempt > 0 {
+                c.retries += 1;
+            }
+            if ok {
+                c.delivered += 1;
+            } else if attempt == RETRIES {
+                c.abandoned += 1;
+            }
+        });
+        if ok {
+            return;
+        }
+    }
+}
+
+impl Platform {
+    /// Subscribes `url` to `topic` for `store`.
+    pub fn subscribe(
+        &self,
+        store: &str,
+        topic: &str,
+        url: &str,
+    ) -> Result<Subscription, crate::MockError> {
+        if !TOPICS.contains(&topic) {
+            return Err(crate::MockError::BadRequest(format!(
+                "unknown topic {topic:?}"
+            )));
+        }
+        self.store_info(store)?;
+        let mut w = self.webhooks();
+        w.next_id += 1;
+        let sub = Subscription {
+            id: format!("wh_{}", w.next_id),
+            topic: topic.to_owned(),
+            url: url.to_owned(),
+        };
+        w.subscriptions
+            .entry(store.to_owned())
+            .or_default()
+            .push(sub.clone());
+        Ok(sub)
+    }
+
+    /// Sends `payload` to every subscription of `store` to `topic`: one event, one delivery each.
+    pub fn emit(
+        &self,
+        store: &str,
+        topic: &str,
+        payload: &Value,
+    ) -> Result<usize, crate::MockError> {
+        let info = self.store_info(store)?;
+        let body =
+            serde_json::to_vec(payload).map_err(|e| crate::MockError::BadRequest(e.to_string()))?;
+        let triggered_at = jiff::Timestamp::from_millisecond(self.now_ms())
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        let subs: Vec<Subscription> = self
+            .webhooks()
+            .subscriptions
+            .get(store)
+            .map(|s| s.iter().filter(|s| s.topic == topic).cloned().collect())
+            .unwrap_or_default();
+        let event_id = self.secret("evt_");
+        for s in &subs {
+            self.send_delivery(Delivery {
+                store: store.to_owned(),
+                secret: info.webhook_secret.clone(),
+                topic: topic.to_owned(),
+                url: s.url.clone(),
+                body: body.clone(),
+                webhook_id: self.secret("whd_"),
+                event_id: event_id.clone(),
+                triggered_at: triggered_at.clone(),
+            });
+        }
+        Ok(subs.len())
+    }
+
+    pub fn webhook_counters(&self, store: &str) -> WebhookCounters {
+        self.webhooks()
+            .counters
+            .get(store)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn count_webhook(&self, store: &str, f: impl FnOnce(&mut WebhookCounters)) {
+        f(self
+            .webhooks()
+            .counters
+            .entry(store.to_owned())
+            .or_default());
+    }
+}
+
+pub(crate) fn spawn_deliverer(platform: &Arc<Platform>, backoff_base: Duration) {
+    if let Some(rx) = platform.take_delivery_receiver() {
+        tokio::spawn(deliver_loop(Arc::downgrade(platform), rx, backoff_base));
+    }
+}

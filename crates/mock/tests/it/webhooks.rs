@@ -9,21 +9,22 @@ use ferry_core::FakeClock;
 use ferry_mock::{MockConfig, MockServer, shopify_hmac};
 use serde_json::json;
 
+/// Every request a receiver got: headers and raw body.
+type Seen = Arc<Mutex<Vec<(HeaderMap, Bytes)>>>;
+
 /// A receiver on loopback that answers 500 to the first `fail` requests, then 200.
 struct Receiver {
     url: String,
-    seen: Arc<Mutex<Vec<(HeaderMap, Bytes)>>>,
+    seen: Seen,
 }
 
 async fn receiver(fail: usize) -> Receiver {
-    let seen: Arc<Mutex<Vec<(HeaderMap, Bytes)>>> = Arc::default();
+    let seen: Seen = Arc::default();
     let app = axum::Router::new()
         .route(
             "/hook",
             post(
-                move |State(seen): State<Arc<Mutex<Vec<(HeaderMap, Bytes)>>>>,
-                 headers: HeaderMap,
-                 body: Bytes| async move {
+                move |State(seen): State<Seen>, headers: HeaderMap, body: Bytes| async move {
                     let mut s = seen.lock().unwrap();
                     s.push((headers, body));
                     if s.len() <= fail {

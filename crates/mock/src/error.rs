@@ -20,6 +20,10 @@ pub enum MockError {
     Throttled { retry_after_s: u64 },
     #[error("Idempotency-Key was used with another request body")]
     IdempotencyMismatch,
+    #[error("service unavailable (injected fault)")]
+    Unavailable,
+    #[error("internal error (injected fault)")]
+    Internal,
 }
 
 impl MockError {
@@ -30,6 +34,8 @@ impl MockError {
             MockError::BadRequest(_) => StatusCode::BAD_REQUEST,
             MockError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             MockError::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
+            MockError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            MockError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -41,6 +47,8 @@ impl MockError {
             MockError::BadRequest(_) => "BAD_REQUEST",
             MockError::Throttled { .. } => "THROTTLED",
             MockError::IdempotencyMismatch => "IDEMPOTENCY_KEY_MISMATCH",
+            MockError::Unavailable => "SERVICE_UNAVAILABLE",
+            MockError::Internal => "INTERNAL",
         }
     }
 }

@@ -10,6 +10,7 @@
 
 mod bucket;
 mod error;
+mod faults;
 mod payments;
 mod platform;
 mod rest;
@@ -19,6 +20,7 @@ mod webhooks;
 
 pub use bucket::LeakyBucket;
 pub use error::MockError;
+pub use faults::Faults;
 pub use payments::DECLINED_CARD;
 pub use platform::{Platform, StoreInfo};
 pub use server::{MockConfig, MockServer};

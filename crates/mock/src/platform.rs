@@ -44,6 +44,9 @@ pub(crate) struct Store {
     pub rest_bucket: LeakyBucket,
     pub idempotency: HashMap<String, IdempotentResponse>,
     pub next_id: u64,
+    pub faults: crate::faults::FaultState,
+    /// Requests a fault was injected into.
+    pub faults_injected: u64,
 }
 
 impl Store {
@@ -73,6 +76,7 @@ impl Store {
 #[derive(Debug)]
 pub struct Platform {
     pub(crate) clock: Arc<dyn Clock>,
+    seed: u64,
     stores: Mutex<HashMap<String, Store>>,
     rng: Mutex<rand::rngs::StdRng>,
     payments: Mutex<crate::payments::Payments>,
@@ -89,6 +93,7 @@ impl Platform {
         let (deliveries, delivery_rx) = tokio::sync::mpsc::unbounded_channel();
         Platform {
             clock,
+            seed,
             stores: Mutex::default(),
             rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(seed)),
             payments: Mutex::default(),
@@ -174,6 +179,8 @@ impl Platform {
                 rest_bucket: LeakyBucket::new(40.0, 2.0, now),
                 idempotency: HashMap::new(),
                 next_id: 1,
+                faults: crate::faults::FaultState::new(self.seed, &info.name),
+                faults_injected: 0,
             },
         );
         Ok(info)
@@ -285,6 +292,42 @@ impl Platform {
             // Closed on release: acquiring then fails, which is the signal to go on.
             let _ = g.acquire().await;
         }
+    }
+
+    /// Sets the faults injected into a store's API requests.
+    pub fn set_faults(&self, store: &str, faults: crate::faults::Faults) -> Result<(), MockError> {
+        faults.validate()?;
+        let mut stores = self.lock();
+        let s = stores
+            .get_mut(store)
+            .ok_or_else(|| MockError::UnknownStore(store.to_owned()))?;
+        s.faults.faults = faults;
+        Ok(())
+    }
+
+    /// Requests of a store that a fault was injected into.
+    pub fn faults_injected(&self, store: &str) -> Result<u64, MockError> {
+        let stores = self.lock();
+        let s = stores
+            .get(store)
+            .ok_or_else(|| MockError::UnknownStore(store.to_owned()))?;
+        Ok(s.faults_injected)
+    }
+
+    pub(crate) fn draw_fault(
+        &self,
+        store: &str,
+        write: bool,
+    ) -> Result<(std::time::Duration, crate::faults::Fault), MockError> {
+        let mut stores = self.lock();
+        let s = stores
+            .get_mut(store)
+            .ok_or_else(|| MockError::UnknownStore(store.to_owned()))?;
+        let drawn = s.faults.draw(write);
+        if drawn.1 != crate::faults::Fault::None {
+            s.faults_injected += 1;
+        }
+        Ok(drawn)
     }
 
     /// Checks a presented access token against the store's, in constant time.

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::error::MockError;
+use crate::faults::Fault;
 use crate::platform::{IdempotentResponse, Platform};
 
 const MAX_LIMIT: usize = 250;
@@ -54,6 +55,22 @@ fn admit(p: &Platform, store: &str, headers: &HeaderMap) -> Result<HeaderValue, 
     }
 }
 
+/// Applies the store's injected faults to a request: its latency, then the drawn fault. Ok(true)
+/// means: apply the write, then answer 500.
+async fn faults(p: &Platform, store: &str, write: bool) -> Result<bool, MockError> {
+    let (latency, fault) = p.draw_fault(store, write)?;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    match fault {
+        Fault::None => Ok(false),
+        Fault::Error5xx => Err(MockError::Unavailable),
+        Fault::Throttle { retry_after_s } => Err(MockError::Throttled { retry_after_s }),
+        Fault::Hang => std::future::pending().await,
+        Fault::AppliedThen5xx => Ok(true),
+    }
+}
+
 fn with_limit(limit: HeaderValue, resp: impl IntoResponse) -> Response {
     let mut resp = resp.into_response();
     resp.headers_mut()
@@ -85,6 +102,7 @@ async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Response, MockError> {
     let limit = admit(&p, &store, &headers)?;
+    faults(&p, &store, false).await?;
     let page = q.limit.unwrap_or(50);
     if page == 0 || page > MAX_LIMIT {
         return Err(MockError::BadRequest(format!(
@@ -117,6 +135,7 @@ async fn get_one(
     headers: HeaderMap,
 ) -> Result<Response, MockError> {
     let limit = admit(&p, &store, &headers)?;
+    faults(&p, &store, false).await?;
     let stores = p.lock();
     let s = stores
         .get(&store)
@@ -149,6 +168,7 @@ async fn put_one(
     body: Bytes,
 ) -> Result<Response, MockError> {
     let limit = admit(&p, &store, &headers)?;
+    let fail_after = faults(&p, &store, true).await?;
     let fields = object(&body)?;
     let now = p.now_ms();
     let mut stores = p.lock();
@@ -167,6 +187,9 @@ async fn put_one(
         }
     };
     let item = s.render(&id).ok_or(MockError::NotFound(id))?;
+    if fail_after {
+        return Err(MockError::Internal);
+    }
     Ok(with_limit(limit, (status, Json(item))))
 }
 
@@ -180,6 +203,7 @@ async fn create(
     body: Bytes,
 ) -> Result<Response, MockError> {
     let limit = admit(&p, &store, &headers)?;
+    let fail_after = faults(&p, &store, true).await?;
     let fields = object(&body)?;
     let key = headers
         .get("idempotency-key")
@@ -219,6 +243,9 @@ async fn create(
                 body: item.clone(),
             },
         );
+    }
+    if fail_after {
+        return Err(MockError::Internal);
     }
     Ok(with_limit(limit, (StatusCode::CREATED, Json(item))))
 }

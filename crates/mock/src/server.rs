@@ -55,6 +55,7 @@ impl MockServer {
             .route("/control/stores", post(create_store))
             .route("/control/stores/{store}", get(store_state))
             .route("/control/stores/{store}/webhooks", post(subscribe))
+            .route("/control/stores/{store}/faults", post(set_faults))
             .with_state(platform.clone());
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -142,4 +143,15 @@ async fn subscribe(
     Json(req): Json<NewSubscription>,
 ) -> Result<Json<Value>, MockError> {
     Ok(Json(json!(p.subscribe(&store, &req.topic, &req.url)?)))
+}
+
+async fn set_faults(
+    State(p): State<Arc<Platform>>,
+    Path(store): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, MockError> {
+    let faults: crate::faults::Faults = serde_json::from_slice(&body)
+        .map_err(|e| MockError::BadRequest(format!("invalid faults: {e}")))?;
+    p.set_faults(&store, faults.clone())?;
+    Ok(Json(json!(faults)))
 }

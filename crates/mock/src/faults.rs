@@ -1,0 +1,102 @@
+//! Faults on command, per store, drawn from a generator seeded from the platform's seed and the
+//! store's name: the same seed gives the same sequence of faults.
+
+use std::time::Duration;
+
+use rand::{RngExt, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+/// Shares are probabilities in [0, 1] per request.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Faults {
+    /// Added to every request.
+    pub latency_ms: u64,
+    /// Answered 503 without being applied.
+    pub error_5xx: f64,
+    /// Answered 429 with `Retry-After: retry_after_s`.
+    pub throttle_429: f64,
+    pub retry_after_s: u64,
+    /// Never answered: the client's timeout ends it.
+    pub hang: f64,
+    /// Writes applied, then answered 500: a naive retry makes a duplicate.
+    pub applied_then_5xx: f64,
+}
+
+impl Faults {
+    pub(crate) fn validate(&self) -> Result<(), crate::MockError> {
+        let shares = [
+            self.error_5xx,
+            self.throttle_429,
+            self.hang,
+            self.applied_then_5xx,
+        ];
+        if shares.iter().any(|s| !(0.0..=1.0).contains(s)) {
+            return Err(crate::MockError::BadRequest(
+                "fault shares are between 0 and 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What happens to one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fault {
+    None,
+    Error5xx,
+    Throttle { retry_after_s: u64 },
+    Hang,
+    AppliedThen5xx,
+}
+
+#[derive(Debug)]
+pub(crate) struct FaultState {
+    pub faults: Faults,
+    rng: rand::rngs::StdRng,
+}
+
+impl FaultState {
+    pub fn new(platform_seed: u64, store: &str) -> FaultState {
+        // FNV-1a of the name: a stable per-store stream under one platform seed.
+        let h = store.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        FaultState {
+            faults: Faults::default(),
+            rng: rand::rngs::StdRng::seed_from_u64(platform_seed ^ h),
+        }
+    }
+
+    /// Draws the fault of the next request (`write`: whether it changes anything).
+    pub fn draw(&mut self, write: bool) -> (Duration, Fault) {
+        let f = &self.faults;
+        let latency = Duration::from_millis(f.latency_ms);
+        if f == &Faults::default() {
+            return (latency, Fault::None);
+        }
+        let x: f64 = self.rng.random();
+        let mut edge = f.hang;
+        if x < edge {
+            return (latency, Fault::Hang);
+        }
+        edge += f.error_5xx;
+        if x < edge {
+            return (latency, Fault::Error5xx);
+        }
+        edge += f.throttle_429;
+        if x < edge {
+            return (
+                latency,
+                Fault::Throttle {
+                    retry_after_s: f.retry_after_s.max(1),
+                },
+            );
+        }
+        edge += f.applied_then_5xx;
+        if x < edge && write {
+            return (latency, Fault::AppliedThen5xx);
+        }
+        (latency, Fault::None)
+    }
+}

@@ -21,6 +21,13 @@ pub struct Faults {
     pub hang: f64,
     /// Writes applied, then answered 500: a naive retry makes a duplicate.
     pub applied_then_5xx: f64,
+    /// Webhook deliveries sent twice (same webhook id).
+    pub webhook_duplicate: f64,
+    /// Webhook deliveries held back `webhook_hold_ms` (so later events overtake them).
+    pub webhook_hold: f64,
+    pub webhook_hold_ms: u64,
+    /// Webhook deliveries never sent.
+    pub webhook_drop: f64,
 }
 
 impl Faults {
@@ -50,6 +57,15 @@ pub(crate) enum Fault {
     AppliedThen5xx,
 }
 
+/// What happens to one webhook delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WebhookFault {
+    None,
+    Drop,
+    Duplicate,
+    Hold(Duration),
+}
+
 #[derive(Debug)]
 pub(crate) struct FaultState {
     pub faults: Faults,
@@ -68,11 +84,29 @@ impl FaultState {
         }
     }
 
+    /// Draws the fault of the next webhook delivery.
+    pub fn draw_webhook(&mut self) -> WebhookFault {
+        let f = &self.faults;
+        if f.webhook_drop + f.webhook_duplicate + f.webhook_hold == 0.0 {
+            return WebhookFault::None;
+        }
+        let x: f64 = self.rng.random();
+        if x < f.webhook_drop {
+            WebhookFault::Drop
+        } else if x < f.webhook_drop + f.webhook_duplicate {
+            WebhookFault::Duplicate
+        } else if x < f.webhook_drop + f.webhook_duplicate + f.webhook_hold {
+            WebhookFault::Hold(Duration::from_millis(f.webhook_hold_ms))
+        } else {
+            WebhookFault::None
+        }
+    }
+
     /// Draws the fault of the next request (`write`: whether it changes anything).
     pub fn draw(&mut self, write: bool) -> (Duration, Fault) {
         let f = &self.faults;
         let latency = Duration::from_millis(f.latency_ms);
-        if f == &Faults::default() {
+        if f.hang + f.error_5xx + f.throttle_429 + f.applied_then_5xx == 0.0 {
             return (latency, Fault::None);
         }
         let x: f64 = self.rng.random();

@@ -314,6 +314,17 @@ impl Platform {
         Ok(s.faults_injected)
     }
 
+    pub(crate) fn draw_webhook_fault(
+        &self,
+        store: &str,
+    ) -> Result<crate::faults::WebhookFault, MockError> {
+        let mut stores = self.lock();
+        let s = stores
+            .get_mut(store)
+            .ok_or_else(|| MockError::UnknownStore(store.to_owned()))?;
+        Ok(s.faults.draw_webhook())
+    }
+
     pub(crate) fn draw_fault(
         &self,
         store: &str,

@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use crate::faults::WebhookFault;
 use crate::platform::Platform;
 use crate::signing::shopify_hmac;
 
@@ -42,6 +43,10 @@ pub struct WebhookCounters {
     pub delivered: u64,
     /// Deliveries abandoned after the last retry.
     pub abandoned: u64,
+    /// Injected faults: deliveries dropped, sent twice, held back.
+    pub dropped: u64,
+    pub duplicated: u64,
+    pub held: u64,
 }
 
 #[derive(Debug, Default)]
@@ -62,6 +67,8 @@ pub(crate) struct Delivery {
     pub webhook_id: String,
     pub event_id: String,
     pub triggered_at: String,
+    /// Held back this long before the first try (an injected fault).
+    pub delay: Duration,
 }
 
 /// Sends deliveries until the platform is gone; each delivery retries on its own task.
@@ -84,6 +91,9 @@ async fn deliver(
     base: Duration,
 ) {
     let signature = shopify_hmac(&d.secret, &d.body);
+    if !d.delay.is_zero() {
+        tokio::time::sleep(d.delay).await;
+    }
     for attempt in 0..=RETRIES {
         if attempt > 0 {
             tokio::time::sleep(base * 2u32.saturating_pow(attempt - 1)).await;
@@ -172,8 +182,25 @@ impl Platform {
             .map(|s| s.iter().filter(|s| s.topic == topic).cloned().collect())
             .unwrap_or_default();
         let event_id = self.secret("evt_");
+        let mut queued = 0;
         for s in &subs {
-            self.send_delivery(Delivery {
+            let fault = self.draw_webhook_fault(store)?;
+            let copies = match fault {
+                WebhookFault::Drop => 0,
+                WebhookFault::Duplicate => 2,
+                _ => 1,
+            };
+            let delay = match fault {
+                WebhookFault::Hold(d) => d,
+                _ => Duration::ZERO,
+            };
+            self.count_webhook(store, |c| match fault {
+                WebhookFault::Drop => c.dropped += 1,
+                WebhookFault::Duplicate => c.duplicated += 1,
+                WebhookFault::Hold(_) => c.held += 1,
+                WebhookFault::None => {}
+            });
+            let delivery = Delivery {
                 store: store.to_owned(),
                 secret: info.webhook_secret.clone(),
                 topic: topic.to_owned(),
@@ -182,9 +209,14 @@ impl Platform {
                 webhook_id: self.secret("whd_"),
                 event_id: event_id.clone(),
                 triggered_at: triggered_at.clone(),
-            });
+                delay,
+            };
+            for _ in 0..copies {
+                self.send_delivery(delivery.clone());
+                queued += 1;
+            }
         }
-        Ok(subs.len())
+        Ok(queued)
     }
 
     pub fn webhook_counters(&self, store: &str) -> WebhookCounters {

@@ -113,3 +113,77 @@ async fn a_receiver_that_never_answers_2xx_is_abandoned_after_8_retries() {
     assert_eq!((c.attempts, c.retries, c.delivered), (9, 8, 0));
     assert_eq!(rx.seen.lock().unwrap().len(), 9);
 }
+
+async fn platform_with_receiver() -> (MockServer, Receiver) {
+    let cfg = MockConfig {
+        webhook_backoff: Duration::from_millis(5),
+        ..MockConfig::default()
+    };
+    let server = MockServer::start(cfg).await.unwrap();
+    server.platform().create_store(Some("shop")).unwrap();
+    let rx = receiver(0).await;
+    server
+        .platform()
+        .subscribe("shop", "products/update", &rx.url)
+        .unwrap();
+    (server, rx)
+}
+
+#[tokio::test]
+async fn injected_webhook_faults_duplicate_drop_and_reorder() {
+    let (server, rx) = platform_with_receiver().await;
+    let p = server.platform();
+    let set = |f: ferry_mock::Faults| p.set_faults("shop", f).unwrap();
+
+    set(ferry_mock::Faults {
+        webhook_drop: 1.0,
+        ..Default::default()
+    });
+    assert_eq!(
+        p.emit("shop", "products/update", &json!({"n": 0})).unwrap(),
+        0,
+        "dropped"
+    );
+
+    set(ferry_mock::Faults {
+        webhook_duplicate: 1.0,
+        ..Default::default()
+    });
+    assert_eq!(
+        p.emit("shop", "products/update", &json!({"n": 1})).unwrap(),
+        2
+    );
+    ferry_testkit::eventually("both copies", || async {
+        rx.seen.lock().unwrap().len() == 2
+    })
+    .await;
+    {
+        let seen = rx.seen.lock().unwrap();
+        assert_eq!(
+            seen[0].0["x-shopify-webhook-id"],
+            seen[1].0["x-shopify-webhook-id"]
+        );
+    }
+
+    // Held back: the next event overtakes it.
+    set(ferry_mock::Faults {
+        webhook_hold: 1.0,
+        webhook_hold_ms: 300,
+        ..Default::default()
+    });
+    p.emit("shop", "products/update", &json!({"n": 2})).unwrap();
+    set(ferry_mock::Faults::default());
+    p.emit("shop", "products/update", &json!({"n": 3})).unwrap();
+    ferry_testkit::eventually("all four", || async { rx.seen.lock().unwrap().len() == 4 }).await;
+    let order: Vec<i64> = rx.seen.lock().unwrap()[2..]
+        .iter()
+        .map(|(_, b)| {
+            serde_json::from_slice::<serde_json::Value>(b).unwrap()["n"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(order, [3, 2], "out of order");
+    let c = p.webhook_counters("shop");
+    assert_eq!((c.dropped, c.duplicated, c.held), (1, 1, 1));
+}

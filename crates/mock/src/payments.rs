@@ -143,20 +143,13 @@ fn parse(body: &[u8]) -> Result<Value, MockError> {
         .map_err(|e| MockError::BadRequest(format!("the body is not JSON: {e}")))
 }
 
-fn token(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-}
-
 async fn create(
     State(p): State<Arc<Platform>>,
     Path(store): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, MockError> {
-    p.authorize(&store, token(&headers))?;
+    p.authorize(&store, crate::platform::presented_token(&headers))?;
     let request = parse(&body)?;
     let new: NewPayment = serde_json::from_value(request.clone())
         .map_err(|e| MockError::BadRequest(format!("invalid payment: {e}")))?;
@@ -198,7 +191,7 @@ async fn capture(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, MockError> {
-    p.authorize(&store, token(&headers))?;
+    p.authorize(&store, crate::platform::presented_token(&headers))?;
     let request = if body.is_empty() {
         json!({})
     } else {

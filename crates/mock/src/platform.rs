@@ -354,6 +354,19 @@ impl Platform {
     }
 }
 
+/// The access token a request presents: `X-Shopify-Access-Token`, or `Authorization: Bearer`.
+pub(crate) fn presented_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get("x-shopify-access-token")
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| {
+            headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+        })
+}
+
 /// Equality whose time does not depend on where the inputs differ.
 fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0

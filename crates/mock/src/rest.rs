@@ -28,16 +28,7 @@ pub(crate) fn routes() -> Router<Arc<Platform>> {
 
 /// Authenticates, then charges one request to the store's bucket. Returns the call-limit header.
 fn admit(p: &Platform, store: &str, headers: &HeaderMap) -> Result<HeaderValue, MockError> {
-    let token = headers
-        .get("x-shopify-access-token")
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| {
-            headers
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-        });
-    p.authorize(store, token)?;
+    p.authorize(store, crate::platform::presented_token(headers))?;
     let now = p.now_ms();
     let mut stores = p.lock();
     let s = stores

@@ -83,12 +83,7 @@ static SQL: LazyLock<Sql> = LazyLock::new(|| {
         ),
         reap: sql::transition(
             Dialect::Postgres,
-            &format!(
-                "SELECT j.id, {next} AS next_state FROM ferry_jobs j \
-                 WHERE j.state = 'running' AND j.lease_until < $1 \
-                 ORDER BY j.lease_until LIMIT 1000 FOR UPDATE SKIP LOCKED",
-                next = sql::next_state("j", "'retry'")
-            ),
+            &sql::reap_target(" FOR UPDATE SKIP LOCKED"),
             "$1",
             "$1",
             "0",

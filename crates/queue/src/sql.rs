@@ -120,3 +120,19 @@ pub(crate) const CAP_CTES: &str = "running AS ( \
      full_groups AS ( \
        SELECT r.group_key FROM running r LEFT JOIN caps c ON c.group_key = r.group_key \
        WHERE r.n >= COALESCE(c.cap, (SELECT cap FROM qcap))), ";
+
+/// The running jobs whose lease lapsed before `$1`, oldest first, with their next state. When
+/// several share a singleton key, only the first returns to the waiting line (the unique index
+/// allows one; the others are cancelled, the waiting one does their work): two jobs with one
+/// key can run at once, since a running job does not block a new waiting one.
+pub(crate) fn reap_target(lock: &str) -> String {
+    format!(
+        "SELECT l.id, CASE WHEN l.singleton_key IS NOT NULL AND l.next_state IN {WAITING} \
+           AND row_number() OVER (PARTITION BY l.singleton_key, l.next_state ORDER BY l.id) > 1 \
+           THEN 'cancelled' ELSE l.next_state END AS next_state \
+         FROM (SELECT j.id, j.singleton_key, {next} AS next_state FROM ferry_jobs j \
+           WHERE j.state = 'running' AND j.lease_until < $1 \
+           ORDER BY j.lease_until LIMIT 1000{lock}) l",
+        next = next_state("j", "'retry'"),
+    )
+}

@@ -118,12 +118,7 @@ static SQL: LazyLock<Sql> = LazyLock::new(|| {
         ),
         reap: sql::transition(
             Dialect::Sqlite,
-            &format!(
-                "SELECT j.id, {next} AS next_state FROM ferry_jobs j \
-                 WHERE j.state = 'running' AND j.lease_until < $1 \
-                 ORDER BY j.lease_until LIMIT 1000",
-                next = sql::next_state("j", "'retry'")
-            ),
+            &sql::reap_target(""),
             "$1",
             "$1",
             "0",

@@ -11,6 +11,7 @@ ferry_testkit::conformance!(
     heartbeat_keeps_the_lease,
     lost_lease_makes_late_acks_harmless,
     lapsed_lease_on_last_attempt_is_dead,
+    lapsed_leases_of_two_jobs_with_one_singleton_key,
 );
 
 async fn lapsed_lease_requeues_with_attempt_counted(db: TestDb) {
@@ -108,5 +109,41 @@ async fn lapsed_lease_on_last_attempt_is_dead(db: TestDb) {
     assert_eq!(
         q.reap_expired_leases().await.unwrap(),
         vec![(job.id, JobState::Dead)]
+    );
+}
+
+async fn lapsed_leases_of_two_jobs_with_one_singleton_key(db: TestDb) {
+    let q = db.queue().await;
+    // A running job does not block a new waiting one with its key, which can then run too.
+    let a = q
+        .enqueue(NewJob::new("k", &json!({})).unwrap().singleton("p:1"))
+        .await
+        .unwrap();
+    claim(&q, 1).await;
+    let b = q
+        .enqueue(NewJob::new("k", &json!({})).unwrap().singleton("p:1"))
+        .await
+        .unwrap();
+    claim(&q, 1).await;
+    let other = q
+        .enqueue(NewJob::new("k", &json!({})).unwrap())
+        .await
+        .unwrap();
+    claim(&q, 1).await;
+    // All three workers die; only one of the two may wait again, and the reaper must not fail.
+    db.clock.advance(LEASE * 2);
+    let reaped = q.reap_expired_leases().await.unwrap();
+    let states: Vec<JobState> = [a.id, b.id]
+        .iter()
+        .map(|id| reaped.iter().find(|r| r.0 == *id).unwrap().1)
+        .collect();
+    assert!(
+        states.contains(&JobState::Retrying) && states.contains(&JobState::Cancelled),
+        "{states:?}"
+    );
+    assert_eq!(
+        state(&q, other.id).await,
+        JobState::Retrying,
+        "the rest are recovered too"
     );
 }

@@ -132,9 +132,7 @@ impl Platform {
     /// A store's credentials.
     pub fn store_info(&self, store: &str) -> Result<StoreInfo, MockError> {
         let stores = self.lock();
-        let s = stores
-            .get(store)
-            .ok_or_else(|| MockError::UnknownStore(store.to_owned()))?;
+        let s = store_ref(&stores, store)?;
         Ok(s.info.clone())
     }
 
@@ -191,9 +189,7 @@ impl Platform {
         let now = self.now_ms();
         let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
         let mut stores = self.lock();
-        let s = stores
-            .get_mut(store)
-            .ok_or_else(|| MockError::UnknownStore(store.to_owned()))?;
+        let s = store_mut(&mut stores, store)?;
         for _ in 0..n {
             let id = format!("item-{}", s.next_id);
             s.next_id += 1;
@@ -213,9 +209,7 @@ impl Platform {
     /// Every item of a store, for assertions (by id).
     pub fn items(&self, store: &str) -> Result<Vec<Value>, MockError> {
         let stores = self.lock();
-        let s = stores
-            .get(store)
-            .ok_or_else(|| MockError::UnknownStore(store.to_owned()))?;
+        let s = store_ref(&stores, store)?;
         let mut ids: Vec<&String> = s.items.keys().collect();
         ids.sort();
         Ok(ids.into_iter().filter_map(|id| s.render(id)).collect())
@@ -230,9 +224,7 @@ impl Platform {
     ) -> Result<(), MockError> {
         let now = self.now_ms();
         let mut stores = self.lock();
-        let s = stores
-            .get_mut(store)
-            .ok_or_else(|| MockError::UnknownStore(store.to_owned()))?;
+        let s = store_mut(&mut stores, store)?;
         let mut fields = s
             .items
             .get(id)
@@ -252,9 +244,7 @@ impl Platform {
     ) -> Result<(), MockError> {
         let now = self.now_ms();
         let mut stores = self.lock();
-        let s = stores
-            .get_mut(store)
-            .ok_or_else(|| MockError::UnknownStore(store.to_owned()))?;
+        let s = store_mut(&mut stores, store)?;
         s.rest_bucket = LeakyBucket::new(size, leak_per_s, now);
         Ok(())
     }
@@ -298,9 +288,7 @@ impl Platform {
     pub fn set_faults(&self, store: &str, faults: crate::faults::Faults) -> Result<(), MockError> {
         faults.validate()?;
         let mut stores = self.lock();
-        let s = stores
-            .get_mut(store)
-            .ok_or_else(|| MockError::UnknownStore(store.to_owned()))?;
+        let s = store_mut(&mut stores, store)?;
         s.faults.faults = faults;
         Ok(())
     }
@@ -308,9 +296,7 @@ impl Platform {
     /// Requests of a store that a fault was injected into.
     pub fn faults_injected(&self, store: &str) -> Result<u64, MockError> {
         let stores = self.lock();
-        let s = stores
-            .get(store)
-            .ok_or_else(|| MockError::UnknownStore(store.to_owned()))?;
+        let s = store_ref(&stores, store)?;
         Ok(s.faults_injected)
     }
 
@@ -319,9 +305,7 @@ impl Platform {
         store: &str,
     ) -> Result<crate::faults::WebhookFault, MockError> {
         let mut stores = self.lock();
-        let s = stores
-            .get_mut(store)
-            .ok_or_else(|| MockError::UnknownStore(store.to_owned()))?;
+        let s = store_mut(&mut stores, store)?;
         Ok(s.faults.draw_webhook())
     }
 
@@ -331,9 +315,7 @@ impl Platform {
         write: bool,
     ) -> Result<(std::time::Duration, crate::faults::Fault), MockError> {
         let mut stores = self.lock();
-        let s = stores
-            .get_mut(store)
-            .ok_or_else(|| MockError::UnknownStore(store.to_owned()))?;
+        let s = store_mut(&mut stores, store)?;
         let drawn = s.faults.draw(write);
         if drawn.1 != crate::faults::Fault::None {
             s.faults_injected += 1;
@@ -344,14 +326,31 @@ impl Platform {
     /// Checks a presented access token against the store's, in constant time.
     pub(crate) fn authorize(&self, store: &str, token: Option<&str>) -> Result<(), MockError> {
         let stores = self.lock();
-        let s = stores
-            .get(store)
-            .ok_or_else(|| MockError::UnknownStore(store.to_owned()))?;
+        let s = store_ref(&stores, store)?;
         match token {
             Some(t) if ct_eq(t.as_bytes(), s.info.access_token.as_bytes()) => Ok(()),
             _ => Err(MockError::Unauthorized),
         }
     }
+}
+
+/// The store called `name`, or the error every API answers for an unknown one.
+pub(crate) fn store_mut<'a>(
+    stores: &'a mut HashMap<String, Store>,
+    name: &str,
+) -> Result<&'a mut Store, MockError> {
+    stores
+        .get_mut(name)
+        .ok_or_else(|| MockError::UnknownStore(name.to_owned()))
+}
+
+pub(crate) fn store_ref<'a>(
+    stores: &'a HashMap<String, Store>,
+    name: &str,
+) -> Result<&'a Store, MockError> {
+    stores
+        .get(name)
+        .ok_or_else(|| MockError::UnknownStore(name.to_owned()))
 }
 
 /// The access token a request presents: `X-Shopify-Access-Token`, or `Authorization: Bearer`.

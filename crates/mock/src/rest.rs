@@ -31,9 +31,7 @@ fn admit(p: &Platform, store: &str, headers: &HeaderMap) -> Result<HeaderValue, 
     p.authorize(store, crate::platform::presented_token(headers))?;
     let now = p.now_ms();
     let mut stores = p.lock();
-    let s = stores
-        .get_mut(store)
-        .ok_or_else(|| MockError::UnknownStore(store.to_owned()))?;
+    let s = crate::platform::store_mut(&mut stores, store)?;
     match s.rest_bucket.take(1.0, now) {
         Ok(()) => {
             let level = s.rest_bucket.level(now).ceil() as u64;
@@ -106,9 +104,7 @@ async fn list(
         (None, None) => Bound::Unbounded,
     };
     let stores = p.lock();
-    let s = stores
-        .get(&store)
-        .ok_or_else(|| MockError::UnknownStore(store.clone()))?;
+    let s = crate::platform::store_ref(&stores, &store)?;
     let mut keys = s.by_update.range((start, Bound::Unbounded)).take(page + 1);
     let chosen: Vec<&(i64, String)> = keys.by_ref().take(page).collect();
     let has_more = keys.next().is_some();
@@ -128,9 +124,7 @@ async fn get_one(
     let limit = admit(&p, &store, &headers)?;
     faults(&p, &store, false).await?;
     let stores = p.lock();
-    let s = stores
-        .get(&store)
-        .ok_or_else(|| MockError::UnknownStore(store.clone()))?;
+    let s = crate::platform::store_ref(&stores, &store)?;
     let item = s.render(&id).ok_or(MockError::NotFound(id))?;
     Ok(with_limit(limit, Json(item)))
 }
@@ -163,9 +157,7 @@ async fn put_one(
     let fields = object(&body)?;
     let now = p.now_ms();
     let mut stores = p.lock();
-    let s = stores
-        .get_mut(&store)
-        .ok_or_else(|| MockError::UnknownStore(store.clone()))?;
+    let s = crate::platform::store_mut(&mut stores, &store)?;
     let status = match s.items.get(&id) {
         Some(existing) if existing.fields == fields => StatusCode::OK,
         Some(_) => {
@@ -202,9 +194,7 @@ async fn create(
         .map(str::to_owned);
     let now = p.now_ms();
     let mut stores = p.lock();
-    let s = stores
-        .get_mut(&store)
-        .ok_or_else(|| MockError::UnknownStore(store.clone()))?;
+    let s = crate::platform::store_mut(&mut stores, &store)?;
     if let Some(k) = &key
         && let Some(prev) = s.idempotency.get(k)
     {

@@ -14,9 +14,12 @@ pub struct MockArgs {
     /// Stores to create at start.
     #[arg(long, default_value_t = 1)]
     stores: usize,
-    /// Items seeded into each store.
+    /// Products seeded into each store's catalog (GraphQL) and items into its REST API.
     #[arg(long, default_value_t = 100)]
     products: usize,
+    /// Variants per seeded product.
+    #[arg(long, default_value_t = 3)]
+    variants: usize,
     /// Seeds catalogs, credentials and faults: the same seed gives the same platform.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -81,11 +84,15 @@ pub async fn run(args: MockArgs) -> Result<()> {
     for _ in 0..args.stores {
         let info = server.platform().create_store(None)?;
         server.platform().seed_items(&info.name, args.products)?;
+        server
+            .platform()
+            .seed_catalog(&info.name, args.products, args.variants)?;
         server.platform().set_faults(&info.name, args.faults())?;
         // A mock's credentials are printed on purpose: they are what a tester needs.
         println!(
-            "store {}: rest {}  access token {}  webhook secret {}",
+            "store {}: graphql {}  rest {}  access token {}  webhook secret {}",
             info.name,
+            server.graphql_url(&info.name),
             server.rest_url(&info.name),
             info.access_token,
             info.webhook_secret

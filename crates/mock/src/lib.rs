@@ -8,9 +8,12 @@
 //! (emitted by `Platform::emit` until the catalog and orders fire them), and the control API.
 //! The GraphQL Admin API, orders and faults are still to come.
 
+mod actors;
 mod bucket;
+mod catalog;
 mod error;
 mod faults;
+mod graphql;
 mod payments;
 mod platform;
 mod rest;
@@ -18,11 +21,14 @@ mod server;
 mod signing;
 mod webhooks;
 
+pub use actors::OrderLine;
 pub use bucket::LeakyBucket;
+pub use catalog::{ProductSpec, UserError, VariantSpec};
 pub use error::MockError;
 pub use faults::Faults;
+pub use graphql::{API_VERSION, MAX_QUERY_COST};
 pub use payments::DECLINED_CARD;
-pub use platform::{Platform, StoreInfo};
+pub use platform::{Counters, Platform, StoreInfo};
 pub use server::{MockConfig, MockServer};
 pub use signing::shopify_hmac;
 pub use webhooks::{Subscription, TOPICS, WebhookCounters};

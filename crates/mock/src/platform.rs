@@ -45,6 +45,28 @@ pub(crate) struct Store {
     pub idempotency: HashMap<String, IdempotentResponse>,
     pub next_id: u64,
     pub faults: crate::faults::FaultState,
+    pub catalog: crate::catalog::Catalog,
+    /// GraphQL cost points (Shopify: 2,000, restoring 100 per second).
+    pub gql_bucket: LeakyBucket,
+    pub gql_idem: HashMap<String, crate::graphql::IdemEntry>,
+    pub counters: Counters,
+}
+
+/// What a store's APIs were asked and answered, for assertions and the control API.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Counters {
+    /// API requests that passed authentication (REST, GraphQL, payments).
+    pub requests: u64,
+    pub rest_requests: u64,
+    pub graphql_requests: u64,
+    /// GraphQL cost points charged (actual cost, after refunds).
+    pub points_spent: u64,
+    /// GraphQL requests refused with `THROTTLED` (bucket short).
+    pub throttled: u64,
+    /// GraphQL queries refused as over the single-query cost limit.
+    pub max_cost_exceeded: u64,
+    /// Responses with status 429 (REST bucket overflow and injected 429s).
+    pub http_429: u64,
     /// Requests a fault was injected into.
     pub faults_injected: u64,
 }
@@ -79,6 +101,8 @@ pub struct Platform {
     seed: u64,
     stores: Mutex<HashMap<String, Store>>,
     rng: Mutex<rand::rngs::StdRng>,
+    /// Numbers requests, to tell whose an in-flight idempotency key is.
+    requests: std::sync::atomic::AtomicU64,
     payments: Mutex<crate::payments::Payments>,
     /// While set, payment requests wait here mid-processing (tests of in-flight keys).
     hold: Mutex<Option<Arc<tokio::sync::Semaphore>>>,
@@ -96,6 +120,7 @@ impl Platform {
             seed,
             stores: Mutex::default(),
             rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(seed)),
+            requests: std::sync::atomic::AtomicU64::new(0),
             payments: Mutex::default(),
             hold: Mutex::default(),
             webhooks: Mutex::default(),
@@ -168,8 +193,10 @@ impl Platform {
             webhook_secret: self.secret(""),
         };
         let now = self.now_ms();
+        // Ids of different stores never collide, so one used against the wrong store fails.
+        let id_base = (stores.len() as u64 + 1) * 1_000_000_000_000;
         stores.insert(
-            name,
+            name.clone(),
             Store {
                 info: info.clone(),
                 items: HashMap::new(),
@@ -178,7 +205,10 @@ impl Platform {
                 idempotency: HashMap::new(),
                 next_id: 1,
                 faults: crate::faults::FaultState::new(self.seed, &info.name),
-                faults_injected: 0,
+                catalog: crate::catalog::Catalog::new(&name, id_base, 1, now),
+                gql_bucket: LeakyBucket::new(2000.0, 100.0, now),
+                gql_idem: HashMap::new(),
+                counters: Counters::default(),
             },
         );
         Ok(info)
@@ -253,15 +283,16 @@ impl Platform {
         self.payments.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Holds payment requests mid-processing (their idempotency keys in flight) until
-    /// [`Platform::release_payments`].
-    pub fn hold_payments(&self) {
+    /// Holds payment requests and idempotent GraphQL mutations mid-processing (their
+    /// idempotency keys in flight) until
+    /// [`Platform::release_writes`].
+    pub fn hold_writes(&self) {
         *self.hold.lock().unwrap_or_else(|p| p.into_inner()) =
             Some(Arc::new(tokio::sync::Semaphore::new(0)));
     }
 
-    /// Lets held payment requests finish.
-    pub fn release_payments(&self) {
+    /// Lets held requests finish.
+    pub fn release_writes(&self) {
         if let Some(s) = self.hold.lock().unwrap_or_else(|p| p.into_inner()).take() {
             s.close();
         }
@@ -273,6 +304,15 @@ impl Platform {
             .keys
             .values()
             .filter(|k| matches!(k, crate::payments::KeyState::InFlight))
+            .count()
+    }
+
+    /// GraphQL idempotency keys being applied now, over all stores.
+    pub fn graphql_in_flight(&self) -> usize {
+        self.lock()
+            .values()
+            .flat_map(|s| s.gql_idem.values())
+            .filter(|e| matches!(e, crate::graphql::IdemEntry::InFlight { .. }))
             .count()
     }
 
@@ -297,7 +337,7 @@ impl Platform {
     pub fn faults_injected(&self, store: &str) -> Result<u64, MockError> {
         let stores = self.lock();
         let s = store_ref(&stores, store)?;
-        Ok(s.faults_injected)
+        Ok(s.counters.faults_injected)
     }
 
     pub(crate) fn draw_webhook_fault(
@@ -318,9 +358,70 @@ impl Platform {
         let s = store_mut(&mut stores, store)?;
         let drawn = s.faults.draw(write);
         if drawn.1 != crate::faults::Fault::None {
-            s.faults_injected += 1;
+            s.counters.faults_injected += 1;
         }
         Ok(drawn)
+    }
+
+    /// The seed of a store's random catalog: the platform's seed mixed with the store's name.
+    pub(crate) fn store_seed(&self, store: &str) -> u64 {
+        store
+            .bytes()
+            .fold(self.seed ^ 0xcbf2_9ce4_8422_2325, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            })
+    }
+
+    /// Adds to a store's counters (nothing for an unknown store).
+    pub(crate) fn count(&self, store: &str, f: impl FnOnce(&mut Counters)) {
+        if let Some(s) = self.lock().get_mut(store) {
+            f(&mut s.counters);
+        }
+    }
+
+    /// A store's counters.
+    pub fn counters(&self, store: &str) -> Result<Counters, MockError> {
+        let stores = self.lock();
+        Ok(store_ref(&stores, store)?.counters.clone())
+    }
+
+    pub(crate) fn next_request_id(&self) -> u64 {
+        self.requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1
+    }
+
+    /// Sets a store's GraphQL cost bucket (Shopify's Standard plan: 2,000 points, 100/s).
+    pub fn set_graphql_bucket(
+        &self,
+        store: &str,
+        size: f64,
+        restore_per_s: f64,
+    ) -> Result<(), MockError> {
+        let now = self.now_ms();
+        let mut stores = self.lock();
+        let s = store_mut(&mut stores, store)?;
+        s.gql_bucket = LeakyBucket::new(size, restore_per_s, now);
+        Ok(())
+    }
+
+    /// Runs `f` on a store's catalog, then sends the webhooks the change fired.
+    pub(crate) fn with_catalog<T>(
+        &self,
+        store: &str,
+        f: impl FnOnce(&mut crate::catalog::Catalog, i64) -> T,
+    ) -> Result<T, MockError> {
+        let now = self.now_ms();
+        let (out, events) = {
+            let mut stores = self.lock();
+            let s = store_mut(&mut stores, store)?;
+            let out = f(&mut s.catalog, now);
+            (out, std::mem::take(&mut s.catalog.events))
+        };
+        for (topic, payload) in events {
+            self.emit(store, topic, &payload)?;
+        }
+        Ok(out)
     }
 
     /// Checks a presented access token against the store's, in constant time.

@@ -32,7 +32,13 @@ fn admit(p: &Platform, store: &str, headers: &HeaderMap) -> Result<HeaderValue, 
     let now = p.now_ms();
     let mut stores = p.lock();
     let s = crate::platform::store_mut(&mut stores, store)?;
-    match s.rest_bucket.take(1.0, now) {
+    s.counters.requests += 1;
+    s.counters.rest_requests += 1;
+    let taken = s.rest_bucket.take(1.0, now);
+    if taken.is_err() {
+        s.counters.http_429 += 1;
+    }
+    match taken {
         Ok(()) => {
             let level = s.rest_bucket.level(now).ceil() as u64;
             let limit = format!("{level}/{}", s.rest_bucket.size as u64);
@@ -54,7 +60,10 @@ async fn faults(p: &Platform, store: &str, write: bool) -> Result<bool, MockErro
     match fault {
         Fault::None => Ok(false),
         Fault::Error5xx => Err(MockError::Unavailable),
-        Fault::Throttle { retry_after_s } => Err(MockError::Throttled { retry_after_s }),
+        Fault::Throttle { retry_after_s } => {
+            p.count(store, |c| c.http_429 += 1);
+            Err(MockError::Throttled { retry_after_s })
+        }
         Fault::Hang => std::future::pending().await,
         Fault::AppliedThen5xx => Ok(true),
     }

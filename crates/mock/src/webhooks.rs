@@ -15,7 +15,7 @@ use crate::faults::WebhookFault;
 use crate::platform::Platform;
 use crate::signing::shopify_hmac;
 
-pub const API_VERSION: &str = "2026-04";
+use crate::graphql::API_VERSION;
 pub const TOPICS: [&str; 5] = [
     "products/create",
     "products/update",
@@ -160,6 +160,23 @@ impl Platform {
             .or_default()
             .push(sub.clone());
         Ok(sub)
+    }
+
+    /// A store's subscriptions, oldest first.
+    pub fn subscriptions(&self, store: &str) -> Vec<Subscription> {
+        self.webhooks()
+            .subscriptions
+            .get(store)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn add_subscription(&self, store: &str, sub: Subscription) {
+        self.webhooks()
+            .subscriptions
+            .entry(store.to_owned())
+            .or_default()
+            .push(sub);
     }
 
     /// Sends `payload` to every subscription of `store` to `topic`: one event, one delivery each.

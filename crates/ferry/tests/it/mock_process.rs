@@ -31,17 +31,18 @@ async fn ferry_mock_prints_usable_stores() {
             .unwrap()
             .expect("ferry mock printed its stores");
         if line.starts_with("store ") {
-            // store NAME: rest URL  access token TOKEN  webhook secret SECRET
+            // store NAME: graphql URL  rest URL  access token TOKEN  webhook secret SECRET
             let words: Vec<&str> = line.split_whitespace().collect();
             stores.push((
                 words[3].to_owned(),
-                words[6].to_owned(),
-                words[9].to_owned(),
+                words[5].to_owned(),
+                words[8].to_owned(),
+                words[11].to_owned(),
             ));
         }
     }
     let http = reqwest::Client::new();
-    for (rest, token, secret) in &stores {
+    for (graphql, rest, token, secret) in &stores {
         assert!(!secret.is_empty());
         let page: serde_json::Value = http
             .get(format!("{rest}/items"))
@@ -54,6 +55,25 @@ async fn ferry_mock_prints_usable_stores() {
             .await
             .unwrap();
         assert_eq!(page["items"].as_array().unwrap().len(), 250);
-        assert_eq!(page["has_more"], true, "1,000 products per store");
+        assert_eq!(page["has_more"], true, "1,000 items per store");
+        let products: serde_json::Value = http
+            .post(graphql)
+            .header("X-Shopify-Access-Token", token)
+            .json(&serde_json::json!({
+                "query": "{ products(first: 100) { nodes { id variants(first: 3) { nodes { sku } } } pageInfo { hasNextPage } } }"
+            }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let nodes = products["data"]["products"]["nodes"].as_array().unwrap();
+        assert_eq!(nodes.len(), 100, "{products}");
+        assert_eq!(
+            products["data"]["products"]["pageInfo"]["hasNextPage"],
+            true
+        );
+        assert_eq!(nodes[0]["variants"]["nodes"].as_array().unwrap().len(), 3);
     }
 }

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is what it should do
 
 mod faults;
+mod graphql;
 mod payments;
 mod rest;
 mod webhooks;
@@ -40,6 +41,35 @@ impl Harness {
         let info = self.server.platform().create_store(Some(name)).unwrap();
         self.server.platform().seed_items(name, items).unwrap();
         info
+    }
+
+    /// A store with `products` × `variants` in its catalog.
+    pub fn shop(&self, name: &str, products: usize, variants: usize) -> StoreInfo {
+        let info = self.server.platform().create_store(Some(name)).unwrap();
+        self.server
+            .platform()
+            .seed_catalog(name, products, variants)
+            .unwrap();
+        info
+    }
+
+    /// A GraphQL request to the store's Admin API; the whole JSON response.
+    pub async fn gql(
+        &self,
+        store: &StoreInfo,
+        query: &str,
+        variables: serde_json::Value,
+    ) -> serde_json::Value {
+        let resp = self
+            .http
+            .post(self.server.graphql_url(&store.name))
+            .header("X-Shopify-Access-Token", &store.access_token)
+            .json(&serde_json::json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.json().await.unwrap()
     }
 
     /// A request to `path` under the store's REST API, with its token.

@@ -57,7 +57,7 @@ async fn same_key_same_body_answers_the_first_response_and_charges_once() {
 async fn same_key_while_in_flight_is_409() {
     let h = Harness::start().await;
     let s = h.store("shop", 0);
-    h.server.platform().hold_payments();
+    h.server.platform().hold_writes();
     let first = tokio::spawn({
         let (http, url, token) = (
             h.http.clone(),
@@ -86,7 +86,7 @@ async fn same_key_while_in_flight_is_409() {
         second.json::<Value>().await.unwrap()["error"]["code"],
         "idempotency_key_in_use"
     );
-    h.server.platform().release_payments();
+    h.server.platform().release_writes();
     assert_eq!(first.await.unwrap().status(), StatusCode::OK);
     let after = h
         .pay(&s.access_token, Some("k"), &payment("pm_card_visa"))

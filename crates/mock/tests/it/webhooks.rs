@@ -10,15 +10,15 @@ use ferry_mock::{MockConfig, MockServer, shopify_hmac};
 use serde_json::json;
 
 /// Every request a receiver got: headers and raw body.
-type Seen = Arc<Mutex<Vec<(HeaderMap, Bytes)>>>;
+pub type Seen = Arc<Mutex<Vec<(HeaderMap, Bytes)>>>;
 
 /// A receiver on loopback that answers 500 to the first `fail` requests, then 200.
-struct Receiver {
-    url: String,
-    seen: Seen,
+pub struct Receiver {
+    pub url: String,
+    pub seen: Seen,
 }
 
-async fn receiver(fail: usize) -> Receiver {
+pub async fn receiver(fail: usize) -> Receiver {
     let seen: Seen = Arc::default();
     let app = axum::Router::new()
         .route(

@@ -2,11 +2,10 @@
 //! one server, each with its own catalog, credentials and rate limits, so that ferry is tested
 //! against something that throttles, pages and deduplicates like the real platforms do.
 //!
-//! Implemented so far: stores and tokens, the REST items API for the generic connector
-//! (cursor pagination by `updated_at` then id, idempotent PUT, POST with `Idempotency-Key`), the
-//! request-count leaky bucket, the Stripe-style payments API, signed webhooks with retries
-//! (emitted by `Platform::emit` until the catalog and orders fire them), and the control API.
-//! The GraphQL Admin API, orders and faults are still to come.
+//! Parts: `catalog` (products, variants, inventory, collections, orders: the state and the rules
+//! of every write), `graphql` (the Admin API: schema, resolvers, cost), `rest` (the items API for
+//! the generic connector), `payments`, `webhooks` (signed deliveries with retries), `faults`,
+//! `actors` (merchant and shopper actions), `server` (routes and the control API).
 
 mod actors;
 mod bucket;

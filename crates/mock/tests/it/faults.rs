@@ -194,3 +194,72 @@ async fn faults_are_validated_and_set_by_the_control_api() {
         .unwrap();
     assert_eq!(ok.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn graphql_writes_applied_then_5xx_are_replayed_by_their_idempotency_key() {
+    let h = Harness::start().await;
+    let s = h.shop("shop", 1, 1);
+    let p = h.server.platform();
+    let snap = p.snapshot("shop").unwrap();
+    let item = snap["products"][0]["variants"][0]["inventory_item_id"]
+        .as_u64()
+        .unwrap();
+    let loc = snap["locations"][0]["id"].as_u64().unwrap();
+    let start = p.available("shop", item, None).unwrap();
+    h.faults(Faults {
+        applied_then_5xx: 1.0,
+        ..Faults::default()
+    });
+    let body = json!({
+        "query": "mutation($i: InventoryAdjustQuantitiesInput!) { inventoryAdjustQuantities(input: $i) @idempotent(key: \"sale-1\") { userErrors { code } } }",
+        "variables": {"i": {"name": "available", "reason": "correction", "changes": [{
+            "delta": -1, "changeFromQuantity": null,
+            "inventoryItemId": format!("gid://shopify/InventoryItem/{item}"),
+            "locationId": format!("gid://shopify/Location/{loc}")}]}},
+    });
+    let send = || {
+        h.http
+            .post(h.server.graphql_url("shop"))
+            .header("X-Shopify-Access-Token", &s.access_token)
+            .json(&body)
+            .send()
+    };
+    let r = send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        p.available("shop", item, None).unwrap(),
+        start - 1,
+        "applied"
+    );
+    let r = send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        p.available("shop", item, None).unwrap(),
+        start - 1,
+        "the retry with the same key applied nothing"
+    );
+
+    h.faults(Faults {
+        error_5xx: 0.5,
+        throttle_429: 0.5,
+        retry_after_s: 3,
+        ..Faults::default()
+    });
+    let mut statuses = std::collections::BTreeSet::new();
+    for _ in 0..20 {
+        let r = send().await.unwrap();
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(r.headers()["retry-after"], "3");
+        }
+        statuses.insert(r.status().as_u16());
+    }
+    assert_eq!(
+        statuses,
+        [429, 503].into(),
+        "every request gets one of the two"
+    );
+    assert_eq!(p.available("shop", item, None).unwrap(), start - 1);
+    let c = p.counters("shop").unwrap();
+    assert_eq!(c.faults_injected, 22);
+    assert!(c.http_429 > 0 && c.http_429 < 20);
+}

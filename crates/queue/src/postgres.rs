@@ -125,7 +125,14 @@ impl PgEngine {
             })
             .connect_with(opts)
             .await?;
-        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        {
+            // Other crates (ferry-connect, …) keep their own migrations in the same database.
+            let mut m = sqlx::migrate!("./migrations/postgres");
+            m.set_ignore_missing(true);
+            m
+        }
+        .run(&pool)
+        .await?;
         Ok(PgEngine { pool })
     }
 

@@ -158,7 +158,14 @@ impl SqliteEngine {
             .max_connections(1)
             .connect_with(opts.clone())
             .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        {
+            // Other crates (ferry-connect, …) keep their own migrations in the same database.
+            let mut m = sqlx::migrate!("./migrations/sqlite");
+            m.set_ignore_missing(true);
+            m
+        }
+        .run(&writer)
+        .await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(opts.read_only(true))

@@ -1,0 +1,327 @@
+//! The client every connector shares: for each call, the store's circuit breaker, then its
+//! rate budget, then the request with a timeout; the answer classed (transient, rate limited,
+//! client, auth, data); short retries in process with backoff and jitter that honour
+//! `Retry-After`; anything longer handed back to the caller (and from there to the queue).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ferry_core::Clock;
+use rand::RngExt;
+use reqwest::header::HeaderMap;
+
+use crate::breaker::{BreakerPolicy, Breakers};
+use crate::budget::{BucketShape, Budget, ServerBucket};
+use crate::db::Db;
+use crate::error::ConnectError;
+use crate::secret::Secret;
+
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Per request.
+    pub timeout: Duration,
+    /// In-process retries of transient and rate-limited failures.
+    pub max_retries: u32,
+    /// The longest a call waits in process (for the budget or a Retry-After); beyond it the
+    /// caller gets `RateLimited` and the job is snoozed instead of holding a worker.
+    pub max_wait: Duration,
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+    pub breaker: BreakerPolicy,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            timeout: Duration::from_secs(30),
+            max_retries: 3,
+            max_wait: Duration::from_secs(10),
+            backoff_base: Duration::from_millis(200),
+            backoff_cap: Duration::from_secs(5),
+            breaker: BreakerPolicy::default(),
+        }
+    }
+}
+
+/// A response, read whole.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+/// What a 2xx response said about throttling and cost (the protocol's part: the GraphQL
+/// `extensions.cost`, the REST call-limit header).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Verdict {
+    /// Refused for rate inside a 2xx (GraphQL `THROTTLED`), with how long to wait.
+    pub throttled: Option<Duration>,
+    /// What the call really cost, when the server says.
+    pub actual_cost: Option<f64>,
+    pub server: ServerBucket,
+}
+
+/// One call: whose budget and breaker (`key`, one per store and API), which endpoint (for
+/// metrics and errors), its cost in the budget's units, and the bucket's starting shape.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    pub key: &'a str,
+    pub endpoint: &'a str,
+    pub cost: f64,
+    pub shape: BucketShape,
+}
+
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    budget: Budget,
+    breakers: Breakers,
+    opts: ClientOptions,
+    connector: &'static str,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("connector", &self.connector)
+            .field("opts", &self.opts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is not used by the platforms we talk to).
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
+}
+
+fn snippet(body: &[u8]) -> String {
+    let s = String::from_utf8_lossy(body);
+    let mut out: String = s.chars().take(300).collect();
+    if s.chars().count() > 300 {
+        out.push('…');
+    }
+    out
+}
+
+impl Client {
+    pub fn new(
+        db: Db,
+        clock: Arc<dyn Clock>,
+        connector: &'static str,
+        opts: ClientOptions,
+    ) -> Client {
+        Client {
+            // Redirects are not followed: a platform that moves an API is a configuration error.
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap_or_default(),
+            budget: Budget::new(db.clone(), clock.clone()),
+            breakers: Breakers::new(db, clock, opts.breaker),
+            opts,
+            connector,
+        }
+    }
+
+    pub fn budget(&self) -> &Budget {
+        &self.budget
+    }
+
+    pub fn breakers(&self) -> &Breakers {
+        &self.breakers
+    }
+
+    pub fn options(&self) -> &ClientOptions {
+        &self.opts
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .opts
+            .backoff_base
+            .saturating_mul(2u32.saturating_pow(attempt))
+            .min(self.opts.backoff_cap);
+        // Jitter in [d/2, d]: retries of many workers spread out instead of arriving together.
+        let half = exp / 2;
+        half + Duration::from_millis(rand::rng().random_range(0..=half.as_millis() as u64))
+    }
+
+    fn record(&self, call: &Call<'_>, outcome: &'static str, started: Instant) {
+        let labels = [
+            ("connector", self.connector.to_owned()),
+            ("store", call.key.to_owned()),
+            ("endpoint", call.endpoint.to_owned()),
+        ];
+        metrics::counter!(
+            "ferry_connector_calls_total",
+            &[
+                ("connector", self.connector.to_owned()),
+                ("store", call.key.to_owned()),
+                ("endpoint", call.endpoint.to_owned()),
+                ("outcome", outcome.to_owned()),
+            ]
+        )
+        .increment(1);
+        metrics::histogram!("ferry_connector_call_seconds", &labels)
+            .record(started.elapsed().as_secs_f64());
+    }
+
+    /// Sends a call, retrying in process what may be retried. `build` makes the request (it is
+    /// called again for each attempt, with the current token); `inspect` reads a 2xx answer's
+    /// throttling and cost. `refresh` is tried once on a 401.
+    pub async fn send<B, I>(
+        &self,
+        call: Call<'_>,
+        creds: &dyn crate::auth::Credentials,
+        build: B,
+        inspect: I,
+    ) -> Result<Answer, ConnectError>
+    where
+        B: Fn(&reqwest::Client, &Secret) -> reqwest::RequestBuilder,
+        I: Fn(&Answer) -> Result<Verdict, ConnectError>,
+    {
+        let mut refreshed = false;
+        let mut attempt = 0;
+        loop {
+            let admission = self.breakers.allow(call.key).await?;
+            self.budget
+                .reserve(
+                    call.key,
+                    call.endpoint,
+                    call.cost,
+                    call.shape,
+                    self.opts.max_wait,
+                )
+                .await?;
+            let token = creds.token().await?;
+            let started = Instant::now();
+            let sent = build(&self.http, &token)
+                .timeout(self.opts.timeout)
+                .send()
+                .await;
+            let failure = match sent {
+                Err(e) => ConnectError::Transient {
+                    endpoint: call.endpoint.to_owned(),
+                    // Without the URL: it may carry a token in its query.
+                    message: e.without_url().to_string(),
+                    retry_after: None,
+                },
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let headers = resp.headers().clone();
+                    let body = match resp.bytes().await {
+                        Ok(b) => b,
+                        Err(e) => {
+                            self.record(&call, "transient", started);
+                            self.breakers.failure(call.key).await?;
+                            if attempt < self.opts.max_retries {
+                                attempt += 1;
+                                tokio::time::sleep(self.backoff(attempt)).await;
+                                continue;
+                            }
+                            return Err(ConnectError::Transient {
+                                endpoint: call.endpoint.to_owned(),
+                                message: e.without_url().to_string(),
+                                retry_after: None,
+                            });
+                        }
+                    };
+                    let answer = Answer {
+                        status,
+                        headers,
+                        body,
+                    };
+                    match status {
+                        200..=299 => match inspect(&answer) {
+                            Ok(v) => {
+                                let refund = v.actual_cost.map_or(0.0, |a| call.cost - a);
+                                self.budget.settle(call.key, refund, v.server).await?;
+                                match v.throttled {
+                                    None => {
+                                        self.record(&call, "ok", started);
+                                        self.breakers.success(call.key, admission).await?;
+                                        return Ok(answer);
+                                    }
+                                    Some(wait) => ConnectError::RateLimited {
+                                        endpoint: call.endpoint.to_owned(),
+                                        retry_after: wait,
+                                    },
+                                }
+                            }
+                            Err(e) => {
+                                self.record(&call, "data", started);
+                                return Err(e);
+                            }
+                        },
+                        401 => ConnectError::Auth {
+                            endpoint: call.endpoint.to_owned(),
+                        },
+                        429 => ConnectError::RateLimited {
+                            endpoint: call.endpoint.to_owned(),
+                            retry_after: retry_after(&answer.headers)
+                                .unwrap_or(Duration::from_secs(1)),
+                        },
+                        500..=599 => ConnectError::Transient {
+                            endpoint: call.endpoint.to_owned(),
+                            message: format!("{status}: {}", snippet(&answer.body)),
+                            retry_after: retry_after(&answer.headers),
+                        },
+                        _ => {
+                            self.record(&call, "client_error", started);
+                            // A refused request still counts as a healthy server.
+                            self.breakers.success(call.key, admission).await?;
+                            return Err(ConnectError::Client {
+                                endpoint: call.endpoint.to_owned(),
+                                status,
+                                message: snippet(&answer.body),
+                            });
+                        }
+                    }
+                }
+            };
+            match &failure {
+                ConnectError::Auth { .. } => {
+                    self.record(&call, "auth", started);
+                    if refreshed || !creds.can_refresh() {
+                        return Err(failure);
+                    }
+                    refreshed = true;
+                    creds.refresh(&token).await?;
+                    continue;
+                }
+                ConnectError::RateLimited { retry_after, .. } => {
+                    self.record(&call, "throttled", started);
+                    metrics::counter!("ferry_connector_throttled_total", "store" => call.key.to_owned())
+                        .increment(1);
+                    self.budget.block(call.key, *retry_after).await?;
+                    if attempt >= self.opts.max_retries || *retry_after > self.opts.max_wait {
+                        return Err(failure);
+                    }
+                }
+                _ => {
+                    self.record(&call, "transient", started);
+                    self.breakers.failure(call.key).await?;
+                    if attempt >= self.opts.max_retries {
+                        return Err(failure);
+                    }
+                    let wait = failure
+                        .retry_after()
+                        .unwrap_or_else(|| self.backoff(attempt));
+                    if wait > self.opts.max_wait {
+                        return Err(failure);
+                    }
+                    tokio::time::sleep(wait).await;
+                }
+            }
+            metrics::counter!("ferry_connector_retries_total", "store" => call.key.to_owned())
+                .increment(1);
+            attempt += 1;
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! What can go wrong talking to a platform, in the classes that decide what happens next.
+
+use std::time::Duration;
+
+/// The class of an error decides retry or not, and how the job is handed back to the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// 5xx, timeouts, connection errors: retried.
+    Transient,
+    /// 429, GraphQL `THROTTLED`: retried after the server's delay.
+    RateLimited,
+    /// 4xx other than 401/429: the request is wrong; never retried.
+    Client,
+    /// 401: the credentials; refreshed once, then given up.
+    Auth,
+    /// A response of an unexpected shape: a changed partner API, reported at once.
+    Data,
+    /// The store's circuit breaker is open: wait, do not spend attempts.
+    Open,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("transient failure calling {endpoint}: {message}")]
+    Transient {
+        endpoint: String,
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    #[error("rate limited on {endpoint}; retry after {retry_after:?}")]
+    RateLimited {
+        endpoint: String,
+        retry_after: Duration,
+    },
+    #[error("{endpoint} refused the request ({status}): {message}")]
+    Client {
+        endpoint: String,
+        status: u16,
+        message: String,
+    },
+    #[error("{endpoint} refused the credentials (401)")]
+    Auth { endpoint: String },
+    #[error("unexpected response from {endpoint} at {path}: {message}")]
+    Data {
+        endpoint: String,
+        path: String,
+        message: String,
+    },
+    #[error("circuit breaker for {key} is open for {retry_after:?}")]
+    BreakerOpen { key: String, retry_after: Duration },
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    Config(String),
+}
+
+impl ConnectError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            ConnectError::Transient { .. } | ConnectError::Db(_) | ConnectError::Migrate(_) => {
+                ErrorClass::Transient
+            }
+            ConnectError::RateLimited { .. } => ErrorClass::RateLimited,
+            ConnectError::Client { .. } | ConnectError::Config(_) => ErrorClass::Client,
+            ConnectError::Auth { .. } => ErrorClass::Auth,
+            ConnectError::Data { .. } => ErrorClass::Data,
+            ConnectError::BreakerOpen { .. } => ErrorClass::Open,
+        }
+    }
+
+    /// How long the server (or the breaker) asked to wait.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ConnectError::Transient { retry_after, .. } => *retry_after,
+            ConnectError::RateLimited { retry_after, .. }
+            | ConnectError::BreakerOpen { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self.class(),
+            ErrorClass::Transient | ErrorClass::RateLimited | ErrorClass::Open
+        )
+    }
+
+    pub(crate) fn data(endpoint: &str, path: &str, message: impl Into<String>) -> ConnectError {
+        ConnectError::Data {
+            endpoint: endpoint.to_owned(),
+            path: path.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+impl ConnectError {
+    /// How a job hands a connector error back to the queue: an open breaker or a rate limit
+    /// snoozes (no attempt spent), a transient failure retries with backoff, the rest are
+    /// fatal (retrying a request the server refused can not help).
+    pub fn into_job_error(self) -> ferry_queue::JobError {
+        match self.class() {
+            ErrorClass::Open | ErrorClass::RateLimited => {
+                ferry_queue::JobError::snooze(self.retry_after().unwrap_or(Duration::from_secs(1)))
+            }
+            ErrorClass::Transient => match self.retry_after() {
+                Some(d) => ferry_queue::JobError::retry_after(&self, d),
+                None => ferry_queue::JobError::retry(&self),
+            },
+            ErrorClass::Auth | ErrorClass::Client | ErrorClass::Data => {
+                ferry_queue::JobError::fatal(&self)
+            }
+        }
+    }
+}

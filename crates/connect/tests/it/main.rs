@@ -1,0 +1,59 @@
+//! The client stack and connectors against `ferry mock` over real HTTP, with a real database.
+
+#![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is what it should do
+
+mod client;
+mod sync_api;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_connect::rest::RestConnector;
+use ferry_connect::{ClientOptions, Db, StaticToken};
+use ferry_mock::{MockConfig, MockServer, StoreInfo};
+use ferry_testkit::TestDb;
+
+pub struct Env {
+    pub mock: MockServer,
+    pub db: Db,
+    pub queue: ferry_queue::Queue,
+    _test_db: TestDb,
+}
+
+/// Fast retries, so that tests of retry paths take milliseconds.
+pub fn quick() -> ClientOptions {
+    ClientOptions {
+        timeout: Duration::from_secs(2),
+        backoff_base: Duration::from_millis(5),
+        backoff_cap: Duration::from_millis(20),
+        max_wait: Duration::from_secs(3),
+        ..ClientOptions::default()
+    }
+}
+
+impl Env {
+    pub async fn start(test_db: TestDb) -> Env {
+        let mock = MockServer::start(MockConfig::default()).await.unwrap();
+        let queue = test_db.real_queue().await;
+        let db = Db::of(&queue).await.unwrap();
+        Env {
+            mock,
+            db,
+            queue,
+            _test_db: test_db,
+        }
+    }
+
+    pub fn client(&self, opts: ClientOptions) -> ferry_connect::Client {
+        ferry_connect::Client::new(self.db.clone(), self.queue.clock(), "rest", opts)
+    }
+
+    pub fn rest(&self, store: &StoreInfo, opts: ClientOptions) -> RestConnector {
+        let token = StaticToken(ferry_connect::Secret::new(store.access_token.clone()));
+        RestConnector::new(
+            self.client(opts),
+            &self.mock.rest_url(&store.name),
+            Arc::new(token),
+        )
+    }
+}

@@ -3,6 +3,7 @@
 mod bench;
 mod jobs;
 mod mock;
+mod sync_api;
 mod worker;
 
 use anyhow::Result;
@@ -43,6 +44,8 @@ enum Command {
     Queues(jobs::QueuesCommand),
     /// Run the simulated commerce platform (stores, REST API, control API).
     Mock(mock::MockArgs),
+    /// Copy new and changed records from one JSON API to another (`--once` or `--every 30s`).
+    SyncApi(sync_api::SyncApiArgs),
     /// Benchmarks that print figures (the last line is JSON).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -72,6 +75,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Queues(cmd) => jobs::run_queues(cmd).await,
         Command::Bench(cmd) => bench::run(cmd).await,
         Command::Mock(args) => mock::run(args).await,
+        Command::SyncApi(args) => sync_api::run(args).await,
     }
 }
 

@@ -3,4 +3,5 @@
 #![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is what it should do
 
 mod mock_process;
+mod sync_api_process;
 mod worker_process;

@@ -38,6 +38,11 @@ pub enum ConnectError {
         status: u16,
         message: String,
     },
+    #[error("{endpoint} rejected the input: {}", errors.iter().map(|e| format!("{} ({})", e.message, e.code.as_deref().unwrap_or("-"))).collect::<Vec<_>>().join("; "))]
+    UserErrors {
+        endpoint: String,
+        errors: Vec<UserError>,
+    },
     #[error("{endpoint} refused the credentials (401)")]
     Auth { endpoint: String },
     #[error("unexpected response from {endpoint} at {path}: {message}")]
@@ -56,14 +61,31 @@ pub enum ConnectError {
     Config(String),
 }
 
+/// A platform's `userErrors` entry: the input it refused and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct UserError {
+    #[serde(default)]
+    pub field: Option<Vec<String>>,
+    pub message: String,
+    #[serde(default)]
+    pub code: Option<String>,
+}
+
 impl ConnectError {
+    /// Whether the platform refused the input with this `userErrors` code.
+    pub fn has_code(&self, code: &str) -> bool {
+        matches!(self, ConnectError::UserErrors { errors, .. } if errors.iter().any(|e| e.code.as_deref() == Some(code)))
+    }
+
     pub fn class(&self) -> ErrorClass {
         match self {
             ConnectError::Transient { .. } | ConnectError::Db(_) | ConnectError::Migrate(_) => {
                 ErrorClass::Transient
             }
             ConnectError::RateLimited { .. } => ErrorClass::RateLimited,
-            ConnectError::Client { .. } | ConnectError::Config(_) => ErrorClass::Client,
+            ConnectError::Client { .. }
+            | ConnectError::UserErrors { .. }
+            | ConnectError::Config(_) => ErrorClass::Client,
             ConnectError::Auth { .. } => ErrorClass::Auth,
             ConnectError::Data { .. } => ErrorClass::Data,
             ConnectError::BreakerOpen { .. } => ErrorClass::Open,

@@ -13,6 +13,7 @@ pub mod db;
 pub mod error;
 pub mod rest;
 pub mod secret;
+pub mod shopify;
 pub mod sync_api;
 
 pub use auth::{Credentials, StaticToken};

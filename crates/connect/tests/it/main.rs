@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is what it should do
 
 mod client;
+mod shopify;
 mod sync_api;
 
 use std::sync::Arc;
@@ -46,6 +47,21 @@ impl Env {
 
     pub fn client(&self, opts: ClientOptions) -> ferry_connect::Client {
         ferry_connect::Client::new(self.db.clone(), self.queue.clock(), "rest", opts)
+    }
+
+    pub fn shopify(
+        &self,
+        store: &StoreInfo,
+        opts: ClientOptions,
+    ) -> ferry_connect::shopify::ShopifyConnector {
+        let token = StaticToken(ferry_connect::Secret::new(store.access_token.clone()));
+        let client =
+            ferry_connect::Client::new(self.db.clone(), self.queue.clock(), "shopify", opts);
+        ferry_connect::shopify::ShopifyConnector::new(
+            client,
+            &self.mock.graphql_url(&store.name),
+            Arc::new(token),
+        )
     }
 
     pub fn rest(&self, store: &StoreInfo, opts: ClientOptions) -> RestConnector {

@@ -1,0 +1,138 @@
+//! ferry's canonical catalog model, and Shopify's shapes it is read from.
+
+use serde::{Deserialize, Serialize};
+
+/// A product as ferry sees it on any platform.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Product {
+    /// The platform's id (a GID on Shopify).
+    pub id: String,
+    pub title: String,
+    pub handle: String,
+    /// `ACTIVE`, `ARCHIVED` or `DRAFT`.
+    pub status: String,
+    pub vendor: String,
+    pub product_type: String,
+    pub tags: Vec<String>,
+    /// Epoch milliseconds.
+    pub updated_at: i64,
+    pub variants: Vec<Variant>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Variant {
+    pub id: String,
+    pub sku: Option<String>,
+    /// A decimal string, as the platform prints it.
+    pub price: String,
+    /// (option name, value), in the product's option order.
+    pub options: Vec<(String, String)>,
+    pub inventory_item_id: String,
+}
+
+/// What ferry writes: the fields it owns. List fields are always sent whole.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProductInput {
+    pub title: String,
+    pub handle: Option<String>,
+    pub status: Option<String>,
+    pub vendor: Option<String>,
+    pub product_type: Option<String>,
+    pub tags: Vec<String>,
+    pub variants: Vec<VariantInput>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VariantInput {
+    /// The existing variant to update, when known.
+    pub id: Option<String>,
+    pub sku: Option<String>,
+    pub price: String,
+    pub options: Vec<(String, String)>,
+}
+
+/// A variant found by SKU.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VariantRef {
+    pub id: String,
+    pub sku: Option<String>,
+    pub product_id: String,
+    pub inventory_item_id: String,
+}
+
+/// One inventory change asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InventoryDelta {
+    pub inventory_item_id: String,
+    pub location_id: String,
+    pub delta: i64,
+    /// The quantity expected now (compare-and-swap), or `None` to skip the check.
+    pub change_from: Option<i64>,
+}
+
+// ---- Shopify's shapes -------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct GqlProduct {
+    pub id: String,
+    pub title: String,
+    pub handle: String,
+    pub status: String,
+    pub vendor: String,
+    pub product_type: String,
+    pub tags: Vec<String>,
+    pub updated_at: String,
+    pub variants: GqlVariantConnection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct GqlVariantConnection {
+    pub nodes: Vec<GqlVariant>,
+    pub page_info: PageInfo,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PageInfo {
+    pub has_next_page: bool,
+    pub end_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct GqlVariant {
+    pub id: String,
+    pub sku: Option<String>,
+    pub price: String,
+    pub selected_options: Vec<GqlOption>,
+    pub inventory_item: GqlId,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct GqlOption {
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct GqlId {
+    pub id: String,
+}
+
+impl From<GqlVariant> for Variant {
+    fn from(v: GqlVariant) -> Variant {
+        Variant {
+            id: v.id,
+            sku: v.sku.filter(|s| !s.is_empty()),
+            price: v.price,
+            options: v
+                .selected_options
+                .into_iter()
+                .map(|o| (o.name, o.value))
+                .collect(),
+            inventory_item_id: v.inventory_item.id,
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! The Admin GraphQL (2026-04) documents the connector sends, with the cost Shopify will
+//! charge for each (object 1, connection 2 + first × node, mutation 10), which is what the
+//! rate budget reserves before sending.
+
+/// Variants read with a product in one call; a product with more is paged.
+pub const VARIANTS_PAGE: usize = 30;
+/// Products per page when streaming: 2 + 10 × (1 + 2 + 30 × 3) = 932 points, under the
+/// 1,000-point cap per query (a variant costs 3: itself, its options, its inventory item).
+pub const PRODUCTS_PAGE: usize = 10;
+
+pub const PRODUCT_FIELDS: &str = r#"
+fragment ProductFields on Product {
+  id title handle status vendor productType tags updatedAt
+  variants(first: 30) {
+    nodes { id sku price selectedOptions { name value } inventoryItem { id } }
+    pageInfo { hasNextPage endCursor }
+  }
+}"#;
+
+/// `product(id:)` with its first page of variants.
+pub const PRODUCT: &str = r#"
+query Product($id: ID!) { product(id: $id) { ...ProductFields } }"#;
+pub const PRODUCT_COST: f64 = 1.0 + 2.0 + VARIANTS_PAGE as f64 * 3.0;
+
+/// More variants of one product.
+pub const VARIANTS: &str = r#"
+query Variants($id: ID!, $after: String) {
+  product(id: $id) {
+    variants(first: 100, after: $after) {
+      nodes { id sku price selectedOptions { name value } inventoryItem { id } }
+      pageInfo { hasNextPage endCursor }
+    }
+  }
+}"#;
+pub const VARIANTS_COST: f64 = 1.0 + 2.0 + 100.0 * 3.0;
+
+/// Products updated since a time, oldest first, a page after a cursor.
+pub const PRODUCTS_SINCE: &str = r#"
+query Changed($q: String, $after: String) {
+  products(first: 10, after: $after, query: $q, sortKey: UPDATED_AT) {
+    nodes { ...ProductFields }
+    pageInfo { hasNextPage endCursor }
+  }
+}"#;
+pub const PRODUCTS_SINCE_COST: f64 = 2.0 + PRODUCTS_PAGE as f64 * PRODUCT_COST;
+
+pub const VARIANTS_BY_SKU: &str = r#"
+query BySku($q: String!) {
+  productVariants(first: 50, query: $q) {
+    nodes { id sku product { id } inventoryItem { id } }
+  }
+}"#;
+pub const VARIANTS_BY_SKU_COST: f64 = 2.0 + 50.0 * 3.0;
+
+pub const PRODUCT_SET: &str = r#"
+mutation Set($input: ProductSetInput!, $identifier: ProductSetIdentifiers) {
+  productSet(input: $input, identifier: $identifier, synchronous: true) {
+    product { ...ProductFields }
+    userErrors { field message code }
+  }
+}"#;
+
+pub const ARCHIVE: &str = r#"
+mutation Archive($id: ID!) {
+  productUpdate(product: {id: $id, status: ARCHIVED}) {
+    product { id status }
+    userErrors { field message }
+  }
+}"#;
+
+pub const ADJUST: &str = r#"
+mutation Adjust($input: InventoryAdjustQuantitiesInput!, $key: String!) {
+  inventoryAdjustQuantities(input: $input) @idempotent(key: $key) {
+    inventoryAdjustmentGroup { id changes { name delta quantityAfterChange item { id } location { id } } }
+    userErrors { field message code }
+  }
+}"#;
+
+pub const LEVEL: &str = r#"
+query Level($item: ID!, $location: ID!) {
+  inventoryItem(id: $item) {
+    inventoryLevel(locationId: $location) { quantities(names: ["available", "on_hand"]) { name quantity } }
+  }
+}"#;
+pub const LEVEL_COST: f64 = 3.0;
+
+pub const SET: &str = r#"
+mutation Set($input: InventorySetQuantitiesInput!) {
+  inventorySetQuantities(input: $input) {
+    inventoryAdjustmentGroup { id changes { name delta quantityAfterChange } }
+    userErrors { field message code }
+  }
+}"#;
+
+pub const SUBSCRIBE: &str = r#"
+mutation Subscribe($topic: WebhookSubscriptionTopic!, $uri: String!) {
+  webhookSubscriptionCreate(topic: $topic, webhookSubscription: {uri: $uri}) {
+    webhookSubscription { id topic uri }
+    userErrors { field message }
+  }
+}"#;
+
+pub const LOCATIONS: &str = r#"
+query Locations { locations(first: 50) { nodes { id name } } }"#;
+pub const LOCATIONS_COST: f64 = 2.0 + 50.0;
+
+pub const MUTATION_COST: f64 = 10.0;

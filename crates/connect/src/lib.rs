@@ -11,6 +11,7 @@ pub mod budget;
 pub mod client;
 pub mod db;
 pub mod error;
+pub mod oauth;
 pub mod rest;
 pub mod secret;
 pub mod shopify;

@@ -50,6 +50,8 @@ pub(crate) struct Store {
     pub gql_bucket: LeakyBucket,
     pub gql_idem: HashMap<String, crate::graphql::IdemEntry>,
     pub counters: Counters,
+    /// Set when the store issues expiring OAuth tokens.
+    pub oauth: Option<crate::oauth::OAuthState>,
 }
 
 /// What a store's APIs were asked and answered, for assertions and the control API.
@@ -209,6 +211,7 @@ impl Platform {
                 gql_bucket: LeakyBucket::new(2000.0, 100.0, now),
                 gql_idem: HashMap::new(),
                 counters: Counters::default(),
+                oauth: None,
             },
         );
         Ok(info)
@@ -428,8 +431,16 @@ impl Platform {
     pub(crate) fn authorize(&self, store: &str, token: Option<&str>) -> Result<(), MockError> {
         let stores = self.lock();
         let s = store_ref(&stores, store)?;
+        let now = self.now_ms();
+        let issued = |t: &str| {
+            s.oauth.as_ref().is_some_and(|o| {
+                o.access
+                    .iter()
+                    .any(|(a, exp)| *exp > now && ct_eq(t.as_bytes(), a.as_bytes()))
+            })
+        };
         match token {
-            Some(t) if ct_eq(t.as_bytes(), s.info.access_token.as_bytes()) => Ok(()),
+            Some(t) if ct_eq(t.as_bytes(), s.info.access_token.as_bytes()) || issued(t) => Ok(()),
             _ => Err(MockError::Unauthorized),
         }
     }
@@ -468,6 +479,6 @@ pub(crate) fn presented_token(headers: &axum::http::HeaderMap) -> Option<&str> {
 }
 
 /// Equality whose time does not depend on where the inputs differ.
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -53,6 +53,7 @@ impl MockServer {
         let app = crate::rest::routes()
             .merge(crate::payments::routes())
             .merge(crate::graphql::routes())
+            .merge(crate::oauth::routes())
             .route("/control/stores", post(create_store))
             .route("/control/stores/{store}", get(store_state))
             .route("/control/stores/{store}/webhooks", post(subscribe))
@@ -104,6 +105,11 @@ impl MockServer {
             self.url(),
             crate::graphql::API_VERSION
         )
+    }
+
+    /// The OAuth token endpoint of a store (`grant_type=refresh_token`).
+    pub fn oauth_url(&self, store: &str) -> String {
+        format!("{}/stores/{store}/oauth/token", self.url())
     }
 
     /// The base URL of a store's payments API (`…/v1/payment_intents`).

@@ -1,0 +1,117 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_connect::oauth::OAuth;
+use ferry_connect::rest::RestConnector;
+use ferry_connect::{Credentials, ErrorClass, Secret};
+use ferry_testkit::TestDb;
+use serde_json::json;
+
+use crate::{Env, quick};
+
+ferry_testkit::conformance!(
+    tokens_refresh_ahead_of_expiry_once_for_all_callers,
+    a_401_refreshes_once_and_rotated_tokens_survive_a_restart,
+);
+
+fn oauth(env: &Env, store: &str) -> Arc<OAuth> {
+    let mut o = OAuth::new(
+        env.db.clone(),
+        env.queue.clock(),
+        &format!("oauth:{store}"),
+        &env.mock.oauth_url(store),
+    );
+    o.skew = Duration::from_millis(1500);
+    Arc::new(o)
+}
+
+async fn tokens_refresh_ahead_of_expiry_once_for_all_callers(db: TestDb) {
+    let env = Env::start(db).await;
+    let p = env.mock.platform();
+    p.create_store(Some("shop")).unwrap();
+    let first = p.enable_oauth("shop", 3_000).unwrap();
+    let creds = oauth(&env, "shop");
+    creds
+        .store_refresh_token(&Secret::new(first))
+        .await
+        .unwrap();
+    let rest = RestConnector::new(
+        env.client(quick()),
+        &env.mock.rest_url("shop"),
+        creds.clone(),
+    );
+
+    // 20 callers at once with no token yet: one refresh.
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let r = rest.clone();
+        tasks.spawn(async move { r.put(&format!("i{i}"), &json!({})).await });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.unwrap().unwrap();
+    }
+    assert_eq!(
+        p.oauth_counters("shop").unwrap().refreshes,
+        1,
+        "single flight"
+    );
+
+    // Within `skew` of the expiry, the next call refreshes first: no 401 on the way.
+    let before = creds.token().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    rest.put("later", &json!({})).await.unwrap();
+    assert_eq!(p.oauth_counters("shop").unwrap().refreshes, 2);
+    assert_ne!(creds.token().await.unwrap(), before);
+    assert_eq!(
+        p.counters("shop").unwrap().rest_requests,
+        21,
+        "no request was refused"
+    );
+    assert!(
+        !format!("{creds:?}").contains("shp"),
+        "Debug never shows a token"
+    );
+}
+
+async fn a_401_refreshes_once_and_rotated_tokens_survive_a_restart(db: TestDb) {
+    let env = Env::start(db).await;
+    let p = env.mock.platform();
+    p.create_store(Some("shop")).unwrap();
+    let first = p.enable_oauth("shop", 600_000).unwrap();
+    let creds = oauth(&env, "shop");
+    creds
+        .store_refresh_token(&Secret::new(first.clone()))
+        .await
+        .unwrap();
+    let rest = RestConnector::new(
+        env.client(quick()),
+        &env.mock.rest_url("shop"),
+        creds.clone(),
+    );
+    rest.put("a", &json!({})).await.unwrap();
+
+    // The platform revokes the access token: a 401, one refresh, the call goes through.
+    p.revoke_access_tokens("shop").unwrap();
+    rest.put("b", &json!({})).await.unwrap();
+    assert_eq!(p.oauth_counters("shop").unwrap().refreshes, 2);
+
+    // Another process (a fresh credential object on the same database) carries on with the
+    // rotated refresh token; the first one no longer works at the platform.
+    let restarted = oauth(&env, "shop");
+    let rest2 = RestConnector::new(env.client(quick()), &env.mock.rest_url("shop"), restarted);
+    p.revoke_access_tokens("shop").unwrap();
+    rest2.put("c", &json!({})).await.unwrap();
+    assert_eq!(p.oauth_counters("shop").unwrap().refused, 0);
+    let stale = oauth(&env, "other");
+    stale
+        .store_refresh_token(&Secret::new(first))
+        .await
+        .unwrap();
+    let e = stale.token().await.unwrap_err();
+    assert_eq!(
+        e.class(),
+        ErrorClass::Auth,
+        "the first refresh token was rotated away"
+    );
+    assert_eq!(p.items("shop").unwrap().len(), 3);
+}

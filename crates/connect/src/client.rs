@@ -28,6 +28,10 @@ pub struct ClientOptions {
     pub backoff_base: Duration,
     pub backoff_cap: Duration,
     pub breaker: BreakerPolicy,
+    /// Reserve each call's cost in the shared budget before sending (the default). Off, calls
+    /// go out at once and only react to refusals: how most clients work, kept as a peer for
+    /// `ferry bench api`.
+    pub pace: bool,
 }
 
 impl Default for ClientOptions {
@@ -39,6 +43,7 @@ impl Default for ClientOptions {
             backoff_base: Duration::from_millis(200),
             backoff_cap: Duration::from_secs(5),
             breaker: BreakerPolicy::default(),
+            pace: true,
         }
     }
 }
@@ -190,15 +195,17 @@ impl Client {
         let mut attempt = 0;
         loop {
             let admission = self.breakers.allow(call.key).await?;
-            self.budget
-                .reserve(
-                    call.key,
-                    call.endpoint,
-                    call.cost,
-                    call.shape,
-                    self.opts.max_wait,
-                )
-                .await?;
+            if self.opts.pace {
+                self.budget
+                    .reserve(
+                        call.key,
+                        call.endpoint,
+                        call.cost,
+                        call.shape,
+                        self.opts.max_wait,
+                    )
+                    .await?;
+            }
             let token = creds.token().await?;
             let started = Instant::now();
             let sent = build(&self.http, &token)
@@ -240,8 +247,10 @@ impl Client {
                     match status {
                         200..=299 => match inspect(&answer) {
                             Ok(v) => {
-                                let refund = v.actual_cost.map_or(0.0, |a| call.cost - a);
-                                self.budget.settle(call.key, refund, v.server).await?;
+                                if self.opts.pace {
+                                    let refund = v.actual_cost.map_or(0.0, |a| call.cost - a);
+                                    self.budget.settle(call.key, refund, v.server).await?;
+                                }
                                 match v.throttled {
                                     None => {
                                         self.record(&call, "ok", started);
@@ -299,9 +308,16 @@ impl Client {
                     self.record(&call, "throttled", started);
                     metrics::counter!("ferry_connector_throttled_total", "store" => call.key.to_owned())
                         .increment(1);
-                    self.budget.block(call.key, *retry_after).await?;
                     if attempt >= self.opts.max_retries || *retry_after > self.opts.max_wait {
+                        if self.opts.pace {
+                            self.budget.block(call.key, *retry_after).await?;
+                        }
                         return Err(failure);
+                    }
+                    if self.opts.pace {
+                        self.budget.block(call.key, *retry_after).await?;
+                    } else {
+                        tokio::time::sleep(*retry_after).await;
                     }
                 }
                 _ => {

@@ -17,6 +17,9 @@ pub enum BenchCommand {
     Queue(QueueArgs),
     /// Claim latency with a large number of waiting jobs, against a nearly empty queue.
     Claim(ClaimArgs),
+    /// How much of one store's GraphQL budget worker processes use, and how often they are
+    /// throttled, working off a backlog of writes against a simulated store.
+    Api(crate::bench_api::ApiArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -71,6 +74,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
             db.drop_db().await;
             result
         }
+        BenchCommand::Api(a) => crate::bench_api::run(a).await,
         BenchCommand::Claim(a) => {
             let db = FreshDb::create(a.database_url.as_deref()).await?;
             let result = bench_claim(&db, &a).await;
@@ -81,15 +85,15 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
 }
 
 /// A database that exists only for one benchmark run.
-struct FreshDb {
-    url: String,
+pub(crate) struct FreshDb {
+    pub(crate) url: String,
     /// (server admin url, database name) when a PostgreSQL database was created.
     pg: Option<(String, String)>,
     _dir: Option<tempfile::TempDir>,
 }
 
 impl FreshDb {
-    async fn create(url: Option<&str>) -> Result<FreshDb> {
+    pub(crate) async fn create(url: Option<&str>) -> Result<FreshDb> {
         match url {
             None => {
                 let dir = tempfile::tempdir()?;
@@ -134,7 +138,7 @@ impl FreshDb {
         }
     }
 
-    async fn drop_db(&self) {
+    pub(crate) async fn drop_db(&self) {
         if let Some((admin, name)) = &self.pg
             && let Ok(mut c) = <sqlx::PgConnection as sqlx::Connection>::connect(admin).await
         {

@@ -1,6 +1,7 @@
 //! `ferry`: one binary for every role. This file is the edge: arguments, logging, exit codes.
 
 mod bench;
+mod bench_api;
 mod jobs;
 mod mock;
 mod sync_api;

@@ -37,6 +37,48 @@ struct Fail {
     message: String,
 }
 
+/// `ferry.shopify.adjust`: adjusts one inventory level through the Shopify connector, with the
+/// job's idempotency key. A check of a store connection end to end (and the load of
+/// `ferry bench api`); the token comes from `FERRY_SHOPIFY_TOKEN`, never from the payload.
+#[derive(Deserialize)]
+struct ShopifyAdjust {
+    graphql_url: String,
+    inventory_item_id: String,
+    location_id: String,
+    delta: i64,
+    key: String,
+}
+
+/// Registers `ferry.shopify.adjust` (connector calls share the database's rate budgets).
+pub fn connector_kinds(
+    b: ferry_queue::WorkerBuilder,
+    client: ferry_connect::Client,
+) -> ferry_queue::WorkerBuilder {
+    b.handle("ferry.shopify.adjust", move |p: ShopifyAdjust, _| {
+        let client = client.clone();
+        async move {
+            let token = std::env::var("FERRY_SHOPIFY_TOKEN")
+                .map_err(|_| JobError::fatal("FERRY_SHOPIFY_TOKEN is not set"))?;
+            let creds = ferry_connect::StaticToken(ferry_connect::Secret::new(token));
+            let shop = ferry_connect::shopify::ShopifyConnector::new(
+                client,
+                &p.graphql_url,
+                std::sync::Arc::new(creds),
+            );
+            let change = ferry_connect::shopify::model::InventoryDelta {
+                inventory_item_id: p.inventory_item_id,
+                location_id: p.location_id,
+                delta: p.delta,
+                change_from: None,
+            };
+            shop.adjust_inventory(&p.key, "correction", &[change])
+                .await
+                .map(|_| ())
+                .map_err(ferry_connect::ConnectError::into_job_error)
+        }
+    })
+}
+
 /// Registers the diagnostic kinds: `ferry.noop`, `ferry.sleep`, `ferry.fail`.
 pub fn diagnostics(b: ferry_queue::WorkerBuilder) -> ferry_queue::WorkerBuilder {
     b.handle("ferry.noop", |_: serde_json::Value, _| async { Ok(()) })
@@ -58,7 +100,15 @@ pub async fn run(args: WorkerArgs) -> Result<()> {
         listen: !args.no_listen,
         ..WorkerOptions::default()
     };
-    let worker = diagnostics(Worker::builder(queue.clone()).options(opts))
+    let db = ferry_connect::Db::of(&queue).await?;
+    let client_opts = ferry_connect::ClientOptions {
+        // Only `ferry bench api` turns pacing off, to measure the peer it is compared with.
+        pace: std::env::var("FERRY_BENCH_UNPACED").is_err(),
+        ..ferry_connect::ClientOptions::default()
+    };
+    let client = ferry_connect::Client::new(db, queue.clock(), "shopify", client_opts);
+    let builder = diagnostics(Worker::builder(queue.clone()).options(opts));
+    let worker = connector_kinds(builder, client)
         .queues(&queues)
         .concurrency(args.concurrency)
         .build();

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is what it should do
 
+mod budget_process;
 mod mock_process;
 mod sync_api_process;
 mod worker_process;

@@ -351,6 +351,17 @@ impl Platform {
     }
 }
 
+impl Platform {
+    /// A store's GraphQL bucket now: (points in use, size, restore rate per second).
+    pub fn graphql_bucket(&self, store: &str) -> Result<(f64, f64, f64), MockError> {
+        let now = self.now_ms();
+        let mut stores = self.lock();
+        let s = crate::platform::store_mut(&mut stores, store)?;
+        let b = &mut s.gql_bucket;
+        Ok((b.level(now), b.size, b.leak_per_s))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

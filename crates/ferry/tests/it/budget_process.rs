@@ -1,0 +1,82 @@
+//! Two `ferry worker` processes on one PostgreSQL share one store's GraphQL budget: together
+//! they stay inside it (never throttled) while working off a backlog of writes.
+
+use std::collections::BTreeSet;
+use std::process::Stdio;
+
+use ferry_mock::{MockConfig, MockServer};
+use ferry_queue::{JobFilter, JobState, NewJob};
+use ferry_testkit::{Backend, TestDb, eventually};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_worker_processes_share_one_store_budget() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    let mock = MockServer::start(MockConfig::default()).await.unwrap();
+    let p = mock.platform();
+    let store = p.create_store(Some("shop")).unwrap();
+    p.seed_catalog("shop", 1, 1).unwrap();
+    // 200 points restoring 200/s: 20 writes of 10 points a second, far fewer than 2 × 8
+    // handlers would send unpaced.
+    p.set_graphql_bucket("shop", 200.0, 200.0).unwrap();
+    let snap = p.snapshot("shop").unwrap();
+    let item = snap["products"][0]["variants"][0]["inventory_item_id"]
+        .as_u64()
+        .unwrap();
+    let location = snap["locations"][0]["id"].as_u64().unwrap();
+    let start = p.available("shop", item, None).unwrap();
+
+    let q = db.real_queue().await;
+    let jobs: Vec<NewJob> = (0..80)
+        .map(|i| {
+            NewJob::new(
+                "ferry.shopify.adjust",
+                &json!({
+                    "graphql_url": mock.graphql_url("shop"),
+                    "inventory_item_id": format!("gid://shopify/InventoryItem/{item}"),
+                    "location_id": format!("gid://shopify/Location/{location}"),
+                    "delta": 1,
+                    "key": format!("job-{i}"),
+                }),
+            )
+            .unwrap()
+        })
+        .collect();
+    q.enqueue_batch(jobs).await.unwrap();
+    let spawn = || {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(["worker", "--database-url", &db.url, "--concurrency", "8"])
+            .env("FERRY_SHOPIFY_TOKEN", &store.access_token)
+            .env("FERRY_LOG", "warn")
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    };
+    let (_a, _b) = (spawn(), spawn());
+    eventually("all 80 writes done", || async {
+        let s = q.stats("default").await.unwrap();
+        s.ready + s.scheduled + s.running == 0
+    })
+    .await;
+    assert_eq!(q.stats("default").await.unwrap().dead, 0);
+    let c = p.counters("shop").unwrap();
+    assert_eq!((c.throttled, c.http_429), (0, 0), "never refused: {c:?}");
+    assert_eq!(
+        p.available("shop", item, None).unwrap(),
+        start + 80,
+        "each write once"
+    );
+    let done = q
+        .list(&JobFilter {
+            state: Some(JobState::Completed),
+            limit: 100,
+            ..JobFilter::default()
+        })
+        .await
+        .unwrap();
+    let owners: BTreeSet<String> = done.into_iter().filter_map(|j| j.lease_owner).collect();
+    assert_eq!(owners.len(), 2, "both processes did some of the work");
+}

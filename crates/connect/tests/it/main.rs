@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is what it should do
 
 mod client;
+mod metrics_out;
 mod oauth;
 mod shopify;
 mod sync_api;

@@ -11,6 +11,7 @@ ferry_testkit::conformance!(
     upserts_replace_variants_and_archive,
     inventory_adjustments_apply_once_per_key_and_sets_retry_when_stale,
     graphql_throttling_is_paced_and_honoured,
+    throttled_answers_are_honoured_and_applied_then_5xx_writes_apply_once,
 );
 
 fn gid(kind: &str, id: u64) -> String {
@@ -210,4 +211,84 @@ async fn graphql_throttling_is_paced_and_honoured(db: TestDb) {
     }
     let c = p.counters("shop").unwrap();
     assert_eq!(c.throttled, 0, "paced by the budget, never refused: {c:?}");
+}
+
+async fn throttled_answers_are_honoured_and_applied_then_5xx_writes_apply_once(db: TestDb) {
+    let env = Env::start(db).await;
+    let p = env.mock.platform();
+    let s = p.create_store(Some("shop")).unwrap();
+    p.seed_catalog("shop", 1, 1).unwrap();
+    // A breaker that stays closed through the run of 500s below (its own test opens it).
+    let opts = ferry_connect::ClientOptions {
+        breaker: ferry_connect::BreakerPolicy {
+            threshold: 1000,
+            ..Default::default()
+        },
+        ..quick()
+    };
+    let paced = env.shopify(&s, opts);
+    let loc = paced.locations().await.unwrap()[0].0.clone();
+    let item = paced.variants_by_sku("SKU-000001-1").await.unwrap()[0]
+        .inventory_item_id
+        .clone();
+    let start = paced.available(&item, &loc).await.unwrap().unwrap();
+    let change = |delta| InventoryDelta {
+        inventory_item_id: item.clone(),
+        location_id: loc.clone(),
+        delta,
+        change_from: None,
+    };
+
+    // A client that does not pace: the second write finds the bucket short, is answered
+    // THROTTLED inside a 200, waits as long as the answer says and goes through.
+    p.set_graphql_bucket("shop", 15.0, 20.0).unwrap();
+    let unpaced = env.shopify(
+        &s,
+        ferry_connect::ClientOptions {
+            pace: false,
+            ..quick()
+        },
+    );
+    unpaced
+        .adjust_inventory("w1", "correction", &[change(1)])
+        .await
+        .unwrap();
+    unpaced
+        .adjust_inventory("w2", "correction", &[change(1)])
+        .await
+        .unwrap();
+    assert_eq!(p.counters("shop").unwrap().throttled, 1);
+    assert_eq!(paced.available(&item, &loc).await.unwrap(), Some(start + 2));
+
+    // Writes applied but answered 500: the client's retries reuse the key, applied once each.
+    p.set_graphql_bucket("shop", 2000.0, 100.0).unwrap();
+    p.set_faults(
+        "shop",
+        ferry_mock::Faults {
+            applied_then_5xx: 0.5,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut applied = 0;
+    for i in 0..10 {
+        if paced
+            .adjust_inventory(&format!("sale-{i}"), "correction", &[change(-1)])
+            .await
+            .is_ok()
+        {
+            applied += 1;
+        }
+    }
+    assert!(
+        applied >= 8,
+        "retries got the first result back ({applied}/10)"
+    );
+    assert!(p.faults_injected("shop").unwrap() >= 3);
+    p.set_faults("shop", ferry_mock::Faults::default()).unwrap();
+    assert_eq!(
+        paced.available(&item, &loc).await.unwrap(),
+        Some(start + 2 - 10),
+        "each sale once"
+    );
 }

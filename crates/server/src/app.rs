@@ -1,0 +1,107 @@
+//! The axum application: routes, security headers, and a handle to run it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use ferry_queue::Queue;
+use serde_json::json;
+use tokio::sync::oneshot;
+
+use crate::stores::Stores;
+
+pub struct AppState {
+    pub queue: Queue,
+    pub stores: Stores,
+    pub body_limit: usize,
+}
+
+/// 1 MiB: far above Shopify's webhook payloads, small enough to refuse floods.
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route(
+            "/webhooks/{platform}/{store}",
+            post(crate::ingress::receive),
+        )
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+async fn security_headers(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    h.insert("cache-control", HeaderValue::from_static("no-store"));
+    resp
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(json!({"status": "ok"}))
+}
+
+/// Ready when the database answers (its migrations ran when the server started).
+async fn readyz(State(app): State<Arc<AppState>>) -> Response {
+    match app.queue.queue_names().await {
+        Ok(_) => axum::Json(json!({"status": "ready"})).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(json!({"status": "unavailable"})),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// A running server; stops when dropped.
+pub struct Running {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Running {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+/// Binds `addr` (port 0: any) and serves until the handle is dropped.
+pub async fn start(addr: SocketAddr, state: Arc<AppState>) -> std::io::Result<Running> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let app = router(state);
+    tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+            let _ = stopped.await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "server stopped");
+        }
+    });
+    Ok(Running {
+        addr,
+        stop: Some(stop),
+    })
+}

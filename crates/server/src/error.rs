@@ -1,0 +1,80 @@
+//! The errors the server answers with: JSON `{"error": {"code", "message"}}`, a stable code per
+//! case, never internals (those go to the log).
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("{0}")]
+    InvalidSignature(&'static str),
+    #[error("the delivery's timestamp is outside the 5-minute tolerance")]
+    StaleTimestamp,
+    #[error("unknown store {0:?}")]
+    UnknownStore(String),
+    #[error("unknown platform {0:?} (shopify, standard or stripe)")]
+    UnknownPlatform(String),
+    #[error("the body is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("the content type must be application/json")]
+    UnsupportedMediaType,
+    #[error("the body is not JSON: {0}")]
+    InvalidJson(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ServerError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ServerError::InvalidSignature(_) => "invalid_signature",
+            ServerError::StaleTimestamp => "stale_timestamp",
+            ServerError::UnknownStore(_) => "unknown_store",
+            ServerError::UnknownPlatform(_) => "unknown_platform",
+            ServerError::TooLarge(_) => "payload_too_large",
+            ServerError::UnsupportedMediaType => "unsupported_media_type",
+            ServerError::InvalidJson(_) => "invalid_json",
+            ServerError::BadRequest(_) => "bad_request",
+            ServerError::Internal(_) => "internal",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ServerError::InvalidSignature(_) | ServerError::StaleTimestamp => {
+                StatusCode::UNAUTHORIZED
+            }
+            ServerError::UnknownStore(_) | ServerError::UnknownPlatform(_) => StatusCode::NOT_FOUND,
+            ServerError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ServerError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ServerError::InvalidJson(_) | ServerError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ServerError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<sqlx::Error> for ServerError {
+    fn from(e: sqlx::Error) -> Self {
+        ServerError::Internal(e.to_string())
+    }
+}
+
+impl From<ferry_queue::QueueError> for ServerError {
+    fn from(e: ferry_queue::QueueError) -> Self {
+        ServerError::Internal(e.to_string())
+    }
+}
+
+impl IntoResponse for ServerError {
+    fn into_response(self) -> Response {
+        if let ServerError::Internal(detail) = &self {
+            tracing::error!(error = %detail, "request failed");
+        }
+        let body = json!({ "error": { "code": self.code(), "message": self.to_string() } });
+        (self.status(), Json(body)).into_response()
+    }
+}

@@ -1,0 +1,186 @@
+//! `POST /webhooks/{platform}/{store}`: the raw body is read (up to the limit), its signature
+//! verified against the store's active secrets, then parsed. The delivery is recorded by a
+//! unique insert on (store, delivery id) in the same transaction as the job it enqueues, so the
+//! first delivery wins and a duplicate (a retry, a second server receiving the same delivery
+//! at once, a redelivery after a restart) is answered 200 and changes nothing. 202 only once
+//! the delivery is committed.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use ferry_queue::NewJob;
+use serde_json::{Value, json};
+
+use crate::app::AppState;
+use crate::error::ServerError;
+use crate::signature::{self, Rejection};
+use crate::stores::Platform;
+
+/// The queue the webhook jobs go to.
+pub const WEBHOOK_QUEUE: &str = "webhooks";
+pub const WEBHOOK_KIND: &str = "webhook.received";
+
+fn header<'a>(h: &'a HeaderMap, names: &[&str]) -> Option<&'a str> {
+    names
+        .iter()
+        .find_map(|n| h.get(*n).and_then(|v| v.to_str().ok()))
+        .filter(|v| !v.is_empty())
+}
+
+fn count(platform: &str, outcome: &'static str) {
+    metrics::counter!("ferry_webhooks_total", "platform" => platform.to_owned(), "outcome" => outcome)
+        .increment(1);
+}
+
+pub async fn receive(
+    State(app): State<Arc<AppState>>,
+    Path((platform, store)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match accept(&app, &platform, &store, &headers, body).await {
+        Ok((status, outcome, body)) => {
+            count(&platform, outcome);
+            (status, Json(body)).into_response()
+        }
+        Err(e) => {
+            count(&platform, e.code());
+            e.into_response()
+        }
+    }
+}
+
+async fn accept(
+    app: &AppState,
+    platform: &str,
+    store: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, &'static str, Value), ServerError> {
+    let platform = Platform::parse(platform)?;
+    let st = app
+        .stores
+        .get(store)
+        .await?
+        .filter(|s| s.platform == platform)
+        .ok_or_else(|| ServerError::UnknownStore(store.to_owned()))?;
+    let json_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    if !json_type {
+        return Err(ServerError::UnsupportedMediaType);
+    }
+    let bytes = axum::body::to_bytes(body, app.body_limit)
+        .await
+        .map_err(|_| ServerError::TooLarge(app.body_limit))?;
+    let now_s = app.queue.now_ms() / 1000;
+    let verified = match platform {
+        Platform::Shopify => signature::shopify(headers, &bytes, &st.secrets),
+        Platform::Standard => signature::standard(headers, &bytes, &st.secrets, now_s),
+        Platform::Stripe => signature::stripe(headers, &bytes, &st.secrets, now_s),
+    };
+    match verified {
+        Ok(()) => {}
+        Err(Rejection::BadSignature(why)) => return Err(ServerError::InvalidSignature(why)),
+        Err(Rejection::StaleTimestamp) => return Err(ServerError::StaleTimestamp),
+    }
+    let doc: Value =
+        serde_json::from_slice(&bytes).map_err(|e| ServerError::InvalidJson(e.to_string()))?;
+    let (delivery, topic, event, triggered) = match platform {
+        Platform::Shopify => (
+            header(headers, &["x-shopify-webhook-id", "shopify-webhook-id"]),
+            header(headers, &["x-shopify-topic", "shopify-topic"]).map(str::to_owned),
+            header(headers, &["x-shopify-event-id", "shopify-event-id"]),
+            header(headers, &["x-shopify-triggered-at", "shopify-triggered-at"]),
+        ),
+        Platform::Standard => (
+            header(headers, &["webhook-id"]),
+            doc["type"].as_str().map(str::to_owned),
+            None,
+            header(headers, &["webhook-timestamp"]),
+        ),
+        Platform::Stripe => (
+            doc["id"].as_str(),
+            doc["type"].as_str().map(str::to_owned),
+            doc["id"].as_str(),
+            None,
+        ),
+    };
+    let delivery = delivery
+        .ok_or_else(|| ServerError::BadRequest("the delivery has no id".into()))?
+        .to_owned();
+    if delivery.len() > 255 {
+        return Err(ServerError::BadRequest(
+            "the delivery id is longer than 255 characters".into(),
+        ));
+    }
+    let topic = topic.unwrap_or_default();
+    let payload = json!({
+        "store": store,
+        "platform": platform.as_str(),
+        "topic": topic,
+        "delivery_id": delivery,
+        "event_id": event,
+        "triggered_at": triggered,
+        "body": doc,
+    });
+    let job = NewJob::new(WEBHOOK_KIND, &payload)?
+        .queue(WEBHOOK_QUEUE)
+        .group(store);
+    let mut tx = app.queue.begin().await?;
+    let enq = tx.enqueue(job).await?;
+    let now = app.queue.now_ms();
+    let sql =
+        "INSERT INTO ferry_deliveries (store, delivery_id, platform, topic, job_id, received_ms)
+               VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (store, delivery_id) DO NOTHING";
+    let job_id = enq.id.to_string();
+    let inserted = if let Some(c) = tx.postgres() {
+        sqlx::query(sql)
+            .bind(store)
+            .bind(&delivery)
+            .bind(platform.as_str())
+            .bind(&topic)
+            .bind(&job_id)
+            .bind(now)
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+    } else if let Some(c) = tx.sqlite() {
+        sqlx::query(sql)
+            .bind(store)
+            .bind(&delivery)
+            .bind(platform.as_str())
+            .bind(&topic)
+            .bind(&job_id)
+            .bind(now)
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+    } else {
+        0
+    };
+    if inserted == 0 {
+        // Seen before: the job enqueued above goes with the rollback.
+        tx.rollback().await?;
+        return Ok((
+            StatusCode::OK,
+            "duplicate",
+            json!({"status": "duplicate", "delivery_id": delivery}),
+        ));
+    }
+    tx.commit().await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        "accepted",
+        json!({"status": "accepted", "delivery_id": delivery, "job_id": job_id}),
+    ))
+}

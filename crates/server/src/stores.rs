@@ -1,0 +1,171 @@
+//! The stores that send webhooks, with their active secrets sealed at rest.
+
+use std::sync::Arc;
+
+use ferry_core::Clock;
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::Cipher;
+use crate::db::Db;
+use crate::error::ServerError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    /// `X-Shopify-Hmac-Sha256`.
+    Shopify,
+    /// Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`).
+    Standard,
+    /// `Stripe-Signature`.
+    Stripe,
+}
+
+impl Platform {
+    pub fn parse(s: &str) -> Result<Platform, ServerError> {
+        match s {
+            "shopify" => Ok(Platform::Shopify),
+            "standard" => Ok(Platform::Standard),
+            "stripe" => Ok(Platform::Stripe),
+            other => Err(ServerError::UnknownPlatform(other.to_owned())),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::Shopify => "shopify",
+            Platform::Standard => "standard",
+            Platform::Stripe => "stripe",
+        }
+    }
+}
+
+/// A store with its secrets opened (never serialized: see `StoreView`).
+#[derive(Clone)]
+pub struct Store {
+    pub name: String,
+    pub platform: Platform,
+    pub secrets: Vec<String>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("name", &self.name)
+            .field("platform", &self.platform)
+            .field("secrets", &format!("[{} redacted]", self.secrets.len()))
+            .finish()
+    }
+}
+
+#[derive(Clone)]
+pub struct Stores {
+    db: Db,
+    cipher: Cipher,
+    clock: Arc<dyn Clock>,
+}
+
+fn valid_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 64
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+impl Stores {
+    pub fn new(db: Db, cipher: Cipher, clock: Arc<dyn Clock>) -> Stores {
+        Stores { db, cipher, clock }
+    }
+
+    fn seal(&self, name: &str, secrets: &[String]) -> String {
+        let json = serde_json::to_vec(secrets).unwrap_or_default();
+        self.cipher.seal(&format!("store:{name}"), &json)
+    }
+
+    /// Creates a store (or replaces its platform and secrets).
+    pub async fn put(
+        &self,
+        name: &str,
+        platform: Platform,
+        secrets: &[String],
+    ) -> Result<(), ServerError> {
+        if !valid_name(name) {
+            return Err(ServerError::BadRequest(
+                "a store name is 1 to 64 of [A-Za-z0-9_-]".into(),
+            ));
+        }
+        if secrets.is_empty() || secrets.iter().any(|s| s.len() < 8) {
+            return Err(ServerError::BadRequest(
+                "a store needs at least one secret of 8 or more characters".into(),
+            ));
+        }
+        let sealed = self.seal(name, secrets);
+        let now = self.clock.now_ms();
+        let sql = "INSERT INTO ferry_stores (name, platform, secrets, created_ms, updated_ms) VALUES ($1, $2, $3, $4, $4)
+                   ON CONFLICT (name) DO UPDATE SET platform = $2, secrets = $3, updated_ms = $4";
+        match &self.db {
+            Db::Postgres(p) => {
+                sqlx::query(sql)
+                    .bind(name)
+                    .bind(platform.as_str())
+                    .bind(&sealed)
+                    .bind(now)
+                    .execute(p)
+                    .await?;
+            }
+            Db::Sqlite(p) => {
+                sqlx::query(sql)
+                    .bind(name)
+                    .bind(platform.as_str())
+                    .bind(&sealed)
+                    .bind(now)
+                    .execute(p)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn get(&self, name: &str) -> Result<Option<Store>, ServerError> {
+        let sql = "SELECT platform, secrets FROM ferry_stores WHERE name = $1";
+        let row: Option<(String, String)> = match &self.db {
+            Db::Postgres(p) => sqlx::query_as(sql).bind(name).fetch_optional(p).await?,
+            Db::Sqlite(p) => sqlx::query_as(sql).bind(name).fetch_optional(p).await?,
+        };
+        let Some((platform, sealed)) = row else {
+            return Ok(None);
+        };
+        let plain = self
+            .cipher
+            .open(&format!("store:{name}"), &sealed)
+            .map_err(|e| ServerError::Internal(format!("store {name}: {e}")))?;
+        let secrets: Vec<String> =
+            serde_json::from_slice(&plain).map_err(|e| ServerError::Internal(e.to_string()))?;
+        Ok(Some(Store {
+            name: name.to_owned(),
+            platform: Platform::parse(&platform)?,
+            secrets,
+        }))
+    }
+
+    /// Adds a new secret in front; keeps at most `keep` older ones (0 revokes the old ones).
+    pub async fn rotate(
+        &self,
+        name: &str,
+        new_secret: &str,
+        keep: usize,
+    ) -> Result<(), ServerError> {
+        let store = self
+            .get(name)
+            .await?
+            .ok_or_else(|| ServerError::UnknownStore(name.to_owned()))?;
+        let mut secrets = vec![new_secret.to_owned()];
+        secrets.extend(
+            store
+                .secrets
+                .into_iter()
+                .filter(|s| s != new_secret)
+                .take(keep),
+        );
+        self.put(name, store.platform, &secrets).await
+    }
+}

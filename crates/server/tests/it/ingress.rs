@@ -1,0 +1,314 @@
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ferry_server::stores::Platform;
+use ferry_testkit::TestDb;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::{Harness, b64, hmac_sha256};
+
+ferry_testkit::conformance!(
+    a_signed_delivery_is_accepted_once,
+    bad_input_is_refused_and_nothing_is_stored,
+    secrets_rotate,
+    standard_webhooks_and_stripe_are_verified,
+    the_same_delivery_at_once_is_accepted_once,
+    health_and_security_headers,
+);
+
+const SECRET: &str = "shpss_first_secret";
+
+fn now_s() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn shopify(
+    h: &Harness,
+    store: &str,
+    secret: &str,
+    id: &str,
+    body: &[u8],
+) -> reqwest::RequestBuilder {
+    h.http
+        .post(h.url(&format!("/webhooks/shopify/{store}")))
+        .header("content-type", "application/json")
+        .header(
+            "x-shopify-hmac-sha256",
+            b64(&hmac_sha256(secret.as_bytes(), &[body])),
+        )
+        .header("x-shopify-webhook-id", id)
+        .header("x-shopify-topic", "products/update")
+        .body(body.to_vec())
+}
+
+async fn error_code(r: reqwest::Response) -> (u16, String) {
+    let status = r.status().as_u16();
+    let v: Value = r.json().await.unwrap();
+    (
+        status,
+        v["error"]["code"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+async fn a_signed_delivery_is_accepted_once(db: TestDb) {
+    let h = Harness::start(db).await;
+    h.stores
+        .put("shop", Platform::Shopify, &[SECRET.into()])
+        .await
+        .unwrap();
+    let body = br#"{"id":7,"title":"Mug"}"#;
+    let r = shopify(&h, "shop", SECRET, "wh-1", body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["status"], "accepted");
+    let job = h
+        .queue
+        .get(v["job_id"].as_str().unwrap().parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.queue, "webhooks");
+    let payload = &job.payload;
+    assert_eq!(payload["body"]["title"], "Mug");
+    assert_eq!(payload["topic"], "products/update");
+
+    let again = shopify(&h, "shop", SECRET, "wh-1", body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(again.json::<Value>().await.unwrap()["status"], "duplicate");
+    assert_eq!(
+        (h.deliveries().await, h.webhook_jobs().await),
+        (1, 1),
+        "nothing more stored"
+    );
+}
+
+async fn bad_input_is_refused_and_nothing_is_stored(db: TestDb) {
+    let h = Harness::start(db).await;
+    h.stores
+        .put("shop", Platform::Shopify, &[SECRET.into()])
+        .await
+        .unwrap();
+    let body = br#"{"id":1}"#;
+    let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
+        (
+            shopify(&h, "shop", "wrong-secret", "a", body),
+            401,
+            "invalid_signature",
+        ),
+        (
+            h.http
+                .post(h.url("/webhooks/shopify/shop"))
+                .header("content-type", "application/json")
+                .body(body.to_vec()),
+            401,
+            "invalid_signature",
+        ),
+        (shopify(&h, "nope", SECRET, "a", body), 404, "unknown_store"),
+        (
+            h.http
+                .post(h.url("/webhooks/shopify/shop"))
+                .header("content-type", "text/plain")
+                .header(
+                    "x-shopify-hmac-sha256",
+                    b64(&hmac_sha256(SECRET.as_bytes(), &[body])),
+                )
+                .header("x-shopify-webhook-id", "a")
+                .body(body.to_vec()),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            shopify(&h, "shop", SECRET, "a", b"not json"),
+            400,
+            "invalid_json",
+        ),
+        (
+            shopify(&h, "shop", SECRET, "a", &vec![b' '; 1024 * 1024 + 1]),
+            413,
+            "payload_too_large",
+        ),
+    ];
+    for (req, status, code) in cases {
+        let got = error_code(req.send().await.unwrap()).await;
+        assert_eq!(got, (status, code.to_owned()));
+    }
+    let r = h
+        .http
+        .post(h.url("/webhooks/nonsense/shop"))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(r).await, (404, "unknown_platform".into()));
+    assert_eq!((h.deliveries().await, h.webhook_jobs().await), (0, 0));
+}
+
+async fn secrets_rotate(db: TestDb) {
+    let h = Harness::start(db).await;
+    h.stores
+        .put("shop", Platform::Shopify, &[SECRET.into()])
+        .await
+        .unwrap();
+    h.stores
+        .rotate("shop", "shpss_second_secret", 1)
+        .await
+        .unwrap();
+    for (i, s) in [SECRET, "shpss_second_secret"].iter().enumerate() {
+        let r = shopify(&h, "shop", s, &format!("r{i}"), b"{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::ACCEPTED,
+            "both secrets during the rotation"
+        );
+    }
+    h.stores
+        .rotate("shop", "shpss_second_secret", 0)
+        .await
+        .unwrap();
+    let r = shopify(&h, "shop", SECRET, "r3", b"{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "the old one revoked");
+    let stored = format!("{:?}", h.stores.get("shop").await.unwrap());
+    assert!(
+        !stored.contains("shpss_"),
+        "Debug never shows secrets: {stored}"
+    );
+    let raw: String = match &h.db {
+        ferry_server::db::Db::Postgres(p) => sqlx::query_scalar("SELECT secrets FROM ferry_stores")
+            .fetch_one(p)
+            .await
+            .unwrap(),
+        ferry_server::db::Db::Sqlite(p) => sqlx::query_scalar("SELECT secrets FROM ferry_stores")
+            .fetch_one(p)
+            .await
+            .unwrap(),
+    };
+    assert!(!raw.contains("shpss_"), "sealed at rest");
+}
+
+async fn standard_webhooks_and_stripe_are_verified(db: TestDb) {
+    let h = Harness::start(db).await;
+    let key = [7u8; 32];
+    let whsec = format!("whsec_{}", b64(&key));
+    h.stores
+        .put("acme", Platform::Standard, &[whsec])
+        .await
+        .unwrap();
+    let body = br#"{"type":"order.created","data":{}}"#;
+    let send = |ts: i64, id: &str| {
+        let t = ts.to_string();
+        let sig = b64(&hmac_sha256(
+            &key,
+            &[id.as_bytes(), b".", t.as_bytes(), b".", body],
+        ));
+        h.http
+            .post(h.url("/webhooks/standard/acme"))
+            .header("content-type", "application/json")
+            .header("webhook-id", id)
+            .header("webhook-timestamp", t)
+            .header("webhook-signature", format!("v1,{sig}"))
+            .body(body.to_vec())
+            .send()
+    };
+    assert_eq!(
+        send(now_s(), "msg_1").await.unwrap().status(),
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        error_code(send(now_s() - 400, "msg_2").await.unwrap()).await,
+        (401, "stale_timestamp".into())
+    );
+
+    h.stores
+        .put("pay", Platform::Stripe, &["whsec_stripe_secret".into()])
+        .await
+        .unwrap();
+    let body = br#"{"id":"evt_9","type":"payment_intent.succeeded"}"#;
+    let t = now_s().to_string();
+    let sig = hex(&hmac_sha256(
+        b"whsec_stripe_secret",
+        &[t.as_bytes(), b".", body],
+    ));
+    let r = h
+        .http
+        .post(h.url("/webhooks/stripe/pay"))
+        .header("content-type", "application/json; charset=utf-8")
+        .header("stripe-signature", format!("t={t},v1={sig}"))
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["delivery_id"],
+        "evt_9",
+        "Stripe dedupes on the event id"
+    );
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+async fn the_same_delivery_at_once_is_accepted_once(db: TestDb) {
+    let h = Harness::start(db).await;
+    h.stores
+        .put("shop", Platform::Shopify, &[SECRET.into()])
+        .await
+        .unwrap();
+    let body = json!({"id": 1}).to_string();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let req = shopify(&h, "shop", SECRET, "same", body.as_bytes());
+        tasks.spawn(async move { req.send().await.unwrap().status() });
+    }
+    let mut statuses = Vec::new();
+    while let Some(s) = tasks.join_next().await {
+        statuses.push(s.unwrap().as_u16());
+    }
+    statuses.sort();
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 200, 200, 200, 200, 202]);
+    assert_eq!((h.deliveries().await, h.webhook_jobs().await), (1, 1));
+}
+
+async fn health_and_security_headers(db: TestDb) {
+    let h = Harness::start(db).await;
+    let r = h.http.get(h.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    for (name, value) in [
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("cache-control", "no-store"),
+    ] {
+        assert_eq!(r.headers()[name], value);
+    }
+    let r = h.http.get(h.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = h
+        .http
+        .get(h.url("/webhooks/shopify/x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(
+        r.headers()["x-content-type-options"],
+        "nosniff",
+        "on every response"
+    );
+}

@@ -1,0 +1,78 @@
+//! The server over real HTTP on loopback, on a real database (both engines).
+
+#![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is what it should do
+
+mod ingress;
+
+use std::sync::Arc;
+
+use base64::Engine;
+use ferry_server::app::{AppState, DEFAULT_BODY_LIMIT, Running};
+use ferry_server::crypto::Cipher;
+use ferry_server::db::Db;
+use ferry_server::stores::Stores;
+use ferry_testkit::TestDb;
+use hmac::{KeyInit, Mac};
+
+pub struct Harness {
+    pub server: Running,
+    pub queue: ferry_queue::Queue,
+    pub stores: Stores,
+    pub db: Db,
+    pub http: reqwest::Client,
+    _test_db: TestDb,
+}
+
+impl Harness {
+    pub async fn start(test_db: TestDb) -> Harness {
+        let queue = test_db.real_queue().await;
+        let db = Db::of(&queue).await.unwrap();
+        let cipher = Cipher::from_base64(&Cipher::generate_key()).unwrap();
+        let stores = Stores::new(db.clone(), cipher, queue.clock());
+        let state = Arc::new(AppState {
+            queue: queue.clone(),
+            stores: stores.clone(),
+            body_limit: DEFAULT_BODY_LIMIT,
+        });
+        let server = ferry_server::app::start("127.0.0.1:0".parse().unwrap(), state)
+            .await
+            .unwrap();
+        Harness {
+            server,
+            queue,
+            stores,
+            db,
+            http: reqwest::Client::new(),
+            _test_db: test_db,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.server.url())
+    }
+
+    pub async fn deliveries(&self) -> i64 {
+        let sql = "SELECT COUNT(*) FROM ferry_deliveries";
+        match &self.db {
+            Db::Postgres(p) => sqlx::query_scalar(sql).fetch_one(p).await.unwrap(),
+            Db::Sqlite(p) => sqlx::query_scalar(sql).fetch_one(p).await.unwrap(),
+        }
+    }
+
+    /// Jobs waiting in the webhooks queue.
+    pub async fn webhook_jobs(&self) -> i64 {
+        self.queue.stats("webhooks").await.unwrap().ready
+    }
+}
+
+pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let mut m = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key).unwrap();
+    for p in parts {
+        m.update(p);
+    }
+    m.finalize().into_bytes().to_vec()
+}
+
+pub fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}

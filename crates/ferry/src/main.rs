@@ -4,6 +4,7 @@ mod bench;
 mod bench_api;
 mod jobs;
 mod mock;
+mod serve;
 mod sync_api;
 mod worker;
 
@@ -45,6 +46,11 @@ enum Command {
     Queues(jobs::QueuesCommand),
     /// Run the simulated commerce platform (stores, REST API, control API).
     Mock(mock::MockArgs),
+    /// Serve webhook ingress and health until SIGINT or SIGTERM.
+    Serve(serve::ServeArgs),
+    /// Register the stores that send webhooks, rotate their secrets.
+    #[command(subcommand)]
+    Stores(serve::StoresCommand),
     /// Copy new and changed records from one JSON API to another (`--once` or `--every 30s`).
     SyncApi(sync_api::SyncApiArgs),
     /// Benchmarks that print figures (the last line is JSON).
@@ -77,6 +83,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Bench(cmd) => bench::run(cmd).await,
         Command::Mock(args) => mock::run(args).await,
         Command::SyncApi(args) => sync_api::run(args).await,
+        Command::Serve(args) => serve::run(args).await,
+        Command::Stores(cmd) => serve::run_stores(cmd).await,
     }
 }
 

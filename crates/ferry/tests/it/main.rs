@@ -4,5 +4,6 @@
 
 mod budget_process;
 mod mock_process;
+mod serve_process;
 mod sync_api_process;
 mod worker_process;

@@ -1,0 +1,128 @@
+//! `ferry serve`: the web tier (webhook ingress, health). Any number can run against one
+//! PostgreSQL; one on the embedded SQLite. `ferry stores …` registers the stores that send
+//! webhooks (until the admin API does).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use ferry_server::app::{AppState, DEFAULT_BODY_LIMIT};
+use ferry_server::crypto::Cipher;
+use ferry_server::stores::{Platform, Stores};
+use tokio_util::sync::CancellationToken;
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    db: crate::DbArgs,
+    /// Where to listen.
+    #[arg(long, env = "FERRY_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    key: KeyArgs,
+    /// The largest webhook body accepted, in bytes.
+    #[arg(long, env = "FERRY_BODY_LIMIT", default_value_t = DEFAULT_BODY_LIMIT)]
+    body_limit: usize,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct KeyArgs {
+    /// The key that seals secrets at rest: base64 of 32 random bytes
+    /// (`ferry stores new-key` prints one).
+    #[arg(
+        long = "encryption-key",
+        env = "FERRY_ENCRYPTION_KEY",
+        hide_env_values = true
+    )]
+    encryption_key: String,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum StoresCommand {
+    /// Registers a store that sends webhooks (or replaces its platform and secrets).
+    Add {
+        #[command(flatten)]
+        db: crate::DbArgs,
+        #[command(flatten)]
+        key: KeyArgs,
+        name: String,
+        /// shopify, standard or stripe.
+        #[arg(long)]
+        platform: String,
+        /// Its webhook secret (`FERRY_WEBHOOK_SECRET` keeps it out of the shell history).
+        #[arg(long, env = "FERRY_WEBHOOK_SECRET", hide_env_values = true)]
+        secret: String,
+    },
+    /// Puts a new webhook secret in front; `--keep 1` keeps the previous one valid meanwhile.
+    Rotate {
+        #[command(flatten)]
+        db: crate::DbArgs,
+        #[command(flatten)]
+        key: KeyArgs,
+        name: String,
+        #[arg(long, env = "FERRY_WEBHOOK_SECRET", hide_env_values = true)]
+        secret: String,
+        #[arg(long, default_value_t = 1)]
+        keep: usize,
+    },
+    /// Prints a fresh encryption key.
+    NewKey,
+}
+
+async fn stores(db: &crate::DbArgs, key: &KeyArgs) -> Result<(ferry_queue::Queue, Stores)> {
+    let queue = crate::jobs::open(db).await?;
+    let cipher = Cipher::from_base64(&key.encryption_key).context("--encryption-key")?;
+    let db = ferry_server::db::Db::of(&queue)
+        .await
+        .context("migrating the server's tables")?;
+    let stores = Stores::new(db, cipher, queue.clock());
+    Ok((queue, stores))
+}
+
+pub async fn run(a: ServeArgs) -> Result<()> {
+    let (queue, stores) = stores(&a.db, &a.key).await?;
+    let state = Arc::new(AppState {
+        queue: queue.clone(),
+        stores,
+        body_limit: a.body_limit,
+    });
+    let running = ferry_server::app::start(a.listen, state)
+        .await
+        .with_context(|| format!("listening on {}", a.listen))?;
+    tracing::info!(addr = %running.addr, backend = queue.backend(), "serving");
+    println!("ferry serve listening on {}", running.url());
+    let stop = CancellationToken::new();
+    tokio::spawn(crate::worker::signal_on(stop.clone()));
+    stop.cancelled().await;
+    drop(running);
+    Ok(())
+}
+
+pub async fn run_stores(cmd: StoresCommand) -> Result<()> {
+    match cmd {
+        StoresCommand::NewKey => println!("{}", Cipher::generate_key()),
+        StoresCommand::Add {
+            db,
+            key,
+            name,
+            platform,
+            secret,
+        } => {
+            let (_, s) = stores(&db, &key).await?;
+            s.put(&name, Platform::parse(&platform)?, &[secret]).await?;
+            println!("store {name} ({platform}) saved; webhooks go to /webhooks/{platform}/{name}");
+        }
+        StoresCommand::Rotate {
+            db,
+            key,
+            name,
+            secret,
+            keep,
+        } => {
+            let (_, s) = stores(&db, &key).await?;
+            s.rotate(&name, &secret, keep).await?;
+            println!("store {name}: new secret in front, {keep} older kept");
+        }
+    }
+    Ok(())
+}

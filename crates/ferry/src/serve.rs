@@ -1,4 +1,4 @@
-//! `ferry serve`: the web tier (webhook ingress, health). Any number can run against one
+//! `ferry serve`: the web tier (webhook ingress, admin API, health). Any number can run against one
 //! PostgreSQL; one on the embedded SQLite. `ferry stores …` registers the stores that send
 //! webhooks (until the admin API does).
 
@@ -20,6 +20,14 @@ pub struct ServeArgs {
     listen: SocketAddr,
     #[command(flatten)]
     key: KeyArgs,
+    /// Bearer tokens of the admin API, comma-separated (none: the admin API refuses every call).
+    #[arg(
+        long = "admin-tokens",
+        env = "FERRY_ADMIN_TOKENS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    admin_tokens: Vec<String>,
     /// The largest webhook body accepted, in bytes.
     #[arg(long, env = "FERRY_BODY_LIMIT", default_value_t = DEFAULT_BODY_LIMIT)]
     body_limit: usize,
@@ -69,22 +77,35 @@ pub enum StoresCommand {
     NewKey,
 }
 
-async fn stores(db: &crate::DbArgs, key: &KeyArgs) -> Result<(ferry_queue::Queue, Stores)> {
+async fn stores(
+    db: &crate::DbArgs,
+    key: &KeyArgs,
+) -> Result<(ferry_queue::Queue, ferry_server::db::Db, Stores)> {
     let queue = crate::jobs::open(db).await?;
     let cipher = Cipher::from_base64(&key.encryption_key).context("--encryption-key")?;
     let db = ferry_server::db::Db::of(&queue)
         .await
         .context("migrating the server's tables")?;
-    let stores = Stores::new(db, cipher, queue.clock());
-    Ok((queue, stores))
+    let stores = Stores::new(db.clone(), cipher, queue.clock());
+    Ok((queue, db, stores))
 }
 
 pub async fn run(a: ServeArgs) -> Result<()> {
-    let (queue, stores) = stores(&a.db, &a.key).await?;
+    let (queue, db, stores) = stores(&a.db, &a.key).await?;
+    let admin_tokens: Vec<String> = a
+        .admin_tokens
+        .into_iter()
+        .filter(|t| !t.trim().is_empty())
+        .collect();
+    if admin_tokens.iter().any(|t| t.len() < 16) {
+        anyhow::bail!("admin tokens must be at least 16 characters");
+    }
     let state = Arc::new(AppState {
         queue: queue.clone(),
+        db,
         stores,
         body_limit: a.body_limit,
+        admin_tokens,
     });
     let running = ferry_server::app::start(a.listen, state)
         .await
@@ -108,7 +129,7 @@ pub async fn run_stores(cmd: StoresCommand) -> Result<()> {
             platform,
             secret,
         } => {
-            let (_, s) = stores(&db, &key).await?;
+            let (_, _, s) = stores(&db, &key).await?;
             s.put(&name, Platform::parse(&platform)?, &[secret]).await?;
             println!("store {name} ({platform}) saved; webhooks go to /webhooks/{platform}/{name}");
         }
@@ -119,7 +140,7 @@ pub async fn run_stores(cmd: StoresCommand) -> Result<()> {
             secret,
             keep,
         } => {
-            let (_, s) = stores(&db, &key).await?;
+            let (_, _, s) = stores(&db, &key).await?;
             s.rotate(&name, &secret, keep).await?;
             println!("store {name}: new secret in front, {keep} older kept");
         }

@@ -16,8 +16,11 @@ use crate::stores::Stores;
 
 pub struct AppState {
     pub queue: Queue,
+    pub db: crate::db::Db,
     pub stores: Stores,
     pub body_limit: usize,
+    /// Bearer tokens of the admin API; none configured: the admin API refuses every call.
+    pub admin_tokens: Vec<String>,
 }
 
 /// 1 MiB: far above Shopify's webhook payloads, small enough to refuse floods.
@@ -25,6 +28,7 @@ pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
+        .merge(crate::admin::routes(state.clone()))
         .route(
             "/webhooks/{platform}/{store}",
             post(crate::ingress::receive),

@@ -24,6 +24,10 @@ pub enum ServerError {
     InvalidJson(String),
     #[error("{0}")]
     BadRequest(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -39,6 +43,8 @@ impl ServerError {
             ServerError::UnsupportedMediaType => "unsupported_media_type",
             ServerError::InvalidJson(_) => "invalid_json",
             ServerError::BadRequest(_) => "bad_request",
+            ServerError::NotFound(_) => "not_found",
+            ServerError::Conflict(_) => "conflict",
             ServerError::Internal(_) => "internal",
         }
     }
@@ -52,6 +58,8 @@ impl ServerError {
             ServerError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ServerError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ServerError::InvalidJson(_) | ServerError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ServerError::NotFound(_) => StatusCode::NOT_FOUND,
+            ServerError::Conflict(_) => StatusCode::CONFLICT,
             ServerError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -65,7 +73,10 @@ impl From<sqlx::Error> for ServerError {
 
 impl From<ferry_queue::QueueError> for ServerError {
     fn from(e: ferry_queue::QueueError) -> Self {
-        ServerError::Internal(e.to_string())
+        match e {
+            ferry_queue::QueueError::NotFound(id) => ServerError::NotFound(format!("job {id}")),
+            other => ServerError::Internal(other.to_string()),
+        }
     }
 }
 

@@ -147,6 +147,28 @@ impl Stores {
         }))
     }
 
+    /// Store names in order, after `after`.
+    pub async fn names(&self, after: Option<&str>, limit: u32) -> Result<Vec<String>, ServerError> {
+        let sql = "SELECT name FROM ferry_stores WHERE name > $1 ORDER BY name LIMIT $2";
+        let after = after.unwrap_or("");
+        Ok(match &self.db {
+            Db::Postgres(p) => {
+                sqlx::query_scalar(sql)
+                    .bind(after)
+                    .bind(i64::from(limit))
+                    .fetch_all(p)
+                    .await?
+            }
+            Db::Sqlite(p) => {
+                sqlx::query_scalar(sql)
+                    .bind(after)
+                    .bind(i64::from(limit))
+                    .fetch_all(p)
+                    .await?
+            }
+        })
+    }
+
     /// Adds a new secret in front; keeps at most `keep` older ones (0 revokes the old ones).
     pub async fn rotate(
         &self,

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is what it should do
 
+mod admin;
 mod ingress;
 
 use std::sync::Arc;
@@ -13,6 +14,8 @@ use ferry_server::db::Db;
 use ferry_server::stores::Stores;
 use ferry_testkit::TestDb;
 use hmac::{KeyInit, Mac};
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
 pub struct Harness {
     pub server: Running,
@@ -31,8 +34,10 @@ impl Harness {
         let stores = Stores::new(db.clone(), cipher, queue.clock());
         let state = Arc::new(AppState {
             queue: queue.clone(),
+            db: db.clone(),
             stores: stores.clone(),
             body_limit: DEFAULT_BODY_LIMIT,
+            admin_tokens: vec![ADMIN_TOKEN.to_owned()],
         });
         let server = ferry_server::app::start("127.0.0.1:0".parse().unwrap(), state)
             .await
@@ -45,6 +50,13 @@ impl Harness {
             http: reqwest::Client::new(),
             _test_db: test_db,
         }
+    }
+
+    /// An admin API request with the token.
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -1,0 +1,370 @@
+//! The admin API under `/api`, behind bearer tokens from the config (compared in constant time):
+//! stores (secrets are write-only), jobs, queues and webhook deliveries, each list paginated by
+//! a keyset cursor (`after`, `limit`; the answer's `next` is the next page's `after`).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use ferry_queue::{Cancelled, JobFilter, JobState};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::Digest;
+
+use crate::app::AppState;
+use crate::db::Db;
+use crate::error::ServerError;
+use crate::stores::Platform;
+
+const MAX_PAGE: u32 = 500;
+
+pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/stores", get(list_stores).post(create_store))
+        .route("/api/stores/{name}", get(get_store))
+        .route("/api/stores/{name}/rotate", post(rotate_store))
+        .route("/api/jobs", get(list_jobs))
+        .route("/api/jobs/{id}", get(get_job))
+        .route("/api/jobs/{id}/cancel", post(cancel_job))
+        .route("/api/jobs/{id}/replay", post(replay_job))
+        .route("/api/queues", get(list_queues))
+        .route("/api/queues/{queue}/pause", post(pause_queue))
+        .route("/api/queues/{queue}/resume", post(resume_queue))
+        .route("/api/deliveries", get(list_deliveries))
+        .route(
+            "/api/deliveries/{store}/{delivery}/replay",
+            post(replay_delivery),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(state, require_token))
+}
+
+/// SHA-256 of both sides, then a constant-time compare: neither the length nor the first
+/// differing byte of a token shows in the time taken.
+fn token_matches(presented: &str, tokens: &[String]) -> bool {
+    let p = sha2::Sha256::digest(presented.as_bytes());
+    tokens.iter().fold(false, |found, t| {
+        let t = sha2::Sha256::digest(t.as_bytes());
+        let same = p
+            .iter()
+            .zip(t.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+        found | same
+    })
+}
+
+async fn require_token(State(app): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let presented = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match presented {
+        Some(t) if !app.admin_tokens.is_empty() && token_matches(t, &app.admin_tokens) => {
+            next.run(req).await
+        }
+        _ => {
+            metrics::counter!("ferry_admin_auth_failures_total").increment(1);
+            let body = json!({"error": {"code": "unauthorized", "message": "a valid bearer token is required"}});
+            (StatusCode::UNAUTHORIZED, Json(body)).into_response()
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Page {
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+impl Page {
+    fn limit(&self) -> u32 {
+        self.limit.unwrap_or(100).clamp(1, MAX_PAGE)
+    }
+}
+
+// ---- stores ---------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewStore {
+    name: String,
+    platform: String,
+    secret: String,
+}
+
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ServerError> {
+    serde_json::from_slice(body).map_err(|e| ServerError::BadRequest(format!("invalid body: {e}")))
+}
+
+async fn create_store(
+    State(app): State<Arc<AppState>>,
+    body: axum::body::Bytes,
+) -> Result<Response, ServerError> {
+    let n: NewStore = parse_body(&body)?;
+    let platform = Platform::parse(&n.platform)
+        .map_err(|_| ServerError::BadRequest(format!("unknown platform {:?}", n.platform)))?;
+    if app.stores.get(&n.name).await?.is_some() {
+        return Err(ServerError::Conflict(format!(
+            "store {:?} exists; rotate its secret instead",
+            n.name
+        )));
+    }
+    app.stores.put(&n.name, platform, &[n.secret]).await?;
+    Ok((StatusCode::CREATED, Json(store_view(&app, &n.name).await?)).into_response())
+}
+
+async fn store_view(app: &AppState, name: &str) -> Result<Value, ServerError> {
+    let s = app
+        .stores
+        .get(name)
+        .await?
+        .ok_or_else(|| ServerError::UnknownStore(name.to_owned()))?;
+    // Secrets are never returned, not even in part: how many are active is what an operator needs.
+    Ok(
+        json!({"name": s.name, "platform": s.platform, "active_secrets": s.secrets.len(),
+              "webhook_path": format!("/webhooks/{}/{}", s.platform.as_str(), s.name)}),
+    )
+}
+
+async fn get_store(
+    State(app): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ServerError> {
+    Ok(Json(store_view(&app, &name).await?))
+}
+
+async fn list_stores(
+    State(app): State<Arc<AppState>>,
+    Query(p): Query<Page>,
+) -> Result<Json<Value>, ServerError> {
+    let names = app.stores.names(p.after.as_deref(), p.limit()).await?;
+    let mut items = Vec::with_capacity(names.len());
+    for n in &names {
+        items.push(store_view(&app, n).await?);
+    }
+    let next = (names.len() as u32 == p.limit())
+        .then(|| names.last().cloned())
+        .flatten();
+    Ok(Json(json!({"items": items, "next": next})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rotation {
+    secret: String,
+    /// Older secrets still accepted (default 1: the previous one, while senders switch).
+    keep: Option<usize>,
+}
+
+async fn rotate_store(
+    State(app): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ServerError> {
+    let r: Rotation = parse_body(&body)?;
+    app.stores
+        .rotate(&name, &r.secret, r.keep.unwrap_or(1))
+        .await?;
+    Ok(Json(store_view(&app, &name).await?))
+}
+
+// ---- jobs and queues -------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct JobQuery {
+    queue: Option<String>,
+    state: Option<String>,
+    kind: Option<String>,
+    group: Option<String>,
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+fn job_id(s: &str) -> Result<uuid::Uuid, ServerError> {
+    s.parse()
+        .map_err(|_| ServerError::BadRequest(format!("{s:?} is not a job id")))
+}
+
+async fn list_jobs(
+    State(app): State<Arc<AppState>>,
+    Query(q): Query<JobQuery>,
+) -> Result<Json<Value>, ServerError> {
+    let state = match q.state.as_deref() {
+        Some(s) => Some(
+            JobState::parse(s)
+                .ok_or_else(|| ServerError::BadRequest(format!("unknown state {s:?}")))?,
+        ),
+        None => None,
+    };
+    let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
+    let filter = JobFilter {
+        queue: q.queue,
+        state,
+        kind: q.kind,
+        group: q.group,
+        after: q.after.as_deref().map(job_id).transpose()?,
+        limit,
+    };
+    let jobs = app.queue.list(&filter).await?;
+    let next = (jobs.len() as u32 == limit)
+        .then(|| jobs.last().map(|j| j.id.to_string()))
+        .flatten();
+    Ok(Json(json!({"items": jobs, "next": next})))
+}
+
+async fn get_job(
+    State(app): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ServerError> {
+    let job = app
+        .queue
+        .get(job_id(&id)?)
+        .await?
+        .ok_or_else(|| ServerError::NotFound(format!("job {id}")))?;
+    Ok(Json(json!(job)))
+}
+
+async fn cancel_job(
+    State(app): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ServerError> {
+    let outcome = match app.queue.cancel(job_id(&id)?).await? {
+        Cancelled::Cancelled => json!({"outcome": "cancelled"}),
+        Cancelled::Requested => json!({"outcome": "cancel_requested"}),
+        Cancelled::AlreadyFinished(s) => json!({"outcome": "already_finished", "state": s}),
+    };
+    Ok(Json(outcome))
+}
+
+async fn replay_job(
+    State(app): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ServerError> {
+    let e = app.queue.replay(job_id(&id)?).await?;
+    Ok(Json(json!({"job_id": e.id})))
+}
+
+async fn list_queues(State(app): State<Arc<AppState>>) -> Result<Json<Value>, ServerError> {
+    Ok(Json(json!({"items": app.queue.stats_all().await?})))
+}
+
+async fn pause_queue(
+    State(app): State<Arc<AppState>>,
+    Path(q): Path<String>,
+) -> Result<Json<Value>, ServerError> {
+    app.queue.pause(&q).await?;
+    Ok(Json(json!({"queue": q, "paused": true})))
+}
+
+async fn resume_queue(
+    State(app): State<Arc<AppState>>,
+    Path(q): Path<String>,
+) -> Result<Json<Value>, ServerError> {
+    app.queue.resume(&q).await?;
+    Ok(Json(json!({"queue": q, "paused": false})))
+}
+
+// ---- webhook deliveries ----------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct DeliveryQuery {
+    store: Option<String>,
+    /// `received_ms:store:delivery_id` of the last item of the previous page.
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+type DeliveryRow = (String, String, String, String, String, i64);
+
+async fn list_deliveries(
+    State(app): State<Arc<AppState>>,
+    Query(q): Query<DeliveryQuery>,
+) -> Result<Json<Value>, ServerError> {
+    let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
+    let (after_ms, after_key) = match q.after.as_deref() {
+        None => (i64::MIN, String::new()),
+        Some(c) => {
+            let (ms, key) = c
+                .split_once(':')
+                .ok_or_else(|| ServerError::BadRequest(format!("invalid cursor {c:?}")))?;
+            (
+                ms.parse()
+                    .map_err(|_| ServerError::BadRequest(format!("invalid cursor {c:?}")))?,
+                key.to_owned(),
+            )
+        }
+    };
+    let sql =
+        "SELECT store, delivery_id, platform, topic, job_id, received_ms FROM ferry_deliveries
+               WHERE ($1 IS NULL OR store = $1)
+                 AND (received_ms > $2 OR (received_ms = $2 AND store || ':' || delivery_id > $3))
+               ORDER BY received_ms, store, delivery_id LIMIT $4";
+    let rows: Vec<DeliveryRow> = match &app.db {
+        Db::Postgres(p) => {
+            sqlx::query_as(sql)
+                .bind(&q.store)
+                .bind(after_ms)
+                .bind(&after_key)
+                .bind(i64::from(limit))
+                .fetch_all(p)
+                .await?
+        }
+        Db::Sqlite(p) => {
+            sqlx::query_as(sql)
+                .bind(&q.store)
+                .bind(after_ms)
+                .bind(&after_key)
+                .bind(i64::from(limit))
+                .fetch_all(p)
+                .await?
+        }
+    };
+    let mut items = Vec::with_capacity(rows.len());
+    for (store, delivery, platform, topic, job, received) in &rows {
+        // The outcome is the state of the job the delivery became.
+        let state = match job.parse::<uuid::Uuid>() {
+            Ok(id) => app.queue.get(id).await?.map(|j| j.state),
+            Err(_) => None,
+        };
+        items.push(
+            json!({"store": store, "delivery_id": delivery, "platform": platform, "topic": topic,
+                          "job_id": job, "received_ms": received, "outcome": state}),
+        );
+    }
+    let next = (rows.len() as u32 == limit)
+        .then(|| rows.last().map(|r| format!("{}:{}:{}", r.5, r.0, r.1)))
+        .flatten();
+    Ok(Json(json!({"items": items, "next": next})))
+}
+
+async fn replay_delivery(
+    State(app): State<Arc<AppState>>,
+    Path((store, delivery)): Path<(String, String)>,
+) -> Result<Json<Value>, ServerError> {
+    let sql = "SELECT job_id FROM ferry_deliveries WHERE store = $1 AND delivery_id = $2";
+    let job: Option<String> = match &app.db {
+        Db::Postgres(p) => {
+            sqlx::query_scalar(sql)
+                .bind(&store)
+                .bind(&delivery)
+                .fetch_optional(p)
+                .await?
+        }
+        Db::Sqlite(p) => {
+            sqlx::query_scalar(sql)
+                .bind(&store)
+                .bind(&delivery)
+                .fetch_optional(p)
+                .await?
+        }
+    };
+    let job =
+        job.ok_or_else(|| ServerError::NotFound(format!("delivery {delivery} of {store}")))?;
+    let e = app.queue.replay(job_id(&job)?).await?;
+    Ok(Json(json!({"delivery_id": delivery, "job_id": e.id})))
+}

@@ -1,0 +1,270 @@
+use ferry_server::stores::Platform;
+use ferry_testkit::TestDb;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::{Harness, b64, hmac_sha256};
+
+ferry_testkit::conformance!(
+    every_admin_route_needs_the_token,
+    stores_are_managed_without_ever_showing_secrets,
+    jobs_queues_and_deliveries_are_listed_paged_and_replayed,
+);
+
+const ROUTES: [(&str, &str); 12] = [
+    ("GET", "/api/stores"),
+    ("POST", "/api/stores"),
+    ("GET", "/api/stores/x"),
+    ("POST", "/api/stores/x/rotate"),
+    ("GET", "/api/jobs"),
+    ("GET", "/api/jobs/01a20253-c9e3-7625-9d9b-7cde20c7fdc1"),
+    (
+        "POST",
+        "/api/jobs/01a20253-c9e3-7625-9d9b-7cde20c7fdc1/cancel",
+    ),
+    (
+        "POST",
+        "/api/jobs/01a20253-c9e3-7625-9d9b-7cde20c7fdc1/replay",
+    ),
+    ("GET", "/api/queues"),
+    ("POST", "/api/queues/q/pause"),
+    ("GET", "/api/deliveries"),
+    ("POST", "/api/deliveries/s/d/replay"),
+];
+
+async fn every_admin_route_needs_the_token(db: TestDb) {
+    let h = Harness::start(db).await;
+    for (m, path) in ROUTES {
+        let method: Method = m.parse().unwrap();
+        for token in [None, Some("wrong-token-0123456789"), Some("")] {
+            let mut req = h.http.request(method.clone(), h.url(path)).body("{}");
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), 401, "{m} {path} with {token:?}");
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(v["error"]["code"], "unauthorized");
+        }
+    }
+    assert!(
+        h.queue.stats_all().await.unwrap().is_empty(),
+        "nothing done without a token"
+    );
+    for (m, path) in ROUTES {
+        let r = h
+            .admin(m.parse().unwrap(), path)
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_ne!(r.status(), 401, "{m} {path} with the token");
+    }
+    assert!(
+        h.queue
+            .stats_all()
+            .await
+            .unwrap()
+            .iter()
+            .any(|s| s.queue == "q" && s.paused)
+    );
+}
+
+async fn stores_are_managed_without_ever_showing_secrets(db: TestDb) {
+    let h = Harness::start(db).await;
+    let r = h
+        .admin(Method::POST, "/api/stores")
+        .json(&json!({"name": "shop-1", "platform": "shopify", "secret": "shpss_api_secret"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let body = r.text().await.unwrap();
+    assert!(!body.contains("shpss_api_secret"), "{body}");
+    let again = h
+        .admin(Method::POST, "/api/stores")
+        .json(&json!({"name": "shop-1", "platform": "shopify", "secret": "shpss_api_secret"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 409);
+    for bad in [
+        json!({"name": "x", "platform": "ebay", "secret": "12345678"}),
+        json!({"name": "bad name", "platform": "shopify", "secret": "12345678"}),
+        json!({"name": "y"}),
+    ] {
+        let r = h
+            .admin(Method::POST, "/api/stores")
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+    }
+    let r = h
+        .admin(Method::POST, "/api/stores/shop-1/rotate")
+        .json(&json!({"secret": "shpss_api_secret_2"}))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["active_secrets"], 2);
+    for i in 2..5 {
+        h.stores
+            .put(
+                &format!("shop-{i}"),
+                Platform::Stripe,
+                &["whsec_12345678".into()],
+            )
+            .await
+            .unwrap();
+    }
+    let page: Value = h
+        .admin(Method::GET, "/api/stores?limit=3")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 3);
+    let next = page["next"].as_str().unwrap();
+    let rest: Value = h
+        .admin(Method::GET, &format!("/api/stores?limit=3&after={next}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rest["items"].as_array().unwrap().len(), 1);
+    assert_eq!(rest["next"], Value::Null);
+}
+
+async fn jobs_queues_and_deliveries_are_listed_paged_and_replayed(db: TestDb) {
+    let h = Harness::start(db).await;
+    h.stores
+        .put("shop", Platform::Shopify, &["shpss_secret_1".into()])
+        .await
+        .unwrap();
+    for i in 0..3 {
+        let body = format!(r#"{{"id":{i}}}"#);
+        let r = h
+            .http
+            .post(h.url("/webhooks/shopify/shop"))
+            .header("content-type", "application/json")
+            .header(
+                "x-shopify-hmac-sha256",
+                b64(&hmac_sha256(b"shpss_secret_1", &[body.as_bytes()])),
+            )
+            .header("x-shopify-webhook-id", format!("d{i}"))
+            .header("x-shopify-topic", "products/update")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+    }
+    let page: Value = h
+        .admin(Method::GET, "/api/deliveries?store=shop&limit=2")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["outcome"], "queued");
+    let next = page["next"].as_str().unwrap();
+    let rest: Value = h
+        .admin(
+            Method::GET,
+            &format!("/api/deliveries?store=shop&limit=2&after={next}"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rest["items"].as_array().unwrap().len(), 1);
+
+    let jobs: Value = h
+        .admin(Method::GET, "/api/jobs?queue=webhooks&state=queued")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jobs["items"].as_array().unwrap().len(), 3);
+    let first = jobs["items"][0]["id"].as_str().unwrap().to_owned();
+    let r: Value = h
+        .admin(Method::POST, &format!("/api/jobs/{first}/cancel"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["outcome"], "cancelled");
+    let r = h
+        .admin(Method::POST, "/api/deliveries/shop/d0/replay")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        200,
+        "a delivery whose job was cancelled runs again"
+    );
+    assert_eq!(h.webhook_jobs().await, 3);
+    let r = h
+        .admin(Method::GET, "/api/jobs?state=nonsense")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = h
+        .admin(Method::GET, "/api/jobs/not-a-uuid")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = h
+        .admin(Method::POST, "/api/deliveries/shop/nope/replay")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+
+    let r: Value = h
+        .admin(Method::POST, "/api/queues/webhooks/pause")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["paused"], true);
+    let queues: Value = h
+        .admin(Method::GET, "/api/queues")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let wh = queues["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["queue"] == "webhooks")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (wh["paused"].clone(), wh["ready"].clone()),
+        (json!(true), json!(3))
+    );
+}

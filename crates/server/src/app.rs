@@ -35,6 +35,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(crate::telemetry::render))
+        .route_layer(axum::middleware::from_fn(crate::telemetry::track))
         .with_state(state)
         .layer(axum::middleware::map_response(security_headers))
 }
@@ -95,6 +97,7 @@ pub async fn start(addr: SocketAddr, state: Arc<AppState>) -> std::io::Result<Ru
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
+    crate::telemetry::handle();
     let app = router(state);
     tokio::spawn(async move {
         let serve = axum::serve(listener, app).with_graceful_shutdown(async {

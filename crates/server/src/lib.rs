@@ -1,5 +1,5 @@
 //! `ferry serve`, the stateless web tier: signed webhook ingress into the queue (deduplicated
-//! in the same transaction as the job), health; the admin API and metrics are to come.
+//! in the same transaction as the job), the admin API, health and Prometheus metrics.
 
 pub mod admin;
 pub mod app;
@@ -9,3 +9,4 @@ pub mod error;
 pub mod ingress;
 pub mod signature;
 pub mod stores;
+pub mod telemetry;

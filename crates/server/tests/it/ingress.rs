@@ -312,3 +312,63 @@ async fn health_and_security_headers(db: TestDb) {
         "on every response"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_webhooks_and_queue_depth() {
+    let Some(db) = TestDb::new(ferry_testkit::Backend::Sqlite).await else {
+        return;
+    };
+    let h = Harness::start(db).await;
+    h.stores
+        .put("shop", Platform::Shopify, &[SECRET.into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        shopify(&h, "shop", SECRET, "m1", b"{}")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        202
+    );
+    assert_eq!(
+        shopify(&h, "shop", "forged-secret", "m2", b"{}")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let r = h.http.get(h.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    let has = |needle: &[&str]| text.lines().any(|l| needle.iter().all(|n| l.contains(n)));
+    assert!(
+        has(&[
+            "ferry_http_requests_total",
+            r#"route="/webhooks/{platform}/{store}""#,
+            r#"status="202""#
+        ]),
+        "{text}"
+    );
+    assert!(has(&["ferry_http_requests_total", r#"status="401""#]));
+    assert!(has(&[
+        "ferry_webhooks_total",
+        r#"outcome="invalid_signature""#,
+        r#"platform="shopify""#
+    ]));
+    assert!(
+        has(&["ferry_http_request_seconds_bucket"]),
+        "latency histograms"
+    );
+    assert!(has(&[
+        "ferry_queue_jobs",
+        r#"queue="webhooks""#,
+        r#"state="ready""#
+    ]));
+    assert!(has(&[
+        "ferry_queue_oldest_ready_age_seconds",
+        r#"queue="webhooks""#
+    ]));
+    assert!(!text.contains(SECRET), "no secret in metrics");
+}

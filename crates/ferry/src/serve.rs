@@ -28,6 +28,16 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     admin_tokens: Vec<String>,
+    /// Origins allowed to call the API from a browser, comma-separated (default: none).
+    #[arg(
+        long = "cors-origins",
+        env = "FERRY_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    cors_origins: Vec<String>,
+    /// Seconds before an unanswered request gets 408.
+    #[arg(long, env = "FERRY_REQUEST_TIMEOUT_S", default_value_t = 30)]
+    request_timeout_s: u64,
     /// The largest webhook body accepted, in bytes.
     #[arg(long, env = "FERRY_BODY_LIMIT", default_value_t = DEFAULT_BODY_LIMIT)]
     body_limit: usize,
@@ -106,6 +116,14 @@ pub async fn run(a: ServeArgs) -> Result<()> {
         stores,
         body_limit: a.body_limit,
         admin_tokens,
+        hardening: ferry_server::app::Hardening {
+            request_timeout: std::time::Duration::from_secs(a.request_timeout_s.max(1)),
+            cors_origins: a
+                .cors_origins
+                .into_iter()
+                .filter(|o| !o.is_empty())
+                .collect(),
+        },
     });
     let running = ferry_server::app::start(a.listen, state)
         .await

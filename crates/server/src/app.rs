@@ -21,13 +21,33 @@ pub struct AppState {
     pub body_limit: usize,
     /// Bearer tokens of the admin API; none configured: the admin API refuses every call.
     pub admin_tokens: Vec<String>,
+    pub hardening: Hardening,
+}
+
+/// HTTP limits and browser access.
+#[derive(Debug, Clone)]
+pub struct Hardening {
+    /// A request not answered within this is answered 408.
+    pub request_timeout: std::time::Duration,
+    /// Origins allowed to call the API from a browser; none (the default): no CORS headers.
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for Hardening {
+    fn default() -> Self {
+        Hardening {
+            request_timeout: std::time::Duration::from_secs(30),
+            cors_origins: Vec::new(),
+        }
+    }
 }
 
 /// 1 MiB: far above Shopify's webhook payloads, small enough to refuse floods.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let hardening = state.hardening.clone();
+    let app = Router::new()
         .merge(crate::admin::routes(state.clone()))
         .route(
             "/webhooks/{platform}/{store}",
@@ -39,6 +59,53 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route_layer(axum::middleware::from_fn(crate::telemetry::track))
         .with_state(state)
         .layer(axum::middleware::map_response(security_headers))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            hardening.request_timeout,
+        ))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ));
+    let app = match cors(&hardening.cors_origins) {
+        Some(layer) => app.layer(layer),
+        None => app,
+    };
+    // The request id is set first and echoed last, so every layer and the handlers see it.
+    app.layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
+        .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(
+            tower_http::request_id::MakeRequestUuid,
+        ))
+}
+
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    let allowed: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    if allowed.is_empty() {
+        return None;
+    }
+    Some(
+        tower_http::cors::CorsLayer::new()
+            .allow_origin(allowed)
+            .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
+            .allow_headers([
+                axum::http::header::AUTHORIZATION,
+                axum::http::header::CONTENT_TYPE,
+            ]),
+    )
+}
+
+/// A panic in a handler: 500 with no detail (the panic goes to the log).
+fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let detail = err
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| err.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown");
+    tracing::error!(panic = detail, "handler panicked");
+    let body = json!({"error": {"code": "internal", "message": "internal error"}});
+    (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
 }
 
 async fn security_headers(mut resp: Response) -> Response {

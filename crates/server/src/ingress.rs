@@ -124,7 +124,10 @@ async fn accept(
         ));
     }
     let topic = topic.unwrap_or_default();
+    // The request id follows the delivery into its job (and from there into the job's logs).
+    let request_id = header(headers, &["x-request-id"]);
     let payload = json!({
+        "request_id": request_id,
         "store": store,
         "platform": platform.as_str(),
         "topic": topic,

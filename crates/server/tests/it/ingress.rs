@@ -14,6 +14,7 @@ ferry_testkit::conformance!(
     standard_webhooks_and_stripe_are_verified,
     the_same_delivery_at_once_is_accepted_once,
     health_and_security_headers,
+    request_ids_follow_deliveries_and_cors_is_only_for_configured_origins,
 );
 
 const SECRET: &str = "shpss_first_secret";
@@ -371,4 +372,49 @@ async fn metrics_count_requests_webhooks_and_queue_depth() {
         r#"queue="webhooks""#
     ]));
     assert!(!text.contains(SECRET), "no secret in metrics");
+}
+
+async fn request_ids_follow_deliveries_and_cors_is_only_for_configured_origins(db: TestDb) {
+    let h = Harness::start(db).await;
+    h.stores
+        .put("shop", Platform::Shopify, &[SECRET.into()])
+        .await
+        .unwrap();
+    let r = shopify(&h, "shop", SECRET, "rid-1", b"{}")
+        .header("x-request-id", "req-abc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "req-abc", "echoed");
+    let v: Value = r.json().await.unwrap();
+    let job = h
+        .queue
+        .get(v["job_id"].as_str().unwrap().parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        job.payload["request_id"], "req-abc",
+        "and carried into the job"
+    );
+    let r = h.http.get(h.url("/healthz")).send().await.unwrap();
+    assert!(
+        !r.headers()["x-request-id"].is_empty(),
+        "one is made when none is sent"
+    );
+
+    let preflight = |origin: &'static str| {
+        h.http
+            .request(reqwest::Method::OPTIONS, h.url("/api/jobs"))
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .send()
+    };
+    let ok = preflight("https://admin.example").await.unwrap();
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "https://admin.example"
+    );
+    let other = preflight("https://evil.example").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
 }

@@ -38,6 +38,10 @@ impl Harness {
             stores: stores.clone(),
             body_limit: DEFAULT_BODY_LIMIT,
             admin_tokens: vec![ADMIN_TOKEN.to_owned()],
+            hardening: ferry_server::app::Hardening {
+                cors_origins: vec!["https://admin.example".to_owned()],
+                ..Default::default()
+            },
         });
         let server = ferry_server::app::start("127.0.0.1:0".parse().unwrap(), state)
             .await

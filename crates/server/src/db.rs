@@ -3,6 +3,15 @@
 use ferry_queue::Queue;
 use sqlx::{PgPool, SqlitePool};
 
+/// Binds every argument to a query: a query is typed by its engine, so each engine's arm
+/// builds its own, and this keeps the argument list written once per arm.
+macro_rules! bound {
+    ($sql:expr $(, $arg:expr)* $(,)?) => {
+        sqlx::query($sql)$(.bind($arg))*
+    };
+}
+pub(crate) use bound;
+
 #[derive(Debug, Clone)]
 pub enum Db {
     Postgres(PgPool),

@@ -16,6 +16,7 @@ use ferry_queue::NewJob;
 use serde_json::{Value, json};
 
 use crate::app::AppState;
+use crate::db::bound;
 use crate::error::ServerError;
 use crate::signature::{self, Rejection};
 use crate::stores::Platform;
@@ -146,28 +147,13 @@ async fn accept(
         "INSERT INTO ferry_deliveries (store, delivery_id, platform, topic, job_id, received_ms)
                VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (store, delivery_id) DO NOTHING";
     let job_id = enq.id.to_string();
+    let args = (store, &delivery, platform.as_str(), &topic, &job_id, now);
     let inserted = if let Some(c) = tx.postgres() {
-        sqlx::query(sql)
-            .bind(store)
-            .bind(&delivery)
-            .bind(platform.as_str())
-            .bind(&topic)
-            .bind(&job_id)
-            .bind(now)
-            .execute(&mut *c)
-            .await?
-            .rows_affected()
+        let q = bound!(sql, args.0, args.1, args.2, args.3, args.4, args.5);
+        q.execute(&mut *c).await?.rows_affected()
     } else if let Some(c) = tx.sqlite() {
-        sqlx::query(sql)
-            .bind(store)
-            .bind(&delivery)
-            .bind(platform.as_str())
-            .bind(&topic)
-            .bind(&job_id)
-            .bind(now)
-            .execute(&mut *c)
-            .await?
-            .rows_affected()
+        let q = bound!(sql, args.0, args.1, args.2, args.3, args.4, args.5);
+        q.execute(&mut *c).await?.rows_affected()
     } else {
         0
     };

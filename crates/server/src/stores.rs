@@ -6,7 +6,7 @@ use ferry_core::Clock;
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::Cipher;
-use crate::db::Db;
+use crate::db::{Db, bound};
 use crate::error::ServerError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,25 +102,16 @@ impl Stores {
         let now = self.clock.now_ms();
         let sql = "INSERT INTO ferry_stores (name, platform, secrets, created_ms, updated_ms) VALUES ($1, $2, $3, $4, $4)
                    ON CONFLICT (name) DO UPDATE SET platform = $2, secrets = $3, updated_ms = $4";
+        let args = (name, platform.as_str(), &sealed, now);
         match &self.db {
-            Db::Postgres(p) => {
-                sqlx::query(sql)
-                    .bind(name)
-                    .bind(platform.as_str())
-                    .bind(&sealed)
-                    .bind(now)
-                    .execute(p)
-                    .await?;
-            }
-            Db::Sqlite(p) => {
-                sqlx::query(sql)
-                    .bind(name)
-                    .bind(platform.as_str())
-                    .bind(&sealed)
-                    .bind(now)
-                    .execute(p)
-                    .await?;
-            }
+            Db::Postgres(p) => bound!(sql, args.0, args.1, args.2, args.3)
+                .execute(p)
+                .await
+                .map(|_| ())?,
+            Db::Sqlite(p) => bound!(sql, args.0, args.1, args.2, args.3)
+                .execute(p)
+                .await
+                .map(|_| ())?,
         }
         Ok(())
     }

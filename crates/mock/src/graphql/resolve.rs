@@ -168,6 +168,16 @@ fn id_range<T>(
     map.range((start, Bound::Unbounded))
 }
 
+/// The ids of a set after a cursor's id.
+fn set_after(set: &std::collections::BTreeSet<u64>, after: Option<u64>) -> Vec<u64> {
+    set.range((
+        after.map_or(Bound::Unbounded, Bound::Excluded),
+        Bound::Unbounded,
+    ))
+    .copied()
+    .collect()
+}
+
 fn record<'c>(ctx: &'c Ctx, ty: &str, fields: Vec<(&'static str, Val<'c>)>) -> Val<'c> {
     Val::Obj(Obj {
         ctx,
@@ -418,15 +428,7 @@ impl<'c> Obj<'c> {
                         record(self.ctx, "Count", vec![("count", leaf(p.variants.len()))])
                     }
                     "collections" => {
-                        let after = after_id(&args)?;
-                        let ids: Vec<u64> = p
-                            .collections
-                            .range((
-                                after.map_or(Bound::Unbounded, Bound::Excluded),
-                                Bound::Unbounded,
-                            ))
-                            .copied()
-                            .collect();
+                        let ids = set_after(&p.collections, after_id(&args)?);
                         drop(store);
                         return self.id_connection(info, &args, ids.into_iter(), Kind::Collection);
                     }
@@ -564,15 +566,7 @@ impl<'c> Obj<'c> {
                         record(self.ctx, "Count", vec![("count", leaf(c.products.len()))])
                     }
                     "products" => {
-                        let after = after_id(&args)?;
-                        let ids: Vec<u64> = c
-                            .products
-                            .range((
-                                after.map_or(Bound::Unbounded, Bound::Excluded),
-                                Bound::Unbounded,
-                            ))
-                            .copied()
-                            .collect();
+                        let ids = set_after(&c.products, after_id(&args)?);
                         drop(store);
                         return self.id_connection(info, &args, ids.into_iter(), Kind::Product);
                     }

@@ -119,24 +119,12 @@ async fn stores_are_managed_without_ever_showing_secrets(db: TestDb) {
             .await
             .unwrap();
     }
-    let page: Value = h
-        .admin(Method::GET, "/api/stores?limit=3")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, page) = h.call(Method::GET, "/api/stores?limit=3").await;
     assert_eq!(page["items"].as_array().unwrap().len(), 3);
     let next = page["next"].as_str().unwrap();
-    let rest: Value = h
-        .admin(Method::GET, &format!("/api/stores?limit=3&after={next}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, rest) = h
+        .call(Method::GET, &format!("/api/stores?limit=3&after={next}"))
+        .await;
     assert_eq!(rest["items"].as_array().unwrap().len(), 1);
     assert_eq!(rest["next"], Value::Null);
 }
@@ -165,14 +153,9 @@ async fn jobs_queues_and_deliveries_are_listed_paged_and_replayed(db: TestDb) {
             .unwrap();
         assert_eq!(r.status(), 202);
     }
-    let page: Value = h
-        .admin(Method::GET, "/api/deliveries?store=shop&limit=2")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, page) = h
+        .call(Method::GET, "/api/deliveries?store=shop&limit=2")
+        .await;
     let items = page["items"].as_array().unwrap();
     assert_eq!(items.len(), 2);
     assert_eq!(items[0]["outcome"], "queued");
@@ -190,24 +173,14 @@ async fn jobs_queues_and_deliveries_are_listed_paged_and_replayed(db: TestDb) {
         .unwrap();
     assert_eq!(rest["items"].as_array().unwrap().len(), 1);
 
-    let jobs: Value = h
-        .admin(Method::GET, "/api/jobs?queue=webhooks&state=queued")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, jobs) = h
+        .call(Method::GET, "/api/jobs?queue=webhooks&state=queued")
+        .await;
     assert_eq!(jobs["items"].as_array().unwrap().len(), 3);
     let first = jobs["items"][0]["id"].as_str().unwrap().to_owned();
-    let r: Value = h
-        .admin(Method::POST, &format!("/api/jobs/{first}/cancel"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, r) = h
+        .call(Method::POST, &format!("/api/jobs/{first}/cancel"))
+        .await;
     assert_eq!(r["outcome"], "cancelled");
     let r = h
         .admin(Method::POST, "/api/deliveries/shop/d0/replay")
@@ -220,42 +193,18 @@ async fn jobs_queues_and_deliveries_are_listed_paged_and_replayed(db: TestDb) {
         "a delivery whose job was cancelled runs again"
     );
     assert_eq!(h.webhook_jobs().await, 3);
-    let r = h
-        .admin(Method::GET, "/api/jobs?state=nonsense")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
-    let r = h
-        .admin(Method::GET, "/api/jobs/not-a-uuid")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
-    let r = h
-        .admin(Method::POST, "/api/deliveries/shop/nope/replay")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404);
+    assert_eq!(h.call(Method::GET, "/api/jobs?state=nonsense").await.0, 400);
+    assert_eq!(h.call(Method::GET, "/api/jobs/not-a-uuid").await.0, 400);
+    assert_eq!(
+        h.call(Method::POST, "/api/deliveries/shop/nope/replay")
+            .await
+            .0,
+        404
+    );
 
-    let r: Value = h
-        .admin(Method::POST, "/api/queues/webhooks/pause")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, r) = h.call(Method::POST, "/api/queues/webhooks/pause").await;
     assert_eq!(r["paused"], true);
-    let queues: Value = h
-        .admin(Method::GET, "/api/queues")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, queues) = h.call(Method::GET, "/api/queues").await;
     let wh = queues["items"]
         .as_array()
         .unwrap()

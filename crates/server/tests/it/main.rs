@@ -63,6 +63,13 @@ impl Harness {
             .bearer_auth(ADMIN_TOKEN)
     }
 
+    /// An admin API call with the token: its status and JSON body.
+    pub async fn call(&self, method: reqwest::Method, path: &str) -> (u16, serde_json::Value) {
+        let r = self.admin(method, path).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or_default())
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.server.url())
     }

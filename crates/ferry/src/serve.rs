@@ -110,7 +110,16 @@ pub async fn run(a: ServeArgs) -> Result<()> {
     if admin_tokens.iter().any(|t| t.len() < 16) {
         anyhow::bail!("admin tokens must be at least 16 characters");
     }
+    let connect_db = ferry_connect::Db::of(&queue)
+        .await
+        .context("migrating the connectors' tables")?;
+    let breakers = ferry_connect::Breakers::new(
+        connect_db,
+        queue.clock(),
+        ferry_connect::BreakerPolicy::default(),
+    );
     let state = Arc::new(AppState {
+        breakers,
         queue: queue.clone(),
         db,
         stores,

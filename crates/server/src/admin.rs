@@ -34,6 +34,7 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/api/queues", get(list_queues))
         .route("/api/queues/{queue}/pause", post(pause_queue))
         .route("/api/queues/{queue}/resume", post(resume_queue))
+        .route("/api/breakers", get(list_breakers))
         .route("/api/deliveries", get(list_deliveries))
         .route(
             "/api/deliveries/{store}/{delivery}/replay",
@@ -267,6 +268,16 @@ async fn resume_queue(
 ) -> Result<Json<Value>, ServerError> {
     app.queue.resume(&q).await?;
     Ok(Json(json!({"queue": q, "paused": false})))
+}
+
+/// Every store's circuit breaker: closed, open (until when) or half-open.
+async fn list_breakers(State(app): State<Arc<AppState>>) -> Result<Json<Value>, ServerError> {
+    let all = app
+        .breakers
+        .all()
+        .await
+        .map_err(|e| ServerError::Internal(e.to_string()))?;
+    Ok(Json(json!({"items": all})))
 }
 
 // ---- webhook deliveries ----------------------------------------------------------------

@@ -22,6 +22,8 @@ pub struct AppState {
     /// Bearer tokens of the admin API; none configured: the admin API refuses every call.
     pub admin_tokens: Vec<String>,
     pub hardening: Hardening,
+    /// The connectors' circuit breakers, shown by the admin API.
+    pub breakers: ferry_connect::Breakers,
 }
 
 /// HTTP limits and browser access.

@@ -11,7 +11,8 @@ ferry_testkit::conformance!(
     jobs_queues_and_deliveries_are_listed_paged_and_replayed,
 );
 
-const ROUTES: [(&str, &str); 12] = [
+const ROUTES: [(&str, &str); 13] = [
+    ("GET", "/api/breakers"),
     ("GET", "/api/stores"),
     ("POST", "/api/stores"),
     ("GET", "/api/stores/x"),
@@ -216,4 +217,25 @@ async fn jobs_queues_and_deliveries_are_listed_paged_and_replayed(db: TestDb) {
         (wh["paused"].clone(), wh["ready"].clone()),
         (json!(true), json!(3))
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn breakers_are_shown() {
+    let Some(db) = TestDb::new(ferry_testkit::Backend::Sqlite).await else {
+        return;
+    };
+    let h = Harness::start(db).await;
+    let b = ferry_connect::Breakers::new(
+        ferry_connect::Db::of(&h.queue).await.unwrap(),
+        h.queue.clock(),
+        ferry_connect::BreakerPolicy {
+            threshold: 1,
+            ..Default::default()
+        },
+    );
+    b.failure("shopify:store-7").await.unwrap();
+    let (status, v) = h.call(Method::GET, "/api/breakers").await;
+    assert_eq!(status, 200);
+    assert_eq!(v["items"][0]["key"], "shopify:store-7");
+    assert_eq!(v["items"][0]["state"], "open");
 }

@@ -32,7 +32,13 @@ impl Harness {
         let db = Db::of(&queue).await.unwrap();
         let cipher = Cipher::from_base64(&Cipher::generate_key()).unwrap();
         let stores = Stores::new(db.clone(), cipher, queue.clock());
+        let breakers = ferry_connect::Breakers::new(
+            ferry_connect::Db::of(&queue).await.unwrap(),
+            queue.clock(),
+            ferry_connect::BreakerPolicy::default(),
+        );
         let state = Arc::new(AppState {
+            breakers,
             queue: queue.clone(),
             db: db.clone(),
             stores: stores.clone(),

@@ -20,6 +20,8 @@ pub enum BenchCommand {
     /// How much of one store's GraphQL budget worker processes use, and how often they are
     /// throttled, working off a backlog of writes against a simulated store.
     Api(crate::bench_api::ApiArgs),
+    /// Signed webhook deliveries into the ingress: accepted per second, latency, duplicates.
+    Ingest(crate::bench_ingest::IngestArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -75,6 +77,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
             result
         }
         BenchCommand::Api(a) => crate::bench_api::run(a).await,
+        BenchCommand::Ingest(a) => crate::bench_ingest::run(a).await,
         BenchCommand::Claim(a) => {
             let db = FreshDb::create(a.database_url.as_deref()).await?;
             let result = bench_claim(&db, &a).await;
@@ -404,7 +407,7 @@ async fn all_or_timeout(n: &tokio::sync::Notify, limit: Duration) -> Result<()> 
         .context("jobs were not all picked up")
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -412,6 +415,6 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[idx]
 }
 
-fn round2(x: f64) -> f64 {
+pub(crate) fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }

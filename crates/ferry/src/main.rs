@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_api;
+mod bench_ingest;
 mod jobs;
 mod mock;
 mod serve;

@@ -69,6 +69,7 @@ async fn bench(db: &FreshDb, a: &IngestArgs) -> Result<()> {
         admin_tokens: Vec::new(),
         hardening: Hardening::default(),
         breakers,
+        committer: ferry_server::commit::Committer::start(queue.clone()),
     });
     let server = ferry_server::app::start("127.0.0.1:0".parse()?, state).await?;
     let url = format!("{}/webhooks/shopify/bench", server.url());

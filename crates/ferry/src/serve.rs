@@ -120,6 +120,7 @@ pub async fn run(a: ServeArgs) -> Result<()> {
     );
     let state = Arc::new(AppState {
         breakers,
+        committer: ferry_server::commit::Committer::start(queue.clone()),
         queue: queue.clone(),
         db,
         stores,

@@ -24,6 +24,8 @@ pub struct AppState {
     pub hardening: Hardening,
     /// The connectors' circuit breakers, shown by the admin API.
     pub breakers: ferry_connect::Breakers,
+    /// Commits webhook deliveries in groups.
+    pub committer: crate::commit::Committer,
 }
 
 /// HTTP limits and browser access.

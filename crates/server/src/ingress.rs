@@ -1,7 +1,7 @@
 //! `POST /webhooks/{platform}/{store}`: the raw body is read (up to the limit), its signature
 //! verified against the store's active secrets, then parsed. The delivery is recorded by a
-//! unique insert on (store, delivery id) in the same transaction as the job it enqueues, so the
-//! first delivery wins and a duplicate (a retry, a second server receiving the same delivery
+//! unique insert on (store, delivery id) in the same transaction as the job it enqueues
+//! (`commit`: concurrent deliveries share that transaction), so the first delivery wins and a duplicate (a retry, a second server receiving the same delivery
 //! at once, a redelivery after a restart) is answered 200 and changes nothing. 202 only once
 //! the delivery is committed.
 
@@ -16,7 +16,7 @@ use ferry_queue::NewJob;
 use serde_json::{Value, json};
 
 use crate::app::AppState;
-use crate::db::bound;
+use crate::commit::{Delivery, Outcome};
 use crate::error::ServerError;
 use crate::signature::{self, Rejection};
 use crate::stores::Platform;
@@ -140,33 +140,27 @@ async fn accept(
     let job = NewJob::new(WEBHOOK_KIND, &payload)?
         .queue(WEBHOOK_QUEUE)
         .group(store);
-    let mut tx = app.queue.begin().await?;
-    let enq = tx.enqueue(job).await?;
-    let now = app.queue.now_ms();
-    let sql =
-        "INSERT INTO ferry_deliveries (store, delivery_id, platform, topic, job_id, received_ms)
-               VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (store, delivery_id) DO NOTHING";
-    let job_id = enq.id.to_string();
-    let args = (store, &delivery, platform.as_str(), &topic, &job_id, now);
-    let inserted = if let Some(c) = tx.postgres() {
-        let q = bound!(sql, args.0, args.1, args.2, args.3, args.4, args.5);
-        q.execute(&mut *c).await?.rows_affected()
-    } else if let Some(c) = tx.sqlite() {
-        let q = bound!(sql, args.0, args.1, args.2, args.3, args.4, args.5);
-        q.execute(&mut *c).await?.rows_affected()
-    } else {
-        0
+    let outcome = app
+        .committer
+        .submit(Delivery {
+            store: store.to_owned(),
+            delivery_id: delivery.clone(),
+            platform: platform.as_str(),
+            topic,
+            job,
+        })
+        .await
+        .map_err(ServerError::Internal)?;
+    let job_id = match outcome {
+        Outcome::Accepted { job_id } => job_id,
+        Outcome::Duplicate => {
+            return Ok((
+                StatusCode::OK,
+                "duplicate",
+                json!({"status": "duplicate", "delivery_id": delivery}),
+            ));
+        }
     };
-    if inserted == 0 {
-        // Seen before: the job enqueued above goes with the rollback.
-        tx.rollback().await?;
-        return Ok((
-            StatusCode::OK,
-            "duplicate",
-            json!({"status": "duplicate", "delivery_id": delivery}),
-        ));
-    }
-    tx.commit().await?;
     Ok((
         StatusCode::ACCEPTED,
         "accepted",

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod commit;
 pub mod crypto;
 pub mod db;
 pub mod error;

@@ -15,6 +15,7 @@ ferry_testkit::conformance!(
     the_same_delivery_at_once_is_accepted_once,
     health_and_security_headers,
     request_ids_follow_deliveries_and_cors_is_only_for_configured_origins,
+    a_failed_commit_answers_every_delivery_in_it_with_an_error,
 );
 
 const SECRET: &str = "shpss_first_secret";
@@ -417,4 +418,40 @@ async fn request_ids_follow_deliveries_and_cors_is_only_for_configured_origins(d
     );
     let other = preflight("https://evil.example").await.unwrap();
     assert!(other.headers().get("access-control-allow-origin").is_none());
+}
+
+async fn a_failed_commit_answers_every_delivery_in_it_with_an_error(db: TestDb) {
+    use ferry_server::commit::{Committer, Delivery};
+    let q = db.real_queue().await;
+    ferry_server::db::Db::of(&q).await.unwrap();
+    let committer = Committer::start(q.clone());
+    let delivery = |i: u32| Delivery {
+        store: "shop".into(),
+        delivery_id: format!("g{i}"),
+        platform: "shopify",
+        topic: "products/update".into(),
+        job: ferry_queue::NewJob::new("webhook.received", &json!({"i": i}))
+            .unwrap()
+            .queue("webhooks"),
+    };
+    // Together in one commit: the duplicate inside the batch is answered as one.
+    let (a, b, c) = tokio::join!(
+        committer.submit(delivery(1)),
+        committer.submit(delivery(2)),
+        committer.submit(delivery(1))
+    );
+    let outcomes = [a.unwrap(), b.unwrap(), c.unwrap()];
+    let accepted = outcomes
+        .iter()
+        .filter(|o| matches!(o, ferry_server::commit::Outcome::Accepted { .. }))
+        .count();
+    assert_eq!(accepted, 2, "{outcomes:?}");
+    // The database goes away: every delivery of the next commit gets an error, none a 202.
+    match (q.pg_pool(), q.sqlite_pool()) {
+        (Some(p), _) => p.close().await,
+        (None, Some(p)) => p.close().await,
+        _ => unreachable!(),
+    }
+    let (x, y) = tokio::join!(committer.submit(delivery(3)), committer.submit(delivery(4)));
+    assert!(x.is_err() && y.is_err());
 }

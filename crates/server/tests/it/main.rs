@@ -39,6 +39,7 @@ impl Harness {
         );
         let state = Arc::new(AppState {
             breakers,
+            committer: ferry_server::commit::Committer::start(queue.clone()),
             queue: queue.clone(),
             db: db.clone(),
             stores: stores.clone(),

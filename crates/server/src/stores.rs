@@ -57,11 +57,21 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// How long a store read from the database is reused. A rotation through this process shows
+/// at once; one made through another server shows here within this time.
+const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+type Cache =
+    std::sync::Mutex<std::collections::HashMap<String, (Option<Store>, std::time::Instant)>>;
+
 #[derive(Clone)]
 pub struct Stores {
     db: Db,
     cipher: Cipher,
     clock: Arc<dyn Clock>,
+    /// Stores (and unknown names) recently read: every webhook needs its store's secrets, and
+    /// reading and opening them per request costs more than the rest of the request.
+    cache: Arc<Cache>,
 }
 
 fn valid_name(n: &str) -> bool {
@@ -73,7 +83,12 @@ fn valid_name(n: &str) -> bool {
 
 impl Stores {
     pub fn new(db: Db, cipher: Cipher, clock: Arc<dyn Clock>) -> Stores {
-        Stores { db, cipher, clock }
+        Stores {
+            db,
+            cipher,
+            clock,
+            cache: Arc::default(),
+        }
     }
 
     fn seal(&self, name: &str, secrets: &[String]) -> String {
@@ -99,6 +114,10 @@ impl Stores {
             ));
         }
         let sealed = self.seal(name, secrets);
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
         let now = self.clock.now_ms();
         let sql = "INSERT INTO ferry_stores (name, platform, secrets, created_ms, updated_ms) VALUES ($1, $2, $3, $4, $4)
                    ON CONFLICT (name) DO UPDATE SET platform = $2, secrets = $3, updated_ms = $4";
@@ -113,10 +132,35 @@ impl Stores {
                 .await
                 .map(|_| ())?,
         }
+        // Again after the write: a read that raced it may have cached the old secrets.
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
         Ok(())
     }
 
+    /// A store, from the cache when it was read less than `CACHE_TTL` ago.
     pub async fn get(&self, name: &str) -> Result<Option<Store>, ServerError> {
+        if let Some((store, at)) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            && at.elapsed() < CACHE_TTL
+        {
+            return Ok(store.clone());
+        }
+        let store = self.read(name).await?;
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() > 10_000 {
+            cache.clear();
+        }
+        cache.insert(name.to_owned(), (store.clone(), std::time::Instant::now()));
+        Ok(store)
+    }
+
+    async fn read(&self, name: &str) -> Result<Option<Store>, ServerError> {
         let sql = "SELECT platform, secrets FROM ferry_stores WHERE name = $1";
         let row: Option<(String, String)> = match &self.db {
             Db::Postgres(p) => sqlx::query_as(sql).bind(name).fetch_optional(p).await?,

@@ -104,6 +104,10 @@ async fn commit(queue: &Queue, items: &[Pending]) -> Result<Vec<Outcome>, String
         .filter(|(_, f)| **f)
         .map(|(p, _)| &p.d)
         .collect();
+    // Every server inserts in (store, delivery id) order: two commits holding the same new
+    // deliveries then wait on each other in one direction only, never in a deadlock.
+    let mut candidates = candidates;
+    candidates.sort_by(|a, b| (&a.store, &a.delivery_id).cmp(&(&b.store, &b.delivery_id)));
     let now = queue.now_ms();
     let mut tx = queue.begin().await.map_err(|e| err(&e))?;
     let insert =

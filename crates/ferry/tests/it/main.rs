@@ -5,5 +5,6 @@
 mod budget_process;
 mod mock_process;
 mod serve_process;
+mod serve_race;
 mod sync_api_process;
 mod worker_process;

@@ -1,0 +1,100 @@
+//! Two `ferry serve` processes on one PostgreSQL receive the same deliveries at once: each is
+//! accepted by exactly one of them and becomes exactly one job.
+
+use std::process::Stdio;
+
+use ferry_testkit::{Backend, TestDb};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+async fn serve(db: &str, key: &str) -> (tokio::process::Child, String) {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", db])
+        .env("FERRY_ENCRYPTION_KEY", key)
+        .env("FERRY_LOG", "warn")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = lines
+        .next_line()
+        .await
+        .unwrap()
+        .expect("ferry serve printed its address");
+    (child, line.rsplit(' ').next().unwrap().to_owned())
+}
+
+const N: usize = 200;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_accept_each_delivery_once() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    let ferry = env!("CARGO_BIN_EXE_ferry");
+    let key = tokio::process::Command::new(ferry)
+        .args(["stores", "new-key"])
+        .output()
+        .await
+        .unwrap();
+    let key = String::from_utf8(key.stdout).unwrap().trim().to_owned();
+    let add = tokio::process::Command::new(ferry)
+        .args([
+            "stores",
+            "add",
+            "shop",
+            "--platform",
+            "shopify",
+            "--database-url",
+            &db.url,
+        ])
+        .env("FERRY_ENCRYPTION_KEY", &key)
+        .env("FERRY_WEBHOOK_SECRET", "shpss_race_secret")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
+    let (_a, url_a) = serve(&db.url, &key).await;
+    let (_b, url_b) = serve(&db.url, &key).await;
+
+    let http = reqwest::Client::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    // Server B gets them in the opposite order, so the two servers' commits take the same
+    // deliveries in opposite orders (the recipe for a deadlock).
+    for n in 0..N {
+        for (url, i) in [(&url_a, n), (&url_b, N - 1 - n)] {
+            let body = format!(r#"{{"id":{i}}}"#);
+            let sig = ferry_mock::shopify_hmac("shpss_race_secret", body.as_bytes());
+            let req = http
+                .post(format!("{url}/webhooks/shopify/shop"))
+                .header("content-type", "application/json")
+                .header("x-shopify-hmac-sha256", sig.clone())
+                .header("x-shopify-webhook-id", format!("race-{i}"))
+                .body(body.clone());
+            tasks.spawn(async move { (i, req.send().await.unwrap().status().as_u16()) });
+        }
+    }
+    let mut accepted = vec![0; N];
+    while let Some(r) = tasks.join_next().await {
+        let (i, status) = r.unwrap();
+        match status {
+            202 => accepted[i] += 1,
+            200 => {}
+            other => panic!("delivery {i}: {other}"),
+        }
+    }
+    assert!(
+        accepted.iter().all(|n| *n == 1),
+        "each delivery accepted exactly once: {accepted:?}"
+    );
+    let q = ferry_queue::Queue::connect(&db.url).await.unwrap();
+    assert_eq!(
+        q.stats("webhooks").await.unwrap().ready,
+        N as i64,
+        "one job each"
+    );
+}

@@ -365,43 +365,18 @@ impl Catalog {
             let mut ids = Vec::with_capacity(count);
             for (v, value) in values.iter().enumerate() {
                 let cents: u32 = rng.random_range(500..20_000);
-                let vid = self.id();
-                let iid = self.id();
-                let sku = Some(format!("SKU-{:06}-{}", n + 1, v + 1));
-                self.index_sku(&sku, vid, true);
-                self.variants.insert(
-                    vid,
-                    Variant {
-                        id: vid,
-                        product_id: id,
-                        sku,
-                        price: format!("{}.{:02}", cents / 100, cents % 100),
-                        compare_at_price: None,
-                        options: vec![("Size".into(), value.clone())],
-                        inventory_item_id: iid,
-                        created_at: now,
-                        updated_at: now,
-                    },
-                );
-                self.items.insert(
-                    iid,
-                    InventoryItem {
-                        id: iid,
-                        variant_id: vid,
-                        tracked: true,
-                        updated_at: now,
-                    },
-                );
-                for l in &locations {
-                    self.levels.insert(
-                        (iid, *l),
-                        Level {
-                            available: rng.random_range(0..100),
-                            committed: 0,
-                            updated_at: now,
-                        },
-                    );
-                }
+                let spec = VariantSpec {
+                    id: None,
+                    options: vec![("Size".into(), value.clone())],
+                    sku: Some(format!("SKU-{:06}-{}", n + 1, v + 1)),
+                    price: Some(format!("{}.{:02}", cents / 100, cents % 100)),
+                    compare_at_price: None,
+                    quantities: locations
+                        .iter()
+                        .map(|l| (*l, rng.random_range(0..100)))
+                        .collect(),
+                };
+                let vid = self.create_variant(id, &spec, now);
                 ids.push(vid);
             }
             self.handles.insert(handle.clone(), id);

@@ -168,6 +168,21 @@ fn id_range<T>(
     map.range((start, Bound::Unbounded))
 }
 
+/// The ids after the page cursor that `keep` accepts: one page and one more (which says
+/// whether there is a next page).
+fn page_ids<T>(
+    map: &std::collections::BTreeMap<u64, T>,
+    args: &Map<String, Value>,
+    keep: impl Fn(&T) -> bool,
+) -> Result<Vec<u64>, FieldError> {
+    let n = first(args)?;
+    Ok(id_range(map, after_id(args)?)
+        .filter(|(_, v)| keep(v))
+        .map(|(id, _)| *id)
+        .take(n + 1)
+        .collect())
+}
+
 /// The ids of a set after a cursor's id.
 fn set_after(set: &std::collections::BTreeSet<u64>, after: Option<u64>) -> Vec<u64> {
     set.range((
@@ -805,67 +820,50 @@ impl<'c> Obj<'c> {
             }
             "collections" => {
                 let search = self.search(args, &["title", "handle", "id", "updated_at"]);
-                let n = first(args)?;
-                let ids: Vec<u64> = id_range(&cat.collections, after_id(args)?)
-                    .filter(|(_, c)| {
-                        search.matches(|f| match f {
-                            "title" => vec![Field::Str(&c.title)],
-                            "handle" => vec![Field::Str(&c.handle)],
-                            "id" => vec![Field::Num(c.id)],
-                            "updated_at" => vec![Field::Time(c.updated_at)],
-                            _ => vec![],
-                        })
+                let ids = page_ids(&cat.collections, args, |c| {
+                    search.matches(|f| match f {
+                        "title" => vec![Field::Str(&c.title)],
+                        "handle" => vec![Field::Str(&c.handle)],
+                        "id" => vec![Field::Num(c.id)],
+                        "updated_at" => vec![Field::Time(c.updated_at)],
+                        _ => vec![],
                     })
-                    .map(|(id, _)| *id)
-                    .take(n + 1)
-                    .collect();
+                })?;
                 drop(store);
                 self.id_connection(info, args, ids.into_iter(), Kind::Collection)
             }
             "inventoryItems" => {
                 let search = self.search(args, &["sku", "id", "updated_at"]);
-                let n = first(args)?;
-                let ids: Vec<u64> = id_range(&cat.items, after_id(args)?)
-                    .filter(|(_, it)| {
-                        let sku = cat
-                            .variants
-                            .get(&it.variant_id)
-                            .and_then(|v| v.sku.as_deref());
-                        search.matches(|f| match f {
-                            "sku" => sku.map(Field::Str).into_iter().collect(),
-                            "id" => vec![Field::Num(it.id)],
-                            "updated_at" => vec![Field::Time(it.updated_at)],
-                            _ => vec![],
-                        })
+                let ids = page_ids(&cat.items, args, |it| {
+                    let sku = cat
+                        .variants
+                        .get(&it.variant_id)
+                        .and_then(|v| v.sku.as_deref());
+                    search.matches(|f| match f {
+                        "sku" => sku.map(Field::Str).into_iter().collect(),
+                        "id" => vec![Field::Num(it.id)],
+                        "updated_at" => vec![Field::Time(it.updated_at)],
+                        _ => vec![],
                     })
-                    .map(|(id, _)| *id)
-                    .take(n + 1)
-                    .collect();
+                })?;
                 drop(store);
                 self.id_connection(info, args, ids.into_iter(), Kind::Item)
             }
             "locations" => {
-                let ids: Vec<u64> = id_range(&cat.locations, after_id(args)?)
-                    .map(|(id, _)| *id)
-                    .collect();
+                let ids = page_ids(&cat.locations, args, |_| true)?;
                 drop(store);
                 self.id_connection(info, args, ids.into_iter(), Kind::Location)
             }
             "orders" => {
                 let search = self.search(args, &["name", "created_at", "id"]);
-                let n = first(args)?;
-                let ids: Vec<u64> = id_range(&cat.orders, after_id(args)?)
-                    .filter(|(_, o)| {
-                        search.matches(|f| match f {
-                            "name" | "title" => vec![Field::Str(&o.name)],
-                            "created_at" => vec![Field::Time(o.created_at)],
-                            "id" => vec![Field::Num(o.id)],
-                            _ => vec![],
-                        })
+                let ids = page_ids(&cat.orders, args, |o| {
+                    search.matches(|f| match f {
+                        "name" | "title" => vec![Field::Str(&o.name)],
+                        "created_at" => vec![Field::Time(o.created_at)],
+                        "id" => vec![Field::Num(o.id)],
+                        _ => vec![],
                     })
-                    .map(|(id, _)| *id)
-                    .take(n + 1)
-                    .collect();
+                })?;
                 drop(store);
                 self.id_connection(info, args, ids.into_iter(), Kind::Order)
             }

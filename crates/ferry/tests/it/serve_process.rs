@@ -8,10 +8,8 @@ fn shopify_sig(secret: &str, body: &[u8]) -> String {
     ferry_mock::shopify_hmac(secret, body)
 }
 
-#[tokio::test]
-async fn serve_accepts_signed_webhooks_into_the_queue() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite:{}", dir.path().join("ferry.db").display());
+/// `ferry stores new-key`, then `ferry stores add shop` (Shopify) with `secret`: the key.
+pub async fn add_shop(db: &str, secret: &str) -> String {
     let ferry = env!("CARGO_BIN_EXE_ferry");
     let key = tokio::process::Command::new(ferry)
         .args(["stores", "new-key"])
@@ -27,10 +25,10 @@ async fn serve_accepts_signed_webhooks_into_the_queue() {
             "--platform",
             "shopify",
             "--database-url",
-            &db,
+            db,
         ])
         .env("FERRY_ENCRYPTION_KEY", &key)
-        .env("FERRY_WEBHOOK_SECRET", "shpss_process_secret")
+        .env("FERRY_WEBHOOK_SECRET", secret)
         .output()
         .await
         .unwrap();
@@ -39,23 +37,35 @@ async fn serve_accepts_signed_webhooks_into_the_queue() {
         "{}",
         String::from_utf8_lossy(&add.stderr)
     );
-    assert!(!String::from_utf8_lossy(&add.stdout).contains("shpss_process_secret"));
+    assert!(!String::from_utf8_lossy(&add.stdout).contains(secret));
+    key
+}
 
-    let mut serve = tokio::process::Command::new(ferry)
-        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &db])
-        .env("FERRY_ENCRYPTION_KEY", &key)
+/// A `ferry serve` on any free port: the process and its URL.
+pub async fn serve(db: &str, key: &str) -> (tokio::process::Child, String) {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", db])
+        .env("FERRY_ENCRYPTION_KEY", key)
         .env("FERRY_LOG", "warn")
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(serve.stdout.take().unwrap()).lines();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let line = lines
         .next_line()
         .await
         .unwrap()
         .expect("ferry serve printed its address");
-    let url = line.rsplit(' ').next().unwrap().to_owned();
+    (child, line.rsplit(' ').next().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn serve_accepts_signed_webhooks_into_the_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("ferry.db").display());
+    let key = add_shop(&db, "shpss_process_secret").await;
+    let (_serve, url) = serve(&db, &key).await;
 
     let http = reqwest::Client::new();
     let body = br#"{"id":42,"title":"Mug"}"#;

@@ -1,28 +1,9 @@
 //! Two `ferry serve` processes on one PostgreSQL receive the same deliveries at once: each is
 //! accepted by exactly one of them and becomes exactly one job.
 
-use std::process::Stdio;
-
 use ferry_testkit::{Backend, TestDb};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
-async fn serve(db: &str, key: &str) -> (tokio::process::Child, String) {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", db])
-        .env("FERRY_ENCRYPTION_KEY", key)
-        .env("FERRY_LOG", "warn")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = lines
-        .next_line()
-        .await
-        .unwrap()
-        .expect("ferry serve printed its address");
-    (child, line.rsplit(' ').next().unwrap().to_owned())
-}
+use crate::serve_process::{add_shop, serve};
 
 const N: usize = 200;
 
@@ -31,33 +12,7 @@ async fn two_servers_accept_each_delivery_once() {
     let Some(db) = TestDb::new(Backend::Postgres).await else {
         return;
     };
-    let ferry = env!("CARGO_BIN_EXE_ferry");
-    let key = tokio::process::Command::new(ferry)
-        .args(["stores", "new-key"])
-        .output()
-        .await
-        .unwrap();
-    let key = String::from_utf8(key.stdout).unwrap().trim().to_owned();
-    let add = tokio::process::Command::new(ferry)
-        .args([
-            "stores",
-            "add",
-            "shop",
-            "--platform",
-            "shopify",
-            "--database-url",
-            &db.url,
-        ])
-        .env("FERRY_ENCRYPTION_KEY", &key)
-        .env("FERRY_WEBHOOK_SECRET", "shpss_race_secret")
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        add.status.success(),
-        "{}",
-        String::from_utf8_lossy(&add.stderr)
-    );
+    let key = add_shop(&db.url, "shpss_race_secret").await;
     let (_a, url_a) = serve(&db.url, &key).await;
     let (_b, url_b) = serve(&db.url, &key).await;
 

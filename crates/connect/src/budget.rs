@@ -63,68 +63,30 @@ impl Budget {
         shape: BucketShape,
     ) -> Result<Result<(), Duration>, ConnectError> {
         let now = self.clock.now_ms();
-        // A single request over the whole bucket must still be able to go once it is empty.
-        let reserved = match &self.db {
-            Db::Postgres(pool) => {
-                sqlx::query(
-                    "INSERT INTO ferry_rate_budgets (key, level, at_ms, capacity, restore_per_s)
-                     VALUES ($1, 0, $2, $3, $4) ON CONFLICT (key) DO NOTHING",
-                )
-                .bind(key)
-                .bind(now)
-                .bind(shape.capacity)
-                .bind(shape.restore_per_s)
-                .execute(pool)
-                .await?;
-                sqlx::query_scalar::<_, f64>(
-                    "UPDATE ferry_rate_budgets
-                     SET level = GREATEST(level - GREATEST($2 - at_ms, 0) / 1000.0 * restore_per_s, 0) + $3,
-                         at_ms = GREATEST(at_ms, $2)
-                     WHERE key = $1 AND blocked_until_ms <= $2
-                       AND GREATEST(level - GREATEST($2 - at_ms, 0) / 1000.0 * restore_per_s, 0)
-                           + LEAST($3, capacity) <= capacity
-                     RETURNING level",
-                )
-                .bind(key)
-                .bind(now)
-                .bind(cost)
-                .fetch_optional(pool)
-                .await?
-            }
-            Db::Sqlite(pool) => {
-                sqlx::query(
-                    "INSERT INTO ferry_rate_budgets (key, level, at_ms, capacity, restore_per_s)
-                     VALUES ($1, 0, $2, $3, $4) ON CONFLICT (key) DO NOTHING",
-                )
-                .bind(key)
-                .bind(now)
-                .bind(shape.capacity)
-                .bind(shape.restore_per_s)
-                .execute(pool)
-                .await?;
-                sqlx::query_scalar::<_, f64>(
-                    "UPDATE ferry_rate_budgets
-                     SET level = max(level - max($2 - at_ms, 0) / 1000.0 * restore_per_s, 0) + $3,
-                         at_ms = max(at_ms, $2)
-                     WHERE key = $1 AND blocked_until_ms <= $2
-                       AND max(level - max($2 - at_ms, 0) / 1000.0 * restore_per_s, 0)
-                           + min($3, capacity) <= capacity
-                     RETURNING level",
-                )
-                .bind(key)
-                .bind(now)
-                .bind(cost)
-                .fetch_optional(pool)
-                .await?
-            }
-        };
-        if reserved.is_some() {
+        if self.take(key, now, cost).await? {
             return Ok(Ok(()));
         }
-        let s = self
-            .state(key)
-            .await?
-            .ok_or_else(|| ConnectError::Config(format!("rate budget {key} vanished")))?;
+        let s = match self.state(key).await? {
+            Some(s) => s,
+            None => {
+                // The key's first call: its bucket starts empty, in the shape given.
+                crate::db::execute!(
+                    &self.db,
+                    "INSERT INTO ferry_rate_budgets (key, level, at_ms, capacity, restore_per_s)
+                     VALUES ($1, 0, $2, $3, $4) ON CONFLICT (key) DO NOTHING",
+                    key,
+                    now,
+                    shape.capacity,
+                    shape.restore_per_s,
+                )?;
+                if self.take(key, now, cost).await? {
+                    return Ok(Ok(()));
+                }
+                self.state(key)
+                    .await?
+                    .ok_or_else(|| ConnectError::Config(format!("rate budget {key} vanished")))?
+            }
+        };
         let elapsed = (now - s.at_ms).max(0) as f64 / 1000.0;
         let level = (s.level - elapsed * s.restore_per_s).max(0.0);
         let excess = level + cost.min(s.capacity) - s.capacity;
@@ -133,6 +95,42 @@ impl Budget {
             .max(1.0) as i64;
         let wait_ms = wait_ms.max(s.blocked_until_ms - now);
         Ok(Err(Duration::from_millis(wait_ms.max(1) as u64)))
+    }
+
+    /// Adds `cost` to the bucket if it fits now (one conditional UPDATE). A single request over
+    /// the whole bucket still goes once the bucket is empty.
+    async fn take(&self, key: &str, now: i64, cost: f64) -> Result<bool, ConnectError> {
+        let taken: Option<f64> = match &self.db {
+            Db::Postgres(pool) => sqlx::query_scalar(
+                "UPDATE ferry_rate_budgets
+                 SET level = GREATEST(level - GREATEST($2 - at_ms, 0) / 1000.0 * restore_per_s, 0) + $3,
+                     at_ms = GREATEST(at_ms, $2)
+                 WHERE key = $1 AND blocked_until_ms <= $2
+                   AND GREATEST(level - GREATEST($2 - at_ms, 0) / 1000.0 * restore_per_s, 0)
+                       + LEAST($3, capacity) <= capacity
+                 RETURNING level",
+            )
+            .bind(key)
+            .bind(now)
+            .bind(cost)
+            .fetch_optional(pool)
+            .await?,
+            Db::Sqlite(pool) => sqlx::query_scalar(
+                "UPDATE ferry_rate_budgets
+                 SET level = max(level - max($2 - at_ms, 0) / 1000.0 * restore_per_s, 0) + $3,
+                     at_ms = max(at_ms, $2)
+                 WHERE key = $1 AND blocked_until_ms <= $2
+                   AND max(level - max($2 - at_ms, 0) / 1000.0 * restore_per_s, 0)
+                       + min($3, capacity) <= capacity
+                 RETURNING level",
+            )
+            .bind(key)
+            .bind(now)
+            .bind(cost)
+            .fetch_optional(pool)
+            .await?,
+        };
+        Ok(taken.is_some())
     }
 
     /// Reserves `cost`, waiting in process up to `max_wait`; beyond that, says how long.

@@ -188,6 +188,7 @@ impl ShopifyConnector {
                 vendor: g.vendor,
                 product_type: g.product_type,
                 tags: g.tags,
+                description_html: g.description_html,
                 variants: g.variants.nodes.into_iter().map(Into::into).collect(),
             },
             next,
@@ -276,6 +277,90 @@ impl ShopifyConnector {
         Ok((out, next))
     }
 
+    /// Products carrying `tag` exactly (at most a few: ferry's own tags are unique).
+    pub async fn products_tagged(&self, tag: &str) -> Result<Vec<Product>, ConnectError> {
+        let endpoint = "query Tagged";
+        let q = format!("{}{}", queries::PRODUCTS_TAGGED, queries::PRODUCT_FIELDS);
+        let quoted = tag.replace('\\', "\\\\").replace('"', "\\\"");
+        let d = self
+            .graphql(
+                endpoint,
+                &q,
+                json!({"q": format!("tag:\"{quoted}\"")}),
+                queries::PRODUCTS_TAGGED_COST,
+            )
+            .await?;
+        let nodes: Vec<GqlProduct> = parse(endpoint, "products.nodes", &d["products"]["nodes"])?;
+        let mut out = Vec::with_capacity(nodes.len());
+        for g in nodes {
+            let (mut p, more) = self.product_from(endpoint, g)?;
+            if !p.tags.iter().any(|t| t == tag) {
+                continue;
+            }
+            self.more_variants(&mut p, more).await?;
+            out.push(p);
+        }
+        Ok(out)
+    }
+
+    /// One page of orders whose number is above `after_number`, oldest first, and the
+    /// cursor of the next page.
+    pub async fn orders_after(
+        &self,
+        after_number: u64,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<model::Order>, Option<String>), ConnectError> {
+        let endpoint = "query Orders";
+        let d = self
+            .graphql(
+                endpoint,
+                queries::ORDERS_AFTER,
+                json!({"q": format!("id:>{after_number}"), "after": cursor}),
+                queries::ORDERS_AFTER_COST,
+            )
+            .await?;
+        let nodes = d["orders"]["nodes"]
+            .as_array()
+            .ok_or_else(|| ConnectError::data(endpoint, "orders.nodes", "expected a list"))?;
+        let mut out = Vec::with_capacity(nodes.len());
+        for n in nodes {
+            let id = n["id"]
+                .as_str()
+                .ok_or_else(|| ConnectError::data(endpoint, "orders.nodes.id", "missing"))?;
+            let number = n["legacyResourceId"]
+                .as_str()
+                .and_then(|s| s.parse::<u64>().ok())
+                .ok_or_else(|| {
+                    ConnectError::data(endpoint, "orders.nodes.legacyResourceId", "not a number")
+                })?;
+            let lines = n["lineItems"]["nodes"]
+                .as_array()
+                .map(|ls| {
+                    ls.iter()
+                        .map(|l| model::OrderLine {
+                            variant_id: l["variant"]["id"].as_str().map(str::to_owned),
+                            sku: l["sku"].as_str().map(str::to_owned),
+                            quantity: l["quantity"].as_i64().unwrap_or(0),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(model::Order {
+                id: id.to_owned(),
+                number,
+                lines,
+            });
+        }
+        let next = if d["orders"]["pageInfo"]["hasNextPage"] == true {
+            d["orders"]["pageInfo"]["endCursor"]
+                .as_str()
+                .map(str::to_owned)
+        } else {
+            None
+        };
+        Ok((out, next))
+    }
+
     /// Variants whose SKU is exactly `sku` (SKUs are not unique on Shopify: may be several).
     pub async fn variants_by_sku(&self, sku: &str) -> Result<Vec<VariantRef>, ConnectError> {
         let endpoint = "query BySku";
@@ -360,6 +445,7 @@ impl ShopifyConnector {
             ("status", &input.status),
             ("vendor", &input.vendor),
             ("productType", &input.product_type),
+            ("descriptionHtml", &input.description_html),
         ] {
             if let Some(v) = v {
                 set[k] = json!(v);

@@ -14,6 +14,8 @@ pub struct Product {
     pub vendor: String,
     pub product_type: String,
     pub tags: Vec<String>,
+    #[serde(default)]
+    pub description_html: String,
     /// Epoch milliseconds.
     pub updated_at: i64,
     pub variants: Vec<Variant>,
@@ -28,6 +30,9 @@ pub struct Variant {
     /// (option name, value), in the product's option order.
     pub options: Vec<(String, String)>,
     pub inventory_item_id: String,
+    /// `available` summed over the store's locations, when read.
+    #[serde(default)]
+    pub available: Option<i64>,
 }
 
 /// What ferry writes: the fields it owns. List fields are always sent whole.
@@ -39,6 +44,7 @@ pub struct ProductInput {
     pub vendor: Option<String>,
     pub product_type: Option<String>,
     pub tags: Vec<String>,
+    pub description_html: Option<String>,
     pub variants: Vec<VariantInput>,
 }
 
@@ -82,6 +88,8 @@ pub(crate) struct GqlProduct {
     pub vendor: String,
     pub product_type: String,
     pub tags: Vec<String>,
+    #[serde(default)]
+    pub description_html: String,
     pub updated_at: String,
     pub variants: GqlVariantConnection,
 }
@@ -108,6 +116,8 @@ pub(crate) struct GqlVariant {
     pub price: String,
     pub selected_options: Vec<GqlOption>,
     pub inventory_item: GqlId,
+    #[serde(default)]
+    pub inventory_quantity: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -133,6 +143,23 @@ impl From<GqlVariant> for Variant {
                 .map(|o| (o.name, o.value))
                 .collect(),
             inventory_item_id: v.inventory_item.id,
+            available: v.inventory_quantity,
         }
     }
+}
+
+/// An order as ferry reads it: its lines' variants and quantities.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Order {
+    pub id: String,
+    /// The numeric part of the id, increasing with time within a store.
+    pub number: u64,
+    pub lines: Vec<OrderLine>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderLine {
+    pub variant_id: Option<String>,
+    pub sku: Option<String>,
+    pub quantity: i64,
 }

@@ -10,9 +10,9 @@ pub const PRODUCTS_PAGE: usize = 10;
 
 pub const PRODUCT_FIELDS: &str = r#"
 fragment ProductFields on Product {
-  id title handle status vendor productType tags updatedAt
+  id title handle status vendor productType tags descriptionHtml updatedAt
   variants(first: 30) {
-    nodes { id sku price selectedOptions { name value } inventoryItem { id } }
+    nodes { id sku price inventoryQuantity selectedOptions { name value } inventoryItem { id } }
     pageInfo { hasNextPage endCursor }
   }
 }"#;
@@ -27,7 +27,7 @@ pub const VARIANTS: &str = r#"
 query Variants($id: ID!, $after: String) {
   product(id: $id) {
     variants(first: 100, after: $after) {
-      nodes { id sku price selectedOptions { name value } inventoryItem { id } }
+      nodes { id sku price inventoryQuantity selectedOptions { name value } inventoryItem { id } }
       pageInfo { hasNextPage endCursor }
     }
   }
@@ -105,3 +105,21 @@ query Locations { locations(first: 50) { nodes { id name } } }"#;
 pub const LOCATIONS_COST: f64 = 2.0 + 50.0;
 
 pub const MUTATION_COST: f64 = 10.0;
+
+/// Products carrying a tag (ferry tags its copies, to find one made by a write whose answer
+/// was lost).
+pub const PRODUCTS_TAGGED: &str = r#"
+query Tagged($q: String!) {
+  products(first: 5, query: $q) { nodes { ...ProductFields } }
+}"#;
+pub const PRODUCTS_TAGGED_COST: f64 = 2.0 + 5.0 * PRODUCT_COST;
+
+/// Orders after an id (ids grow with time), oldest first.
+pub const ORDERS_AFTER: &str = r#"
+query Orders($q: String, $after: String) {
+  orders(first: 25, after: $after, query: $q) {
+    nodes { id legacyResourceId lineItems(first: 50) { nodes { sku quantity variant { id } } } }
+    pageInfo { hasNextPage endCursor }
+  }
+}"#;
+pub const ORDERS_AFTER_COST: f64 = 2.0 + 25.0 * (1.0 + 2.0 + 50.0 * 2.0);

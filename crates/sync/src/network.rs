@@ -1,0 +1,556 @@
+//! The network's state in the database: its stores (credentials sealed at rest), the links
+//! between parent and child products and variants, the stock ferry believes each store holds,
+//! the intent ledger, the order marks and the audit log.
+
+use std::sync::Arc;
+
+use ferry_core::Clock;
+use ferry_server::crypto::Cipher;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::db::{Db, exec, row, rows};
+use crate::error::SyncError;
+use crate::rules::Rules;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Parent,
+    Child,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Parent => "parent",
+            Role::Child => "child",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Role, SyncError> {
+        match s {
+            "parent" => Ok(Role::Parent),
+            "child" => Ok(Role::Child),
+            other => Err(SyncError::Invalid(format!(
+                "role {other:?} is neither parent nor child"
+            ))),
+        }
+    }
+}
+
+/// A store of the network, without its token (see `Network::token`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoreConfig {
+    pub name: String,
+    pub role: Role,
+    pub graphql_url: String,
+    /// The location whose stock ferry keeps in line (the store's first, found on connect).
+    pub location_id: String,
+    pub rules: Rules,
+    /// `new`, `connecting`, `connected`.
+    pub state: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct StoreRow {
+    name: String,
+    role: String,
+    graphql_url: String,
+    location_id: String,
+    rules: String,
+    state: String,
+}
+
+impl StoreRow {
+    fn into_config(self) -> Result<StoreConfig, SyncError> {
+        Ok(StoreConfig {
+            role: Role::parse(&self.role)?,
+            rules: serde_json::from_str(&self.rules)
+                .map_err(|e| SyncError::Invalid(format!("rules of {}: {e}", self.name)))?,
+            name: self.name,
+            graphql_url: self.graphql_url,
+            location_id: self.location_id,
+            state: self.state,
+        })
+    }
+}
+
+/// A parent product and its copy in a child.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct Link {
+    pub child: String,
+    pub parent_product: String,
+    pub child_product: Option<String>,
+    /// `creating`, `linked`, `archived`, `failed`.
+    pub state: String,
+    /// The parent's `updated_at` of the last state pushed (older snapshots are not applied).
+    pub parent_updated: i64,
+}
+
+/// A parent variant and its copy in a child.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct VariantLink {
+    pub child: String,
+    pub parent_variant: String,
+    pub parent_item: String,
+    pub child_variant: String,
+    pub child_item: String,
+    pub sku: Option<String>,
+    pub parent_product: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEntry {
+    pub id: String,
+    pub at_ms: i64,
+    pub store: String,
+    pub entity: String,
+    pub action: String,
+    /// `{field: [old, new]}`, or what the action moved.
+    pub fields: Value,
+    /// The event or job that caused it.
+    pub cause: String,
+}
+
+type AuditRow = (String, i64, String, String, String, String, String);
+
+#[derive(Clone)]
+pub struct Network {
+    pub(crate) db: Db,
+    cipher: Cipher,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Network").finish_non_exhaustive()
+    }
+}
+
+fn valid_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 64
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+const STORE_COLUMNS: &str = "name, role, graphql_url, location_id, rules, state";
+
+impl Network {
+    pub fn new(db: Db, cipher: Cipher, clock: Arc<dyn Clock>) -> Network {
+        Network { db, cipher, clock }
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Adds a store to the network (or replaces its URL, token and rules).
+    pub async fn put(
+        &self,
+        name: &str,
+        role: Role,
+        graphql_url: &str,
+        token: &str,
+        rules: &Rules,
+    ) -> Result<(), SyncError> {
+        if !valid_name(name) {
+            return Err(SyncError::Invalid(
+                "a store name is 1 to 64 of [A-Za-z0-9_-]".into(),
+            ));
+        }
+        if !(graphql_url.starts_with("http://") || graphql_url.starts_with("https://")) {
+            return Err(SyncError::Invalid(format!(
+                "graphql_url {graphql_url:?} is not an http(s) URL"
+            )));
+        }
+        if token.trim().is_empty() {
+            return Err(SyncError::Invalid("the access token is empty".into()));
+        }
+        rules.validate().map_err(SyncError::Invalid)?;
+        if role == Role::Parent
+            && let Ok(p) = self.parent().await
+            && p.name != name
+        {
+            return Err(SyncError::Invalid(format!(
+                "the network already has a parent ({})",
+                p.name
+            )));
+        }
+        let sealed = self
+            .cipher
+            .seal(&format!("network:{name}"), token.as_bytes());
+        let rules = serde_json::to_string(rules).map_err(|e| SyncError::Invalid(e.to_string()))?;
+        let now = self.now_ms();
+        let sql = "INSERT INTO ferry_network (name, role, graphql_url, token, rules, created_ms, updated_ms)
+                   VALUES ($1, $2, $3, $4, $5, $6, $6)
+                   ON CONFLICT (name) DO UPDATE SET role = $2, graphql_url = $3, token = $4, rules = $5, updated_ms = $6";
+        exec!(
+            &self.db,
+            sql,
+            name,
+            role.as_str(),
+            graphql_url,
+            &sealed,
+            &rules,
+            now
+        )?;
+        Ok(())
+    }
+
+    pub async fn set_rules(&self, name: &str, rules: &Rules) -> Result<(), SyncError> {
+        rules.validate().map_err(SyncError::Invalid)?;
+        let rules = serde_json::to_string(rules).map_err(|e| SyncError::Invalid(e.to_string()))?;
+        let n = exec!(
+            &self.db,
+            "UPDATE ferry_network SET rules = $2, updated_ms = $3 WHERE name = $1",
+            name,
+            &rules,
+            self.now_ms()
+        )?;
+        if n == 0 {
+            return Err(SyncError::UnknownStore(name.to_owned()));
+        }
+        Ok(())
+    }
+
+    pub async fn set_connected(&self, name: &str, location_id: &str) -> Result<(), SyncError> {
+        exec!(
+            &self.db,
+            "UPDATE ferry_network SET location_id = $2, state = 'connected', updated_ms = $3 WHERE name = $1",
+            name,
+            location_id,
+            self.now_ms()
+        )?;
+        Ok(())
+    }
+
+    pub async fn get(&self, name: &str) -> Result<Option<StoreConfig>, SyncError> {
+        let sql = format!("SELECT {STORE_COLUMNS} FROM ferry_network WHERE name = $1");
+        let r = row!(&self.db, StoreRow, sqlx::AssertSqlSafe(sql), name)?;
+        r.map(StoreRow::into_config).transpose()
+    }
+
+    pub async fn store(&self, name: &str) -> Result<StoreConfig, SyncError> {
+        self.get(name)
+            .await?
+            .ok_or_else(|| SyncError::UnknownStore(name.to_owned()))
+    }
+
+    /// Every store, parent first (a network is a handful of stores).
+    pub async fn all(&self) -> Result<Vec<StoreConfig>, SyncError> {
+        let sql = format!("SELECT {STORE_COLUMNS} FROM ferry_network ORDER BY role DESC, name");
+        rows!(&self.db, StoreRow, sqlx::AssertSqlSafe(sql))?
+            .into_iter()
+            .map(StoreRow::into_config)
+            .collect()
+    }
+
+    pub async fn parent(&self) -> Result<StoreConfig, SyncError> {
+        self.all()
+            .await?
+            .into_iter()
+            .find(|s| s.role == Role::Parent)
+            .ok_or(SyncError::NoParent)
+    }
+
+    pub async fn children(&self) -> Result<Vec<StoreConfig>, SyncError> {
+        Ok(self
+            .all()
+            .await?
+            .into_iter()
+            .filter(|s| s.role == Role::Child)
+            .collect())
+    }
+
+    /// The store's access token, opened.
+    pub async fn token(&self, name: &str) -> Result<String, SyncError> {
+        let sealed: Option<(String,)> = row!(
+            &self.db,
+            (String,),
+            "SELECT token FROM ferry_network WHERE name = $1",
+            name
+        )?;
+        let (sealed,) = sealed.ok_or_else(|| SyncError::UnknownStore(name.to_owned()))?;
+        let plain = self
+            .cipher
+            .open(&format!("network:{name}"), &sealed)
+            .map_err(|e| SyncError::Crypto(format!("{name}: {e}")))?;
+        String::from_utf8(plain).map_err(|e| SyncError::Crypto(e.to_string()))
+    }
+
+    // ---- links ------------------------------------------------------------------------
+
+    pub async fn link(&self, child: &str, parent_product: &str) -> Result<Option<Link>, SyncError> {
+        Ok(row!(
+            &self.db,
+            Link,
+            "SELECT child, parent_product, child_product, state, parent_updated FROM ferry_links WHERE child = $1 AND parent_product = $2",
+            child,
+            parent_product
+        )?)
+    }
+
+    pub async fn set_link(
+        &self,
+        child: &str,
+        parent_product: &str,
+        child_product: Option<&str>,
+        state: &str,
+        parent_updated: i64,
+    ) -> Result<(), SyncError> {
+        let sql = "INSERT INTO ferry_links (child, parent_product, child_product, state, parent_updated, updated_ms)
+                   VALUES ($1, $2, $3, $4, $5, $6)
+                   ON CONFLICT (child, parent_product) DO UPDATE SET child_product = $3, state = $4, parent_updated = $5, updated_ms = $6";
+        exec!(
+            &self.db,
+            sql,
+            child,
+            parent_product,
+            child_product,
+            state,
+            parent_updated,
+            self.now_ms()
+        )?;
+        Ok(())
+    }
+
+    /// Links of a child in parent-product order, after `after` (keyset pages).
+    pub async fn links(
+        &self,
+        child: &str,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<Link>, SyncError> {
+        Ok(rows!(
+            &self.db,
+            Link,
+            "SELECT child, parent_product, child_product, state, parent_updated FROM ferry_links
+             WHERE child = $1 AND parent_product > $2 ORDER BY parent_product LIMIT $3",
+            child,
+            after,
+            limit
+        )?)
+    }
+
+    pub async fn variant_links(
+        &self,
+        child: &str,
+        parent_product: &str,
+    ) -> Result<Vec<VariantLink>, SyncError> {
+        Ok(rows!(
+            &self.db,
+            VariantLink,
+            "SELECT child, parent_variant, parent_item, child_variant, child_item, sku, parent_product
+             FROM ferry_variant_links WHERE child = $1 AND parent_product = $2 ORDER BY parent_variant",
+            child,
+            parent_product
+        )?)
+    }
+
+    /// Makes `links` the variant links of a product in a child.
+    pub async fn replace_variant_links(
+        &self,
+        child: &str,
+        parent_product: &str,
+        links: &[VariantLink],
+    ) -> Result<(), SyncError> {
+        exec!(
+            &self.db,
+            "DELETE FROM ferry_variant_links WHERE child = $1 AND parent_product = $2",
+            child,
+            parent_product
+        )?;
+        for l in links {
+            exec!(
+                &self.db,
+                "INSERT INTO ferry_variant_links (child, parent_variant, parent_item, child_variant, child_item, sku, parent_product)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (child, parent_variant) DO UPDATE SET parent_item = $3, child_variant = $4, child_item = $5, sku = $6, parent_product = $7",
+                &l.child,
+                &l.parent_variant,
+                &l.parent_item,
+                &l.child_variant,
+                &l.child_item,
+                &l.sku,
+                &l.parent_product
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The link of a child's variant, by the child's variant id.
+    pub async fn by_child_variant(
+        &self,
+        child: &str,
+        child_variant: &str,
+    ) -> Result<Option<VariantLink>, SyncError> {
+        Ok(row!(
+            &self.db,
+            VariantLink,
+            "SELECT child, parent_variant, parent_item, child_variant, child_item, sku, parent_product
+             FROM ferry_variant_links WHERE child = $1 AND child_variant = $2",
+            child,
+            child_variant
+        )?)
+    }
+
+    /// The copies of a parent variant, in every child.
+    pub async fn copies_of(&self, parent_variant: &str) -> Result<Vec<VariantLink>, SyncError> {
+        Ok(rows!(
+            &self.db,
+            VariantLink,
+            "SELECT child, parent_variant, parent_item, child_variant, child_item, sku, parent_product
+             FROM ferry_variant_links WHERE parent_variant = $1 ORDER BY child",
+            parent_variant
+        )?)
+    }
+
+    /// The network's copies of one stock-keeping unit, found from any store's inventory item:
+    /// (store, item) for the parent and every child that has it.
+    pub async fn pool_of(
+        &self,
+        store: &str,
+        item: &str,
+    ) -> Result<Vec<(String, String)>, SyncError> {
+        let parent = self.parent().await?;
+        let parent_item: Option<String> = if store == parent.name {
+            Some(item.to_owned())
+        } else {
+            row!(
+                &self.db,
+                (String,),
+                "SELECT parent_item FROM ferry_variant_links WHERE child = $1 AND child_item = $2",
+                store,
+                item
+            )?
+            .map(|(p,)| p)
+        };
+        let Some(parent_item) = parent_item else {
+            return Ok(Vec::new());
+        };
+        let mut out = vec![(parent.name.clone(), parent_item.clone())];
+        let copies: Vec<(String, String)> = rows!(
+            &self.db,
+            (String, String),
+            "SELECT child, child_item FROM ferry_variant_links WHERE parent_item = $1 ORDER BY child",
+            &parent_item
+        )?;
+        out.extend(copies);
+        Ok(out)
+    }
+
+    // ---- stock ------------------------------------------------------------------------
+
+    /// What ferry believes a store's `available` of an item is, and when the last absolute
+    /// value of its pool was taken.
+    pub async fn level(&self, store: &str, item: &str) -> Result<Option<(i64, i64)>, SyncError> {
+        Ok(row!(
+            &self.db,
+            (i64, i64),
+            "SELECT expected, last_set_ms FROM ferry_levels WHERE store = $1 AND item = $2",
+            store,
+            item
+        )?)
+    }
+
+    /// Sets what ferry believes a store holds.
+    pub async fn set_level(&self, store: &str, item: &str, expected: i64) -> Result<(), SyncError> {
+        exec!(
+            &self.db,
+            "INSERT INTO ferry_levels (store, item, expected, updated_ms) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (store, item) DO UPDATE SET expected = $3, updated_ms = $4",
+            store,
+            item,
+            expected,
+            self.now_ms()
+        )?;
+        Ok(())
+    }
+
+    /// Pending writes to a store's item newer than `since_ms`: (kind, amount).
+    pub async fn pending(
+        &self,
+        store: &str,
+        item: &str,
+        since_ms: i64,
+    ) -> Result<Vec<(String, i64)>, SyncError> {
+        Ok(rows!(
+            &self.db,
+            (String, i64),
+            "SELECT kind, amount FROM ferry_intents WHERE store = $1 AND item = $2 AND state = 'pending' AND created_ms >= $3",
+            store,
+            item,
+            since_ms
+        )?)
+    }
+
+    pub async fn order_mark(&self, store: &str) -> Result<u64, SyncError> {
+        let r: Option<(i64,)> = row!(
+            &self.db,
+            (i64,),
+            "SELECT number FROM ferry_order_marks WHERE store = $1",
+            store
+        )?;
+        Ok(r.map(|(n,)| n.max(0) as u64).unwrap_or(0))
+    }
+
+    // ---- audit ------------------------------------------------------------------------
+
+    /// Records a write to a store: what changed and what caused it.
+    pub async fn audit(
+        &self,
+        store: &str,
+        entity: &str,
+        action: &str,
+        fields: &Value,
+        cause: &str,
+    ) -> Result<(), SyncError> {
+        exec!(
+            &self.db,
+            "INSERT INTO ferry_audit (id, at_ms, store, entity, action, fields, cause) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            uuid::Uuid::now_v7().to_string(),
+            self.now_ms(),
+            store,
+            entity,
+            action,
+            fields.to_string(),
+            cause
+        )?;
+        metrics::counter!("ferry_sync_writes_total", "action" => action.to_owned()).increment(1);
+        Ok(())
+    }
+
+    /// Audit entries oldest first, after the id `after`, optionally of one store.
+    pub async fn audit_log(
+        &self,
+        store: Option<&str>,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, SyncError> {
+        let rows: Vec<AuditRow> = rows!(
+            &self.db,
+            AuditRow,
+            "SELECT id, at_ms, store, entity, action, fields, cause FROM ferry_audit
+             WHERE ($1 = '' OR store = $1) AND id > $2 ORDER BY id LIMIT $3",
+            store.unwrap_or(""),
+            after,
+            limit
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, at_ms, store, entity, action, fields, cause)| AuditEntry {
+                    id,
+                    at_ms,
+                    store,
+                    entity,
+                    action,
+                    fields: serde_json::from_str(&fields).unwrap_or(Value::Null),
+                    cause,
+                },
+            )
+            .collect())
+    }
+}

@@ -189,7 +189,11 @@ macro_rules! kind {
             let e = e.clone();
             async move {
                 e.$method(p).await.map_err(|err| {
-                    tracing::warn!(kind = $kind, error = %err, "sync job failed");
+                    if matches!(err, SyncError::Wait(_)) {
+                        tracing::debug!(kind = $kind, "{err}");
+                    } else {
+                        tracing::warn!(kind = $kind, error = %err, "sync job failed");
+                    }
                     err.into_job_error()
                 })
             }
@@ -968,37 +972,28 @@ impl Engine {
         if pool.is_empty() {
             return Ok(());
         }
-        // Sales first: a level lowered by an order is not a stock count.
-        self.catch_up_orders(&store).await?;
         let shop = self.shop(&store).await?;
         let Some(current) = shop.available(&j.item, &store.location_id).await? else {
             return Ok(());
         };
-        let Some((expected, _)) = self.inner.net.level(&store.name, &j.item).await? else {
-            self.inner
-                .net
-                .set_level(&store.name, &j.item, current)
-                .await?;
-            return Ok(());
-        };
-        if current == expected {
+        if self.explained(&store.name, &j.item, current).await? {
             metrics::counter!("ferry_sync_echoes_total").increment(1);
             return Ok(());
         }
+        // Not ours: an order may explain it (its webhook late or lost), so count the store's
+        // orders, then look again.
+        self.catch_up_orders(&store).await?;
+        if self.explained(&store.name, &j.item, current).await? {
+            return Ok(());
+        }
         let since = self.now_ms() - self.inner.opts.intent_ttl.as_millis() as i64;
-        let pending = self.inner.net.pending(&store.name, &j.item, since).await?;
-        if !pending.is_empty() {
-            let deltas: i64 = pending
-                .iter()
-                .filter(|(k, _)| k == "delta")
-                .map(|(_, a)| a)
-                .sum();
-            let explained = current == expected + deltas
-                || pending.iter().any(|(k, a)| k == "set" && *a == current);
-            if explained {
-                metrics::counter!("ferry_sync_echoes_total").increment(1);
-                return Ok(());
-            }
+        if !self
+            .inner
+            .net
+            .pending(&store.name, &j.item, since)
+            .await?
+            .is_empty()
+        {
             // One of ours is still landing: look again once it has.
             return Err(SyncError::Wait(Duration::from_millis(300)));
         }
@@ -1036,6 +1031,7 @@ impl Engine {
         }
         let now = self.now_ms();
         let key = format!("count:{}:{}:{}", store.name, j.item, j.at_ms);
+        tracing::debug!(store = %store.name, item = %j.item, "level: a stock count");
         let mut tx = self.inner.queue.begin().await?;
         tx_exec!(
             tx,
@@ -1081,6 +1077,28 @@ impl Engine {
         tx.enqueue_batch(jobs).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Whether a store's level is what ferry believes, or what a write of ferry's still
+    /// landing makes it (an echo). First sight of a level: remembered, explained.
+    async fn explained(&self, store: &str, item: &str, current: i64) -> Result<bool, SyncError> {
+        let Some((expected, _)) = self.inner.net.level(store, item).await? else {
+            self.inner.net.set_level(store, item, current).await?;
+            return Ok(true);
+        };
+        if current == expected {
+            return Ok(true);
+        }
+        let since = self.now_ms() - self.inner.opts.intent_ttl.as_millis() as i64;
+        let pending = self.inner.net.pending(store, item, since).await?;
+        let deltas: i64 = pending
+            .iter()
+            .filter(|(k, _)| k == "delta")
+            .map(|(_, a)| a)
+            .sum();
+        Ok(!pending.is_empty()
+            && (current == expected + deltas
+                || pending.iter().any(|(k, a)| k == "set" && *a == current)))
     }
 
     async fn set(&self, j: SetJob) -> Result<(), SyncError> {

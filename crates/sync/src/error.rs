@@ -15,6 +15,8 @@ pub enum SyncError {
     Queue(#[from] ferry_queue::QueueError),
     #[error("{0}")]
     Invalid(String),
+    #[error("{0}")]
+    Server(#[from] ferry_server::error::ServerError),
     #[error("unknown store {0:?} in the network")]
     UnknownStore(String),
     #[error("the network has no parent store")]
@@ -42,6 +44,7 @@ impl SyncError {
             | SyncError::UnknownStore(_)
             | SyncError::NoParent
             | SyncError::Crypto(_)
+            | SyncError::Server(_)
             | SyncError::Compensated(_) => JobError::fatal(self),
         }
     }

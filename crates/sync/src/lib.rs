@@ -14,6 +14,7 @@ pub mod error;
 pub mod network;
 pub mod plan;
 pub mod rules;
+pub mod stack;
 
 pub use engine::{Engine, EngineOptions, SYNC_QUEUE};
 pub use error::SyncError;

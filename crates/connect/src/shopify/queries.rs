@@ -114,12 +114,13 @@ query Tagged($q: String!) {
 }"#;
 pub const PRODUCTS_TAGGED_COST: f64 = 2.0 + 5.0 * PRODUCT_COST;
 
-/// Orders after an id (ids grow with time), oldest first.
+/// Orders after an id (ids grow with time), oldest first. Small pages: a sale check runs
+/// often and its cost is reserved up front.
 pub const ORDERS_AFTER: &str = r#"
 query Orders($q: String, $after: String) {
-  orders(first: 25, after: $after, query: $q) {
-    nodes { id legacyResourceId lineItems(first: 50) { nodes { sku quantity variant { id } } } }
+  orders(first: 5, after: $after, query: $q) {
+    nodes { id legacyResourceId lineItems(first: 20) { nodes { sku quantity variant { id } } } }
     pageInfo { hasNextPage endCursor }
   }
 }"#;
-pub const ORDERS_AFTER_COST: f64 = 2.0 + 25.0 * (1.0 + 2.0 + 50.0 * 2.0);
+pub const ORDERS_AFTER_COST: f64 = 2.0 + 5.0 * (1.0 + 2.0 + 20.0 * 2.0);

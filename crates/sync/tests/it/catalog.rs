@@ -1,0 +1,311 @@
+//! Catalog: parent → children.
+
+use ferry_mock::{Faults, ProductSpec};
+use ferry_sync::{Field, PriceRule, Rules};
+use ferry_testkit::TestDb;
+
+use crate::{Net, PARENT, same};
+
+async fn connecting_links_by_sku_and_copies_what_is_missing(db: TestDb) {
+    let net = Net::unconnected(db, 2, 12, Rules::default()).await;
+    // child-2 lacks the last 4 products; child-1 has an extra product of its own.
+    let p = net.platform();
+    for sku_n in 8..12 {
+        let id = net.product_of("child-2", &format!("SKU-{sku_n:06}-1"));
+        p.merchant_delete_product("child-2", id).unwrap();
+    }
+    net.connect_all().await;
+    net.assert_in_sync(same);
+    for c in &net.children {
+        for n in 0..12 {
+            let sku = format!("SKU-{n:06}-1");
+            assert_eq!(net.count_sku(c, &sku), 1, "{c}: one copy of {sku}");
+        }
+    }
+    let creates = net
+        .audit("child-2")
+        .await
+        .into_iter()
+        .filter(|e| e.action == "create")
+        .count();
+    assert_eq!(creates, 4, "child-2 got the 4 products it lacked");
+    assert!(net.dead_jobs().await.is_empty());
+}
+
+async fn edits_creates_and_deletes_in_the_parent_reach_every_child(db: TestDb) {
+    let net = Net::start(db, 2, 6, Rules::default()).await;
+    let p = net.platform();
+    let edited = net.product_of(PARENT, "SKU-000001-1");
+    p.merchant_edit_product(
+        PARENT,
+        edited,
+        ProductSpec {
+            title: Some("Renamed in the parent".into()),
+            ..ProductSpec::default()
+        },
+    )
+    .unwrap();
+    let (variant, _) = net.variant(PARENT, "SKU-000002-2");
+    p.merchant_edit_variant(PARENT, variant, Some("99.50".into()), None)
+        .unwrap();
+    net.create_in_parent("Brand new", &["NEW-1", "NEW-2"]).await;
+    let gone = net.product_of(PARENT, "SKU-000003-1");
+    p.merchant_delete_product(PARENT, gone).unwrap();
+    net.quiet().await;
+    net.assert_in_sync(same);
+    for c in &net.children {
+        let got = net.by_sku(c);
+        assert_eq!(got["SKU-000001-1"].0, "Renamed in the parent");
+        assert_eq!(got["SKU-000002-2"].1, "99.50");
+        assert_eq!(got["NEW-2"].0, "Brand new");
+        assert_eq!(
+            got["SKU-000003-1"].3, "ARCHIVED",
+            "a deletion archives the copy"
+        );
+    }
+    assert!(net.dead_jobs().await.is_empty());
+}
+
+async fn price_rules_and_fields_the_child_owns(db: TestDb) {
+    let net = Net::unconnected(db, 2, 5, Rules::default()).await;
+    let marked_up = Rules {
+        price: Some(PriceRule {
+            percent: 10.0,
+            fixed: None,
+            ending: Some(".99".into()),
+        }),
+        ..Rules::default()
+    };
+    let own_titles = Rules {
+        fields: ferry_sync::Field::ALL
+            .into_iter()
+            .filter(|f| *f != Field::Title)
+            .collect(),
+        price: None,
+    };
+    let engine = &net.stack.engine;
+    engine
+        .network()
+        .set_rules("child-1", &marked_up)
+        .await
+        .unwrap();
+    engine
+        .network()
+        .set_rules("child-2", &own_titles)
+        .await
+        .unwrap();
+    let titles_before = net.by_sku("child-2");
+    net.connect_all().await;
+    let parent = net.by_sku(PARENT);
+    let rule = marked_up.price.clone().unwrap();
+    for (sku, (title, price, stock, _)) in &parent {
+        let c1 = &net.by_sku("child-1")[sku];
+        assert_eq!(c1.1, rule.apply(price), "{sku}: +10%, ending .99");
+        assert_eq!(&c1.0, title);
+        let c2 = &net.by_sku("child-2")[sku];
+        assert_eq!(c2.0, titles_before[sku].0, "child-2 keeps its own title");
+        assert_ne!(&c2.0, title, "(seeded titles differ)");
+        assert_eq!(&c2.1, price);
+        assert_eq!((&c1.2, &c2.2), (stock, stock));
+    }
+    // A later parent edit of the title still leaves child-2's alone.
+    let id = net.product_of(PARENT, "SKU-000000-1");
+    net.platform()
+        .merchant_edit_product(
+            PARENT,
+            id,
+            ProductSpec {
+                title: Some("Parent title".into()),
+                vendor: Some("New vendor".into()),
+                ..ProductSpec::default()
+            },
+        )
+        .unwrap();
+    net.quiet().await;
+    assert_eq!(net.by_sku("child-1")["SKU-000000-1"].0, "Parent title");
+    assert_eq!(
+        net.by_sku("child-2")["SKU-000000-1"].0,
+        titles_before["SKU-000000-1"].0
+    );
+}
+
+async fn a_create_applied_then_refused_is_not_made_twice(db: TestDb) {
+    let net = Net::start(db, 1, 2, Rules::default()).await;
+    // Every other write to the child is applied and then answered 500.
+    net.platform()
+        .set_faults(
+            "child-1",
+            Faults {
+                applied_then_5xx: 0.5,
+                ..Faults::default()
+            },
+        )
+        .unwrap();
+    for n in 0..5 {
+        net.create_in_parent(&format!("Faulty {n}"), &[&format!("F-{n}")])
+            .await;
+    }
+    net.quiet().await;
+    net.platform()
+        .set_faults("child-1", Faults::default())
+        .unwrap();
+    assert!(net.platform().faults_injected("child-1").unwrap() > 0);
+    for n in 0..5 {
+        assert_eq!(
+            net.count_sku("child-1", &format!("F-{n}")),
+            1,
+            "F-{n}: one copy"
+        );
+    }
+    net.assert_in_sync(same);
+}
+
+async fn a_step_failing_for_good_undoes_the_create(db: TestDb) {
+    let net = Net::start(db, 1, 1, Rules::default()).await;
+    // The child's location is gone: setting the stock of a new copy can never succeed.
+    net.stack
+        .engine
+        .network()
+        .set_connected("child-1", "gid://shopify/Location/999999")
+        .await
+        .unwrap();
+    net.stack.queue.pause(ferry_sync::SYNC_QUEUE).await.unwrap();
+    let id = net.create_in_parent("Doomed", &["DOOM-1"]).await;
+    let (_, item) = net.variant(PARENT, "DOOM-1");
+    net.platform()
+        .merchant_set_stock(PARENT, item, None, 7)
+        .unwrap();
+    net.stack
+        .queue
+        .resume(ferry_sync::SYNC_QUEUE)
+        .await
+        .unwrap();
+    net.quiet().await;
+    let copy = &net.by_sku("child-1")["DOOM-1"];
+    assert_eq!(copy.3, "ARCHIVED", "the created copy was archived again");
+    let dead = net.dead_jobs().await;
+    assert_eq!(dead.len(), 1, "the failure is visible: {dead:?}");
+    assert!(
+        dead[0]
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("undone"),
+        "{:?}",
+        dead[0].last_error
+    );
+    let audit = net.audit("child-1").await;
+    assert!(audit.iter().any(|e| e.action == "compensate"));
+    let link = net
+        .stack
+        .engine
+        .network()
+        .link("child-1", &id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(link.state, "failed");
+}
+
+async fn duplicated_reordered_and_dropped_webhooks_converge(db: TestDb) {
+    let net = Net::start(db, 2, 8, Rules::default()).await;
+    net.platform()
+        .set_faults(
+            PARENT,
+            Faults {
+                webhook_duplicate: 0.4,
+                webhook_hold: 0.3,
+                webhook_hold_ms: 300,
+                webhook_drop: 0.2,
+                ..Faults::default()
+            },
+        )
+        .unwrap();
+    let p = net.platform();
+    for round in 0..3 {
+        for n in 0..8 {
+            let id = net.product_of(PARENT, &format!("SKU-{n:06}-1"));
+            p.merchant_edit_product(
+                PARENT,
+                id,
+                ProductSpec {
+                    title: Some(format!("Round {round} product {n}")),
+                    ..ProductSpec::default()
+                },
+            )
+            .unwrap();
+        }
+    }
+    net.quiet().await;
+    // Dropped deliveries are what reconciliation is for.
+    net.stack.engine.start_reconcile(None, true).await.unwrap();
+    net.quiet().await;
+    net.assert_in_sync(same);
+    for c in &net.children {
+        assert_eq!(net.by_sku(c)["SKU-000004-1"].0, "Round 2 product 4");
+    }
+    assert!(net.dead_jobs().await.is_empty());
+}
+
+async fn reconciliation_repairs_drift_and_records_the_run(db: TestDb) {
+    let net = Net::start(db, 1, 4, Rules::default()).await;
+    let p = net.platform();
+    // Someone edits the copy in the child, and sets its stock, with nobody listening.
+    p.set_faults(
+        "child-1",
+        Faults {
+            webhook_drop: 1.0,
+            ..Faults::default()
+        },
+    )
+    .unwrap();
+    let copy = net.product_of("child-1", "SKU-000002-1");
+    p.merchant_edit_product(
+        "child-1",
+        copy,
+        ProductSpec {
+            title: Some("Drifted".into()),
+            ..ProductSpec::default()
+        },
+    )
+    .unwrap();
+    let (_, item) = net.variant("child-1", "SKU-000003-2");
+    p.merchant_set_stock("child-1", item, None, 555).unwrap();
+    net.quiet().await;
+    assert_eq!(net.by_sku("child-1")["SKU-000002-1"].0, "Drifted");
+    p.set_faults("child-1", Faults::default()).unwrap();
+    let child = net.stack.engine.network().store("child-1").await.unwrap();
+    let run = net
+        .stack
+        .engine
+        .reconcile_child(&child, true, &mut |_| {})
+        .await
+        .unwrap();
+    net.quiet().await;
+    net.assert_in_sync(same);
+    assert_eq!(
+        (run.checked, run.updated, run.stock_fixed),
+        (4, 1, 1),
+        "{run:?}"
+    );
+    let runs = net.stack.engine.runs(10).await.unwrap();
+    assert_eq!(runs[0].state, "done");
+    // An incremental pass after it checks only what changed since.
+    let again = net
+        .stack
+        .engine
+        .reconcile_child(&child, false, &mut |_| {})
+        .await
+        .unwrap();
+    assert!(again.checked <= 1, "{again:?}");
+}
+
+ferry_testkit::conformance!(
+    connecting_links_by_sku_and_copies_what_is_missing,
+    edits_creates_and_deletes_in_the_parent_reach_every_child,
+    price_rules_and_fields_the_child_owns,
+    a_create_applied_then_refused_is_not_made_twice,
+    a_step_failing_for_good_undoes_the_create,
+    duplicated_reordered_and_dropped_webhooks_converge,
+    reconciliation_repairs_drift_and_records_the_run,
+);

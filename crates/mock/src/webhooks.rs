@@ -47,6 +47,9 @@ pub struct WebhookCounters {
     pub dropped: u64,
     pub duplicated: u64,
     pub held: u64,
+    /// Deliveries queued and not yet delivered or abandoned (held ones included): zero when
+    /// nothing is on its way.
+    pub in_flight: u64,
 }
 
 #[derive(Debug, Default)]
@@ -126,6 +129,9 @@ async fn deliver(
                 c.delivered += 1;
             } else if attempt == RETRIES {
                 c.abandoned += 1;
+            }
+            if ok || attempt == RETRIES {
+                c.in_flight = c.in_flight.saturating_sub(1);
             }
         });
         if ok {
@@ -229,6 +235,7 @@ impl Platform {
                 delay,
             };
             for _ in 0..copies {
+                self.count_webhook(store, |c| c.in_flight += 1);
                 self.send_delivery(delivery.clone());
                 queued += 1;
             }

@@ -912,6 +912,19 @@ impl Engine {
         let mut jobs = Vec::new();
         for (target, changes) in others {
             let key = format!("sale:{}:{}:{target}", store.name, o.number);
+            // The intents with the sale: from now on its deltas explain the targets' levels.
+            for (item, delta) in &changes {
+                tx_exec!(
+                    tx,
+                    "INSERT INTO ferry_intents (key, store, item, kind, amount, state, created_ms)
+                     VALUES ($1, $2, $3, 'delta', $4, 'pending', $5) ON CONFLICT (key, store, item) DO NOTHING",
+                    &key,
+                    &target,
+                    item,
+                    *delta,
+                    now
+                )?;
+            }
             let job = AdjustJob {
                 store: target.clone(),
                 key: key.clone(),
@@ -1544,19 +1557,19 @@ impl Engine {
                     let (Some(want), Some(have)) = (want, have) else {
                         continue;
                     };
+                    // Skipped when ferry wrote either side lately: the snapshot read may
+                    // not show it yet (the next pass looks again).
                     if want == have
-                        || !self
+                        || self
                             .inner
                             .net
-                            .pending(&child.name, &l.child_item, stale)
+                            .touched_since(&child.name, &l.child_item, run.started_ms, stale)
                             .await?
-                            .is_empty()
-                        || !self
+                        || self
                             .inner
                             .net
-                            .pending(&parent.name, &l.parent_item, stale)
+                            .touched_since(&parent.name, &l.parent_item, run.started_ms, stale)
                             .await?
-                            .is_empty()
                     {
                         continue;
                     }

@@ -486,6 +486,28 @@ impl Network {
         )?)
     }
 
+    /// Whether a write of ferry's to a store's item may be missing from a snapshot read
+    /// after `since_ms`: one made since then, or one still pending (newer than `pending_ms`).
+    pub async fn touched_since(
+        &self,
+        store: &str,
+        item: &str,
+        since_ms: i64,
+        pending_ms: i64,
+    ) -> Result<bool, SyncError> {
+        let n: Option<(i64,)> = row!(
+            &self.db,
+            (i64,),
+            "SELECT COUNT(*) FROM ferry_intents WHERE store = $1 AND item = $2
+             AND (created_ms >= $3 OR (state = 'pending' AND created_ms >= $4))",
+            store,
+            item,
+            since_ms,
+            pending_ms
+        )?;
+        Ok(n.is_some_and(|(n,)| n > 0))
+    }
+
     pub async fn order_mark(&self, store: &str) -> Result<u64, SyncError> {
         let r: Option<(i64,)> = row!(
             &self.db,

@@ -10,14 +10,14 @@ async fn connecting_links_by_sku_and_copies_what_is_missing(db: TestDb) {
     let net = Net::unconnected(db, 2, 12, Rules::default()).await;
     // child-2 lacks the last 4 products; child-1 has an extra product of its own.
     let p = net.platform();
-    for sku_n in 8..12 {
+    for sku_n in 9..=12 {
         let id = net.product_of("child-2", &format!("SKU-{sku_n:06}-1"));
         p.merchant_delete_product("child-2", id).unwrap();
     }
     net.connect_all().await;
     net.assert_in_sync(same);
     for c in &net.children {
-        for n in 0..12 {
+        for n in 1..=12 {
             let sku = format!("SKU-{n:06}-1");
             assert_eq!(net.count_sku(c, &sku), 1, "{c}: one copy of {sku}");
         }
@@ -109,7 +109,7 @@ async fn price_rules_and_fields_the_child_owns(db: TestDb) {
         assert_eq!((&c1.2, &c2.2), (stock, stock));
     }
     // A later parent edit of the title still leaves child-2's alone.
-    let id = net.product_of(PARENT, "SKU-000000-1");
+    let id = net.product_of(PARENT, "SKU-000001-1");
     net.platform()
         .merchant_edit_product(
             PARENT,
@@ -122,10 +122,10 @@ async fn price_rules_and_fields_the_child_owns(db: TestDb) {
         )
         .unwrap();
     net.quiet().await;
-    assert_eq!(net.by_sku("child-1")["SKU-000000-1"].0, "Parent title");
+    assert_eq!(net.by_sku("child-1")["SKU-000001-1"].0, "Parent title");
     assert_eq!(
-        net.by_sku("child-2")["SKU-000000-1"].0,
-        titles_before["SKU-000000-1"].0
+        net.by_sku("child-2")["SKU-000001-1"].0,
+        titles_before["SKU-000001-1"].0
     );
 }
 
@@ -223,7 +223,7 @@ async fn duplicated_reordered_and_dropped_webhooks_converge(db: TestDb) {
         .unwrap();
     let p = net.platform();
     for round in 0..3 {
-        for n in 0..8 {
+        for n in 1..=8 {
             let id = net.product_of(PARENT, &format!("SKU-{n:06}-1"));
             p.merchant_edit_product(
                 PARENT,
@@ -290,14 +290,35 @@ async fn reconciliation_repairs_drift_and_records_the_run(db: TestDb) {
     );
     let runs = net.stack.engine.runs(10).await.unwrap();
     assert_eq!(runs[0].state, "done");
-    // An incremental pass after it checks only what changed since.
+    // An incremental pass after it starts from where the last one ended.
+    let edited = net.product_of(PARENT, "SKU-000001-1");
+    p.merchant_edit_product(
+        PARENT,
+        edited,
+        ProductSpec {
+            vendor: Some("Later".into()),
+            ..ProductSpec::default()
+        },
+    )
+    .unwrap();
+    net.quiet().await;
     let again = net
         .stack
         .engine
         .reconcile_child(&child, false, &mut |_| {})
         .await
         .unwrap();
-    assert!(again.checked <= 1, "{again:?}");
+    assert_eq!(again.full_pass, 0);
+    assert!(again.cursor_ms > run.cursor_ms, "{again:?} after {run:?}");
+    assert!(
+        again.checked >= 1 && again.checked <= run.checked,
+        "{again:?}"
+    );
+    assert_eq!(
+        (again.updated, again.stock_fixed),
+        (0, 0),
+        "nothing drifted since"
+    );
 }
 
 ferry_testkit::conformance!(

@@ -48,7 +48,7 @@ async fn a_sale_in_a_child_moves_stock_in_the_parent_and_every_other_child(db: T
 
 async fn sales_in_two_children_at_once_on_one_sku(db: TestDb) {
     let net = Net::start(db, 2, 2, Rules::default()).await;
-    let sku = "SKU-000000-2";
+    let sku = "SKU-000002-2";
     let before = net.by_sku(PARENT)[sku].2;
     let p = net.platform();
     let stock = |s: &str| net.by_sku(s)[sku].2;
@@ -93,17 +93,18 @@ async fn a_redelivered_order_moves_stock_once(db: TestDb) {
     assert!(net.platform().webhook_counters("child-1").duplicated > 0);
 }
 
-async fn a_dropped_order_webhook_is_caught_by_the_level_check(db: TestDb) {
+async fn late_webhooks_from_a_child_converge(db: TestDb) {
     let net = Net::start(db, 2, 2, Rules::default()).await;
-    let sku = "SKU-000000-1";
+    let sku = "SKU-000002-1";
     let before = net.by_sku(PARENT)[sku].2;
-    // Only the stock webhook arrives: the order behind it is read from the store.
+    // Every child-2 delivery is held back; the orders behind a level change are read from
+    // the store, whichever arrives first.
     net.platform()
         .set_faults(
             "child-2",
             Faults {
                 webhook_hold: 1.0,
-                webhook_hold_ms: 1_500,
+                webhook_hold_ms: 400,
                 ..Faults::default()
             },
         )
@@ -114,6 +115,33 @@ async fn a_dropped_order_webhook_is_caught_by_the_level_check(db: TestDb) {
     net.quiet().await;
     net.assert_in_sync(same);
     assert_eq!(net.by_sku(PARENT)[sku].2, before - 3);
+}
+
+async fn a_dropped_order_is_counted_by_reconciliation(db: TestDb) {
+    let net = Net::start(db, 2, 2, Rules::default()).await;
+    let sku = "SKU-000001-2";
+    let before = net.by_sku(PARENT)[sku].2;
+    let p = net.platform();
+    p.set_faults(
+        "child-1",
+        Faults {
+            webhook_drop: 1.0,
+            ..Faults::default()
+        },
+    )
+    .unwrap();
+    p.place_order("child-1", &[line(sku, 2)]).unwrap();
+    net.quiet().await;
+    assert_eq!(
+        net.by_sku(PARENT)[sku].2,
+        before,
+        "nobody heard of the sale"
+    );
+    p.set_faults("child-1", Faults::default()).unwrap();
+    net.stack.engine.start_reconcile(None, true).await.unwrap();
+    net.quiet().await;
+    net.assert_in_sync(same);
+    assert_eq!(net.by_sku(PARENT)[sku].2, before - 2);
 }
 
 async fn a_stock_count_wins_by_its_time_and_reaches_every_store(db: TestDb) {
@@ -147,6 +175,7 @@ ferry_testkit::conformance!(
     a_sale_in_a_child_moves_stock_in_the_parent_and_every_other_child,
     sales_in_two_children_at_once_on_one_sku,
     a_redelivered_order_moves_stock_once,
-    a_dropped_order_webhook_is_caught_by_the_level_check,
+    late_webhooks_from_a_child_converge,
+    a_dropped_order_is_counted_by_reconciliation,
     a_stock_count_wins_by_its_time_and_reaches_every_store,
 );

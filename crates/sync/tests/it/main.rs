@@ -120,16 +120,23 @@ impl Net {
         self.quiet().await;
     }
 
-    /// Waits until no sync work is waiting or running for 30 checks in a row (300 ms: the
-    /// webhooks of the last writes may still be on their way).
+    /// Waits until no webhook is on its way and no sync work is waiting or running, for 30
+    /// checks in a row (a job's webhook fires a moment after its write).
     pub async fn quiet(&self) {
         use std::sync::atomic::{AtomicU32, Ordering};
         let calm = AtomicU32::new(0);
+        let stores: Vec<String> = std::iter::once(PARENT.to_owned())
+            .chain(self.children.iter().cloned())
+            .collect();
         ferry_testkit::eventually("the network is quiet", || {
             let engine = self.stack.engine.clone();
             let calm = &calm;
+            let on_the_way: u64 = stores
+                .iter()
+                .map(|s| self.platform().webhook_counters(s).in_flight)
+                .sum();
             async move {
-                if engine.busy().await.unwrap() {
+                if on_the_way > 0 || engine.busy().await.unwrap() {
                     calm.store(0, Ordering::Relaxed);
                     false
                 } else {

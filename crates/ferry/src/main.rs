@@ -3,6 +3,7 @@
 mod bench;
 mod bench_api;
 mod bench_ingest;
+mod demo;
 mod jobs;
 mod mock;
 mod serve;
@@ -35,6 +36,9 @@ pub struct DbArgs {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The whole product in one process on an embedded SQLite file: a simulated parent and
+    /// children, the API and a worker; plays a scenario and checks that every store matches.
+    Demo(demo::DemoArgs),
     /// Run jobs until SIGINT or SIGTERM, then shut down gracefully.
     Worker(worker::WorkerArgs),
     /// Apply the database migrations and exit (every command also applies them at start).
@@ -61,8 +65,14 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    init_logging();
-    match run(Cli::parse()).await {
+    let cli = Cli::parse();
+    // The demo talks to its terminal; its logs only say what went wrong.
+    init_logging(if matches!(cli.command, Command::Demo(_)) {
+        "warn"
+    } else {
+        "info,sqlx=warn"
+    });
+    match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -73,6 +83,7 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Demo(args) => demo::run(args).await,
         Command::Worker(args) => worker::run(args).await,
         Command::Migrate(db) => {
             let q = jobs::open(&db).await?;
@@ -89,10 +100,10 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// JSON logs on stderr, filtered by `FERRY_LOG` (default `info`).
-fn init_logging() {
+/// JSON logs on stderr, filtered by `FERRY_LOG` (default `default`).
+fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .json()
         .flatten_event(true)

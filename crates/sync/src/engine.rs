@@ -189,7 +189,10 @@ macro_rules! kind {
             let e = e.clone();
             async move {
                 e.$method(p).await.map_err(|err| {
-                    if matches!(err, SyncError::Wait(_)) {
+                    // Waiting (for a write of ours, a rate limit, an open breaker) is routine.
+                    let waits = matches!(err, SyncError::Wait(_))
+                        || matches!(&err, SyncError::Connect(c) if matches!(c.class(), ferry_connect::ErrorClass::RateLimited | ferry_connect::ErrorClass::Open));
+                    if waits {
                         tracing::debug!(kind = $kind, "{err}");
                     } else {
                         tracing::warn!(kind = $kind, error = %err, "sync job failed");

@@ -544,6 +544,15 @@ impl Network {
         Ok(())
     }
 
+    /// How many writes of each action ferry made to each store: (store, action, count).
+    pub async fn write_counts(&self) -> Result<Vec<(String, String, i64)>, SyncError> {
+        Ok(rows!(
+            &self.db,
+            (String, String, i64),
+            "SELECT store, action, COUNT(*) FROM ferry_audit GROUP BY store, action ORDER BY store, action"
+        )?)
+    }
+
     /// Audit entries oldest first, after the id `after`, optionally of one store.
     pub async fn audit_log(
         &self,

@@ -6,6 +6,7 @@ mod bench_ingest;
 mod demo;
 mod jobs;
 mod mock;
+mod network;
 mod serve;
 mod sync_api;
 mod worker;
@@ -56,6 +57,12 @@ enum Command {
     /// Register the stores that send webhooks, rotate their secrets.
     #[command(subcommand)]
     Stores(serve::StoresCommand),
+    /// The stores of the sync network: add, rules, connect, list, link problems.
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
+    /// Reconciliation, its runs, and the audit log of every write to a store.
+    #[command(subcommand)]
+    Sync(network::SyncCommand),
     /// Copy new and changed records from one JSON API to another (`--once` or `--every 30s`).
     SyncApi(sync_api::SyncApiArgs),
     /// Benchmarks that print figures (the last line is JSON).
@@ -96,6 +103,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Mock(args) => mock::run(args).await,
         Command::SyncApi(args) => sync_api::run(args).await,
         Command::Serve(args) => serve::run(args).await,
+        Command::Network(cmd) => network::run_network(cmd).await,
+        Command::Sync(cmd) => network::run_sync(cmd).await,
         Command::Stores(cmd) => serve::run_stores(cmd).await,
     }
 }

@@ -43,7 +43,7 @@ pub struct ServeArgs {
     body_limit: usize,
 }
 
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct KeyArgs {
     /// The key that seals secrets at rest: base64 of 32 random bytes
     /// (`ferry stores new-key` prints one).
@@ -53,6 +53,12 @@ pub struct KeyArgs {
         hide_env_values = true
     )]
     encryption_key: String,
+}
+
+impl KeyArgs {
+    pub fn key(&self) -> &str {
+        &self.encryption_key
+    }
 }
 
 #[derive(clap::Subcommand, Debug)]

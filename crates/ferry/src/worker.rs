@@ -1,5 +1,5 @@
-//! `ferry worker`: runs jobs. Until the sync engine lands it knows the diagnostic kinds that
-//! operators use to check a deployment end to end.
+//! `ferry worker`: runs jobs: the sync engine's (given the encryption key that opens the
+//! stores' tokens) and the diagnostic kinds operators use to check a deployment end to end.
 
 use std::time::Duration;
 
@@ -23,6 +23,20 @@ pub struct WorkerArgs {
     /// Do not LISTEN for wake-ups (behind PgBouncer in transaction mode); poll only.
     #[arg(long)]
     pub no_listen: bool,
+    /// The key that opens the stores' tokens; with it the worker runs the sync engine (and
+    /// takes the `webhooks` and `sync` queues too).
+    #[arg(long, env = "FERRY_ENCRYPTION_KEY", hide_env_values = true)]
+    pub encryption_key: Option<String>,
+    /// Where the stores send their webhooks: the public URL of `ferry serve`.
+    #[arg(
+        long,
+        env = "FERRY_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub public_url: String,
+    /// When the incremental reconciliation of every child runs (cron, UTC; "off" for never).
+    #[arg(long, env = "FERRY_RECONCILE_CRON", default_value = "*/15 * * * *")]
+    pub reconcile_cron: String,
 }
 
 /// `ferry.sleep`: sleeps, or stops early when cancelled. For smoke and crash tests.
@@ -107,14 +121,38 @@ pub async fn run(args: WorkerArgs) -> Result<()> {
         ..ferry_connect::ClientOptions::default()
     };
     let client = ferry_connect::Client::new(db, queue.clock(), "shopify", client_opts);
-    let builder = diagnostics(Worker::builder(queue.clone()).options(opts));
+    let mut builder = diagnostics(Worker::builder(queue.clone()).options(opts));
+    let mut queues = queues;
+    if let Some(key) = &args.encryption_key {
+        let cipher = ferry_server::crypto::Cipher::from_base64(key)
+            .map_err(|e| anyhow::anyhow!("--encryption-key: {e}"))?;
+        let engine = ferry_sync::Engine::new(
+            queue.clone(),
+            cipher,
+            client.clone(),
+            ferry_sync::EngineOptions {
+                public_url: args.public_url.clone(),
+                ..ferry_sync::EngineOptions::default()
+            },
+        )
+        .await?;
+        if args.reconcile_cron != "off" {
+            engine.schedule_reconcile(&args.reconcile_cron).await?;
+        }
+        builder = engine.register(builder);
+        for q in ferry_sync::Engine::queues() {
+            if !queues.contains(&q) {
+                queues.push(q);
+            }
+        }
+    }
     let worker = connector_kinds(builder, client)
         .queues(&queues)
         .concurrency(args.concurrency)
         .build();
     let shutdown = CancellationToken::new();
     tokio::spawn(signal_on(shutdown.clone()));
-    tracing::info!(worker = worker.id(), backend = queue.backend(), queues = ?args.queues, "worker started");
+    tracing::info!(worker = worker.id(), backend = queue.backend(), queues = ?queues, "worker started");
     worker.run(shutdown).await?;
     tracing::info!(worker = worker.id(), "worker stopped");
     Ok(())

@@ -7,4 +7,5 @@ mod mock_process;
 mod serve_process;
 mod serve_race;
 mod sync_api_process;
+mod sync_process;
 mod worker_process;

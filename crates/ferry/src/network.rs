@@ -1,0 +1,267 @@
+//! `ferry network …` (the stores of the network) and `ferry sync …` (reconciliation, the audit
+//! log). Connecting and repairs are jobs: a `ferry worker` with the encryption key runs them.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use ferry_server::crypto::Cipher;
+use ferry_sync::{Engine, EngineOptions, Role, Rules};
+
+use crate::DbArgs;
+use crate::serve::KeyArgs;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct EngineArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub key: KeyArgs,
+    /// Where the stores send their webhooks: the public URL of `ferry serve`.
+    #[arg(
+        long,
+        env = "FERRY_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub public_url: String,
+}
+
+/// The sync engine on the database, opening tokens with the key.
+pub async fn engine(a: &EngineArgs) -> Result<Engine> {
+    let queue = crate::jobs::open(&a.db).await?;
+    let cipher = Cipher::from_base64(a.key.key()).context("--encryption-key")?;
+    let db = ferry_connect::Db::of(&queue).await?;
+    let client = ferry_connect::Client::new(
+        db,
+        queue.clock(),
+        "shopify",
+        ferry_connect::ClientOptions::default(),
+    );
+    let opts = EngineOptions {
+        public_url: a.public_url.clone(),
+        ..EngineOptions::default()
+    };
+    Ok(Engine::new(queue, cipher, client, opts).await?)
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum NetworkCommand {
+    /// Adds a store to the network (or replaces its URL, token, secret and rules).
+    Add {
+        #[command(flatten)]
+        engine: EngineArgs,
+        name: String,
+        /// parent or child.
+        #[arg(long)]
+        role: String,
+        /// The store's Admin GraphQL endpoint (…/admin/api/2026-04/graphql.json).
+        #[arg(long)]
+        graphql_url: String,
+        /// Its Admin API access token.
+        #[arg(long, env = "FERRY_STORE_TOKEN", hide_env_values = true)]
+        token: String,
+        /// The secret its webhooks are signed with.
+        #[arg(long, env = "FERRY_WEBHOOK_SECRET", hide_env_values = true)]
+        webhook_secret: String,
+        /// Sync rules as JSON: `{"fields": ["title", …], "price": {"percent": 10, "ending": ".99"}}`.
+        #[arg(long, default_value = "{}")]
+        rules: String,
+    },
+    /// Replaces a store's rules.
+    Rules {
+        #[command(flatten)]
+        engine: EngineArgs,
+        name: String,
+        rules: String,
+    },
+    /// Enqueues connecting a store: webhooks, location; a child's catalog linked by SKU.
+    Connect {
+        #[command(flatten)]
+        engine: EngineArgs,
+        name: String,
+    },
+    /// The stores of the network, as JSON lines.
+    List {
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
+    /// Parent products a child could not be linked for (blank or duplicate SKUs), and why.
+    Problems {
+        #[command(flatten)]
+        engine: EngineArgs,
+        child: String,
+    },
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum SyncCommand {
+    /// Compares children with the parent and enqueues the repairs (a worker applies them).
+    Reconcile {
+        #[command(flatten)]
+        engine: EngineArgs,
+        /// One child (default: every child).
+        #[arg(long)]
+        child: Option<String>,
+        /// Every product, not only those changed since the last run.
+        #[arg(long)]
+        full: bool,
+    },
+    /// The audit log (every write ferry made to a store), oldest first, as JSON lines.
+    Audit {
+        #[command(flatten)]
+        engine: EngineArgs,
+        #[arg(long)]
+        store: Option<String>,
+        /// Only entries after this id (the last id of the previous page).
+        #[arg(long, default_value = "")]
+        after: String,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Reconciliation runs, newest first, as JSON lines.
+    Runs {
+        #[command(flatten)]
+        engine: EngineArgs,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+}
+
+fn parse_rules(s: &str) -> Result<Rules> {
+    let rules: Rules = serde_json::from_str(s).context("--rules is not valid rules JSON")?;
+    rules.validate().map_err(anyhow::Error::msg)?;
+    Ok(rules)
+}
+
+pub async fn run_network(cmd: NetworkCommand) -> Result<()> {
+    match cmd {
+        NetworkCommand::Add {
+            engine: e,
+            name,
+            role,
+            graphql_url,
+            token,
+            webhook_secret,
+            rules,
+        } => {
+            let engine = engine(&e).await?;
+            let role = Role::parse(&role)?;
+            engine
+                .add_store(
+                    &name,
+                    role,
+                    &graphql_url,
+                    &token,
+                    &webhook_secret,
+                    &parse_rules(&rules)?,
+                )
+                .await?;
+            println!(
+                "store {name} ({}) added; its webhooks go to {}/webhooks/shopify/{name}; connect it with `ferry network connect {name}`",
+                role.as_str(),
+                e.public_url.trim_end_matches('/')
+            );
+        }
+        NetworkCommand::Rules {
+            engine: e,
+            name,
+            rules,
+        } => {
+            engine(&e)
+                .await?
+                .network()
+                .set_rules(&name, &parse_rules(&rules)?)
+                .await?;
+            println!(
+                "rules of {name} saved; `ferry sync reconcile --child {name} --full` applies them to every product"
+            );
+        }
+        NetworkCommand::Connect { engine: e, name } => {
+            let job = engine(&e).await?.connect_store(&name).await?;
+            println!("connecting {name}: job {job} (a worker runs it)");
+        }
+        NetworkCommand::List { engine: e } => {
+            for s in engine(&e).await?.network().all().await? {
+                println!("{}", serde_json::to_string(&s)?);
+            }
+        }
+        NetworkCommand::Problems { engine: e, child } => {
+            for (product, sku, reason) in engine(&e).await?.link_problems(&child).await? {
+                println!(
+                    "{}",
+                    serde_json::json!({"parent_product": product, "sku": sku, "reason": reason})
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn run_sync(cmd: SyncCommand) -> Result<()> {
+    match cmd {
+        SyncCommand::Reconcile {
+            engine: e,
+            child,
+            full,
+        } => {
+            let engine = engine(&e).await?;
+            let children = match &child {
+                Some(c) => vec![engine.network().store(c).await?],
+                None => engine.network().children().await?,
+            };
+            if children.is_empty() {
+                bail!("the network has no children");
+            }
+            for c in children {
+                let bar = progress(&c.name);
+                let report = engine
+                    .reconcile_child(&c, full, &mut |n| {
+                        if let Some(b) = &bar {
+                            b.set_message(format!("{}: {n} products checked", c.name));
+                        }
+                    })
+                    .await;
+                if let Some(b) = bar {
+                    b.finish_and_clear();
+                }
+                let report = report?;
+                println!(
+                    "{}: {} checked · {} to copy · {} to update · {} stock levels to fix (the repairs are jobs for the workers)",
+                    c.name, report.checked, report.created, report.updated, report.stock_fixed
+                );
+                println!("{}", serde_json::to_string(&report)?);
+            }
+        }
+        SyncCommand::Audit {
+            engine: e,
+            store,
+            after,
+            limit,
+        } => {
+            let entries = engine(&e)
+                .await?
+                .network()
+                .audit_log(store.as_deref(), &after, limit.clamp(1, 1000))
+                .await?;
+            for a in entries {
+                println!("{}", serde_json::to_string(&a)?);
+            }
+        }
+        SyncCommand::Runs { engine: e, limit } => {
+            for r in engine(&e).await?.runs(limit.clamp(1, 1000)).await? {
+                println!("{}", serde_json::to_string(&r)?);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn progress(name: &str) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar.set_message(format!("{name}: reading the parent's catalog"));
+    Some(bar)
+}

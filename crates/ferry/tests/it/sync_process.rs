@@ -1,0 +1,234 @@
+//! The sync engine as it is deployed: `ferry serve` and two `ferry worker` processes on one
+//! PostgreSQL, the network set up with `ferry network …`. A worker killed with SIGKILL in the
+//! middle of a burst of edits and sales loses its jobs to the other; every store still ends
+//! exactly in line with the parent.
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_mock::{MockConfig, MockServer, OrderLine, ProductSpec};
+use ferry_queue::{JobState, SystemClock};
+use ferry_testkit::{Backend, TestDb, eventually};
+use tokio::process::{Child, Command};
+
+use crate::serve_process::serve;
+
+fn ferry(args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    c.args(args).env("FERRY_LOG", "warn");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c
+}
+
+fn worker(db: &str, key: &str, public: &str) -> Child {
+    ferry(
+        &[
+            "worker",
+            "--database-url",
+            db,
+            "--public-url",
+            public,
+            "--reconcile-cron",
+            "off",
+            "--concurrency",
+            "8",
+        ],
+        &[("FERRY_ENCRYPTION_KEY", key)],
+    )
+    .stdout(Stdio::null())
+    .kill_on_drop(true)
+    .spawn()
+    .unwrap()
+}
+
+/// (title, stock) per SKU.
+fn by_sku(mock: &MockServer, store: &str) -> BTreeMap<String, (String, i64)> {
+    let snap = mock.platform().snapshot(store).unwrap();
+    let mut out = BTreeMap::new();
+    for p in snap["products"].as_array().unwrap() {
+        for v in p["variants"].as_array().unwrap() {
+            let stock = v["inventory"][0]["available"].as_i64().unwrap();
+            out.insert(
+                v["sku"].as_str().unwrap().to_owned(),
+                (p["title"].as_str().unwrap().to_owned(), stock),
+            );
+        }
+    }
+    out
+}
+
+async fn quiet(queue: &ferry_queue::Queue, mock: &MockServer, stores: &[&str]) {
+    let calm = std::sync::atomic::AtomicU32::new(0);
+    eventually("the network is quiet", || {
+        let calm = &calm;
+        let in_flight: u64 = stores
+            .iter()
+            .map(|s| mock.platform().webhook_counters(s).in_flight)
+            .sum();
+        async move {
+            let mut busy = in_flight > 0;
+            for q in ["webhooks", "sync"] {
+                let s = queue.stats(q).await.unwrap();
+                busy |= s.ready + s.scheduled + s.running > 0;
+            }
+            if busy {
+                calm.store(0, std::sync::atomic::Ordering::Relaxed);
+                false
+            } else {
+                calm.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= 30
+            }
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_sync_loses_nothing() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    let mock = MockServer::start(MockConfig {
+        clock: Arc::new(SystemClock),
+        webhook_backoff: Duration::from_millis(200),
+        ..MockConfig::default()
+    })
+    .await
+    .unwrap();
+    let stores = ["parent", "child-1", "child-2"];
+    for s in stores {
+        mock.platform().create_store(Some(s)).unwrap();
+        mock.platform().seed_catalog(s, 10, 2).unwrap();
+    }
+    let key = ferry_server::crypto::Cipher::generate_key();
+    let (_serve, public) = serve(&db.url, &key).await;
+    for s in stores {
+        let info = mock.platform().store_info(s).unwrap();
+        let role = if s == "parent" { "parent" } else { "child" };
+        let url = mock.graphql_url(s);
+        let out = ferry(
+            &[
+                "network",
+                "add",
+                s,
+                "--role",
+                role,
+                "--graphql-url",
+                &url,
+                "--database-url",
+                &db.url,
+                "--public-url",
+                &public,
+            ],
+            &[
+                ("FERRY_ENCRYPTION_KEY", &key),
+                ("FERRY_STORE_TOKEN", &info.access_token),
+                ("FERRY_WEBHOOK_SECRET", &info.webhook_secret),
+            ],
+        )
+        .output()
+        .await
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !stdout.contains(&info.access_token),
+            "the token is never printed"
+        );
+        let out = ferry(
+            &["network", "connect", s, "--database-url", &db.url],
+            &[("FERRY_ENCRYPTION_KEY", &key)],
+        )
+        .output()
+        .await
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut a = worker(&db.url, &key, &public);
+    let _b = worker(&db.url, &key, &public);
+    let queue = db.real_queue().await;
+    quiet(&queue, &mock, &stores).await;
+    assert_eq!(
+        by_sku(&mock, "child-1"),
+        by_sku(&mock, "parent"),
+        "connected"
+    );
+
+    // A burst of edits and sales, and worker A dies in the middle of it.
+    let p = mock.platform();
+    let before = by_sku(&mock, "parent");
+    for n in 1..=10u64 {
+        let sku = format!("SKU-{n:06}-1");
+        let snap = p.snapshot("parent").unwrap();
+        let id = snap["products"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["variants"][0]["sku"] == sku.as_str())
+            .and_then(|x| x["id"].as_u64())
+            .unwrap();
+        p.merchant_edit_product(
+            "parent",
+            id,
+            ProductSpec {
+                title: Some(format!("After the crash {n}")),
+                ..ProductSpec::default()
+            },
+        )
+        .unwrap();
+        let line = OrderLine {
+            variant_id: None,
+            sku: Some(format!("SKU-{n:06}-2")),
+            quantity: 1,
+        };
+        let _ = p.place_order(if n % 2 == 0 { "child-1" } else { "child-2" }, &[line]);
+    }
+    eventually("worker A is running sync jobs", || {
+        let queue = queue.clone();
+        async move {
+            let running = queue
+                .list(&ferry_queue::JobFilter {
+                    state: Some(JobState::Running),
+                    limit: 10,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            !running.is_empty()
+        }
+    })
+    .await;
+    a.start_kill().unwrap();
+    a.wait().await.unwrap();
+    quiet(&queue, &mock, &stores).await;
+
+    let parent = by_sku(&mock, "parent");
+    for n in 1..=10u64 {
+        let sku = format!("SKU-{n:06}-2");
+        let sold = i64::from(before[&sku].1 > 0);
+        assert_eq!(parent[&sku].1, before[&sku].1 - sold, "{sku} sold once");
+    }
+    for c in ["child-1", "child-2"] {
+        assert_eq!(by_sku(&mock, c), parent, "{c} matches the parent");
+    }
+    let dead = queue
+        .list(&ferry_queue::JobFilter {
+            state: Some(JobState::Dead),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(dead.is_empty(), "{dead:?}");
+}

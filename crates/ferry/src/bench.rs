@@ -22,6 +22,8 @@ pub enum BenchCommand {
     Api(crate::bench_api::ApiArgs),
     /// Signed webhook deliveries into the ingress: accepted per second, latency, duplicates.
     Ingest(crate::bench_ingest::IngestArgs),
+    /// How long a parent edit takes to reach every child, against a polling peer.
+    Sync(crate::bench_sync::SyncArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -78,6 +80,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
         }
         BenchCommand::Api(a) => crate::bench_api::run(a).await,
         BenchCommand::Ingest(a) => crate::bench_ingest::run(a).await,
+        BenchCommand::Sync(a) => crate::bench_sync::run(a).await,
         BenchCommand::Claim(a) => {
             let db = FreshDb::create(a.database_url.as_deref()).await?;
             let result = bench_claim(&db, &a).await;

@@ -141,7 +141,24 @@ pub async fn run(a: ServeArgs) -> Result<()> {
                 .collect(),
         },
     });
-    let running = ferry_server::app::start(a.listen, state)
+    // The network's admin routes: the sync engine on the same database (its jobs run in the
+    // workers).
+    let client = ferry_connect::Client::new(
+        ferry_connect::Db::of(&queue).await?,
+        queue.clock(),
+        "shopify",
+        ferry_connect::ClientOptions::default(),
+    );
+    let cipher = Cipher::from_base64(a.key.key()).context("--encryption-key")?;
+    let engine = ferry_sync::Engine::new(
+        queue.clone(),
+        cipher,
+        client,
+        ferry_sync::EngineOptions::default(),
+    )
+    .await
+    .context("the sync engine's tables")?;
+    let running = ferry_server::app::start_with(a.listen, state, ferry_sync::api::routes(engine))
         .await
         .with_context(|| format!("listening on {}", a.listen))?;
     tracing::info!(addr = %running.addr, backend = queue.backend(), "serving");

@@ -43,6 +43,14 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route_layer(axum::middleware::from_fn_with_state(state, require_token))
 }
 
+/// Puts routes of another part (the sync engine's) behind the admin API's bearer tokens.
+pub fn protect(extra: Router<Arc<AppState>>, state: Arc<AppState>) -> Router<Arc<AppState>> {
+    if !extra.has_routes() {
+        return extra;
+    }
+    extra.route_layer(axum::middleware::from_fn_with_state(state, require_token))
+}
+
 /// SHA-256 of both sides, then a constant-time compare: neither the length nor the first
 /// differing byte of a token shows in the time taken.
 fn token_matches(presented: &str, tokens: &[String]) -> bool {

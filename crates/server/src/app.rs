@@ -50,9 +50,16 @@ impl Default for Hardening {
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
 pub fn router(state: Arc<AppState>) -> Router {
+    router_with(state, Router::new())
+}
+
+/// The application with `extra` admin routes (the sync engine's), behind the same tokens and
+/// hardening.
+pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router {
     let hardening = state.hardening.clone();
     let app = Router::new()
         .merge(crate::admin::routes(state.clone()))
+        .merge(crate::admin::protect(extra, state.clone()))
         .route(
             "/webhooks/{platform}/{store}",
             post(crate::ingress::receive),
@@ -165,11 +172,29 @@ impl Drop for Running {
 
 /// Binds `addr` (port 0: any) and serves until the handle is dropped.
 pub async fn start(addr: SocketAddr, state: Arc<AppState>) -> std::io::Result<Running> {
+    start_with(addr, state, Router::new()).await
+}
+
+/// As `start`, with `extra` admin routes.
+pub async fn start_with(
+    addr: SocketAddr,
+    state: Arc<AppState>,
+    extra: Router<Arc<AppState>>,
+) -> std::io::Result<Running> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
+    start_on(listener, state, extra)
+}
+
+/// Serves on a listener bound beforehand (so its address can be known before the routes).
+pub fn start_on(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    extra: Router<Arc<AppState>>,
+) -> std::io::Result<Running> {
     let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
     crate::telemetry::handle();
-    let app = router(state);
+    let app = router_with(state, extra);
     tokio::spawn(async move {
         let serve = axum::serve(listener, app).with_graceful_shutdown(async {
             let _ = stopped.await;

@@ -8,6 +8,7 @@
 //! - `engine`: the jobs: webhooks in, catalog fan-out, pushes to children (sagas), sales as
 //!   deltas, stock checks, compare-and-set sets, connecting a child, reconciliation.
 
+pub mod api;
 pub mod db;
 pub mod engine;
 pub mod error;

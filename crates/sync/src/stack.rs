@@ -65,15 +65,23 @@ impl Stack {
             admin_tokens: cfg.admin_tokens,
             hardening: Hardening::default(),
         });
-        let server = ferry_server::app::start(cfg.listen, state)
+        // The listener first: the engine needs the server's address for webhooks, the server
+        // the engine for its routes.
+        let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
             .map_err(|e| SyncError::Invalid(format!("listening on {}: {e}", cfg.listen)))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| SyncError::Invalid(e.to_string()))?;
         let mut engine_opts = cfg.engine;
         if engine_opts.public_url.is_empty() {
-            engine_opts.public_url = server.url();
+            engine_opts.public_url = format!("http://{addr}");
         }
         let client = ferry_connect::Client::new(connect_db, queue.clock(), "shopify", cfg.client);
         let engine = Engine::new(queue.clone(), cfg.cipher, client, engine_opts).await?;
+        let server =
+            ferry_server::app::start_on(listener, state, crate::api::routes(engine.clone()))
+                .map_err(|e| SyncError::Invalid(format!("listening on {addr}: {e}")))?;
         let queues = Engine::queues();
         let worker = engine
             .register(Worker::builder(queue.clone()).options(cfg.worker))

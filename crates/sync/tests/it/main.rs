@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is what it should do
 
+mod api;
 mod catalog;
 mod inventory;
 
@@ -19,6 +20,7 @@ use ferry_sync::{Role, Rules};
 use ferry_testkit::TestDb;
 
 pub const PARENT: &str = "parent";
+pub const ADMIN_TOKEN: &str = "sync-test-admin-token-0123456789";
 
 pub struct Net {
     pub mock: MockServer,
@@ -58,6 +60,7 @@ impl Net {
         let queue = db.real_queue().await;
         let mut cfg = StackConfig::new(Cipher::from_base64(&Cipher::generate_key()).unwrap());
         cfg.engine.public_url = String::new();
+        cfg.admin_tokens = vec![ADMIN_TOKEN.to_owned()];
         cfg.engine.settle = Duration::from_millis(100);
         cfg.worker = WorkerOptions {
             concurrency: 16,

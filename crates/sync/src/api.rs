@@ -1,0 +1,204 @@
+//! The network's part of the admin API (mounted by the web tier behind its bearer tokens):
+//! stores of the network (tokens and secrets write-only), rules, connecting, links, link
+//! problems, the audit log, reconciliation runs.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use ferry_server::error::ServerError;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::engine::Engine;
+use crate::error::SyncError;
+use crate::network::Role;
+use crate::rules::Rules;
+
+const MAX_PAGE: i64 = 500;
+
+/// Routes of any state: the engine is their own.
+pub fn routes<S: Clone + Send + Sync + 'static>(engine: Engine) -> Router<S> {
+    Router::new()
+        .route("/api/network/stores", get(list_stores).post(add_store))
+        .route("/api/network/stores/{name}", get(get_store))
+        .route("/api/network/stores/{name}/rules", put(set_rules))
+        .route("/api/network/stores/{name}/connect", post(connect))
+        .route("/api/network/stores/{name}/links", get(links))
+        .route("/api/network/stores/{name}/problems", get(problems))
+        .route("/api/audit", get(audit))
+        .route("/api/sync/runs", get(runs))
+        .route("/api/sync/reconcile", post(reconcile))
+        .with_state(engine)
+}
+
+fn err(e: SyncError) -> ServerError {
+    match e {
+        SyncError::Invalid(m) => ServerError::BadRequest(m),
+        SyncError::UnknownStore(s) => ServerError::NotFound(format!("network store {s:?}")),
+        SyncError::NoParent => ServerError::Conflict("the network has no parent store".into()),
+        SyncError::Server(e) => e,
+        other => ServerError::Internal(other.to_string()),
+    }
+}
+
+fn body<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, ServerError> {
+    serde_json::from_slice(b).map_err(|e| ServerError::BadRequest(format!("invalid body: {e}")))
+}
+
+#[derive(Deserialize)]
+struct Page {
+    after: Option<String>,
+    limit: Option<i64>,
+    store: Option<String>,
+}
+
+impl Page {
+    fn limit(&self) -> i64 {
+        self.limit.unwrap_or(100).clamp(1, MAX_PAGE)
+    }
+}
+
+async fn list_stores(State(e): State<Engine>) -> Result<Json<Value>, ServerError> {
+    let stores = e.network().all().await.map_err(err)?;
+    Ok(Json(json!({"items": stores, "next": null})))
+}
+
+async fn get_store(
+    State(e): State<Engine>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ServerError> {
+    let s = e.network().store(&name).await.map_err(err)?;
+    Ok(Json(json!(s)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewStore {
+    name: String,
+    role: String,
+    graphql_url: String,
+    token: String,
+    webhook_secret: String,
+    #[serde(default)]
+    rules: Option<Rules>,
+}
+
+async fn add_store(State(e): State<Engine>, b: axum::body::Bytes) -> Result<Response, ServerError> {
+    let n: NewStore = body(&b)?;
+    let role = Role::parse(&n.role).map_err(err)?;
+    if e.network().get(&n.name).await.map_err(err)?.is_some() {
+        return Err(ServerError::Conflict(format!(
+            "network store {:?} exists; change its rules instead",
+            n.name
+        )));
+    }
+    e.add_store(
+        &n.name,
+        role,
+        &n.graphql_url,
+        &n.token,
+        &n.webhook_secret,
+        &n.rules.unwrap_or_default(),
+    )
+    .await
+    .map_err(err)?;
+    let s = e.network().store(&n.name).await.map_err(err)?;
+    Ok((StatusCode::CREATED, Json(json!(s))).into_response())
+}
+
+async fn set_rules(
+    State(e): State<Engine>,
+    Path(name): Path<String>,
+    b: axum::body::Bytes,
+) -> Result<Json<Value>, ServerError> {
+    let rules: Rules = body(&b)?;
+    e.network().set_rules(&name, &rules).await.map_err(err)?;
+    Ok(Json(json!(e.network().store(&name).await.map_err(err)?)))
+}
+
+async fn connect(
+    State(e): State<Engine>,
+    Path(name): Path<String>,
+) -> Result<Response, ServerError> {
+    let job = e.connect_store(&name).await.map_err(err)?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"job_id": job}))).into_response())
+}
+
+async fn links(
+    State(e): State<Engine>,
+    Path(name): Path<String>,
+    Query(p): Query<Page>,
+) -> Result<Json<Value>, ServerError> {
+    e.network().store(&name).await.map_err(err)?;
+    let items = e
+        .network()
+        .links(&name, p.after.as_deref().unwrap_or(""), p.limit())
+        .await
+        .map_err(err)?;
+    let next = (items.len() as i64 == p.limit())
+        .then(|| items.last().map(|l| l.parent_product.clone()))
+        .flatten();
+    Ok(Json(json!({"items": items, "next": next})))
+}
+
+async fn problems(
+    State(e): State<Engine>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ServerError> {
+    e.network().store(&name).await.map_err(err)?;
+    let items: Vec<Value> = e
+        .link_problems(&name)
+        .await
+        .map_err(err)?
+        .into_iter()
+        .map(|(product, sku, reason)| json!({"parent_product": product, "sku": sku, "reason": reason}))
+        .collect();
+    Ok(Json(json!({"items": items})))
+}
+
+async fn audit(State(e): State<Engine>, Query(p): Query<Page>) -> Result<Json<Value>, ServerError> {
+    let items = e
+        .network()
+        .audit_log(
+            p.store.as_deref(),
+            p.after.as_deref().unwrap_or(""),
+            p.limit(),
+        )
+        .await
+        .map_err(err)?;
+    let next = (items.len() as i64 == p.limit())
+        .then(|| items.last().map(|a| a.id.clone()))
+        .flatten();
+    Ok(Json(json!({"items": items, "next": next})))
+}
+
+async fn runs(State(e): State<Engine>, Query(p): Query<Page>) -> Result<Json<Value>, ServerError> {
+    let items = e.runs(p.limit()).await.map_err(err)?;
+    Ok(Json(json!({"items": items})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Reconcile {
+    child: Option<String>,
+    #[serde(default)]
+    full: bool,
+}
+
+async fn reconcile(State(e): State<Engine>, b: axum::body::Bytes) -> Result<Response, ServerError> {
+    let r: Reconcile = if b.is_empty() {
+        Reconcile {
+            child: None,
+            full: false,
+        }
+    } else {
+        body(&b)?
+    };
+    let job = e
+        .start_reconcile(r.child.as_deref(), r.full)
+        .await
+        .map_err(err)?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"job_id": job}))).into_response())
+}

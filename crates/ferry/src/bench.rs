@@ -24,6 +24,8 @@ pub enum BenchCommand {
     Ingest(crate::bench_ingest::IngestArgs),
     /// How long a parent edit takes to reach every child, against a polling peer.
     Sync(crate::bench_sync::SyncArgs),
+    /// A full reconciliation pass: products per second and peak memory at several sizes.
+    Reconcile(crate::bench_reconcile::ReconcileArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -81,6 +83,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Api(a) => crate::bench_api::run(a).await,
         BenchCommand::Ingest(a) => crate::bench_ingest::run(a).await,
         BenchCommand::Sync(a) => crate::bench_sync::run(a).await,
+        BenchCommand::Reconcile(a) => crate::bench_reconcile::run(a).await,
         BenchCommand::Claim(a) => {
             let db = FreshDb::create(a.database_url.as_deref()).await?;
             let result = bench_claim(&db, &a).await;

@@ -228,7 +228,9 @@ pub async fn run_sync(cmd: SyncCommand) -> Result<()> {
                     "{}: {} checked · {} to copy · {} to update · {} stock levels to fix (the repairs are jobs for the workers)",
                     c.name, report.checked, report.created, report.updated, report.stock_fixed
                 );
-                println!("{}", serde_json::to_string(&report)?);
+                let mut line = serde_json::to_value(&report)?;
+                line["peak_rss_mb"] = serde_json::json!(peak_rss_mb());
+                println!("{line}");
             }
         }
         SyncCommand::Audit {
@@ -264,4 +266,18 @@ fn progress(name: &str) -> Option<indicatif::ProgressBar> {
     bar.enable_steady_tick(Duration::from_millis(200));
     bar.set_message(format!("{name}: reading the parent's catalog"));
     Some(bar)
+}
+
+/// The most memory this process has held (VmHWM), in MB; 0 where /proc is not there.
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| (kb / 1024.0 * 10.0).round() / 10.0)
+        .unwrap_or(0.0)
 }

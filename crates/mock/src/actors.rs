@@ -38,6 +38,18 @@ impl Platform {
         self.with_catalog(store, |c, now| c.seed(seed, products, variants, now))
     }
 
+    /// Fills `store` with copies of `from`'s catalog (same fields, SKUs and stock; new ids),
+    /// tagged `{tag_prefix}{source id}` when given (as a sync app tags its copies).
+    pub fn copy_catalog(
+        &self,
+        from: &str,
+        store: &str,
+        tag_prefix: Option<&str>,
+    ) -> Result<(), MockError> {
+        let products = self.with_catalog(from, |c, _| c.export())?;
+        self.with_catalog(store, |c, now| c.import(products, tag_prefix, now))
+    }
+
     /// Edits a product as a merchant would in the admin: the fields given change (list fields
     /// given are replaced), `updated_at` moves, `products/update` fires.
     pub fn merchant_edit_product(

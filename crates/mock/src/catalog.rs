@@ -402,6 +402,78 @@ impl Catalog {
         }
     }
 
+    /// Products (with their variants and the stock at the first location) to copy into
+    /// another store: (product, [(variant, available)]).
+    pub(crate) fn export(&self) -> Vec<(Product, Vec<(Variant, i64)>)> {
+        let location = self.default_location();
+        self.products
+            .values()
+            .map(|p| {
+                let vs = p
+                    .variants
+                    .iter()
+                    .filter_map(|v| self.variants.get(v))
+                    .map(|v| {
+                        let a = self
+                            .levels
+                            .get(&(v.inventory_item_id, location))
+                            .map(|l| l.available)
+                            .unwrap_or(0);
+                        (v.clone(), a)
+                    })
+                    .collect();
+                (p.clone(), vs)
+            })
+            .collect()
+    }
+
+    /// Copies of another store's products (new ids, the same fields, SKUs and stock), each
+    /// tagged `{tag_prefix}{source id}` when a prefix is given: a store that was already
+    /// kept in line by a sync app, for benchmarks of steady-state reconciliation.
+    pub(crate) fn import(
+        &mut self,
+        products: Vec<(Product, Vec<(Variant, i64)>)>,
+        tag_prefix: Option<&str>,
+        now: i64,
+    ) {
+        let location = self.default_location();
+        for (p, variants) in products {
+            let id = self.id();
+            let mut ids = Vec::with_capacity(variants.len());
+            for (v, available) in &variants {
+                let spec = VariantSpec {
+                    id: None,
+                    options: v.options.clone(),
+                    sku: v.sku.clone(),
+                    price: Some(v.price.clone()),
+                    compare_at_price: Some(v.compare_at_price.clone()),
+                    quantities: vec![(location, *available)],
+                };
+                ids.push(self.create_variant(id, &spec, now));
+            }
+            let handle = self.unique_handle(&p.handle);
+            let mut tags = p.tags.clone();
+            if let Some(prefix) = tag_prefix {
+                tags.push(format!("{prefix}{}", p.id));
+            }
+            self.handles.insert(handle.clone(), id);
+            self.by_update.insert((now, id));
+            self.products.insert(
+                id,
+                Product {
+                    id,
+                    handle,
+                    tags,
+                    created_at: now,
+                    updated_at: now,
+                    variants: ids,
+                    collections: BTreeSet::new(),
+                    ..p
+                },
+            );
+        }
+    }
+
     /// `productSet`: creates or updates a product to match `spec`. List fields given are
     /// replaced (variants and collections left out are removed); scalars left out stay.
     /// Returns the product id and whether it was created.

@@ -141,6 +141,10 @@ struct NewStore {
     #[serde(default)]
     products: usize,
     variants: Option<usize>,
+    /// Copies another store's catalog instead of seeding one.
+    copy_of: Option<String>,
+    /// With `copy_of`: tag each copy `{tag_copies}{source product id}`.
+    tag_copies: Option<String>,
 }
 
 async fn create_store(
@@ -150,7 +154,10 @@ async fn create_store(
     let req = body.map(|b| b.0).unwrap_or_default();
     let info = p.create_store(req.name.as_deref())?;
     p.seed_items(&info.name, req.items)?;
-    p.seed_catalog(&info.name, req.products, req.variants.unwrap_or(1))?;
+    match &req.copy_of {
+        Some(from) => p.copy_catalog(from, &info.name, req.tag_copies.as_deref())?,
+        None => p.seed_catalog(&info.name, req.products, req.variants.unwrap_or(1))?,
+    }
     Ok(Json(json!(info)))
 }
 

@@ -31,7 +31,9 @@ use serde_json::{Value, json};
 use crate::db::{Db, exec, rows, tx_exec};
 use crate::error::SyncError;
 use crate::network::{Network, Role, StoreConfig, VariantLink};
-use crate::plan::{changes, plan, restore, satisfied, source_tag, twin};
+use crate::plan::{
+    changes, collection_handles, collections_match, plan, restore, satisfied, source_tag, twin,
+};
 
 /// The queue every sync job runs on (fairness group: the store the job writes to).
 pub const SYNC_QUEUE: &str = "sync";
@@ -117,6 +119,10 @@ struct LevelJob {
     item: String,
     /// When the store says the level changed (last write wins between stock counts).
     at_ms: i64,
+    /// What the webhook said the level is: when a write of ferry's explains it, the job
+    /// ends without a read (an echo); otherwise the store is read.
+    #[serde(default)]
+    available: Option<i64>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -150,6 +156,19 @@ pub struct RunReport {
     pub stock_fixed: i64,
     pub cursor_ms: i64,
     pub error: Option<String>,
+}
+
+/// A create refused because the handle is in use (the payload names the field, not a code).
+fn handle_taken(e: &ferry_connect::ConnectError) -> bool {
+    match e {
+        ferry_connect::ConnectError::UserErrors { errors, .. } => errors.iter().any(|u| {
+            u.code.as_deref() == Some("TAKEN")
+                || u.field
+                    .as_ref()
+                    .is_some_and(|f| f.last().is_some_and(|x| x == "handle"))
+        }),
+        _ => false,
+    }
 }
 
 fn gid(kind: &str, v: &Value) -> Option<String> {
@@ -433,6 +452,7 @@ impl Engine {
                         store: store.name.clone(),
                         item: item.clone(),
                         at_ms,
+                        available: w.body["available"].as_i64(),
                     },
                     &store.name,
                 )?
@@ -559,7 +579,6 @@ impl Engine {
                 .set_link(&child.name, &j.product, Some(&after.id), "creating", 0)
                 .await?;
         }
-        // Step 2: variants new to the link get the network's stock.
         let old = self
             .inner
             .net
@@ -584,7 +603,26 @@ impl Engine {
             }
         }
         let parent_name = self.inner.net.parent().await?.name;
-        let stocked = async {
+        let later_steps = async {
+            // Step 2: collection membership follows the parent (by handle).
+            if !collections_match(&parent_p, &child.rules, &after) {
+                let mut ids = Vec::with_capacity(parent_p.collections.len());
+                for pc in &parent_p.collections {
+                    ids.push(self.child_collection(&child, &shop, pc).await?);
+                }
+                shop.set_collections(&after.id, &ids).await?;
+                self.inner
+                    .net
+                    .audit(
+                        &child.name,
+                        &after.id,
+                        "collections",
+                        &json!({"collections": [collection_handles(&after), collection_handles(&parent_p)]}),
+                        &j.cause,
+                    )
+                    .await?;
+            }
+            // Step 3: variants new to the link get the network's stock.
             for (pv, cv) in &fresh {
                 let want = match self
                     .inner
@@ -609,7 +647,7 @@ impl Engine {
             }
             Ok::<(), SyncError>(())
         };
-        if let Err(e) = stocked.await {
+        if let Err(e) = later_steps.await {
             if !e.is_permanent() {
                 return Err(e);
             }
@@ -663,6 +701,59 @@ impl Engine {
             )
             .await?;
         Ok(())
+    }
+
+    /// The child's copy of a parent collection: remembered, found by handle, or made.
+    async fn child_collection(
+        &self,
+        child: &StoreConfig,
+        shop: &ShopifyConnector,
+        pc: &ferry_connect::shopify::model::Collection,
+    ) -> Result<String, SyncError> {
+        let known: Option<(String,)> = crate::db::row!(
+            self.db(),
+            (String,),
+            "SELECT collection FROM ferry_collections WHERE child = $1 AND handle = $2",
+            &child.name,
+            &pc.handle
+        )?;
+        if let Some((id,)) = known {
+            return Ok(id);
+        }
+        let c = match shop.collection_by_handle(&pc.handle).await? {
+            Some(c) => c,
+            None => {
+                let c = match shop.create_collection(&pc.title, &pc.handle).await {
+                    Ok(c) => c,
+                    // Another push made it meanwhile: use that one.
+                    Err(e) if handle_taken(&e) => shop
+                        .collection_by_handle(&pc.handle)
+                        .await?
+                        .ok_or(SyncError::Connect(e))?,
+                    Err(e) => return Err(e.into()),
+                };
+                self.inner
+                    .net
+                    .audit(
+                        &child.name,
+                        &c.id,
+                        "create_collection",
+                        &json!({"handle": [Value::Null, pc.handle]}),
+                        "collection membership",
+                    )
+                    .await?;
+                c
+            }
+        };
+        exec!(
+            self.db(),
+            "INSERT INTO ferry_collections (child, handle, collection) VALUES ($1, $2, $3)
+             ON CONFLICT (child, handle) DO UPDATE SET collection = $3",
+            &child.name,
+            &pc.handle,
+            &c.id
+        )?;
+        Ok(c.id)
     }
 
     async fn archive_copy(
@@ -988,6 +1079,12 @@ impl Engine {
         if pool.is_empty() {
             return Ok(());
         }
+        if let Some(said) = j.available
+            && self.ours(&store.name, &j.item, said).await?
+        {
+            metrics::counter!("ferry_sync_echoes_total").increment(1);
+            return Ok(());
+        }
         let shop = self.shop(&store).await?;
         let Some(current) = shop.available(&j.item, &store.location_id).await? else {
             return Ok(());
@@ -1095,6 +1192,13 @@ impl Engine {
         Ok(())
     }
 
+    /// Whether a level a webhook reported is one a write of ferry's made (applied or still
+    /// landing): an echo, known without reading the store.
+    async fn ours(&self, store: &str, item: &str, said: i64) -> Result<bool, SyncError> {
+        Ok(self.inner.net.level(store, item).await?.is_some()
+            && self.explained(store, item, said).await?)
+    }
+
     /// Whether a store's level is what ferry believes, or what a write of ferry's still
     /// landing makes it (an echo). First sight of a level: remembered, explained.
     async fn explained(&self, store: &str, item: &str, current: i64) -> Result<bool, SyncError> {
@@ -1178,8 +1282,9 @@ impl Engine {
         store.location_id = location.clone();
         self.inner.net.set_connected(&store.name, &location).await?;
         self.shops().remove(&store.name);
-        if store.role == Role::Child {
-            self.link_catalog(&store).await?;
+        match store.role {
+            Role::Child => self.link_catalog(&store).await?,
+            Role::Parent => self.index_skus(&store).await?,
         }
         Ok(())
     }
@@ -1224,27 +1329,32 @@ impl Engine {
         loop {
             let (page, next) = shop.products_updated_since(None, cursor.as_deref()).await?;
             for p in &page {
-                for v in &p.variants {
-                    let Some(sku) = v.sku.as_deref().filter(|s| !s.trim().is_empty()) else {
-                        continue;
-                    };
-                    exec!(
-                        self.db(),
-                        "INSERT INTO ferry_skus (store, sku, variant, item, product, available) VALUES ($1, $2, $3, $4, $5, $6)
-                         ON CONFLICT (store, sku, variant) DO NOTHING",
-                        &store.name,
-                        sku.to_lowercase(),
-                        &v.id,
-                        &v.inventory_item_id,
-                        &p.id,
-                        v.available
-                    )?;
-                }
+                self.remember_skus(&store.name, p).await?;
             }
             match next {
                 Some(c) => cursor = Some(c),
                 None => break,
             }
+        }
+        Ok(())
+    }
+
+    async fn remember_skus(&self, store: &str, p: &Product) -> Result<(), SyncError> {
+        for v in &p.variants {
+            let Some(sku) = v.sku.as_deref().filter(|s| !s.trim().is_empty()) else {
+                continue;
+            };
+            exec!(
+                self.db(),
+                "INSERT INTO ferry_skus (store, sku, variant, item, product, available) VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (store, sku, variant) DO NOTHING",
+                store,
+                sku.to_lowercase(),
+                &v.id,
+                &v.inventory_item_id,
+                &p.id,
+                v.available
+            )?;
         }
         Ok(())
     }
@@ -1274,7 +1384,8 @@ impl Engine {
     /// products) are refused and listed in `ferry_link_problems`, never guessed.
     async fn link_catalog(&self, child: &StoreConfig) -> Result<(), SyncError> {
         let parent = self.inner.net.parent().await?;
-        self.index_skus(&parent).await?;
+        // The parent's index is rebuilt by the parent's own connect; children connecting at
+        // once share it (and add what the parent gained since, below).
         self.index_skus(child).await?;
         exec!(
             self.db(),
@@ -1290,6 +1401,9 @@ impl Engine {
                 .products_updated_since(None, cursor.as_deref())
                 .await?;
             let mut jobs = Vec::new();
+            for p in &page {
+                self.remember_skus(&parent.name, p).await?;
+            }
             for p in page {
                 self.note_parent_levels(&parent.name, &p).await?;
                 if self
@@ -1526,7 +1640,10 @@ impl Engine {
                         run.created += 1;
                         true
                     }
-                    Some(c) if !satisfied(&plan(&p, &child.rules, Some(c)), c) => {
+                    Some(c)
+                        if !satisfied(&plan(&p, &child.rules, Some(c)), c)
+                            || !collections_match(&p, &child.rules, c) =>
+                    {
                         run.updated += 1;
                         true
                     }

@@ -240,6 +240,20 @@ pub fn changes(before: Option<&Product>, after: &ProductInput) -> Map<String, Va
     out
 }
 
+/// The handles of a product's collections, sorted.
+pub fn collection_handles(p: &Product) -> Vec<String> {
+    let mut h: Vec<String> = p.collections.iter().map(|c| c.handle.clone()).collect();
+    h.sort();
+    h.dedup();
+    h
+}
+
+/// Whether the child's copy is in the collections the parent's product is in (by handle),
+/// when the child takes collections from the parent.
+pub fn collections_match(parent: &Product, rules: &Rules, child: &Product) -> bool {
+    !rules.takes(Field::Collections) || collection_handles(parent) == collection_handles(child)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,6 +282,7 @@ mod tests {
             description_html: "<p>soft</p>".into(),
             updated_at: 1,
             variants,
+            collections: Vec::new(),
         }
     }
 

@@ -18,10 +18,12 @@ pub enum Field {
     Variants,
     Prices,
     Status,
+    /// Collection membership (collections are matched by handle, made when missing).
+    Collections,
 }
 
 impl Field {
-    pub const ALL: [Field; 8] = [
+    pub const ALL: [Field; 9] = [
         Field::Title,
         Field::Description,
         Field::Tags,
@@ -30,6 +32,7 @@ impl Field {
         Field::Variants,
         Field::Prices,
         Field::Status,
+        Field::Collections,
     ];
 }
 

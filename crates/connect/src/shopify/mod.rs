@@ -189,6 +189,7 @@ impl ShopifyConnector {
                 product_type: g.product_type,
                 tags: g.tags,
                 description_html: g.description_html,
+                collections: g.collections.map(|c| c.nodes).unwrap_or_default(),
                 variants: g.variants.nodes.into_iter().map(Into::into).collect(),
             },
             next,
@@ -480,6 +481,49 @@ impl ShopifyConnector {
             )
             .await?;
         check_user_errors(endpoint, &d["productUpdate"])
+    }
+
+    /// The collection with this handle, if the store has one.
+    pub async fn collection_by_handle(
+        &self,
+        handle: &str,
+    ) -> Result<Option<model::Collection>, ConnectError> {
+        let endpoint = "query ColByHandle";
+        let quoted = handle.replace('\\', "\\\\").replace('"', "\\\"");
+        let d = self
+            .graphql(
+                endpoint,
+                queries::COLLECTION_BY_HANDLE,
+                json!({"q": format!("handle:\"{quoted}\"")}),
+                queries::COLLECTION_BY_HANDLE_COST,
+            )
+            .await?;
+        let nodes: Vec<model::Collection> =
+            parse(endpoint, "collections.nodes", &d["collections"]["nodes"])?;
+        Ok(nodes.into_iter().find(|c| c.handle == handle))
+    }
+
+    /// Creates an empty collection.
+    pub async fn create_collection(
+        &self,
+        title: &str,
+        handle: &str,
+    ) -> Result<model::Collection, ConnectError> {
+        let endpoint = "mutation collectionCreate";
+        let d = self
+            .graphql(
+                endpoint,
+                queries::COLLECTION_CREATE,
+                json!({"input": {"title": title, "handle": handle}}),
+                queries::MUTATION_COST,
+            )
+            .await?;
+        check_user_errors(endpoint, &d["collectionCreate"])?;
+        parse(
+            endpoint,
+            "collectionCreate.collection",
+            &d["collectionCreate"]["collection"],
+        )
     }
 
     /// Makes `collections` the product's exact collection membership.

@@ -19,6 +19,17 @@ pub struct Product {
     /// Epoch milliseconds.
     pub updated_at: i64,
     pub variants: Vec<Variant>,
+    /// The collections it is in (the first 20).
+    #[serde(default)]
+    pub collections: Vec<Collection>,
+}
+
+/// A collection: stores name their own ids, so copies are matched by handle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Collection {
+    pub id: String,
+    pub handle: String,
+    pub title: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -92,6 +103,13 @@ pub(crate) struct GqlProduct {
     pub description_html: String,
     pub updated_at: String,
     pub variants: GqlVariantConnection,
+    #[serde(default)]
+    pub collections: Option<GqlCollections>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct GqlCollections {
+    pub nodes: Vec<Collection>,
 }
 
 #[derive(Debug, Deserialize)]

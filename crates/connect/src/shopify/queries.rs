@@ -4,9 +4,10 @@
 
 /// Variants read with a product in one call; a product with more is paged.
 pub const VARIANTS_PAGE: usize = 30;
-/// Products per page when streaming: 2 + 10 × (1 + 2 + 30 × 3) = 932 points, under the
-/// 1,000-point cap per query (a variant costs 3: itself, its options, its inventory item).
-pub const PRODUCTS_PAGE: usize = 10;
+/// Products per page when streaming: 2 + 8 × (1 + 2 + 30 × 3 + 2 + 20) = 906 points, under
+/// the 1,000-point cap per query (a variant costs 3: itself, its options, its inventory item;
+/// the collections connection 2 + 20).
+pub const PRODUCTS_PAGE: usize = 8;
 
 pub const PRODUCT_FIELDS: &str = r#"
 fragment ProductFields on Product {
@@ -15,12 +16,13 @@ fragment ProductFields on Product {
     nodes { id sku price inventoryQuantity selectedOptions { name value } inventoryItem { id } }
     pageInfo { hasNextPage endCursor }
   }
+  collections(first: 20) { nodes { id handle title } }
 }"#;
 
 /// `product(id:)` with its first page of variants.
 pub const PRODUCT: &str = r#"
 query Product($id: ID!) { product(id: $id) { ...ProductFields } }"#;
-pub const PRODUCT_COST: f64 = 1.0 + 2.0 + VARIANTS_PAGE as f64 * 3.0;
+pub const PRODUCT_COST: f64 = 1.0 + 2.0 + VARIANTS_PAGE as f64 * 3.0 + 2.0 + 20.0;
 
 /// More variants of one product.
 pub const VARIANTS: &str = r#"
@@ -37,7 +39,7 @@ pub const VARIANTS_COST: f64 = 1.0 + 2.0 + 100.0 * 3.0;
 /// Products updated since a time, oldest first, a page after a cursor.
 pub const PRODUCTS_SINCE: &str = r#"
 query Changed($q: String, $after: String) {
-  products(first: 10, after: $after, query: $q, sortKey: UPDATED_AT) {
+  products(first: 8, after: $after, query: $q, sortKey: UPDATED_AT) {
     nodes { ...ProductFields }
     pageInfo { hasNextPage endCursor }
   }
@@ -124,3 +126,16 @@ query Orders($q: String, $after: String) {
   }
 }"#;
 pub const ORDERS_AFTER_COST: f64 = 2.0 + 5.0 * (1.0 + 2.0 + 20.0 * 2.0);
+
+/// A collection by its handle.
+pub const COLLECTION_BY_HANDLE: &str = r#"
+query ColByHandle($q: String!) { collections(first: 1, query: $q) { nodes { id handle title } } }"#;
+pub const COLLECTION_BY_HANDLE_COST: f64 = 3.0;
+
+pub const COLLECTION_CREATE: &str = r#"
+mutation ColCreate($input: CollectionInput!) {
+  collectionCreate(input: $input) {
+    collection { id handle title }
+    userErrors { field message }
+  }
+}"#;

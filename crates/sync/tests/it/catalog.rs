@@ -321,7 +321,85 @@ async fn reconciliation_repairs_drift_and_records_the_run(db: TestDb) {
     );
 }
 
+async fn collections_follow_the_parent(db: TestDb) {
+    let net = Net::start(db, 2, 3, Rules::default()).await;
+    let merchant = net.shop(PARENT).await;
+    let summer = merchant
+        .create_collection("Summer", "summer")
+        .await
+        .unwrap();
+    let sale = merchant.create_collection("Sale", "sale").await.unwrap();
+    let id = |sku: &str| format!("gid://shopify/Product/{}", net.product_of(PARENT, sku));
+    merchant
+        .set_collections(&id("SKU-000001-1"), &[summer.id.clone(), sale.id.clone()])
+        .await
+        .unwrap();
+    merchant
+        .set_collections(&id("SKU-000002-1"), std::slice::from_ref(&summer.id))
+        .await
+        .unwrap();
+    net.quiet().await;
+    let members = |store: &str| -> Vec<(String, Vec<u64>)> {
+        let snap = net.platform().snapshot(store).unwrap();
+        let mut out: Vec<(String, Vec<u64>)> = snap["collections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                let mut ps: Vec<u64> = c["products"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|p| p.as_u64())
+                    .collect();
+                ps.sort();
+                (c["handle"].as_str().unwrap().to_owned(), ps)
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    for c in &net.children {
+        let got = members(c);
+        let want = vec![
+            ("sale".to_owned(), vec![net.product_of(c, "SKU-000001-1")]),
+            ("summer".to_owned(), {
+                let mut v = vec![
+                    net.product_of(c, "SKU-000001-1"),
+                    net.product_of(c, "SKU-000002-1"),
+                ];
+                v.sort();
+                v
+            }),
+        ];
+        assert_eq!(
+            got, want,
+            "{c}: collections made by handle, membership copied"
+        );
+    }
+    // Out of a collection in the parent: out of it in every child.
+    merchant
+        .set_collections(&id("SKU-000001-1"), std::slice::from_ref(&sale.id))
+        .await
+        .unwrap();
+    net.quiet().await;
+    for c in &net.children {
+        let got = members(c);
+        assert_eq!(
+            got[1],
+            ("summer".to_owned(), vec![net.product_of(c, "SKU-000002-1")])
+        );
+    }
+    net.assert_in_sync(same);
+    assert!(
+        net.dead_jobs().await.is_empty(),
+        "{:?}",
+        net.dead_jobs().await
+    );
+}
+
 ferry_testkit::conformance!(
+    collections_follow_the_parent,
     connecting_links_by_sku_and_copies_what_is_missing,
     edits_creates_and_deletes_in_the_parent_reach_every_child,
     price_rules_and_fields_the_child_owns,

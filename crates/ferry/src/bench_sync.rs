@@ -149,6 +149,19 @@ async fn audit_mark(stack: &Stack) -> Result<String> {
     }
 }
 
+/// One incremental pass of every child, all children at once (each its own store).
+async fn poll_round(engine: &ferry_sync::Engine, children: &[ferry_sync::StoreConfig]) {
+    let passes = children.iter().map(|c| {
+        let engine = engine.clone();
+        async move {
+            if let Err(e) = engine.reconcile_child(c, false, &mut |_| {}).await {
+                tracing::warn!(error = %e, "polling pass failed");
+            }
+        }
+    });
+    futures_util::future::join_all(passes).await;
+}
+
 pub async fn run(a: SyncArgs) -> Result<()> {
     let db = FreshDb::create(a.database_url.as_deref()).await?;
     let result = bench(&db.url, &a).await;
@@ -226,16 +239,24 @@ async fn bench(url: &str, a: &SyncArgs) -> Result<()> {
         .filter_map(|x| x["id"].as_u64())
         .collect();
 
+    let points = |stores: &[String]| -> u64 {
+        stores
+            .iter()
+            .map(|s| p.counters(s).map(|c| c.points_spent).unwrap_or(0))
+            .sum()
+    };
     let mark = audit_mark(&stack).await?;
+    let spent_before = points(&stores);
     let edits = edit(&mock, &queue, &ids, a.edits, a.rate, "Webhook edit").await?;
     quiet(&stack, &mock, &stores).await?;
+    let points_per_edit = (points(&stores) - spent_before) as f64 / a.edits.max(1) as f64;
     let lat = latencies(&stack, &edits, a.children, &mark).await?;
     if lat.is_empty() {
         bail!("no edit reached every child");
     }
     let (p50, p99) = (percentile(&lat, 0.5), percentile(&lat, 0.99));
     println!(
-        "ferry (webhooks): {} edits timed, p50 {p50:.0} ms, p99 {p99:.0} ms, max {:.0} ms",
+        "ferry (webhooks): {} edits timed, p50 {p50:.0} ms, p99 {p99:.0} ms, max {:.0} ms, {points_per_edit:.0} API points per edit",
         lat.len(),
         lat.last().copied().unwrap_or(0.0)
     );
@@ -252,6 +273,10 @@ async fn bench(url: &str, a: &SyncArgs) -> Result<()> {
                 ..Faults::default()
             },
         )?;
+        // One round first, so every child has a cursor and the timed rounds are incremental.
+        let children = stack.engine.network().children().await?;
+        poll_round(&stack.engine, &children).await;
+        quiet(&stack, &mock, &stores).await?;
         let stop = tokio_util::sync::CancellationToken::new();
         let poller = {
             let engine = stack.engine.clone();
@@ -259,17 +284,14 @@ async fn bench(url: &str, a: &SyncArgs) -> Result<()> {
             tokio::spawn(async move {
                 let mut passes = 0u64;
                 while !stop.is_cancelled() {
-                    for c in engine.network().children().await.unwrap_or_default() {
-                        if let Err(e) = engine.reconcile_child(&c, false, &mut |_| {}).await {
-                            tracing::warn!(error = %e, "polling pass failed");
-                        }
-                    }
+                    poll_round(&engine, &children).await;
                     passes += 1;
                 }
                 passes
             })
         };
         let mark = audit_mark(&stack).await?;
+        let spent_before = points(&stores);
         let peer_edits = a.edits.min(20);
         let edits = edit(&mock, &queue, &ids, peer_edits, a.rate, "Polled edit").await?;
         // Until every edit has reached every child (or a minute passes).
@@ -282,14 +304,15 @@ async fn bench(url: &str, a: &SyncArgs) -> Result<()> {
         stop.cancel();
         let passes = poller.await.unwrap_or(0);
         quiet(&stack, &mock, &stores).await?;
+        let peer_points = (points(&stores) - spent_before) as f64 / peer_edits.max(1) as f64;
         let plat = latencies(&stack, &edits, a.children, &mark).await?;
         let (q50, q99) = (percentile(&plat, 0.5), percentile(&plat, 0.99));
         println!(
-            "peer (polling, {passes} rounds of incremental passes): {} of {} edits timed, p50 {q50:.0} ms, p99 {q99:.0} ms",
+            "peer (polling, {passes} rounds of incremental passes): {} of {} edits timed, p50 {q50:.0} ms, p99 {q99:.0} ms, {peer_points:.0} API points per edit",
             plat.len(),
             edits.len()
         );
-        peer = json!({"p50_ms": round2(q50), "p99_ms": round2(q99), "edits_timed": plat.len(), "rounds": passes});
+        peer = json!({"p50_ms": round2(q50), "p99_ms": round2(q99), "edits_timed": plat.len(), "rounds": passes, "points_per_edit": round2(peer_points)});
     }
     stack.shutdown().await;
     println!(
@@ -303,6 +326,7 @@ async fn bench(url: &str, a: &SyncArgs) -> Result<()> {
             "edits_timed": lat.len(),
             "p50_ms": round2(p50),
             "p99_ms": round2(p99),
+            "points_per_edit": round2(points_per_edit),
             "peer_polling": peer,
         })
     );

@@ -1383,6 +1383,7 @@ impl Engine {
     /// Ambiguous matches (a blank SKU, a SKU on several variants, variants split over several
     /// products) are refused and listed in `ferry_link_problems`, never guessed.
     async fn link_catalog(&self, child: &StoreConfig) -> Result<(), SyncError> {
+        let started_ms = self.now_ms();
         let parent = self.inner.net.parent().await?;
         // The parent's index is rebuilt by the parent's own connect; children connecting at
         // once share it (and add what the parent gained since, below).
@@ -1498,6 +1499,18 @@ impl Engine {
             }
         }
         tracing::info!(child = %child.name, linked, missing, refused, "catalog linked by SKU");
+        // Connecting was a full pass: the next incremental reconciliation starts from here.
+        exec!(
+            self.db(),
+            "INSERT INTO ferry_sync_runs (id, child, full_pass, state, started_ms, finished_ms, checked, created, cursor_ms)
+             VALUES ($1, $2, 1, 'done', $3, $4, $5, $6, $3)",
+            uuid::Uuid::now_v7().to_string(),
+            &child.name,
+            started_ms,
+            self.now_ms(),
+            (linked + missing + refused) as i64,
+            missing as i64
+        )?;
         self.inner
             .net
             .audit(
@@ -1624,17 +1637,26 @@ impl Engine {
                 .products_updated_since(since, cursor.as_deref())
                 .await?;
             let mut jobs = Vec::new();
-            for p in page {
+            // The page's copies are read at once (the page bounds both memory and requests
+            // in flight).
+            let mut links = Vec::with_capacity(page.len());
+            for p in &page {
+                links.push(self.inner.net.link(&child.name, &p.id).await?);
+            }
+            let copies = futures_util::future::join_all(links.iter().map(|link| async {
+                match link.as_ref().and_then(|l| l.child_product.as_deref()) {
+                    Some(id) if link.as_ref().is_some_and(|l| l.state == "linked") => {
+                        cshop.product(id).await
+                    }
+                    _ => Ok(None),
+                }
+            }))
+            .await;
+            for (p, copy) in page.into_iter().zip(copies) {
+                let copy = copy?;
                 run.checked += 1;
                 run.cursor_ms = run.cursor_ms.max(p.updated_at);
                 self.note_parent_levels(&parent.name, &p).await?;
-                let link = self.inner.net.link(&child.name, &p.id).await?;
-                let copy = match link.as_ref().and_then(|l| l.child_product.as_deref()) {
-                    Some(id) if link.as_ref().is_some_and(|l| l.state == "linked") => {
-                        cshop.product(id).await?
-                    }
-                    _ => None,
-                };
                 let needs_push = match &copy {
                     None => {
                         run.created += 1;

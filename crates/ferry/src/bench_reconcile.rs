@@ -143,8 +143,17 @@ async fn one_size(base_db: Option<&str>, products: usize) -> Result<Value> {
         ])
         .arg(&db.url)
         .env("FERRY_ENCRYPTION_KEY", &key)
-        .env("FERRY_LOG", "warn")
+        // FERRY_BENCH_LOG sets the pass's log filter (its statements, say) to see where time goes.
+        .env(
+            "FERRY_LOG",
+            std::env::var("FERRY_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::piped())
+        .stderr(if std::env::var("FERRY_BENCH_LOG").is_ok() {
+            Stdio::inherit()
+        } else {
+            Stdio::piped()
+        })
         .output()
         .await?;
     if !out.status.success() {

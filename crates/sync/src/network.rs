@@ -89,7 +89,7 @@ pub struct Link {
 }
 
 /// A parent variant and its copy in a child.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, sqlx::FromRow)]
 pub struct VariantLink {
     pub child: String,
     pub parent_variant: String,
@@ -343,10 +343,16 @@ impl Network {
             &self.db,
             VariantLink,
             "SELECT child, parent_variant, parent_item, child_variant, child_item, sku, parent_product
-             FROM ferry_variant_links WHERE child = $1 AND parent_product = $2 ORDER BY parent_variant",
+             FROM ferry_variant_links WHERE child = $1 AND parent_product = $2",
             child,
             parent_product
-        )?)
+        )?
+        // Sorted here: an ORDER BY lets SQLite walk the whole child's links in key order
+        // instead of taking the product's index.
+        .into_iter()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect())
     }
 
     /// Makes `links` the variant links of a product in a child.
@@ -402,9 +408,13 @@ impl Network {
             &self.db,
             VariantLink,
             "SELECT child, parent_variant, parent_item, child_variant, child_item, sku, parent_product
-             FROM ferry_variant_links WHERE parent_variant = $1 ORDER BY child",
+             FROM ferry_variant_links WHERE parent_variant = $1",
             parent_variant
-        )?)
+        )?
+        .into_iter()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect())
     }
 
     /// The network's copies of one stock-keeping unit, found from any store's inventory item:
@@ -434,9 +444,11 @@ impl Network {
         let copies: Vec<(String, String)> = rows!(
             &self.db,
             (String, String),
-            "SELECT child, child_item FROM ferry_variant_links WHERE parent_item = $1 ORDER BY child",
+            "SELECT child, child_item FROM ferry_variant_links WHERE parent_item = $1",
             &parent_item
         )?;
+        let mut copies = copies;
+        copies.sort();
         out.extend(copies);
         Ok(out)
     }

@@ -407,6 +407,27 @@ impl Engine {
         Ok(NewJob::new(kind, p)?.queue(SYNC_QUEUE).group(group))
     }
 
+    /// A push of a parent product to a child: one waiting per (child, product), the newest
+    /// snapshot replacing an older one.
+    fn push_job(
+        &self,
+        child: &str,
+        product: &str,
+        snapshot: Option<Product>,
+        cause: &str,
+    ) -> Result<NewJob, SyncError> {
+        let push = PushJob {
+            child: child.to_owned(),
+            product: product.to_owned(),
+            snapshot,
+            cause: cause.to_owned(),
+        };
+        Ok(self
+            .sync_job(PUSH, &push, child)?
+            .singleton(&format!("push:{child}:{product}"))
+            .replace())
+    }
+
     // ---- webhooks ---------------------------------------------------------------------
 
     async fn on_webhook(&self, w: Webhook) -> Result<(), SyncError> {
@@ -503,17 +524,7 @@ impl Engine {
             if child.state != "connected" {
                 continue;
             }
-            let push = PushJob {
-                child: child.name.clone(),
-                product: j.product.clone(),
-                snapshot: snapshot.clone(),
-                cause: j.cause.clone(),
-            };
-            jobs.push(
-                self.sync_job(PUSH, &push, &child.name)?
-                    .singleton(&format!("push:{}:{}", child.name, j.product))
-                    .replace(),
-            );
+            jobs.push(self.push_job(&child.name, &j.product, snapshot.clone(), &j.cause)?);
         }
         self.inner.queue.enqueue_batch(jobs).await?;
         Ok(())
@@ -1480,17 +1491,7 @@ impl Engine {
                 } else {
                     missing += 1;
                 }
-                let push = PushJob {
-                    child: child.name.clone(),
-                    product: p.id.clone(),
-                    snapshot: Some(p.clone()),
-                    cause: cause.clone(),
-                };
-                jobs.push(
-                    self.sync_job(PUSH, &push, &child.name)?
-                        .singleton(&format!("push:{}:{}", child.name, p.id))
-                        .replace(),
-                );
+                jobs.push(self.push_job(&child.name, &p.id, Some(p.clone()), &cause)?);
             }
             self.inner.queue.enqueue_batch(jobs).await?;
             match next {
@@ -1672,17 +1673,7 @@ impl Engine {
                     Some(_) => false,
                 };
                 if needs_push {
-                    let push = PushJob {
-                        child: child.name.clone(),
-                        product: p.id.clone(),
-                        snapshot: Some(p.clone()),
-                        cause: cause.clone(),
-                    };
-                    jobs.push(
-                        self.sync_job(PUSH, &push, &child.name)?
-                            .singleton(&format!("push:{}:{}", child.name, p.id))
-                            .replace(),
-                    );
+                    jobs.push(self.push_job(&child.name, &p.id, Some(p.clone()), &cause)?);
                 }
                 let Some(c) = copy else { continue };
                 for l in self.inner.net.variant_links(&child.name, &p.id).await? {

@@ -13,8 +13,8 @@ use anyhow::{Result, bail};
 use ferry_mock::{Faults, MockConfig, MockServer, ProductSpec};
 use ferry_queue::{Queue, SystemClock, WorkerOptions};
 use ferry_server::crypto::Cipher;
+use ferry_sync::Role;
 use ferry_sync::stack::{Stack, StackConfig};
-use ferry_sync::{Role, Rules};
 use serde_json::json;
 
 use crate::bench::{FreshDb, percentile, round2};
@@ -49,14 +49,10 @@ pub(crate) async fn quiet(stack: &Stack, mock: &MockServer, stores: &[String]) -
     let started = Instant::now();
     let mut calm = 0;
     while calm < 10 {
-        let in_flight: u64 = stores
-            .iter()
-            .map(|s| mock.platform().webhook_counters(s).in_flight)
-            .sum();
-        calm = if in_flight > 0 || stack.engine.busy().await? {
-            0
-        } else {
+        calm = if crate::simulated::idle(stack, mock, stores).await? {
             calm + 1
+        } else {
+            0
         };
         if started.elapsed() > Duration::from_secs(1800) {
             bail!("the network did not settle within 30 minutes");
@@ -201,10 +197,8 @@ async fn bench(url: &str, a: &SyncArgs) -> Result<()> {
         } else {
             format!("child-{i}")
         };
-        let info = p.create_store(Some(&name))?;
-        p.seed_catalog(&name, a.products, 2)?;
-        // Shopify Plus (where store networks live): 20,000 points restoring 1,000/s.
-        p.set_graphql_bucket(&name, 20_000.0, 1_000.0)?;
+        let role = if i == 0 { Role::Parent } else { Role::Child };
+        crate::simulated::add_store(&stack, &mock, &name, role, a.products).await?;
         p.set_faults(
             &name,
             Faults {
@@ -212,18 +206,6 @@ async fn bench(url: &str, a: &SyncArgs) -> Result<()> {
                 ..Faults::default()
             },
         )?;
-        let role = if i == 0 { Role::Parent } else { Role::Child };
-        stack
-            .engine
-            .add_store(
-                &name,
-                role,
-                &mock.graphql_url(&name),
-                &info.access_token,
-                &info.webhook_secret,
-                &Rules::default(),
-            )
-            .await?;
         stores.push(name);
     }
     println!(

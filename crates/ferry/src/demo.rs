@@ -100,13 +100,8 @@ impl Demo {
         let mut calm = 0;
         let mut last_print = Instant::now();
         loop {
-            let in_flight: u64 = self
-                .stores()
-                .iter()
-                .map(|s| self.p().webhook_counters(s).in_flight)
-                .sum();
-            let busy = self.stack.engine.busy().await?;
-            calm = if busy || in_flight > 0 { 0 } else { calm + 1 };
+            let idle = crate::simulated::idle(&self.stack, &self.mock, &self.stores()).await?;
+            calm = if idle { calm + 1 } else { 0 };
             if calm >= 10 {
                 break;
             }
@@ -321,7 +316,6 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         ..WorkerOptions::default()
     };
     let stack = Stack::start(queue, cfg).await?;
-    let p = mock.platform().clone();
     let mut children = Vec::new();
     for i in 0..=args.children {
         let (name, role, products) = if i == 0 {
@@ -334,21 +328,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
                 args.products * (10 - i.min(5)) / 10,
             )
         };
-        let info = p.create_store(Some(&name))?;
-        p.seed_catalog(&name, products, 2)?;
-        // Networks of stores run on Shopify Plus: a 20,000-point bucket restoring 1,000/s.
-        p.set_graphql_bucket(&name, 20_000.0, 1_000.0)?;
-        stack
-            .engine
-            .add_store(
-                &name,
-                role,
-                &mock.graphql_url(&name),
-                &info.access_token,
-                &info.webhook_secret,
-                &Rules::default(),
-            )
-            .await?;
+        crate::simulated::add_store(&stack, &mock, &name, role, products).await?;
         if role == Role::Child {
             children.push(name);
         }

@@ -10,6 +10,7 @@ mod jobs;
 mod mock;
 mod network;
 mod serve;
+mod simulated;
 mod sync_api;
 mod worker;
 

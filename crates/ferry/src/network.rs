@@ -40,7 +40,12 @@ pub async fn engine(a: &EngineArgs) -> Result<Engine> {
         public_url: a.public_url.clone(),
         ..EngineOptions::default()
     };
-    Ok(Engine::new(queue, cipher, client, opts).await?)
+    let stores = ferry_server::stores::Stores::new(
+        ferry_server::db::Db::of(&queue).await?,
+        cipher.clone(),
+        queue.clock(),
+    );
+    Ok(Engine::new(queue, cipher, client, stores, opts).await?)
 }
 
 #[derive(clap::Subcommand, Debug)]

@@ -154,6 +154,7 @@ pub async fn run(a: ServeArgs) -> Result<()> {
         queue.clone(),
         cipher,
         client,
+        state.stores.clone(),
         ferry_sync::EngineOptions::default(),
     )
     .await

@@ -126,10 +126,16 @@ pub async fn run(args: WorkerArgs) -> Result<()> {
     if let Some(key) = &args.encryption_key {
         let cipher = ferry_server::crypto::Cipher::from_base64(key)
             .map_err(|e| anyhow::anyhow!("--encryption-key: {e}"))?;
+        let stores = ferry_server::stores::Stores::new(
+            ferry_server::db::Db::of(&queue).await?,
+            cipher.clone(),
+            queue.clock(),
+        );
         let engine = ferry_sync::Engine::new(
             queue.clone(),
             cipher,
             client.clone(),
+            stores,
             ferry_sync::EngineOptions {
                 public_url: args.public_url.clone(),
                 ..ferry_sync::EngineOptions::default()

@@ -225,18 +225,16 @@ macro_rules! kind {
 
 impl Engine {
     /// The engine on `queue`'s database (its tables migrated in). `cipher` opens the stores'
-    /// tokens; `client` is the connectors' shared client.
+    /// tokens; `client` is the connectors' shared client; `stores` the process's webhook stores
+    /// (the ingress's, so a store added here is known there at once).
     pub async fn new(
         queue: Queue,
         cipher: Cipher,
         client: Client,
+        stores: ferry_server::stores::Stores,
         opts: EngineOptions,
     ) -> Result<Engine, SyncError> {
         let db = Db::of(&queue).await?;
-        let server_db = ferry_server::db::Db::of(&queue)
-            .await
-            .map_err(SyncError::Migrate)?;
-        let stores = ferry_server::stores::Stores::new(server_db, cipher.clone(), queue.clock());
         let net = Network::new(db, cipher, queue.clock());
         queue
             .set_default_group_cap(SYNC_QUEUE, Some(opts.store_concurrency))
@@ -1124,21 +1122,10 @@ impl Engine {
         // A change no write of ours and no order explains: a stock count. The newest count
         // wins; the others get it by compare-and-set.
         let (parent_store, parent_item) = pool[0].clone();
-        let last_set = self
-            .inner
-            .net
-            .level(&parent_store, &parent_item)
-            .await?
-            .map(|(_, l)| l)
-            .unwrap_or(0);
+        let pooled = self.inner.net.level(&parent_store, &parent_item).await?;
+        let last_set = pooled.map(|(_, l)| l).unwrap_or(0);
         if j.at_ms < last_set {
-            let winner = self
-                .inner
-                .net
-                .level(&parent_store, &parent_item)
-                .await?
-                .map(|(e, _)| e)
-                .unwrap_or(current);
+            let winner = pooled.map(|(e, _)| e).unwrap_or(current);
             tracing::info!(store = %store.name, item = %j.item, "an older stock count lost to a newer one");
             let job = SetJob {
                 store: store.name.clone(),

@@ -60,7 +60,7 @@ impl Stack {
             committer: ferry_server::commit::Committer::start(queue.clone()),
             queue: queue.clone(),
             db: server_db,
-            stores,
+            stores: stores.clone(),
             body_limit: DEFAULT_BODY_LIMIT,
             admin_tokens: cfg.admin_tokens,
             hardening: Hardening::default(),
@@ -78,7 +78,7 @@ impl Stack {
             engine_opts.public_url = format!("http://{addr}");
         }
         let client = ferry_connect::Client::new(connect_db, queue.clock(), "shopify", cfg.client);
-        let engine = Engine::new(queue.clone(), cfg.cipher, client, engine_opts).await?;
+        let engine = Engine::new(queue.clone(), cfg.cipher, client, stores, engine_opts).await?;
         let server =
             ferry_server::app::start_on(listener, state, crate::api::routes(engine.clone()))
                 .map_err(|e| SyncError::Invalid(format!("listening on {addr}: {e}")))?;

@@ -339,20 +339,43 @@ impl Network {
         child: &str,
         parent_product: &str,
     ) -> Result<Vec<VariantLink>, SyncError> {
-        Ok(rows!(
-            &self.db,
-            VariantLink,
+        self.variant_links_where(
+            "child = $1 AND parent_product = $2",
+            &[child, parent_product],
+        )
+        .await
+    }
+
+    /// Variant links matching `filter` (with `$1`… bound to `binds`), sorted by child and
+    /// parent variant. Sorted here: an ORDER BY lets SQLite walk a child's every link in key
+    /// order instead of taking the filter's index.
+    async fn variant_links_where(
+        &self,
+        filter: &'static str,
+        binds: &[&str],
+    ) -> Result<Vec<VariantLink>, SyncError> {
+        let sql = format!(
             "SELECT child, parent_variant, parent_item, child_variant, child_item, sku, parent_product
-             FROM ferry_variant_links WHERE child = $1 AND parent_product = $2",
-            child,
-            parent_product
-        )?
-        // Sorted here: an ORDER BY lets SQLite walk the whole child's links in key order
-        // instead of taking the product's index.
-        .into_iter()
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect())
+             FROM ferry_variant_links WHERE {filter}"
+        );
+        let mut links: Vec<VariantLink> = match &self.db {
+            Db::Postgres(p) => {
+                let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+                for b in binds {
+                    q = q.bind(*b);
+                }
+                q.fetch_all(p).await?
+            }
+            Db::Sqlite(p) => {
+                let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+                for b in binds {
+                    q = q.bind(*b);
+                }
+                q.fetch_all(p).await?
+            }
+        };
+        links.sort();
+        Ok(links)
     }
 
     /// Makes `links` the variant links of a product in a child.
@@ -392,29 +415,17 @@ impl Network {
         child: &str,
         child_variant: &str,
     ) -> Result<Option<VariantLink>, SyncError> {
-        Ok(row!(
-            &self.db,
-            VariantLink,
-            "SELECT child, parent_variant, parent_item, child_variant, child_item, sku, parent_product
-             FROM ferry_variant_links WHERE child = $1 AND child_variant = $2",
-            child,
-            child_variant
-        )?)
+        Ok(self
+            .variant_links_where("child = $1 AND child_variant = $2", &[child, child_variant])
+            .await?
+            .into_iter()
+            .next())
     }
 
     /// The copies of a parent variant, in every child.
     pub async fn copies_of(&self, parent_variant: &str) -> Result<Vec<VariantLink>, SyncError> {
-        Ok(rows!(
-            &self.db,
-            VariantLink,
-            "SELECT child, parent_variant, parent_item, child_variant, child_item, sku, parent_product
-             FROM ferry_variant_links WHERE parent_variant = $1",
-            parent_variant
-        )?
-        .into_iter()
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect())
+        self.variant_links_where("parent_variant = $1", &[parent_variant])
+            .await
     }
 
     /// The network's copies of one stock-keeping unit, found from any store's inventory item:

@@ -5,7 +5,7 @@
 //! Every write goes through a method here that validates first and changes nothing on error,
 //! bumps `updated_at`, and queues the webhook the real platform would send.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
@@ -31,6 +31,20 @@ pub(crate) struct Product {
     pub options: Vec<(String, Vec<String>)>,
     pub variants: Vec<u64>,
     pub collections: BTreeSet<u64>,
+    /// Its images, in order: ids of files in the store's library.
+    pub media: Vec<u64>,
+}
+
+/// An image in the store's Files library. A product shows the ones attached to it; one taken
+/// off a product stays in the library, and its id can attach it again (as on Shopify).
+#[derive(Debug, Clone)]
+pub(crate) struct MediaFile {
+    pub id: u64,
+    pub alt: String,
+    /// Unique in the store: a second upload of a name gets a suffix (`APPEND_UUID`).
+    pub filename: String,
+    /// Where the platform serves it (its CDN), not where it was uploaded from.
+    pub url: String,
 }
 
 #[derive(Debug, Clone)]
@@ -159,6 +173,17 @@ pub struct ProductSpec {
     pub collections: Option<Vec<u64>>,
     pub options: Option<Vec<(String, Vec<String>)>>,
     pub variants: Option<Vec<VariantSpec>>,
+    /// `files`: the product's whole image list (those left out are taken off it).
+    pub files: Option<Vec<FileSpec>>,
+}
+
+/// One `FileSetInput`: an existing file by id, or a new one from a URL.
+#[derive(Debug, Clone, Default)]
+pub struct FileSpec {
+    pub id: Option<u64>,
+    pub source: Option<String>,
+    pub alt: Option<String>,
+    pub filename: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -220,6 +245,8 @@ pub(crate) struct Catalog {
     pub locations: BTreeMap<u64, Location>,
     pub collections: BTreeMap<u64, Collection>,
     pub orders: BTreeMap<u64, Order>,
+    pub files: BTreeMap<u64, MediaFile>,
+    filenames: HashSet<String>,
     /// Webhooks to send once the write is done: (topic, payload).
     pub events: Vec<(&'static str, Value)>,
 }
@@ -252,6 +279,17 @@ fn slug(s: &str) -> String {
 }
 
 /// Prices as Shopify prints them: a decimal with two places.
+/// A product as copied between stores: itself, its variants with their stock, its images.
+pub(crate) type Exported = (Product, Vec<(Variant, i64)>, Vec<MediaFile>);
+
+/// The last segment of a URL's path, without its query.
+pub(crate) fn basename(url: &str) -> Option<&str> {
+    let path = url.split(['?', '#']).next().unwrap_or_default();
+    let rest = path.split_once("://").map_or(path, |(_, r)| r);
+    let (_, name) = rest.rsplit_once('/')?;
+    (!name.is_empty()).then_some(name)
+}
+
 pub(crate) fn money(s: &str) -> Option<String> {
     let v: f64 = s.trim().parse().ok()?;
     (v.is_finite() && v >= 0.0).then(|| format!("{v:.2}"))
@@ -274,6 +312,8 @@ impl Catalog {
             locations: BTreeMap::new(),
             collections: BTreeMap::new(),
             orders: BTreeMap::new(),
+            files: BTreeMap::new(),
+            filenames: HashSet::new(),
             events: Vec::new(),
         };
         for n in 0..locations.max(1) {
@@ -379,6 +419,16 @@ impl Catalog {
                 let vid = self.create_variant(id, &spec, now);
                 ids.push(vid);
             }
+            // 0, 1 or 2 images by position (not from the generator: the rest of the seed
+            // stays as it was before images).
+            let media = (0..n % 3)
+                .map(|k| {
+                    self.add_file(
+                        &format!("{handle}-{}.jpg", k + 1),
+                        &format!("{title}, view {}", k + 1),
+                    )
+                })
+                .collect();
             self.handles.insert(handle.clone(), id);
             self.by_update.insert((now, id));
             self.products.insert(
@@ -397,6 +447,7 @@ impl Catalog {
                     options: vec![("Size".into(), values)],
                     variants: ids,
                     collections: BTreeSet::new(),
+                    media,
                 },
             );
         }
@@ -404,7 +455,7 @@ impl Catalog {
 
     /// Products (with their variants and the stock at the first location) to copy into
     /// another store: (product, [(variant, available)]).
-    pub(crate) fn export(&self) -> Vec<(Product, Vec<(Variant, i64)>)> {
+    pub(crate) fn export(&self) -> Vec<Exported> {
         let location = self.default_location();
         self.products
             .values()
@@ -422,7 +473,13 @@ impl Catalog {
                         (v.clone(), a)
                     })
                     .collect();
-                (p.clone(), vs)
+                let files = p
+                    .media
+                    .iter()
+                    .filter_map(|f| self.files.get(f))
+                    .cloned()
+                    .collect();
+                (p.clone(), vs, files)
             })
             .collect()
     }
@@ -430,14 +487,9 @@ impl Catalog {
     /// Copies of another store's products (new ids, the same fields, SKUs and stock), each
     /// tagged `{tag_prefix}{source id}` when a prefix is given: a store that was already
     /// kept in line by a sync app, for benchmarks of steady-state reconciliation.
-    pub(crate) fn import(
-        &mut self,
-        products: Vec<(Product, Vec<(Variant, i64)>)>,
-        tag_prefix: Option<&str>,
-        now: i64,
-    ) {
+    pub(crate) fn import(&mut self, products: Vec<Exported>, tag_prefix: Option<&str>, now: i64) {
         let location = self.default_location();
-        for (p, variants) in products {
+        for (p, variants, files) in products {
             let id = self.id();
             let mut ids = Vec::with_capacity(variants.len());
             for (v, available) in &variants {
@@ -456,6 +508,14 @@ impl Catalog {
             if let Some(prefix) = tag_prefix {
                 tags.push(format!("{prefix}{}", p.id));
             }
+            // A synced copy's images are named as ferry names the uploads it makes.
+            let media = files
+                .iter()
+                .map(|f| match tag_prefix {
+                    Some(_) => self.add_file(&format!("ferry-{}-{}", f.id, f.filename), &f.alt),
+                    None => self.add_file(&f.filename, &f.alt),
+                })
+                .collect();
             self.handles.insert(handle.clone(), id);
             self.by_update.insert((now, id));
             self.products.insert(
@@ -468,6 +528,7 @@ impl Catalog {
                     updated_at: now,
                     variants: ids,
                     collections: BTreeSet::new(),
+                    media,
                     ..p
                 },
             );
@@ -527,6 +588,7 @@ impl Catalog {
                         options: Vec::new(),
                         variants: Vec::new(),
                         collections: BTreeSet::new(),
+                        media: Vec::new(),
                     },
                 );
                 id
@@ -535,6 +597,9 @@ impl Catalog {
         self.apply_scalars(id, &spec);
         if let Some(cols) = &spec.collections {
             self.set_collections(id, cols, now);
+        }
+        if let Some(files) = &spec.files {
+            self.set_media(id, files);
         }
         match spec.variants {
             Some(variants) => self.replace_variants(id, spec.options, variants, now),
@@ -695,6 +760,32 @@ impl Catalog {
                 }
             }
         }
+        for (i, f) in spec.files.iter().flatten().enumerate() {
+            let at = i.to_string();
+            match (f.id, f.source.as_deref()) {
+                (Some(fid), _) if !self.files.contains_key(&fid) => errors.push(UserError::new(
+                    &["input", "files", &at, "id"],
+                    "FILE_DOES_NOT_EXIST",
+                    format!("File {} does not exist", gid("MediaImage", fid)),
+                )),
+                (None, Some(src))
+                    if !(src.starts_with("https://") || src.starts_with("http://"))
+                        || basename(src).is_none() =>
+                {
+                    errors.push(UserError::new(
+                        &["input", "files", &at, "originalSource"],
+                        "INVALID",
+                        "Image URL is invalid",
+                    ))
+                }
+                (None, None) => errors.push(UserError::new(
+                    &["input", "files", &at],
+                    "INVALID",
+                    "A file needs an id or an originalSource",
+                )),
+                _ => {}
+            }
+        }
         if errors.is_empty() {
             Ok(())
         } else {
@@ -733,6 +824,58 @@ impl Catalog {
         }
         if let Some(v) = &spec.description_html {
             p.description_html = v.clone();
+        }
+    }
+
+    /// Adds an image to the library, as an upload named `name` would.
+    fn add_file(&mut self, name: &str, alt: &str) -> u64 {
+        let id = self.id();
+        let mut filename = name.to_owned();
+        if self.filenames.contains(&filename) {
+            filename = match name.rsplit_once('.') {
+                Some((stem, ext)) => format!("{stem}_{id:x}.{ext}"),
+                None => format!("{name}_{id:x}"),
+            };
+        }
+        self.filenames.insert(filename.clone());
+        let url = format!("https://cdn.mock.shop/s/files/{}/{filename}", self.shop);
+        self.files.insert(
+            id,
+            MediaFile {
+                id,
+                alt: alt.to_owned(),
+                filename,
+                url,
+            },
+        );
+        id
+    }
+
+    /// Makes `files` a product's image list (validated before).
+    fn set_media(&mut self, id: u64, files: &[FileSpec]) {
+        let mut list = Vec::with_capacity(files.len());
+        for f in files {
+            let fid = match (f.id, f.source.as_deref()) {
+                (Some(fid), _) => fid,
+                (None, Some(src)) => {
+                    let name = f
+                        .filename
+                        .clone()
+                        .or_else(|| basename(src).map(str::to_owned))
+                        .unwrap_or_else(|| "image".into());
+                    self.add_file(&name, f.alt.as_deref().unwrap_or_default())
+                }
+                (None, None) => continue,
+            };
+            if let (Some(alt), Some(file)) = (&f.alt, self.files.get_mut(&fid)) {
+                file.alt = alt.clone();
+            }
+            if !list.contains(&fid) {
+                list.push(fid);
+            }
+        }
+        if let Some(p) = self.products.get_mut(&id) {
+            p.media = list;
         }
     }
 
@@ -1350,6 +1493,20 @@ impl Catalog {
             "created_at": iso(p.created_at),
             "updated_at": iso(p.updated_at),
             "variants": variants,
+            "images": p
+                .media
+                .iter()
+                .filter_map(|f| self.files.get(f))
+                .enumerate()
+                .map(|(i, f)| json!({
+                    "id": f.id,
+                    "product_id": p.id,
+                    "position": i + 1,
+                    "alt": f.alt,
+                    "src": f.url,
+                    "admin_graphql_api_id": gid("MediaImage", f.id),
+                }))
+                .collect::<Vec<_>>(),
         })
     }
 
@@ -1401,6 +1558,12 @@ impl Catalog {
                     "updated_at": p.updated_at,
                     "collections": p.collections,
                     "variants": variants,
+                    "images": p
+                        .media
+                        .iter()
+                        .filter_map(|f| self.files.get(f))
+                        .map(|f| json!({"id": f.id, "alt": f.alt, "filename": f.filename, "url": f.url}))
+                        .collect::<Vec<_>>(),
                 })
             })
             .collect();

@@ -13,7 +13,8 @@ use serde_json::{Map, Value, json};
 
 use super::search::{Field, Search};
 use crate::catalog::{
-    AdjustmentGroup, Catalog, ProductSpec, QuantityChange, UserError, VariantSpec, gid, iso,
+    AdjustmentGroup, Catalog, FileSpec, MediaFile, ProductSpec, QuantityChange, UserError,
+    VariantSpec, gid, iso,
 };
 use crate::platform::Store;
 use crate::webhooks::Subscription;
@@ -198,6 +199,34 @@ fn record<'c>(ctx: &'c Ctx, ty: &str, fields: Vec<(&'static str, Val<'c>)>) -> V
         ctx,
         kind: Kind::Record(ty.to_owned(), Rc::new(fields)),
     })
+}
+
+/// A `MediaImage`: an image attached to a product (always `READY`: uploads are not processed).
+fn media_image<'c>(ctx: &'c Ctx, f: &MediaFile) -> Val<'c> {
+    let image = record(
+        ctx,
+        "Image",
+        vec![
+            ("id", leaf(gid("ImageSource", f.id))),
+            ("url", leaf(f.url.clone())),
+            ("altText", leaf(f.alt.clone())),
+        ],
+    );
+    record(
+        ctx,
+        "MediaImage",
+        vec![
+            ("id", leaf(gid("MediaImage", f.id))),
+            ("alt", leaf(f.alt.clone())),
+            ("mediaContentType", leaf("IMAGE")),
+            ("status", leaf("READY")),
+            (
+                "preview",
+                record(ctx, "MediaPreviewImage", vec![("image", image.clone())]),
+            ),
+            ("image", image),
+        ],
+    )
 }
 
 fn user_errors<'c>(ctx: &'c Ctx, ty: &str, errors: &[UserError], with_code: bool) -> Val<'c> {
@@ -446,6 +475,16 @@ impl<'c> Obj<'c> {
                         let ids = set_after(&p.collections, after_id(&args)?);
                         drop(store);
                         return self.id_connection(info, &args, ids.into_iter(), Kind::Collection);
+                    }
+                    "media" => {
+                        let all = p
+                            .media
+                            .iter()
+                            .filter_map(|f| cat.files.get(f))
+                            .map(|f| media_image(self.ctx, f))
+                            .collect();
+                        drop(store);
+                        return self.position_connection(info, &args, all);
                     }
                     "totalInventory" => leaf(
                         p.variants
@@ -1459,6 +1498,25 @@ fn product_spec(input: &Value) -> Result<ProductSpec, FieldError> {
         },
         options,
         variants,
+        files: match input.get("files").and_then(Value::as_array) {
+            None => None,
+            Some(fs) => {
+                let mut out = Vec::with_capacity(fs.len());
+                for f in fs {
+                    let text = |k: &str| f.get(k).and_then(Value::as_str).map(str::to_owned);
+                    out.push(FileSpec {
+                        id: match f.get("id").and_then(Value::as_str) {
+                            Some(g) => Some(parse_gid(g, "MediaImage")?),
+                            None => None,
+                        },
+                        source: text("originalSource"),
+                        alt: text("alt"),
+                        filename: text("filename"),
+                    });
+                }
+                Some(out)
+            }
+        },
     })
 }
 

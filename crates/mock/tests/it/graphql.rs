@@ -260,6 +260,88 @@ fn variant(size: &str, sku: &str, price: &str) -> Value {
     json!({"optionValues": [{"optionName": "Size", "name": size}], "sku": sku, "price": price})
 }
 
+const WITH_MEDIA: &str = r#"
+mutation Set($input: ProductSetInput!, $identifier: ProductSetIdentifiers) {
+  productSet(input: $input, identifier: $identifier) {
+    product { id media(first: 10) { nodes { id alt mediaContentType ... on MediaImage { image { url } } } } }
+    userErrors { field message code }
+  }
+}"#;
+
+#[tokio::test]
+async fn product_set_files_upload_images_keep_them_by_id_and_take_them_off() {
+    let h = Harness::start().await;
+    let s = h.shop("shop", 0, 0);
+    let file =
+        |src: &str, alt: &str| json!({"originalSource": src, "alt": alt, "contentType": "IMAGE"});
+    let input = json!({
+        "title": "Cap",
+        "files": [file("https://img.example/a/cap.jpg?v=1", "front"), file("https://img.example/b/cap.jpg", "back")],
+    });
+    let r = h.gql(&s, WITH_MEDIA, json!({"input": input})).await;
+    assert_eq!(r["data"]["productSet"]["userErrors"], json!([]), "{r}");
+    let prod = &r["data"]["productSet"]["product"];
+    let media = prod["media"]["nodes"].as_array().unwrap().clone();
+    assert_eq!(media.len(), 2);
+    assert_eq!(media[0]["alt"], "front");
+    assert_eq!(media[0]["mediaContentType"], "IMAGE");
+    // Served from the platform's CDN; the second upload of one name gets a suffix.
+    let url = |m: &Value| m["image"]["url"].as_str().unwrap().to_owned();
+    assert!(url(&media[0]).ends_with("/cap.jpg"), "{}", url(&media[0]));
+    assert!(!url(&media[1]).ends_with("/cap.jpg"), "{}", url(&media[1]));
+    assert!(url(&media[1]).starts_with("https://cdn.mock.shop/"));
+
+    // Keep the second by id (new alt) in first place; the first is taken off.
+    let update = json!({"files": [{"id": media[1]["id"], "alt": "the back"}]});
+    let r = h
+        .gql(
+            &s,
+            WITH_MEDIA,
+            json!({"input": update, "identifier": {"id": prod["id"]}}),
+        )
+        .await;
+    let after = r["data"]["productSet"]["product"]["media"]["nodes"].clone();
+    assert_eq!(after.as_array().unwrap().len(), 1, "{r}");
+    assert_eq!(after[0]["id"], media[1]["id"]);
+    assert_eq!(after[0]["alt"], "the back");
+
+    // A file taken off stays in the library: its id attaches it again.
+    let again = json!({"files": [{"id": media[0]["id"]}, {"id": media[1]["id"]}]});
+    let r = h
+        .gql(
+            &s,
+            WITH_MEDIA,
+            json!({"input": again, "identifier": {"id": prod["id"]}}),
+        )
+        .await;
+    let ids: Vec<&Value> = r["data"]["productSet"]["product"]["media"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["id"])
+        .collect();
+    assert_eq!(ids, vec![&media[0]["id"], &media[1]["id"]]);
+
+    // A bad URL or an unknown id is a user error, and nothing changes.
+    for bad in [
+        json!([file("ftp://img.example/x.jpg", "x")]),
+        json!([{"id": "gid://shopify/MediaImage/999999"}]),
+    ] {
+        let r = h
+            .gql(
+                &s,
+                WITH_MEDIA,
+                json!({"input": {"files": bad}, "identifier": {"id": prod["id"]}}),
+            )
+            .await;
+        let errors = r["data"]["productSet"]["userErrors"].as_array().unwrap();
+        assert_eq!(errors.len(), 1, "{r}");
+        assert_eq!(errors[0]["field"][1], "files");
+    }
+    let snap = h.server.platform().snapshot("shop").unwrap();
+    assert_eq!(snap["products"][0]["images"].as_array().unwrap().len(), 2);
+}
+
 #[tokio::test]
 async fn product_set_replaces_list_fields_and_keeps_omitted_scalars() {
     let h = Harness::start().await;

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use ferry_mock::{Faults, MockConfig, MockServer, OrderLine, Platform, ProductSpec};
+use ferry_mock::{Faults, FileSpec, MockConfig, MockServer, OrderLine, Platform, ProductSpec};
 use ferry_queue::{Queue, QueueOptions, SystemClock, WorkerOptions};
 use ferry_server::crypto::Cipher;
 use ferry_sync::stack::{Stack, StackConfig};
-use ferry_sync::{PriceRule, Role, Rules};
+use ferry_sync::{Field, PriceRule, Role, Rules};
 use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
 
@@ -176,6 +176,44 @@ impl Demo {
         Ok(placed)
     }
 
+    /// A new first image on `n` products of the parent (their others stay, after it).
+    async fn new_images(&mut self, n: usize) -> Result<()> {
+        let snap = self.p().snapshot(PARENT)?;
+        let products: Vec<Value> = snap["products"].as_array().cloned().unwrap_or_default();
+        for i in 0..n {
+            let Some(p) = self.pick(&products) else {
+                continue;
+            };
+            let Some(id) = p["id"].as_u64() else {
+                continue;
+            };
+            let mut files = vec![FileSpec {
+                source: Some(format!("https://images.example.com/spring/{id}-{i}.jpg")),
+                alt: Some(format!("Spring look {i}")),
+                ..FileSpec::default()
+            }];
+            files.extend(
+                p["images"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|f| FileSpec {
+                        id: f["id"].as_u64(),
+                        ..FileSpec::default()
+                    }),
+            );
+            self.p().merchant_edit_product(
+                PARENT,
+                id,
+                ProductSpec {
+                    files: Some(files),
+                    ..ProductSpec::default()
+                },
+            )?;
+        }
+        Ok(())
+    }
+
     async fn edit_titles(&mut self, n: usize, tag: &str) -> Result<()> {
         let ids = self.product_ids(PARENT)?;
         for i in 0..n {
@@ -214,8 +252,33 @@ fn skus_in_stock(snapshot: &Value) -> Vec<String> {
     out
 }
 
-/// (title, price, available, status) per SKU.
-fn by_sku(snapshot: &Value) -> BTreeMap<String, (String, String, i64, String)> {
+/// A product's images as (alt, the parent image it is): in the parent its own id, in a child
+/// the id in the name ferry uploaded it under (`ferry-{id}-…`), 0 for an image of its own.
+fn image_list(p: &Value, parent: bool) -> Vec<(String, u64)> {
+    p["images"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|i| {
+            let alt = i["alt"].as_str().unwrap_or_default().to_owned();
+            let of = if parent {
+                i["id"].as_u64()
+            } else {
+                i["filename"]
+                    .as_str()
+                    .and_then(|f| f.strip_prefix("ferry-"))
+                    .and_then(|f| f.split('-').next())
+                    .and_then(|n| n.parse().ok())
+            };
+            (alt, of.unwrap_or(0))
+        })
+        .collect()
+}
+
+type Row = (String, String, i64, String, Vec<(String, u64)>);
+
+/// (title, price, available, status, images) per SKU.
+fn by_sku(snapshot: &Value, parent: bool) -> BTreeMap<String, Row> {
     let mut out = BTreeMap::new();
     for p in snapshot["products"].as_array().into_iter().flatten() {
         for v in p["variants"].as_array().into_iter().flatten() {
@@ -233,11 +296,10 @@ fn by_sku(snapshot: &Value) -> BTreeMap<String, (String, String, i64, String)> {
                 v["price"].as_str().unwrap_or_default().to_owned(),
                 available,
                 s("status"),
+                image_list(p, parent),
             );
             // A copy ferry archived may share a SKU with a live one: the live one counts.
-            let keep = out
-                .get(sku)
-                .is_none_or(|e: &(String, String, i64, String)| e.3 == "ARCHIVED");
+            let keep = out.get(sku).is_none_or(|e: &Row| e.3 == "ARCHIVED");
             if keep {
                 out.insert(sku.to_owned(), entry);
             }
@@ -248,10 +310,10 @@ fn by_sku(snapshot: &Value) -> BTreeMap<String, (String, String, i64, String)> {
 
 /// Every difference between a child and the parent, in words.
 fn mismatches(parent: &Value, child: &Value, rules: &Rules, name: &str) -> Vec<String> {
-    let parent = by_sku(parent);
-    let child = by_sku(child);
+    let parent = by_sku(parent, true);
+    let child = by_sku(child, false);
     let mut out = Vec::new();
-    for (sku, (title, price, stock, status)) in &parent {
+    for (sku, (title, price, stock, status, images)) in &parent {
         let Some(c) = child.get(sku) else {
             out.push(format!("{name}: {sku} is missing"));
             continue;
@@ -268,6 +330,9 @@ fn mismatches(parent: &Value, child: &Value, rules: &Rules, name: &str) -> Vec<S
         }
         if &c.3 != status {
             out.push(format!("{name}: {sku} status {}, parent {status}", c.3));
+        }
+        if rules.takes(Field::Images) && &c.4 != images {
+            out.push(format!("{name}: {sku} images {:?}, parent {images:?}", c.4));
         }
     }
     for (sku, c) in &child {
@@ -365,8 +430,9 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         );
     }
 
-    println!("\n2. Catalog edits in the parent: 10 titles, 5 prices");
+    println!("\n2. Catalog edits in the parent: 10 titles, 5 prices, 3 new images");
     demo.edit_titles(10, "Spring").await?;
+    demo.new_images(3).await?;
     let snap = demo.p().snapshot(PARENT)?;
     let variants: Vec<u64> = snap["products"]
         .as_array()

@@ -23,7 +23,7 @@ mod webhooks;
 
 pub use actors::OrderLine;
 pub use bucket::LeakyBucket;
-pub use catalog::{ProductSpec, UserError, VariantSpec};
+pub use catalog::{FileSpec, ProductSpec, UserError, VariantSpec};
 pub use error::MockError;
 pub use faults::Faults;
 pub use graphql::{API_VERSION, MAX_QUERY_COST};

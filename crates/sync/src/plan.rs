@@ -1,7 +1,9 @@
 //! What a child's copy of a parent product should be, given the child's rules and the copy as
 //! it is now. Pure: the engine fetches, this decides, the engine writes.
 
-use ferry_connect::shopify::model::{Product, ProductInput, Variant, VariantInput};
+use ferry_connect::shopify::model::{
+    Image, ImageInput, Product, ProductInput, Variant, VariantInput,
+};
 use serde_json::{Map, Value, json};
 
 use crate::rules::{Field, Rules, cents};
@@ -11,6 +13,39 @@ use crate::rules::{Field, Rules, cents};
 pub fn source_tag(parent_product: &str) -> String {
     let n = parent_product.rsplit('/').next().unwrap_or(parent_product);
     format!("ferry-src-{n}")
+}
+
+/// The last segment of a URL's path, without its query.
+fn basename(url: &str) -> Option<&str> {
+    let path = url.split(['?', '#']).next().unwrap_or_default();
+    let rest = path.split_once("://").map_or(path, |(_, r)| r);
+    let (_, name) = rest.rsplit_once('/')?;
+    (!name.is_empty()).then_some(name)
+}
+
+fn image_prefix(parent: &Image) -> String {
+    let n = parent.id.rsplit('/').next().unwrap_or(&parent.id);
+    format!("ferry-{n}-")
+}
+
+/// The name ferry uploads a parent's image under in a child, `ferry-{image number}-{name}`:
+/// the child serves its copy from its own URL, and this name is how the copy is known again
+/// (the platform keeps it, or appends to it when taken).
+pub fn image_filename(parent: &Image) -> String {
+    format!(
+        "{}{}",
+        image_prefix(parent),
+        basename(&parent.url).unwrap_or("image.jpg")
+    )
+}
+
+/// The child's copy of a parent image, if it has one.
+pub fn image_copy<'a>(parent: &Image, child: &'a Product) -> Option<&'a Image> {
+    let prefix = image_prefix(parent);
+    child
+        .images
+        .iter()
+        .find(|c| basename(&c.url).is_some_and(|b| b.starts_with(&prefix)))
 }
 
 fn same_sku(a: &Option<String>, b: &Option<String>) -> bool {
@@ -94,6 +129,30 @@ pub fn plan(parent: &Product, rules: &Rules, child: Option<&Product>) -> Product
         Some(c) if !rules.takes(Field::Tags) => c.tags.clone(),
         _ => parent.tags.clone(),
     };
+    // The child's images become the parent's, in the parent's order: a copy it has already is
+    // kept by id, the others are uploaded from the parent's URL.
+    let images = match child {
+        Some(_) if !rules.takes(Field::Images) => None,
+        _ => Some(
+            parent
+                .images
+                .iter()
+                .map(|pi| match child.and_then(|c| image_copy(pi, c)) {
+                    Some(ci) => ImageInput {
+                        id: Some(ci.id.clone()),
+                        alt: pi.alt.clone(),
+                        ..ImageInput::default()
+                    },
+                    None => ImageInput {
+                        id: None,
+                        source: Some(pi.url.clone()),
+                        filename: Some(image_filename(pi)),
+                        alt: pi.alt.clone(),
+                    },
+                })
+                .collect(),
+        ),
+    };
     ProductInput {
         title: pick(Field::Title, &parent.title, child.map(|c| c.title.as_str())),
         handle: child.is_none().then(|| parent.handle.clone()),
@@ -119,6 +178,7 @@ pub fn plan(parent: &Product, rules: &Rules, child: Option<&Product>) -> Product
         )),
         tags: tags_with(tags, &tag),
         variants,
+        images,
     }
 }
 
@@ -144,6 +204,13 @@ pub fn satisfied(input: &ProductInput, child: &Product) -> bool {
         && scalar(&input.product_type, &child.product_type)
         && scalar(&input.description_html, &child.description_html)
         && sorted(&input.tags) == sorted(&child.tags)
+        && input.images.as_ref().is_none_or(|want| {
+            want.len() == child.images.len()
+                && want
+                    .iter()
+                    .zip(&child.images)
+                    .all(|(w, c)| w.id.as_ref() == Some(&c.id) && w.alt == c.alt)
+        })
         && input.variants.len() == child.variants.len()
         && input.variants.iter().all(|iv| {
             iv.id.as_ref().is_some_and(|id| {
@@ -177,6 +244,17 @@ pub fn restore(before: &Product) -> ProductInput {
                 options: v.options.clone(),
             })
             .collect(),
+        images: Some(
+            before
+                .images
+                .iter()
+                .map(|i| ImageInput {
+                    id: Some(i.id.clone()),
+                    alt: i.alt.clone(),
+                    ..ImageInput::default()
+                })
+                .collect(),
+        ),
     }
 }
 
@@ -237,6 +315,32 @@ pub fn changes(before: Option<&Product>, after: &ProductInput) -> Map<String, Va
         old_vs.as_deref().map(variant_summary),
         variant_summary(&new_vs),
     );
+    if let Some(images) = &after.images {
+        // An image by its file name (kept ones by the name the child has them under).
+        let name = |url: &str| json!(basename(url).unwrap_or(url));
+        let old = before.map(|b| {
+            json!(
+                b.images
+                    .iter()
+                    .map(|i| json!({"file": name(&i.url), "alt": i.alt}))
+                    .collect::<Vec<_>>()
+            )
+        });
+        let new: Vec<Value> = images
+            .iter()
+            .map(|i| {
+                let file = match (&i.id, &i.filename) {
+                    (Some(id), _) => before
+                        .and_then(|b| b.images.iter().find(|x| &x.id == id))
+                        .map_or(json!(id), |x| name(&x.url)),
+                    (None, Some(f)) => json!(f),
+                    (None, None) => json!(i.source),
+                };
+                json!({"file": file, "alt": i.alt})
+            })
+            .collect();
+        put("images", old, json!(new));
+    }
     out
 }
 
@@ -283,6 +387,15 @@ mod tests {
             updated_at: 1,
             variants,
             collections: Vec::new(),
+            images: Vec::new(),
+        }
+    }
+
+    fn image(id: &str, url: &str, alt: &str) -> Image {
+        Image {
+            id: id.into(),
+            url: url.into(),
+            alt: alt.into(),
         }
     }
 
@@ -373,5 +486,92 @@ mod tests {
         let diff = changes(Some(&edited), &again);
         assert_eq!(diff.get("title"), Some(&json!(["Changed", "Tee"])));
         assert!(!diff.contains_key("vendor"));
+    }
+
+    #[test]
+    fn images_are_kept_by_their_copy_and_uploaded_when_the_child_lacks_one() {
+        let mut p = parent();
+        p.images = vec![
+            image(
+                "gid://shopify/MediaImage/12",
+                "https://cdn/p/front.jpg?v=1",
+                "Front",
+            ),
+            image(
+                "gid://shopify/MediaImage/13",
+                "https://cdn/p/back.jpg",
+                "Back",
+            ),
+        ];
+        let mut child = p.clone();
+        child.tags.push(source_tag(&p.id));
+        child.images = vec![
+            image(
+                "gid://shopify/MediaImage/900",
+                "https://cdn/c/own.jpg",
+                "Ours",
+            ),
+            // ferry's copy of 12 (the platform appended to a taken name): not of 123, 1 or 2.
+            image(
+                "gid://shopify/MediaImage/901",
+                "https://cdn/c/ferry-12-front_9a.jpg",
+                "old",
+            ),
+        ];
+        let input = plan(&p, &Rules::default(), Some(&child));
+        let images = input.images.clone().expect("images are planned");
+        assert_eq!(
+            images.len(),
+            2,
+            "the child's own image is dropped: parent precedence"
+        );
+        assert_eq!(
+            images[0].id.as_deref(),
+            Some("gid://shopify/MediaImage/901")
+        );
+        assert_eq!(images[0].alt, "Front", "the alt follows the parent");
+        assert_eq!(images[1].id, None);
+        assert_eq!(images[1].source.as_deref(), Some("https://cdn/p/back.jpg"));
+        assert_eq!(images[1].filename.as_deref(), Some("ferry-13-back.jpg"));
+        assert!(!satisfied(&input, &child));
+        let diff = changes(Some(&child), &input);
+        assert_eq!(
+            diff["images"][1],
+            json!([{"file": "ferry-12-front_9a.jpg", "alt": "Front"}, {"file": "ferry-13-back.jpg", "alt": "Back"}])
+        );
+
+        // Once the child has both copies in order with the alts, nothing is written.
+        child.images = vec![
+            image(
+                "gid://shopify/MediaImage/901",
+                "https://cdn/c/ferry-12-front_9a.jpg",
+                "Front",
+            ),
+            image(
+                "gid://shopify/MediaImage/902",
+                "https://cdn/c/ferry-13-back.jpg",
+                "Back",
+            ),
+        ];
+        let again = plan(&p, &Rules::default(), Some(&child));
+        assert!(satisfied(&again, &child), "{again:?} {child:?}");
+        child.images.swap(0, 1);
+        assert!(
+            !satisfied(&plan(&p, &Rules::default(), Some(&child)), &child),
+            "order counts"
+        );
+
+        // A child that owns its images is left with them.
+        let own = Rules {
+            fields: Field::ALL
+                .into_iter()
+                .filter(|f| *f != Field::Images)
+                .collect(),
+            price: None,
+        };
+        let input = plan(&p, &own, Some(&child));
+        assert_eq!(input.images, None);
+        assert!(satisfied(&input, &child));
+        assert!(satisfied(&restore(&child), &child));
     }
 }

@@ -20,10 +20,12 @@ pub enum Field {
     Status,
     /// Collection membership (collections are matched by handle, made when missing).
     Collections,
+    /// The product's images, in order, with their alt texts.
+    Images,
 }
 
 impl Field {
-    pub const ALL: [Field; 9] = [
+    pub const ALL: [Field; 10] = [
         Field::Title,
         Field::Description,
         Field::Tags,
@@ -33,6 +35,7 @@ impl Field {
         Field::Prices,
         Field::Status,
         Field::Collections,
+        Field::Images,
     ];
 }
 

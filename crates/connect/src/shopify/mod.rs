@@ -16,7 +16,10 @@ use crate::auth::Credentials;
 use crate::budget::{BucketShape, ServerBucket};
 use crate::client::{Answer, Call, Client, Verdict};
 use crate::error::{ConnectError, UserError};
-use model::{GqlProduct, GqlVariantConnection, InventoryDelta, Product, ProductInput, VariantRef};
+use model::{
+    GqlMedia, GqlProduct, GqlVariantConnection, InventoryDelta, More, Product, ProductInput,
+    VariantRef,
+};
 
 pub const API_VERSION: &str = "2026-04";
 
@@ -167,17 +170,16 @@ impl ShopifyConnector {
         }
     }
 
-    fn product_from(
-        &self,
-        endpoint: &str,
-        g: GqlProduct,
-    ) -> Result<(Product, Option<String>), ConnectError> {
-        let next = g
-            .variants
-            .page_info
-            .has_next_page
-            .then_some(g.variants.page_info.end_cursor)
-            .flatten();
+    fn product_from(&self, endpoint: &str, g: GqlProduct) -> Result<(Product, More), ConnectError> {
+        let more = More {
+            variants: g
+                .variants
+                .page_info
+                .has_next_page
+                .then_some(g.variants.page_info.end_cursor)
+                .flatten(),
+            media: g.media.as_ref().is_some_and(|m| m.page_info.has_next_page),
+        };
         Ok((
             Product {
                 updated_at: ms(&g.updated_at, endpoint)?,
@@ -190,18 +192,17 @@ impl ShopifyConnector {
                 tags: g.tags,
                 description_html: g.description_html,
                 collections: g.collections.map(|c| c.nodes).unwrap_or_default(),
+                images: g.media.map(GqlMedia::images).unwrap_or_default(),
                 variants: g.variants.nodes.into_iter().map(Into::into).collect(),
             },
-            next,
+            more,
         ))
     }
 
-    /// Reads the rest of a product's variants, page by page.
-    async fn more_variants(
-        &self,
-        p: &mut Product,
-        mut after: Option<String>,
-    ) -> Result<(), ConnectError> {
+    /// Reads what did not fit in a product's first read: the rest of its variants, page by
+    /// page, and its images beyond the first page.
+    async fn complete(&self, p: &mut Product, more: More) -> Result<(), ConnectError> {
+        let mut after = more.variants;
         while let Some(cursor) = after {
             let endpoint = "query Variants";
             let d = self
@@ -221,6 +222,19 @@ impl ShopifyConnector {
                 .then_some(conn.page_info.end_cursor)
                 .flatten();
         }
+        if more.media {
+            let endpoint = "query Media";
+            let d = self
+                .graphql(
+                    endpoint,
+                    queries::MEDIA,
+                    json!({"id": p.id}),
+                    queries::MEDIA_COST,
+                )
+                .await?;
+            let media: GqlMedia = parse(endpoint, "product.media", &d["product"]["media"])?;
+            p.images = media.images();
+        }
         Ok(())
     }
 
@@ -236,7 +250,7 @@ impl ShopifyConnector {
         }
         let g: GqlProduct = parse(endpoint, "product", &d["product"])?;
         let (mut p, after) = self.product_from(endpoint, g)?;
-        self.more_variants(&mut p, after).await?;
+        self.complete(&mut p, after).await?;
         Ok(Some(p))
     }
 
@@ -272,7 +286,7 @@ impl ShopifyConnector {
         let mut out = Vec::with_capacity(nodes.len());
         for g in nodes {
             let (mut p, more) = self.product_from(endpoint, g)?;
-            self.more_variants(&mut p, more).await?;
+            self.complete(&mut p, more).await?;
             out.push(p);
         }
         Ok((out, next))
@@ -298,7 +312,7 @@ impl ShopifyConnector {
             if !p.tags.iter().any(|t| t == tag) {
                 continue;
             }
-            self.more_variants(&mut p, more).await?;
+            self.complete(&mut p, more).await?;
             out.push(p);
         }
         Ok(out)
@@ -441,6 +455,24 @@ impl ShopifyConnector {
             "productOptions": options.iter().map(|(n, vals)| json!({"name": n, "values": vals.iter().map(|v| json!({"name": v})).collect::<Vec<_>>()})).collect::<Vec<_>>(),
             "variants": variants,
         });
+        if let Some(images) = &input.images {
+            set["files"] = images
+                .iter()
+                .map(|i| {
+                    let mut f = json!({"alt": i.alt, "contentType": "IMAGE"});
+                    if let Some(id) = &i.id {
+                        f["id"] = json!(id);
+                    }
+                    if let Some(src) = &i.source {
+                        f["originalSource"] = json!(src);
+                    }
+                    if let Some(name) = &i.filename {
+                        f["filename"] = json!(name);
+                    }
+                    f
+                })
+                .collect();
+        }
         for (k, v) in [
             ("handle", &input.handle),
             ("status", &input.status),
@@ -465,7 +497,7 @@ impl ShopifyConnector {
         check_user_errors(endpoint, &d["productSet"])?;
         let g: GqlProduct = parse(endpoint, "productSet.product", &d["productSet"]["product"])?;
         let (mut p, more) = self.product_from(endpoint, g)?;
-        self.more_variants(&mut p, more).await?;
+        self.complete(&mut p, more).await?;
         Ok(p)
     }
 

@@ -22,6 +22,28 @@ pub struct Product {
     /// The collections it is in (the first 20).
     #[serde(default)]
     pub collections: Vec<Collection>,
+    /// Its images, in order.
+    #[serde(default)]
+    pub images: Vec<Image>,
+}
+
+/// A product image as the store serves it (from its own CDN: a copy's URL is not the
+/// original's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Image {
+    pub id: String,
+    pub url: String,
+    pub alt: String,
+}
+
+/// One image of a product being written: one the store has, by id, or a new one uploaded
+/// from `source` under `filename`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageInput {
+    pub id: Option<String>,
+    pub source: Option<String>,
+    pub filename: Option<String>,
+    pub alt: String,
 }
 
 /// A collection: stores name their own ids, so copies are matched by handle.
@@ -57,6 +79,9 @@ pub struct ProductInput {
     pub tags: Vec<String>,
     pub description_html: Option<String>,
     pub variants: Vec<VariantInput>,
+    /// The whole image list, or `None` to leave the images as they are.
+    #[serde(default)]
+    pub images: Option<Vec<ImageInput>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -105,6 +130,52 @@ pub(crate) struct GqlProduct {
     pub variants: GqlVariantConnection,
     #[serde(default)]
     pub collections: Option<GqlCollections>,
+    #[serde(default)]
+    pub media: Option<GqlMedia>,
+}
+
+/// What is left to read after a product's first page.
+pub(crate) struct More {
+    pub variants: Option<String>,
+    pub media: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct GqlMedia {
+    pub nodes: Vec<GqlMediaNode>,
+    #[serde(default)]
+    pub page_info: PageInfo,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct GqlMediaNode {
+    pub id: String,
+    #[serde(default)]
+    pub alt: Option<String>,
+    /// Only images have one (`... on MediaImage`); videos and 3D models are not synced.
+    #[serde(default)]
+    pub image: Option<GqlUrl>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct GqlUrl {
+    pub url: String,
+}
+
+impl GqlMedia {
+    pub fn images(self) -> Vec<Image> {
+        self.nodes
+            .into_iter()
+            .filter_map(|n| {
+                n.image.map(|i| Image {
+                    id: n.id,
+                    url: i.url,
+                    alt: n.alt.unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -119,7 +190,7 @@ pub(crate) struct GqlVariantConnection {
     pub page_info: PageInfo,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct PageInfo {
     pub has_next_page: bool,

@@ -4,10 +4,12 @@
 
 /// Variants read with a product in one call; a product with more is paged.
 pub const VARIANTS_PAGE: usize = 30;
-/// Products per page when streaming: 2 + 8 × (1 + 2 + 30 × 3 + 2 + 20) = 906 points, under
-/// the 1,000-point cap per query (a variant costs 3: itself, its options, its inventory item;
-/// the collections connection 2 + 20).
-pub const PRODUCTS_PAGE: usize = 8;
+/// Images read with a product; a product with more has them read in a second call.
+pub const MEDIA_PAGE: usize = 10;
+/// Products per page when streaming: 2 + 7 × (1 + 2 + 30 × 3 + 2 + 20 + 2 + 10 × 2) = 961
+/// points, under the 1,000-point cap per query (a variant costs 3: itself, its options, its
+/// inventory item; the collections connection 2 + 20; an image 2: itself and its image).
+pub const PRODUCTS_PAGE: usize = 7;
 
 pub const PRODUCT_FIELDS: &str = r#"
 fragment ProductFields on Product {
@@ -17,12 +19,23 @@ fragment ProductFields on Product {
     pageInfo { hasNextPage endCursor }
   }
   collections(first: 20) { nodes { id handle title } }
+  media(first: 10) { nodes { id alt ... on MediaImage { image { url } } } pageInfo { hasNextPage } }
 }"#;
 
 /// `product(id:)` with its first page of variants.
 pub const PRODUCT: &str = r#"
 query Product($id: ID!) { product(id: $id) { ...ProductFields } }"#;
-pub const PRODUCT_COST: f64 = 1.0 + 2.0 + VARIANTS_PAGE as f64 * 3.0 + 2.0 + 20.0;
+pub const PRODUCT_COST: f64 =
+    1.0 + 2.0 + VARIANTS_PAGE as f64 * 3.0 + 2.0 + 20.0 + 2.0 + MEDIA_PAGE as f64 * 2.0;
+
+/// All of a product's images (Shopify allows 250).
+pub const MEDIA: &str = r#"
+query Media($id: ID!) {
+  product(id: $id) {
+    media(first: 250) { nodes { id alt ... on MediaImage { image { url } } } pageInfo { hasNextPage } }
+  }
+}"#;
+pub const MEDIA_COST: f64 = 1.0 + 2.0 + 250.0 * 2.0;
 
 /// More variants of one product.
 pub const VARIANTS: &str = r#"
@@ -39,7 +52,7 @@ pub const VARIANTS_COST: f64 = 1.0 + 2.0 + 100.0 * 3.0;
 /// Products updated since a time, oldest first, a page after a cursor.
 pub const PRODUCTS_SINCE: &str = r#"
 query Changed($q: String, $after: String) {
-  products(first: 8, after: $after, query: $q, sortKey: UPDATED_AT) {
+  products(first: 7, after: $after, query: $q, sortKey: UPDATED_AT) {
     nodes { ...ProductFields }
     pageInfo { hasNextPage endCursor }
   }

@@ -1,8 +1,9 @@
 //! Catalog: parent → children.
 
-use ferry_mock::{Faults, ProductSpec};
+use ferry_mock::{Faults, FileSpec, ProductSpec};
 use ferry_sync::{Field, PriceRule, Rules};
 use ferry_testkit::TestDb;
+use serde_json::Value;
 
 use crate::{Net, PARENT, same};
 
@@ -398,7 +399,145 @@ async fn collections_follow_the_parent(db: TestDb) {
     );
 }
 
+/// A store's images of the product holding `sku`: (id, alt, file name).
+fn images(net: &Net, store: &str, sku: &str) -> Vec<(u64, String, String)> {
+    let snap = net.platform().snapshot(store).unwrap();
+    let id = net.product_of(store, sku);
+    let p = snap["products"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"].as_u64() == Some(id))
+        .unwrap();
+    p["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i: &Value| {
+            (
+                i["id"].as_u64().unwrap(),
+                i["alt"].as_str().unwrap().to_owned(),
+                i["filename"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// A child's images match the parent's: the same alts in the same order, each a copy ferry
+/// uploaded of the parent's file (`ferry-{parent image}-{name}`).
+fn assert_copies(net: &Net, child: &str, sku: &str, when: &str) {
+    let want = images(net, PARENT, sku);
+    let got = images(net, child, sku);
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{when}: {child} {sku}: {got:?} vs {want:?}"
+    );
+    for ((_, alt, file), (pid, palt, pfile)) in got.iter().zip(&want) {
+        assert_eq!(alt, palt, "{when}: {child} {sku}");
+        // The platform appends to a name already taken (a copy uploaded again).
+        let stem = pfile.rsplit_once('.').map_or(pfile.as_str(), |(s, _)| s);
+        assert!(
+            file.starts_with(&format!("ferry-{pid}-{stem}")),
+            "{when}: {child} {sku}: {got:?}"
+        );
+    }
+}
+
+async fn images_follow_the_parent(db: TestDb) {
+    let net = Net::unconnected(db, 2, 4, Rules::default()).await;
+    let own_images = Rules {
+        fields: Field::ALL
+            .into_iter()
+            .filter(|f| *f != Field::Images)
+            .collect(),
+        price: None,
+    };
+    net.stack
+        .engine
+        .network()
+        .set_rules("child-2", &own_images)
+        .await
+        .unwrap();
+    let skus = [
+        "SKU-000001-1",
+        "SKU-000002-1",
+        "SKU-000003-1",
+        "SKU-000004-1",
+    ];
+    let child2_before: Vec<_> = skus.iter().map(|s| images(&net, "child-2", s)).collect();
+    assert!(
+        child2_before.iter().any(|i| !i.is_empty()),
+        "(seeded products have images)"
+    );
+    net.connect_all().await;
+    for sku in skus {
+        assert_copies(&net, "child-1", sku, "connected");
+    }
+    let child2_after: Vec<_> = skus.iter().map(|s| images(&net, "child-2", s)).collect();
+    assert_eq!(child2_after, child2_before, "child-2 owns its images");
+
+    // The merchant reorders the parent's images of a product, drops one and adds one.
+    let sku = "SKU-000003-1";
+    let parent_images = images(&net, PARENT, sku);
+    assert_eq!(parent_images.len(), 2, "(the third seeded product has 2)");
+    let kept_copy = images(&net, "child-1", sku)[1].0;
+    net.platform()
+        .merchant_edit_product(
+            PARENT,
+            net.product_of(PARENT, sku),
+            ProductSpec {
+                files: Some(vec![
+                    FileSpec {
+                        id: Some(parent_images[1].0),
+                        alt: Some("Back, close up".into()),
+                        ..FileSpec::default()
+                    },
+                    FileSpec {
+                        source: Some("https://img.example/cap-side.png?v=3".into()),
+                        alt: Some("Side".into()),
+                        ..FileSpec::default()
+                    },
+                ]),
+                ..ProductSpec::default()
+            },
+        )
+        .unwrap();
+    net.quiet().await;
+    assert_copies(&net, "child-1", sku, "edited");
+    let now = images(&net, "child-1", sku);
+    assert_eq!(
+        now[0].0, kept_copy,
+        "a copy the child has is kept, not uploaded again"
+    );
+    assert_eq!(now[0].1, "Back, close up");
+    assert_eq!(images(&net, "child-2", sku), child2_before[2]);
+
+    // Images edited away in a child are put back by a full reconciliation.
+    net.platform()
+        .merchant_edit_product(
+            "child-1",
+            net.product_of("child-1", sku),
+            ProductSpec {
+                files: Some(Vec::new()),
+                ..ProductSpec::default()
+            },
+        )
+        .unwrap();
+    net.stack.engine.start_reconcile(None, true).await.unwrap();
+    net.quiet().await;
+    assert_copies(&net, "child-1", sku, "reconciled");
+    let audit = net.audit("child-1").await;
+    assert!(
+        audit.iter().any(|e| e.fields.get("images").is_some()),
+        "the audit log shows image writes"
+    );
+    net.assert_in_sync(same);
+    assert!(net.dead_jobs().await.is_empty());
+}
+
 ferry_testkit::conformance!(
+    images_follow_the_parent,
     collections_follow_the_parent,
     connecting_links_by_sku_and_copies_what_is_missing,
     edits_creates_and_deletes_in_the_parent_reach_every_child,

@@ -10,9 +10,10 @@ use uuid::Uuid;
 use crate::DbArgs;
 
 pub async fn open(db: &DbArgs) -> Result<Queue> {
-    Queue::connect(&db.database_url)
+    let url = db.url();
+    Queue::connect(&url)
         .await
-        .with_context(|| format!("opening {}", ferry_queue::redact_url(&db.database_url)))
+        .with_context(|| format!("opening {}", ferry_queue::redact_url(&url)))
 }
 
 #[derive(Subcommand)]

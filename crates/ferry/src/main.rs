@@ -5,6 +5,7 @@ mod bench_api;
 mod bench_ingest;
 mod bench_reconcile;
 mod bench_sync;
+mod config;
 mod demo;
 mod jobs;
 mod mock;
@@ -17,9 +18,6 @@ mod worker;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-/// The embedded default: a SQLite file in the working directory.
-pub const DEFAULT_DATABASE_URL: &str = "sqlite:ferry.db";
-
 #[derive(Parser)]
 #[command(
     name = "ferry",
@@ -27,15 +25,28 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite:ferry.db";
     about = "Keeps a network of online stores in sync."
 )]
 struct Cli {
+    /// A TOML config file (default: ./ferry.toml when it exists); `FERRY_*` variables and
+    /// flags override it. `ferry config` shows the result.
+    #[arg(long, global = true, env = "FERRY_CONFIG")]
+    config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct DbArgs {
-    /// postgres://… or sqlite:path (the embedded default).
-    #[arg(long, env = "FERRY_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
-    pub database_url: String,
+    /// postgres://… or sqlite:path (config: database_url; default sqlite:ferry.db).
+    #[arg(long)]
+    database_url: Option<String>,
+}
+
+impl DbArgs {
+    /// The flag, else the configuration's.
+    pub fn url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| config::get().database_url.clone())
+    }
 }
 
 #[derive(Subcommand)]
@@ -71,18 +82,34 @@ enum Command {
     /// Benchmarks that print figures (the last line is JSON).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Print the effective configuration (defaults ← file ← FERRY_* variables), secrets
+    /// masked; `--defaults` prints the built-in defaults with what each key means.
+    Config {
+        #[arg(long)]
+        defaults: bool,
+    },
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    let source = match config::init(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     // The demo talks to its terminal; its logs only say what went wrong.
     init_logging(if matches!(cli.command, Command::Demo(_)) {
         "warn"
     } else {
-        "info,sqlx=warn"
+        &config::get().log
     });
-    match run(cli).await {
+    if let Some(file) = &source.file {
+        tracing::debug!(file = %file.display(), "configuration read");
+    }
+    match run(cli, source).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -91,8 +118,21 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> Result<()> {
+async fn run(cli: Cli, source: config::Source) -> Result<()> {
     match cli.command {
+        Command::Config { defaults: true } => {
+            print!("{}", config::DEFAULTS);
+            Ok(())
+        }
+        Command::Config { defaults: false } => {
+            let from = match &source.file {
+                Some(f) => format!("the defaults, {}, FERRY_* variables", f.display()),
+                None => "the defaults and FERRY_* variables (no config file)".to_owned(),
+            };
+            println!("# effective configuration, from {from}; secrets masked");
+            print!("{}", config::get().masked_toml()?);
+            Ok(())
+        }
         Command::Demo(args) => demo::run(args).await,
         Command::Worker(args) => worker::run(args).await,
         Command::Migrate(db) => {
@@ -112,7 +152,8 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// JSON logs on stderr, filtered by `FERRY_LOG` (default `default`).
+/// JSON logs on stderr, filtered by the config's `log` (FERRY_LOG); the demo's own default
+/// gives way to an explicit FERRY_LOG.
 fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));

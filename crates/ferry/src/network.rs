@@ -16,19 +16,24 @@ pub struct EngineArgs {
     pub db: DbArgs,
     #[command(flatten)]
     pub key: KeyArgs,
-    /// Where the stores send their webhooks: the public URL of `ferry serve`.
-    #[arg(
-        long,
-        env = "FERRY_PUBLIC_URL",
-        default_value = "http://127.0.0.1:8080"
-    )]
-    pub public_url: String,
+    /// Where the stores send their webhooks: the public URL of `ferry serve` (config:
+    /// public_url).
+    #[arg(long)]
+    pub public_url: Option<String>,
+}
+
+impl EngineArgs {
+    fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| crate::config::get().public_url.clone())
+    }
 }
 
 /// The sync engine on the database, opening tokens with the key.
 pub async fn engine(a: &EngineArgs) -> Result<Engine> {
     let queue = crate::jobs::open(&a.db).await?;
-    let cipher = Cipher::from_base64(a.key.key()).context("--encryption-key")?;
+    let cipher = Cipher::from_base64(a.key.key()?).context("the encryption key")?;
     let db = ferry_connect::Db::of(&queue).await?;
     let client = ferry_connect::Client::new(
         db,
@@ -37,7 +42,7 @@ pub async fn engine(a: &EngineArgs) -> Result<Engine> {
         ferry_connect::ClientOptions::default(),
     );
     let opts = EngineOptions {
-        public_url: a.public_url.clone(),
+        public_url: a.public_url(),
         ..EngineOptions::default()
     };
     let stores = ferry_server::stores::Stores::new(
@@ -163,7 +168,7 @@ pub async fn run_network(cmd: NetworkCommand) -> Result<()> {
             println!(
                 "store {name} ({}) added; its webhooks go to {}/webhooks/shopify/{name}; connect it with `ferry network connect {name}`",
                 role.as_str(),
-                e.public_url.trim_end_matches('/')
+                e.public_url().trim_end_matches('/')
             );
         }
         NetworkCommand::Rules {

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use ferry_server::app::{AppState, DEFAULT_BODY_LIMIT};
+use ferry_server::app::AppState;
 use ferry_server::crypto::Cipher;
 use ferry_server::stores::{Platform, Stores};
 use tokio_util::sync::CancellationToken;
@@ -15,49 +15,41 @@ use tokio_util::sync::CancellationToken;
 pub struct ServeArgs {
     #[command(flatten)]
     db: crate::DbArgs,
-    /// Where to listen.
-    #[arg(long, env = "FERRY_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
+    /// Where to listen (config: listen).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
     #[command(flatten)]
     key: KeyArgs,
-    /// Bearer tokens of the admin API, comma-separated (none: the admin API refuses every call).
-    #[arg(
-        long = "admin-tokens",
-        env = "FERRY_ADMIN_TOKENS",
-        value_delimiter = ',',
-        hide_env_values = true
-    )]
-    admin_tokens: Vec<String>,
-    /// Origins allowed to call the API from a browser, comma-separated (default: none).
-    #[arg(
-        long = "cors-origins",
-        env = "FERRY_CORS_ORIGINS",
-        value_delimiter = ','
-    )]
-    cors_origins: Vec<String>,
-    /// Seconds before an unanswered request gets 408.
-    #[arg(long, env = "FERRY_REQUEST_TIMEOUT_S", default_value_t = 30)]
-    request_timeout_s: u64,
-    /// The largest webhook body accepted, in bytes.
-    #[arg(long, env = "FERRY_BODY_LIMIT", default_value_t = DEFAULT_BODY_LIMIT)]
-    body_limit: usize,
+    /// Bearer tokens of the admin API, comma-separated (config: admin_tokens; none: the admin
+    /// API refuses every call).
+    #[arg(long = "admin-tokens", value_delimiter = ',')]
+    admin_tokens: Option<Vec<String>>,
+    /// Origins allowed to call the API from a browser, comma-separated (config: cors_origins).
+    #[arg(long = "cors-origins", value_delimiter = ',')]
+    cors_origins: Option<Vec<String>>,
+    /// Seconds before an unanswered request gets 408 (config: request_timeout_s).
+    #[arg(long)]
+    request_timeout_s: Option<u64>,
+    /// The largest request body accepted, in bytes (config: body_limit).
+    #[arg(long)]
+    body_limit: Option<usize>,
 }
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct KeyArgs {
-    /// The key that seals secrets at rest: base64 of 32 random bytes
-    /// (`ferry stores new-key` prints one).
-    #[arg(
-        long = "encryption-key",
-        env = "FERRY_ENCRYPTION_KEY",
-        hide_env_values = true
-    )]
-    encryption_key: String,
+    /// The key that seals secrets at rest: base64 of 32 random bytes (config:
+    /// encryption_key, FERRY_ENCRYPTION_KEY; `ferry stores new-key` prints one).
+    #[arg(long = "encryption-key")]
+    encryption_key: Option<String>,
 }
 
 impl KeyArgs {
-    pub fn key(&self) -> &str {
-        &self.encryption_key
+    /// The flag, else the configuration's; an error when neither has one.
+    pub fn key(&self) -> Result<&str> {
+        match &self.encryption_key {
+            Some(k) => Ok(k),
+            None => crate::config::get().key(),
+        }
     }
 }
 
@@ -98,7 +90,7 @@ async fn stores(
     key: &KeyArgs,
 ) -> Result<(ferry_queue::Queue, ferry_server::db::Db, Stores)> {
     let queue = crate::jobs::open(db).await?;
-    let cipher = Cipher::from_base64(&key.encryption_key).context("--encryption-key")?;
+    let cipher = Cipher::from_base64(key.key()?).context("the encryption key")?;
     let db = ferry_server::db::Db::of(&queue)
         .await
         .context("migrating the server's tables")?;
@@ -107,9 +99,12 @@ async fn stores(
 }
 
 pub async fn run(a: ServeArgs) -> Result<()> {
+    let cfg = crate::config::get();
     let (queue, db, stores) = stores(&a.db, &a.key).await?;
+    let listen = a.listen.unwrap_or(cfg.listen);
     let admin_tokens: Vec<String> = a
         .admin_tokens
+        .unwrap_or_else(|| cfg.admin_tokens.clone())
         .into_iter()
         .filter(|t| !t.trim().is_empty())
         .collect();
@@ -130,12 +125,15 @@ pub async fn run(a: ServeArgs) -> Result<()> {
         queue: queue.clone(),
         db,
         stores,
-        body_limit: a.body_limit,
+        body_limit: a.body_limit.unwrap_or(cfg.body_limit),
         admin_tokens,
         hardening: ferry_server::app::Hardening {
-            request_timeout: std::time::Duration::from_secs(a.request_timeout_s.max(1)),
+            request_timeout: std::time::Duration::from_secs(
+                a.request_timeout_s.unwrap_or(cfg.request_timeout_s).max(1),
+            ),
             cors_origins: a
                 .cors_origins
+                .unwrap_or_else(|| cfg.cors_origins.clone())
                 .into_iter()
                 .filter(|o| !o.is_empty())
                 .collect(),
@@ -149,7 +147,7 @@ pub async fn run(a: ServeArgs) -> Result<()> {
         "shopify",
         ferry_connect::ClientOptions::default(),
     );
-    let cipher = Cipher::from_base64(a.key.key()).context("--encryption-key")?;
+    let cipher = Cipher::from_base64(a.key.key()?).context("the encryption key")?;
     let engine = ferry_sync::Engine::new(
         queue.clone(),
         cipher,
@@ -159,9 +157,9 @@ pub async fn run(a: ServeArgs) -> Result<()> {
     )
     .await
     .context("the sync engine's tables")?;
-    let running = ferry_server::app::start_with(a.listen, state, ferry_sync::api::routes(engine))
+    let running = ferry_server::app::start_with(listen, state, ferry_sync::api::routes(engine))
         .await
-        .with_context(|| format!("listening on {}", a.listen))?;
+        .with_context(|| format!("listening on {listen}"))?;
     tracing::info!(addr = %running.addr, backend = queue.backend(), "serving");
     println!("ferry serve listening on {}", running.url());
     let stop = CancellationToken::new();

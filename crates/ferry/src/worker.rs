@@ -14,29 +14,27 @@ use crate::DbArgs;
 pub struct WorkerArgs {
     #[command(flatten)]
     pub db: DbArgs,
-    /// Queues to take jobs from.
-    #[arg(long, value_delimiter = ',', default_value = "default")]
-    pub queues: Vec<String>,
-    /// Handlers running at once.
-    #[arg(long, default_value_t = 16)]
-    pub concurrency: usize,
+    /// Queues to take jobs from (config: queues).
+    #[arg(long, value_delimiter = ',')]
+    pub queues: Option<Vec<String>>,
+    /// Handlers running at once (config: concurrency).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
     /// Do not LISTEN for wake-ups (behind PgBouncer in transaction mode); poll only.
     #[arg(long)]
     pub no_listen: bool,
     /// The key that opens the stores' tokens; with it the worker runs the sync engine (and
-    /// takes the `webhooks` and `sync` queues too).
-    #[arg(long, env = "FERRY_ENCRYPTION_KEY", hide_env_values = true)]
+    /// takes the `webhooks` and `sync` queues too). Config: encryption_key.
+    #[arg(long, hide_env_values = true)]
     pub encryption_key: Option<String>,
-    /// Where the stores send their webhooks: the public URL of `ferry serve`.
-    #[arg(
-        long,
-        env = "FERRY_PUBLIC_URL",
-        default_value = "http://127.0.0.1:8080"
-    )]
-    pub public_url: String,
-    /// When the incremental reconciliation of every child runs (cron, UTC; "off" for never).
-    #[arg(long, env = "FERRY_RECONCILE_CRON", default_value = "*/15 * * * *")]
-    pub reconcile_cron: String,
+    /// Where the stores send their webhooks: the public URL of `ferry serve` (config:
+    /// public_url).
+    #[arg(long)]
+    pub public_url: Option<String>,
+    /// When the incremental reconciliation of every child runs (cron, UTC; "off" for never;
+    /// config: reconcile_cron).
+    #[arg(long)]
+    pub reconcile_cron: Option<String>,
 }
 
 /// `ferry.sleep`: sleeps, or stops early when cancelled. For smoke and crash tests.
@@ -108,8 +106,22 @@ pub fn diagnostics(b: ferry_queue::WorkerBuilder) -> ferry_queue::WorkerBuilder 
 }
 
 pub async fn run(args: WorkerArgs) -> Result<()> {
-    let queue = Queue::connect(&args.db.database_url).await?;
-    let queues: Vec<&str> = args.queues.iter().map(String::as_str).collect();
+    let cfg = crate::config::get();
+    let queue = Queue::connect(&args.db.url()).await?;
+    let names = args.queues.clone().unwrap_or_else(|| cfg.queues.clone());
+    let queues: Vec<&str> = names.iter().map(String::as_str).collect();
+    let key = args
+        .encryption_key
+        .clone()
+        .or_else(|| Some(cfg.encryption_key.clone()).filter(|k| !k.is_empty()));
+    let public_url = args
+        .public_url
+        .clone()
+        .unwrap_or_else(|| cfg.public_url.clone());
+    let reconcile_cron = args
+        .reconcile_cron
+        .clone()
+        .unwrap_or_else(|| cfg.reconcile_cron.clone());
     let opts = WorkerOptions {
         listen: !args.no_listen,
         ..WorkerOptions::default()
@@ -123,9 +135,9 @@ pub async fn run(args: WorkerArgs) -> Result<()> {
     let client = ferry_connect::Client::new(db, queue.clock(), "shopify", client_opts);
     let mut builder = diagnostics(Worker::builder(queue.clone()).options(opts));
     let mut queues = queues;
-    if let Some(key) = &args.encryption_key {
+    if let Some(key) = &key {
         let cipher = ferry_server::crypto::Cipher::from_base64(key)
-            .map_err(|e| anyhow::anyhow!("--encryption-key: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("the encryption key: {e}"))?;
         let stores = ferry_server::stores::Stores::new(
             ferry_server::db::Db::of(&queue).await?,
             cipher.clone(),
@@ -137,13 +149,13 @@ pub async fn run(args: WorkerArgs) -> Result<()> {
             client.clone(),
             stores,
             ferry_sync::EngineOptions {
-                public_url: args.public_url.clone(),
+                public_url,
                 ..ferry_sync::EngineOptions::default()
             },
         )
         .await?;
-        if args.reconcile_cron != "off" {
-            engine.schedule_reconcile(&args.reconcile_cron).await?;
+        if reconcile_cron != "off" {
+            engine.schedule_reconcile(&reconcile_cron).await?;
         }
         builder = engine.register(builder);
         for q in ferry_sync::Engine::queues() {
@@ -154,7 +166,7 @@ pub async fn run(args: WorkerArgs) -> Result<()> {
     }
     let worker = connector_kinds(builder, client)
         .queues(&queues)
-        .concurrency(args.concurrency)
+        .concurrency(args.concurrency.unwrap_or(cfg.concurrency))
         .build();
     let shutdown = CancellationToken::new();
     tokio::spawn(signal_on(shutdown.clone()));

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is what it should do
 
 mod budget_process;
+mod config_process;
 mod mock_process;
 mod serve_process;
 mod serve_race;

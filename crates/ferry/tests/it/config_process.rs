@@ -1,0 +1,96 @@
+//! The configuration reaches the commands: a TOML file, overridden by FERRY_* variables,
+//! overridden by flags; `ferry config` shows the result with its secrets masked.
+
+use std::process::Stdio;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const TOKEN: &str = "admin-token-from-the-file-123";
+
+#[tokio::test]
+async fn serve_runs_on_the_config_file_and_ferry_config_masks_its_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("ferry.db").display());
+    let key = crate::serve_process::add_shop(&db, "shpss_config_secret").await;
+    let file = dir.path().join("ferry.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "database_url = {db:?}\nencryption_key = {key:?}\nadmin_tokens = [{TOKEN:?}]\n\
+             listen = \"127.0.0.1:1\"\nrequest_timeout_s = 12\nlog = \"warn\"\n"
+        ),
+    )
+    .unwrap();
+    let ferry = env!("CARGO_BIN_EXE_ferry");
+
+    let out = tokio::process::Command::new(ferry)
+        .args(["config", "--config"])
+        .arg(&file)
+        .env("FERRY_REQUEST_TIMEOUT_S", "7")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        shown.contains("request_timeout_s = 7"),
+        "the variable wins: {shown}"
+    );
+    assert!(shown.contains("listen = \"127.0.0.1:1\""), "{shown}");
+    assert!(
+        !shown.contains(TOKEN) && !shown.contains(&key),
+        "masked: {shown}"
+    );
+
+    // The flag beats the file's unusable port; the file's database, key and token are used.
+    let mut serve = tokio::process::Command::new(ferry)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("FERRY_CONFIG", &file)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(serve.stdout.take().unwrap()).lines();
+    let line = lines
+        .next_line()
+        .await
+        .unwrap()
+        .expect("ferry serve printed its address");
+    let url = line.rsplit(' ').next().unwrap().to_owned();
+    let http = reqwest::Client::new();
+    let stores = |token: &str| {
+        http.get(format!("{url}/api/stores"))
+            .bearer_auth(token)
+            .send()
+    };
+    assert_eq!(
+        stores(TOKEN).await.unwrap().status(),
+        200,
+        "the file's token"
+    );
+    assert_eq!(
+        stores("another-token-0123456789").await.unwrap().status(),
+        401
+    );
+    let listed: serde_json::Value = stores(TOKEN).await.unwrap().json().await.unwrap();
+    assert!(
+        listed.to_string().contains("shop"),
+        "the file's database: {listed}"
+    );
+
+    // A bad value is refused before anything starts, naming the key.
+    std::fs::write(&file, "concurrency = \"many\"\n").unwrap();
+    let out = tokio::process::Command::new(ferry)
+        .args(["worker", "--config"])
+        .arg(&file)
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("concurrency"), "{err}");
+}

@@ -8,7 +8,6 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use ferry_queue::{Cancelled, JobFilter, JobState};
 use serde::Deserialize;
@@ -22,25 +21,40 @@ use crate::stores::Platform;
 
 const MAX_PAGE: u32 = 500;
 
+type Table = (
+    Router<Arc<AppState>>,
+    &'static [(&'static str, &'static str)],
+);
+
+fn table() -> Table {
+    crate::api_routes! {
+        GET "/api/openapi.json" => crate::openapi::document,
+        GET "/api/stores" => list_stores,
+        POST "/api/stores" => create_store,
+        GET "/api/stores/{name}" => get_store,
+        POST "/api/stores/{name}/rotate" => rotate_store,
+        GET "/api/jobs" => list_jobs,
+        GET "/api/jobs/{id}" => get_job,
+        POST "/api/jobs/{id}/cancel" => cancel_job,
+        POST "/api/jobs/{id}/replay" => replay_job,
+        GET "/api/queues" => list_queues,
+        POST "/api/queues/{queue}/pause" => pause_queue,
+        POST "/api/queues/{queue}/resume" => resume_queue,
+        GET "/api/breakers" => list_breakers,
+        GET "/api/deliveries" => list_deliveries,
+        POST "/api/deliveries/{store}/{delivery}/replay" => replay_delivery,
+    }
+}
+
 pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/api/stores", get(list_stores).post(create_store))
-        .route("/api/stores/{name}", get(get_store))
-        .route("/api/stores/{name}/rotate", post(rotate_store))
-        .route("/api/jobs", get(list_jobs))
-        .route("/api/jobs/{id}", get(get_job))
-        .route("/api/jobs/{id}/cancel", post(cancel_job))
-        .route("/api/jobs/{id}/replay", post(replay_job))
-        .route("/api/queues", get(list_queues))
-        .route("/api/queues/{queue}/pause", post(pause_queue))
-        .route("/api/queues/{queue}/resume", post(resume_queue))
-        .route("/api/breakers", get(list_breakers))
-        .route("/api/deliveries", get(list_deliveries))
-        .route(
-            "/api/deliveries/{store}/{delivery}/replay",
-            post(replay_delivery),
-        )
+    table()
+        .0
         .route_layer(axum::middleware::from_fn_with_state(state, require_token))
+}
+
+/// The admin API's (method, path) pairs.
+pub fn operations() -> &'static [(&'static str, &'static str)] {
+    table().1
 }
 
 /// Puts routes of another part (the sync engine's) behind the admin API's bearer tokens.

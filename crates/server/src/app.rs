@@ -7,7 +7,6 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use ferry_queue::Queue;
 use serde_json::json;
 use tokio::sync::oneshot;
@@ -46,6 +45,27 @@ impl Default for Hardening {
     }
 }
 
+type Table = (
+    Router<Arc<AppState>>,
+    &'static [(&'static str, &'static str)],
+);
+
+/// The routes that need no token: webhooks carry signatures; probes and metrics are for the
+/// platform running ferry.
+fn public() -> Table {
+    crate::api_routes! {
+        POST "/webhooks/{platform}/{store}" => crate::ingress::receive,
+        GET "/healthz" => healthz,
+        GET "/readyz" => readyz,
+        GET "/metrics" => crate::telemetry::render,
+    }
+}
+
+/// The public routes' (method, path) pairs.
+pub fn operations() -> &'static [(&'static str, &'static str)] {
+    public().1
+}
+
 /// 1 MiB: far above Shopify's webhook payloads, small enough to refuse floods.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
@@ -60,13 +80,7 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
     let app = Router::new()
         .merge(crate::admin::routes(state.clone()))
         .merge(crate::admin::protect(extra, state.clone()))
-        .route(
-            "/webhooks/{platform}/{store}",
-            post(crate::ingress::receive),
-        )
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(crate::telemetry::render))
+        .merge(public().0)
         .route_layer(axum::middleware::from_fn(crate::telemetry::track))
         .with_state(state)
         .layer(axum::middleware::map_response(security_headers))

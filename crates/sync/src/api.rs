@@ -5,7 +5,6 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use ferry_server::error::ServerError;
 use serde::Deserialize;
@@ -18,19 +17,31 @@ use crate::rules::Rules;
 
 const MAX_PAGE: i64 = 500;
 
+type Table = (Router<Engine>, &'static [(&'static str, &'static str)]);
+
+fn table() -> Table {
+    ferry_server::api_routes! {
+        GET "/api/network/stores" => list_stores,
+        POST "/api/network/stores" => add_store,
+        GET "/api/network/stores/{name}" => get_store,
+        PUT "/api/network/stores/{name}/rules" => set_rules,
+        POST "/api/network/stores/{name}/connect" => connect,
+        GET "/api/network/stores/{name}/links" => links,
+        GET "/api/network/stores/{name}/problems" => problems,
+        GET "/api/audit" => audit,
+        GET "/api/sync/runs" => runs,
+        POST "/api/sync/reconcile" => reconcile,
+    }
+}
+
 /// Routes of any state: the engine is their own.
 pub fn routes<S: Clone + Send + Sync + 'static>(engine: Engine) -> Router<S> {
-    Router::new()
-        .route("/api/network/stores", get(list_stores).post(add_store))
-        .route("/api/network/stores/{name}", get(get_store))
-        .route("/api/network/stores/{name}/rules", put(set_rules))
-        .route("/api/network/stores/{name}/connect", post(connect))
-        .route("/api/network/stores/{name}/links", get(links))
-        .route("/api/network/stores/{name}/problems", get(problems))
-        .route("/api/audit", get(audit))
-        .route("/api/sync/runs", get(runs))
-        .route("/api/sync/reconcile", post(reconcile))
-        .with_state(engine)
+    table().0.with_state(engine)
+}
+
+/// The network routes' (method, path) pairs.
+pub fn operations() -> &'static [(&'static str, &'static str)] {
+    table().1
 }
 
 fn err(e: SyncError) -> ServerError {

@@ -1,8 +1,10 @@
 //! The network's admin routes over real HTTP: behind the bearer token, secrets write-only,
 //! bad input refused with a JSON error and nothing stored.
 
+use std::collections::BTreeSet;
+
 use ferry_sync::Rules;
-use ferry_testkit::TestDb;
+use ferry_testkit::{Backend, TestDb};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -169,3 +171,99 @@ ferry_testkit::conformance!(
     the_network_api_lists_links_audit_and_runs,
     bad_input_is_refused_and_changes_nothing,
 );
+
+/// Every `$ref` in `v`.
+fn refs(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(Value::String(r)) = m.get("$ref") {
+                out.push(r.clone());
+            }
+            m.values().for_each(|x| refs(x, out));
+        }
+        Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_what_the_server_routes() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let net = Net::start(db, 1, 2, Rules::default()).await;
+    let url = net.stack.server.url();
+    assert_eq!(
+        reqwest::get(format!("{url}/api/openapi.json"))
+            .await
+            .unwrap()
+            .status(),
+        401,
+        "the document is behind the token, like the rest of /api"
+    );
+    let (s, doc) = call(&net, Method::GET, "/api/openapi.json", None).await;
+    assert_eq!(s, 200);
+    let committed: Value = serde_json::from_str(ferry_server::openapi::DOCUMENT).unwrap();
+    assert_eq!(doc, committed);
+    assert_eq!(doc["openapi"], "3.1.0");
+
+    // The document names exactly the routes the server has, method by method.
+    let paths = doc["paths"].as_object().unwrap();
+    let documented: BTreeSet<(String, String)> = paths
+        .iter()
+        .flat_map(|(path, ops)| {
+            ops.as_object()
+                .unwrap()
+                .keys()
+                .map(move |m| (m.to_uppercase(), path.clone()))
+        })
+        .collect();
+    let routed: BTreeSet<(String, String)> = ferry_server::admin::operations()
+        .iter()
+        .chain(ferry_server::app::operations())
+        .chain(ferry_sync::api::operations())
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    assert_eq!(documented, routed, "document vs routers");
+
+    // Every reference resolves.
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    for r in all {
+        let pointer = r.strip_prefix('#').unwrap();
+        assert!(doc.pointer(pointer).is_some(), "{r} does not resolve");
+    }
+
+    // Every operation, called with placeholders, answers one of the statuses it documents,
+    // and an error answer is the documented error shape.
+    let http = reqwest::Client::new();
+    for (method, path) in &documented {
+        let op = &paths[path][method.to_lowercase()];
+        let concrete = path
+            .replace("{platform}", "shopify")
+            .replace("{name}", "child-1")
+            .replace("{store}", "child-1")
+            .replace("{delivery}", "no-such-delivery")
+            .replace("{queue}", "sync")
+            .replace("{id}", &uuid::Uuid::new_v4().to_string());
+        let mut req = http.request(method.parse().unwrap(), format!("{url}{concrete}"));
+        if op["security"] != json!([]) {
+            req = req.bearer_auth(crate::ADMIN_TOKEN);
+        }
+        if op["requestBody"]["required"] == true {
+            req = req.json(&json!({}));
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16().to_string();
+        let body = r.text().await.unwrap();
+        assert!(
+            op["responses"].get(&status).is_some(),
+            "{method} {concrete} answered {status}, not documented: {body}"
+        );
+        if !status.starts_with('2') {
+            let e: Value = serde_json::from_str(&body).unwrap();
+            assert!(
+                e["error"]["code"].is_string(),
+                "{method} {concrete}: {body}"
+            );
+        }
+    }
+}

@@ -11,34 +11,30 @@ ferry_testkit::conformance!(
     jobs_queues_and_deliveries_are_listed_paged_and_replayed,
 );
 
-const ROUTES: [(&str, &str); 13] = [
-    ("GET", "/api/breakers"),
-    ("GET", "/api/stores"),
-    ("POST", "/api/stores"),
-    ("GET", "/api/stores/x"),
-    ("POST", "/api/stores/x/rotate"),
-    ("GET", "/api/jobs"),
-    ("GET", "/api/jobs/01a20253-c9e3-7625-9d9b-7cde20c7fdc1"),
-    (
-        "POST",
-        "/api/jobs/01a20253-c9e3-7625-9d9b-7cde20c7fdc1/cancel",
-    ),
-    (
-        "POST",
-        "/api/jobs/01a20253-c9e3-7625-9d9b-7cde20c7fdc1/replay",
-    ),
-    ("GET", "/api/queues"),
-    ("POST", "/api/queues/q/pause"),
-    ("GET", "/api/deliveries"),
-    ("POST", "/api/deliveries/s/d/replay"),
-];
+/// Every admin route (from the router's own list, so a new one is covered at once), with
+/// placeholders in its path.
+fn routes() -> Vec<(&'static str, String)> {
+    let all = ferry_server::admin::operations();
+    assert!(all.len() >= 15, "{all:?}");
+    all.iter()
+        .map(|(m, p)| {
+            let path = p
+                .replace("{name}", "x")
+                .replace("{id}", "01a20253-c9e3-7625-9d9b-7cde20c7fdc1")
+                .replace("{queue}", "q")
+                .replace("{store}", "s")
+                .replace("{delivery}", "d");
+            (*m, path)
+        })
+        .collect()
+}
 
 async fn every_admin_route_needs_the_token(db: TestDb) {
     let h = Harness::start(db).await;
-    for (m, path) in ROUTES {
+    for (m, path) in routes() {
         let method: Method = m.parse().unwrap();
         for token in [None, Some("wrong-token-0123456789"), Some("")] {
-            let mut req = h.http.request(method.clone(), h.url(path)).body("{}");
+            let mut req = h.http.request(method.clone(), h.url(&path)).body("{}");
             if let Some(t) = token {
                 req = req.bearer_auth(t);
             }
@@ -52,9 +48,9 @@ async fn every_admin_route_needs_the_token(db: TestDb) {
         h.queue.stats_all().await.unwrap().is_empty(),
         "nothing done without a token"
     );
-    for (m, path) in ROUTES {
+    for (m, path) in routes() {
         let r = h
-            .admin(m.parse().unwrap(), path)
+            .admin(m.parse().unwrap(), &path)
             .body("{}")
             .send()
             .await
@@ -67,7 +63,8 @@ async fn every_admin_route_needs_the_token(db: TestDb) {
             .await
             .unwrap()
             .iter()
-            .any(|s| s.queue == "q" && s.paused)
+            .any(|s| s.queue == "q" && !s.paused),
+        "with the token, the pause and then the resume reached queue q"
     );
 }
 

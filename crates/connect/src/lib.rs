@@ -12,6 +12,7 @@ pub mod client;
 pub mod db;
 pub mod error;
 pub mod oauth;
+pub mod payments;
 pub mod rest;
 pub mod secret;
 pub mod shopify;

@@ -2,7 +2,8 @@
 //! unless `capture: false`), capture it later. Every POST may carry an `Idempotency-Key`: the
 //! same key and body answer the stored response again; another body is 422; the same key while
 //! the first request is still being processed is 409. The card `pm_card_chargeDeclined` is
-//! declined with 402.
+//! declined with 402. A payment can be cancelled: an authorization is voided, a captured one
+//! refunded in full.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,6 +28,10 @@ pub(crate) fn routes() -> Router<Arc<Platform>> {
         .route(
             "/stores/{store}/payments/v1/payment_intents/{id}/capture",
             post(capture),
+        )
+        .route(
+            "/stores/{store}/payments/v1/payment_intents/{id}/cancel",
+            post(cancel),
         )
 }
 
@@ -162,8 +167,19 @@ async fn create(
         Gate::Answer(r) => return Ok(r),
         Gate::Run(k) => k,
     };
-    p.hold_point().await;
-    let (status, out) = if new.payment_method == DECLINED_CARD {
+    // As on Stripe, a payment that began is finished even if the caller goes away (a caller
+    // killed mid-request finds the result under its key later).
+    let work = tokio::spawn(async move {
+        p.hold_point().await;
+        let (status, out) = charge(&p, &store, &new);
+        finish(&p, key, request, status, out)
+    });
+    work.await
+        .map_err(|e| MockError::BadRequest(format!("payment task failed: {e}")))
+}
+
+fn charge(p: &Platform, store: &str, new: &NewPayment) -> (StatusCode, Value) {
+    if new.payment_method == DECLINED_CARD {
         (
             StatusCode::PAYMENT_REQUIRED,
             json!({ "error": { "type": "card_error", "code": "card_declined", "message": "Your card was declined." } }),
@@ -181,8 +197,7 @@ async fn create(
         });
         pay.intents.insert(id, intent.clone());
         (StatusCode::OK, intent)
-    };
-    Ok(finish(&p, key, request, status, out))
+    }
 }
 
 async fn capture(
@@ -220,6 +235,46 @@ async fn capture(
                 json!({ "error": { "type": "invalid_request_error", "code": "payment_intent_unexpected_state",
                     "message": format!("This PaymentIntent is {}.", intent["status"]) } }),
             ),
+        }
+    };
+    Ok(finish(&p, key, request, status, out))
+}
+
+async fn cancel(
+    State(p): State<Arc<Platform>>,
+    Path((store, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, MockError> {
+    p.authorize(&store, crate::platform::presented_token(&headers))?;
+    let request = if body.is_empty() {
+        json!({})
+    } else {
+        parse(&body)?
+    };
+    let route = format!("cancel:{id}");
+    let key = match gate(&p, &store, &route, &headers, &request) {
+        Gate::Answer(r) => return Ok(r),
+        Gate::Run(k) => k,
+    };
+    let (status, out) = {
+        let mut pay = p.payments();
+        match pay.intents.get_mut(&id) {
+            None => (
+                StatusCode::NOT_FOUND,
+                json!({ "error": { "type": "invalid_request_error", "code": "resource_missing", "message": "No such payment_intent." } }),
+            ),
+            Some(intent) if intent["status"] == "requires_capture" => {
+                intent["status"] = json!("canceled");
+                (StatusCode::OK, intent.clone())
+            }
+            Some(intent) if intent["status"] == "succeeded" => {
+                intent["status"] = json!("refunded");
+                intent["amount_refunded"] = intent["amount"].clone();
+                (StatusCode::OK, intent.clone())
+            }
+            // Cancelling twice is the same cancellation.
+            Some(intent) => (StatusCode::OK, intent.clone()),
         }
     };
     Ok(finish(&p, key, request, status, out))

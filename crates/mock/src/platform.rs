@@ -302,6 +302,18 @@ impl Platform {
     }
 
     /// Payment requests being processed now.
+    /// Every payment made, in id order (for assertions: one charge per order, refunds).
+    pub fn payment_intents(&self) -> Vec<serde_json::Value> {
+        let pay = self.payments();
+        let mut all: Vec<(String, serde_json::Value)> = pay
+            .intents
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all.into_iter().map(|(_, v)| v).collect()
+    }
+
     pub fn payments_in_flight(&self) -> usize {
         self.payments()
             .keys

@@ -111,6 +111,10 @@ struct AdjustJob {
     /// (inventory item, delta)
     changes: Vec<(String, i64)>,
     cause: String,
+    /// ferry's belief of the store's level already counts the delta (an order taken by the
+    /// orders API moves the parent's expected level when it is confirmed).
+    #[serde(default)]
+    counted: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -156,6 +160,13 @@ pub struct RunReport {
     pub stock_fixed: i64,
     pub cursor_ms: i64,
     pub error: Option<String>,
+}
+
+/// A sale of the orders API, planned: see [`Engine::api_sale_plan`].
+pub(crate) struct ApiSale {
+    parent: String,
+    parent_lines: Vec<(String, i64)>,
+    per_store: BTreeMap<String, BTreeMap<String, i64>>,
 }
 
 /// A create refused because the handle is in use (the payload names the field, not a code).
@@ -259,7 +270,7 @@ impl Engine {
         &self.inner.queue
     }
 
-    fn db(&self) -> &Db {
+    pub(crate) fn db(&self) -> &Db {
         &self.inner.net.db
     }
 
@@ -485,8 +496,116 @@ impl Engine {
         Ok(())
     }
 
-    fn now_ms(&self) -> i64 {
+    pub(crate) fn now_ms(&self) -> i64 {
         self.inner.net.now_ms()
+    }
+
+    pub(crate) fn client(&self) -> &Client {
+        &self.inner.client
+    }
+
+    /// The parent's variant and inventory item with this SKU, asked of the platform (for a SKU
+    /// the index has not seen: a product made after the parent was connected). `None` when
+    /// no variant, or more than one, carries it.
+    pub(crate) async fn parent_sku(
+        &self,
+        sku: &str,
+    ) -> Result<Option<(String, String)>, SyncError> {
+        let parent = self.inner.net.parent().await?;
+        let shop = self.shop(&parent).await?;
+        let found = shop.variants_by_sku(sku).await?;
+        Ok(match found.as_slice() {
+            [v] => Some((v.id.clone(), v.inventory_item_id.clone())),
+            _ => None,
+        })
+    }
+
+    /// The parent's available stock of an item as the platform says it now.
+    pub(crate) async fn parent_available(&self, item: &str) -> Result<Option<i64>, SyncError> {
+        let parent = self.inner.net.parent().await?;
+        let shop = self.shop(&parent).await?;
+        Ok(shop.available(item, &parent.location_id).await?)
+    }
+
+    /// What a sale taken by ferry itself (the orders API) writes: the parent's (item,
+    /// quantity) lines and each store's deltas. Read before the transaction that confirms the
+    /// order (on SQLite a read through the pool inside it would wait for itself).
+    pub(crate) async fn api_sale_plan(
+        &self,
+        lines: &[(String, String, i64)],
+    ) -> Result<ApiSale, SyncError> {
+        let parent = self.inner.net.parent().await?;
+        let mut per_store: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+        for (variant, item, quantity) in lines {
+            *per_store
+                .entry(parent.name.clone())
+                .or_default()
+                .entry(item.clone())
+                .or_default() -= quantity;
+            for c in self.inner.net.copies_of(variant).await? {
+                *per_store
+                    .entry(c.child)
+                    .or_default()
+                    .entry(c.child_item)
+                    .or_default() -= quantity;
+            }
+        }
+        Ok(ApiSale {
+            parent: parent.name,
+            parent_lines: lines.iter().map(|(_, i, q)| (i.clone(), *q)).collect(),
+            per_store,
+        })
+    }
+
+    /// Writes a sale of the orders API in the transaction that confirms it: every store of
+    /// the network (the parent too) gets one delta per line, keyed by the order, with its
+    /// intents; the parent's expected level moves now and its reservation is let go, so
+    /// stock held for the order is never counted twice.
+    pub(crate) async fn api_sale(
+        &self,
+        tx: &mut ferry_queue::Tx,
+        order: &str,
+        sale: &ApiSale,
+    ) -> Result<(), SyncError> {
+        let now = self.now_ms();
+        for (item, quantity) in &sale.parent_lines {
+            tx_exec!(
+                tx,
+                "UPDATE ferry_levels SET expected = expected - $3, reserved = reserved - $3, updated_ms = $4 WHERE store = $1 AND item = $2",
+                &sale.parent,
+                item,
+                *quantity,
+                now
+            )?;
+        }
+        let parent = &sale.parent;
+        let per_store = sale.per_store.clone();
+        let mut jobs = Vec::new();
+        for (target, changes) in per_store {
+            let key = format!("order:{order}:{target}");
+            for (item, delta) in &changes {
+                tx_exec!(
+                    tx,
+                    "INSERT INTO ferry_intents (key, store, item, kind, amount, state, created_ms)
+                     VALUES ($1, $2, $3, 'delta', $4, 'pending', $5) ON CONFLICT (key, store, item) DO NOTHING",
+                    &key,
+                    &target,
+                    item,
+                    *delta,
+                    now
+                )?;
+            }
+            let job = AdjustJob {
+                counted: &target == parent,
+                store: target.clone(),
+                key,
+                changes: changes.into_iter().collect(),
+                cause: format!("order {order} (orders API)"),
+            };
+            jobs.push(self.sync_job(ADJUST, &job, &target)?.priority(1));
+        }
+        tx.enqueue_batch(jobs).await?;
+        Ok(())
     }
 
     // ---- catalog ----------------------------------------------------------------------
@@ -1033,6 +1152,7 @@ impl Engine {
                 key: key.clone(),
                 changes: changes.into_iter().collect(),
                 cause: format!("order {} in {}", o.id, store.name),
+                counted: false,
             };
             jobs.push(self.sync_job(ADJUST, &job, &target)?.priority(1));
         }
@@ -1063,10 +1183,8 @@ impl Engine {
         shop.adjust_inventory(&j.key, "correction", &changes)
             .await?;
         for (item, delta) in &j.changes {
-            if self
-                .applied(&j.key, &store.name, item, None, *delta)
-                .await?
-            {
+            let moves = if j.counted { 0 } else { *delta };
+            if self.applied(&j.key, &store.name, item, None, moves).await? {
                 self.inner
                     .net
                     .audit(

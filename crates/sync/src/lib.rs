@@ -13,6 +13,8 @@ pub mod db;
 pub mod engine;
 pub mod error;
 pub mod network;
+pub mod orders;
+pub mod orders_api;
 pub mod plan;
 pub mod rules;
 pub mod stack;

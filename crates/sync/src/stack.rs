@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::{Engine, EngineOptions};
 use crate::error::SyncError;
+use crate::orders::{ORDERS_QUEUE, Orders, OrdersOptions};
 
 pub struct StackConfig {
     pub listen: SocketAddr,
@@ -20,6 +21,7 @@ pub struct StackConfig {
     pub engine: EngineOptions,
     pub worker: WorkerOptions,
     pub client: ferry_connect::ClientOptions,
+    pub orders: OrdersOptions,
 }
 
 impl StackConfig {
@@ -34,6 +36,7 @@ impl StackConfig {
                 ..WorkerOptions::default()
             },
             client: ferry_connect::ClientOptions::default(),
+            orders: OrdersOptions::default(),
         }
     }
 }
@@ -42,6 +45,7 @@ impl StackConfig {
 pub struct Stack {
     pub server: Running,
     pub engine: Engine,
+    pub orders: Orders,
     pub queue: Queue,
     stop: CancellationToken,
     worker: Option<tokio::task::JoinHandle<()>>,
@@ -79,12 +83,15 @@ impl Stack {
         }
         let client = ferry_connect::Client::new(connect_db, queue.clock(), "shopify", cfg.client);
         let engine = Engine::new(queue.clone(), cfg.cipher, client, stores, engine_opts).await?;
-        let server =
-            ferry_server::app::start_on(listener, state, crate::api::routes(engine.clone()))
-                .map_err(|e| SyncError::Invalid(format!("listening on {addr}: {e}")))?;
-        let queues = Engine::queues();
-        let worker = engine
-            .register(Worker::builder(queue.clone()).options(cfg.worker))
+        let orders = Orders::new(engine.clone(), cfg.orders);
+        let routes =
+            crate::api::routes(engine.clone()).merge(crate::orders_api::routes(orders.clone()));
+        let server = ferry_server::app::start_on(listener, state, routes)
+            .map_err(|e| SyncError::Invalid(format!("listening on {addr}: {e}")))?;
+        let mut queues = Engine::queues().to_vec();
+        queues.push(ORDERS_QUEUE);
+        let worker = orders
+            .register(engine.register(Worker::builder(queue.clone()).options(cfg.worker)))
             .queues(&queues)
             .build();
         let stop = CancellationToken::new();
@@ -97,6 +104,7 @@ impl Stack {
         Ok(Stack {
             server,
             engine,
+            orders,
             queue,
             stop,
             worker: Some(handle),

@@ -7,6 +7,7 @@
 mod api;
 mod catalog;
 mod inventory;
+mod orders;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,7 +27,10 @@ pub struct Net {
     pub mock: MockServer,
     pub stack: Stack,
     pub children: Vec<String>,
-    _db: TestDb,
+    /// The key the stores' tokens are sealed with (a restarted stack needs the same).
+    key: String,
+    pub orders: ferry_sync::orders::OrdersOptions,
+    pub db: TestDb,
 }
 
 /// What the tests need of a store, by SKU: (title, price, available, status).
@@ -57,24 +61,23 @@ impl Net {
         })
         .await
         .unwrap();
-        let queue = db.real_queue().await;
-        let mut cfg = StackConfig::new(Cipher::from_base64(&Cipher::generate_key()).unwrap());
-        cfg.engine.public_url = String::new();
-        cfg.admin_tokens = vec![ADMIN_TOKEN.to_owned()];
-        cfg.engine.settle = Duration::from_millis(100);
-        cfg.worker = WorkerOptions {
-            concurrency: 16,
-            poll_interval: Duration::from_millis(50),
-            backoff: Backoff {
-                base: Duration::from_millis(50),
-                cap: Duration::from_millis(500),
-            },
-            ..WorkerOptions::default()
-        };
-        cfg.client.backoff_base = Duration::from_millis(10);
-        cfg.client.backoff_cap = Duration::from_millis(50);
-        let stack = Stack::start(queue, cfg).await.unwrap();
+        let key = Cipher::generate_key();
         let p = mock.platform();
+        let parent = p.create_store(Some(PARENT)).unwrap();
+        // Orders charge the parent's payments API.
+        let orders = ferry_sync::orders::OrdersOptions {
+            payments_url: format!("{}/stores/{PARENT}/payments/v1", mock.url()),
+            payments_token: parent.access_token.clone(),
+            recover_after: Duration::from_secs(1),
+            // The rate-limit test sets its own; the others send more than a minute's worth.
+            limits: ferry_sync::orders::Limits {
+                create: 10_000,
+                list: 10_000,
+                detail: 10_000,
+            },
+            ..Default::default()
+        };
+        let stack = Net::stack_on(&db, &key, &orders).await;
         let mut names = Vec::new();
         for (i, role) in std::iter::once(Role::Parent)
             .chain(std::iter::repeat_n(Role::Child, children))
@@ -85,7 +88,11 @@ impl Net {
             } else {
                 format!("child-{i}")
             };
-            let info = p.create_store(Some(&name)).unwrap();
+            let info = if i == 0 {
+                parent.clone()
+            } else {
+                p.create_store(Some(&name)).unwrap()
+            };
             p.seed_catalog(&name, products, 2).unwrap();
             stack
                 .engine
@@ -107,8 +114,41 @@ impl Net {
             mock,
             stack,
             children: names,
-            _db: db,
+            key,
+            orders,
+            db,
         }
+    }
+
+    /// A stack (web tier and worker) on the test's database.
+    pub async fn stack_on(
+        db: &TestDb,
+        key: &str,
+        orders: &ferry_sync::orders::OrdersOptions,
+    ) -> Stack {
+        let queue = db.real_queue().await;
+        let mut cfg = StackConfig::new(Cipher::from_base64(key).unwrap());
+        cfg.engine.public_url = String::new();
+        cfg.admin_tokens = vec![ADMIN_TOKEN.to_owned()];
+        cfg.engine.settle = Duration::from_millis(100);
+        cfg.worker = WorkerOptions {
+            concurrency: 16,
+            poll_interval: Duration::from_millis(50),
+            backoff: Backoff {
+                base: Duration::from_millis(50),
+                cap: Duration::from_millis(500),
+            },
+            ..WorkerOptions::default()
+        };
+        cfg.client.backoff_base = Duration::from_millis(10);
+        cfg.client.backoff_cap = Duration::from_millis(50);
+        cfg.orders = orders.clone();
+        Stack::start(queue, cfg).await.unwrap()
+    }
+
+    /// Another stack on the same database (a second server, or this one restarted).
+    pub async fn another_stack(&self, orders: &ferry_sync::orders::OrdersOptions) -> Stack {
+        Net::stack_on(&self.db, &self.key, orders).await
     }
 
     pub fn platform(&self) -> &Arc<Platform> {

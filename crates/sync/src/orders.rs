@@ -1,0 +1,873 @@
+//! Orders taken by ferry (a wholesale portal, a headless checkout): reserve stock in the
+//! parent, charge the payment provider, confirm, and the sale reaches every store as keyed
+//! deltas. A saga, with the idempotency record as its log: each step moves `step` by a
+//! compare-and-set in the transaction that does the step's work, so the request and the
+//! recovery job (enqueued with the order, for a server that died mid-order) can never both
+//! do one. The charge's idempotency key is the order's: sent twice, it charges once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_connect::ConnectError;
+use ferry_connect::payments::{Charge, PaymentsConnector};
+use ferry_queue::{JobError, NewJob, WorkerBuilder};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::Digest;
+
+use crate::db::{exec, row, rows, tx_exec};
+use crate::engine::Engine;
+use crate::error::SyncError;
+
+pub const RECOVER: &str = "orders.recover";
+pub const VOID: &str = "orders.void";
+pub const ORDERS_QUEUE: &str = "orders";
+
+/// Requests per minute and API client, per route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    pub create: i64,
+    pub list: i64,
+    pub detail: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            create: 10,
+            list: 120,
+            detail: 300,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct OrdersOptions {
+    /// The payment provider's API root (…/payment_intents hangs under it); empty: none, and
+    /// every order is refused with 503.
+    pub payments_url: String,
+    pub payments_token: String,
+    /// The header carrying the idempotency key.
+    pub key_header: String,
+    pub limits: Limits,
+    /// When the recovery job of an order looks at it (a live request finishes long before).
+    pub recover_after: Duration,
+    pub body_limit: usize,
+}
+
+impl Default for OrdersOptions {
+    fn default() -> Self {
+        OrdersOptions {
+            payments_url: String::new(),
+            payments_token: String::new(),
+            key_header: "Idempotency-Key".into(),
+            limits: Limits::default(),
+            recover_after: Duration::from_secs(30),
+            body_limit: 1024 * 1024,
+        }
+    }
+}
+
+/// An answer of the orders API: status and JSON body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+    /// A stored answer given again (`Idempotent-Replay: true`).
+    pub replay: bool,
+}
+
+pub(crate) fn error_body(code: &str, message: &str, field: Option<&str>) -> Value {
+    let mut e = json!({"code": code, "message": message});
+    if let Some(f) = field {
+        e["field"] = json!(f);
+    }
+    json!({ "error": e })
+}
+
+fn answer(status: u16, body: Value) -> Answer {
+    Answer {
+        status,
+        body,
+        replay: false,
+    }
+}
+
+fn invalid(field: &str, message: &str) -> Answer {
+    answer(400, error_body("INVALID_REQUEST", message, Some(field)))
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ItemRequest {
+    pub sku: String,
+    pub quantity: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderRequest {
+    pub items: Vec<ItemRequest>,
+    pub amount_cents: i64,
+    pub currency: String,
+    pub payment_method: String,
+}
+
+/// A line with the parent's variant and inventory item it takes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Line {
+    sku: String,
+    quantity: i64,
+    variant: String,
+    item: String,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct OrderRow {
+    id: String,
+    status: String,
+    step: String,
+    items: String,
+    amount_cents: i64,
+    currency: String,
+    payment_method: String,
+    transaction_id: Option<String>,
+    created_ms: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct OrderJob {
+    order: String,
+}
+
+/// ISO 4217's active codes.
+const CURRENCIES: &str = "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND \
+BOB BRL BSD BTN BWP BYN BZD CAD CDF CHF CLP CNY COP CRC CUC CUP CVE CZK DJF DKK DOP DZD EGP ERN \
+ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD \
+JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU \
+MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB \
+RWF SAR SBD SCR SDG SEK SGD SHP SLE SLL SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD \
+TWD TZS UAH UGX USD UYU UZS VES VND VUV WST XAF XCD XOF XPF YER ZAR ZMW ZWL";
+
+/// The API client a request comes from: a digest of its bearer token (keys and limits are
+/// scoped to it; the token itself is never stored).
+pub fn client_of(token: &str) -> String {
+    let d = sha2::Sha256::digest(token.as_bytes());
+    d.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The key as sent: a plain token, or an RFC 8941 string (`"…"`) as the IETF draft has it.
+pub fn parse_key(raw: &str) -> Option<String> {
+    let k = raw.trim();
+    let k = k
+        .strip_prefix('"')
+        .and_then(|k| k.strip_suffix('"'))
+        .unwrap_or(k);
+    (!k.is_empty() && k.len() <= 255 && k.chars().all(|c| c.is_ascii_graphic()))
+        .then(|| k.to_owned())
+}
+
+#[derive(Clone)]
+pub struct Orders {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    payments: Option<PaymentsConnector>,
+    opts: OrdersOptions,
+}
+
+impl Orders {
+    pub fn new(engine: Engine, opts: OrdersOptions) -> Orders {
+        let payments = (!opts.payments_url.is_empty()).then(|| {
+            PaymentsConnector::new(
+                engine.client().clone(),
+                &opts.payments_url,
+                "payments",
+                Arc::new(ferry_connect::StaticToken(ferry_connect::Secret::new(
+                    opts.payments_token.clone(),
+                ))),
+            )
+        });
+        Orders {
+            inner: Arc::new(Inner {
+                engine,
+                payments,
+                opts,
+            }),
+        }
+    }
+
+    pub fn options(&self) -> &OrdersOptions {
+        &self.inner.opts
+    }
+
+    fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    fn now(&self) -> i64 {
+        self.engine().now_ms()
+    }
+
+    /// Registers the recovery and void jobs (a worker must take the `orders` queue).
+    pub fn register(&self, b: WorkerBuilder) -> WorkerBuilder {
+        let me = self.clone();
+        let b = b.handle(RECOVER, move |j: OrderJob, _ctx| {
+            let me = me.clone();
+            async move { me.recover(&j.order).await }
+        });
+        let me = self.clone();
+        b.handle(VOID, move |j: OrderJob, _ctx| {
+            let me = me.clone();
+            async move { me.void(&j.order).await }
+        })
+    }
+
+    // ---- the request ------------------------------------------------------------------
+
+    /// Checks a request against the catalog: every field, every SKU in the parent.
+    async fn validate(&self, body: &[u8]) -> Result<(OrderRequest, Vec<Line>), Answer> {
+        let req: OrderRequest = serde_json::from_slice(body).map_err(|e| {
+            let field = ["items", "amount_cents", "currency", "payment_method"]
+                .into_iter()
+                .find(|f| e.to_string().contains(&format!("`{f}`")))
+                .unwrap_or("body");
+            invalid(field, &format!("invalid order: {e}"))
+        })?;
+        if req.items.is_empty() {
+            return Err(invalid("items", "an order needs at least one item"));
+        }
+        if req.amount_cents <= 0 {
+            return Err(invalid("amount_cents", "must be more than 0"));
+        }
+        if req.currency.len() != 3 || !CURRENCIES.split(' ').any(|c| c == req.currency) {
+            return Err(invalid(
+                "currency",
+                "must be an ISO 4217 code in capitals, such as EUR",
+            ));
+        }
+        if req.payment_method.trim().is_empty() {
+            return Err(invalid("payment_method", "must not be empty"));
+        }
+        let parent = self
+            .engine()
+            .network()
+            .parent()
+            .await
+            .map_err(|e| answer(503, error_body("NO_NETWORK", &e.to_string(), None)))?;
+        let mut lines = Vec::with_capacity(req.items.len());
+        for (i, it) in req.items.iter().enumerate() {
+            let field = format!("items[{i}].quantity");
+            if it.quantity <= 0 {
+                return Err(invalid(&field, "must be more than 0"));
+            }
+            let field = format!("items[{i}].sku");
+            if req.items[..i].iter().any(|o| o.sku == it.sku) {
+                return Err(invalid(&field, "listed twice; give one line per SKU"));
+            }
+            let found = rows!(
+                self.engine().db(),
+                (String, String),
+                "SELECT variant, item FROM ferry_skus WHERE store = $1 AND sku = $2",
+                &parent.name,
+                it.sku.to_lowercase()
+            )
+            .map_err(|e| answer(500, error_body("INTERNAL", &e.to_string(), None)))?;
+            let known = match found.as_slice() {
+                [(variant, item)] => Some((variant.clone(), item.clone())),
+                [] => self.engine().parent_sku(&it.sku).await.map_err(|e| {
+                    answer(
+                        503,
+                        error_body("UPSTREAM_UNAVAILABLE", &e.to_string(), None),
+                    )
+                })?,
+                _ => None,
+            };
+            let Some((variant, item)) = known else {
+                return Err(invalid(&field, &format!("unknown SKU {:?}", it.sku)));
+            };
+            lines.push(Line {
+                sku: it.sku.clone(),
+                quantity: it.quantity,
+                variant,
+                item,
+            });
+        }
+        Ok((req, lines))
+    }
+
+    /// `POST /api/orders`: the whole answer, replays included.
+    pub async fn create(&self, client: &str, key: Option<&str>, body: &[u8]) -> Answer {
+        match self.create_inner(client, key, body).await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(error = %e, "order failed inside ferry");
+                answer(
+                    500,
+                    error_body("INTERNAL", "the order could not be processed", None),
+                )
+            }
+        }
+    }
+
+    async fn create_inner(
+        &self,
+        client: &str,
+        key: Option<&str>,
+        body: &[u8],
+    ) -> Result<Answer, SyncError> {
+        let header = &self.inner.opts.key_header;
+        let Some(key) = key else {
+            return Ok(answer(
+                400,
+                error_body(
+                    "IDEMPOTENCY_KEY_MISSING",
+                    &format!("the {header} header is required (at most 255 printable characters)"),
+                    Some(header),
+                ),
+            ));
+        };
+        // Validation saves nothing: a refused request may be sent again with the same key.
+        let (req, lines) = match self.validate(body).await {
+            Ok(v) => v,
+            Err(a) => return Ok(a),
+        };
+        let fingerprint: String =
+            sha2::Sha256::digest(serde_json::to_vec(&req).unwrap_or_default())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+        let id = format!("ord_{}", uuid::Uuid::now_v7().simple());
+        let now = self.now();
+        let mut tx = self.engine().queue().begin().await?;
+        let inserted = tx_exec!(
+            tx,
+            "INSERT INTO ferry_orders (id, client, idem_key, fingerprint, status, step, items, amount_cents, currency, payment_method, created_ms, updated_ms)
+             VALUES ($1, $2, $3, $4, 'pending', 'new', $5, $6, $7, $8, $9, $9)
+             ON CONFLICT (client, idem_key) DO NOTHING",
+            &id,
+            client,
+            key,
+            &fingerprint,
+            serde_json::to_string(&lines).unwrap_or_default(),
+            req.amount_cents,
+            &req.currency,
+            &req.payment_method,
+            now
+        )?;
+        if inserted == 0 {
+            tx.rollback().await?;
+            return self.existing(client, key, &fingerprint).await;
+        }
+        // The recovery job with the order: if this process dies mid-order, a worker finishes
+        // or undoes it.
+        tx.enqueue(
+            NewJob::new(RECOVER, &OrderJob { order: id.clone() })?
+                .queue(ORDERS_QUEUE)
+                .run_at_ms(now + self.inner.opts.recover_after.as_millis() as i64)
+                .max_attempts(20),
+        )
+        .await?;
+        tx.commit().await?;
+        metrics::counter!("ferry_orders_total", "outcome" => "received").increment(1);
+        self.drive(&id).await?;
+        self.stored(&id).await
+    }
+
+    /// A second request with a key already used.
+    async fn existing(
+        &self,
+        client: &str,
+        key: &str,
+        fingerprint: &str,
+    ) -> Result<Answer, SyncError> {
+        let found = row!(
+            self.engine().db(),
+            (String, Option<i32>, Option<String>),
+            "SELECT fingerprint, response_status, response_body FROM ferry_orders WHERE client = $1 AND idem_key = $2",
+            client,
+            key
+        )?;
+        Ok(match found {
+            Some((f, _, _)) if f != fingerprint => answer(
+                422,
+                error_body(
+                    "IDEMPOTENCY_KEY_REUSED",
+                    "this key was used with another body; use a new key for a new order",
+                    None,
+                ),
+            ),
+            Some((_, Some(status), Some(body))) => Answer {
+                status: status as u16,
+                body: serde_json::from_str(&body).unwrap_or(Value::Null),
+                replay: true,
+            },
+            _ => answer(
+                409,
+                error_body(
+                    "IDEMPOTENCY_KEY_IN_USE",
+                    "the first request with this key is still being processed; retry later",
+                    None,
+                ),
+            ),
+        })
+    }
+
+    async fn stored(&self, id: &str) -> Result<Answer, SyncError> {
+        let found = row!(
+            self.engine().db(),
+            (Option<i32>, Option<String>),
+            "SELECT response_status, response_body FROM ferry_orders WHERE id = $1",
+            id
+        )?;
+        Ok(match found {
+            Some((Some(s), Some(b))) => {
+                answer(s as u16, serde_json::from_str(&b).unwrap_or(Value::Null))
+            }
+            // Another driver holds the order mid-step (a recovery overtaking a slow request).
+            _ => answer(
+                409,
+                error_body(
+                    "IDEMPOTENCY_KEY_IN_USE",
+                    "the order is still being processed",
+                    None,
+                ),
+            ),
+        })
+    }
+
+    async fn load(&self, id: &str) -> Result<Option<OrderRow>, SyncError> {
+        Ok(row!(
+            self.engine().db(),
+            OrderRow,
+            "SELECT id, status, step, items, amount_cents, currency, payment_method, transaction_id, created_ms FROM ferry_orders WHERE id = $1",
+            id
+        )?)
+    }
+
+    // ---- the saga -----------------------------------------------------------------------
+
+    /// Runs the order's saga from the step it is at to its end. Safe to run from two places
+    /// at once: each step is taken by a compare-and-set on `step`.
+    async fn drive(&self, id: &str) -> Result<(), SyncError> {
+        loop {
+            let Some(o) = self.load(id).await? else {
+                return Ok(());
+            };
+            let lines: Vec<Line> = serde_json::from_str(&o.items).unwrap_or_default();
+            match o.step.as_str() {
+                "new" => self.reserve(&o, &lines).await?,
+                "reserved" => self.charge(&o).await?,
+                "charged" => self.confirm(&o, &lines).await?,
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    async fn reserve(&self, o: &OrderRow, lines: &[Line]) -> Result<(), SyncError> {
+        let parent = self.engine().network().parent().await?;
+        let now = self.now();
+        // A level ferry has not seen yet is read from the parent first.
+        for l in lines {
+            let known = row!(
+                self.engine().db(),
+                (i64,),
+                "SELECT expected FROM ferry_levels WHERE store = $1 AND item = $2",
+                &parent.name,
+                &l.item
+            )?;
+            if known.is_none() {
+                let available = self.engine().parent_available(&l.item).await?.unwrap_or(0);
+                exec!(
+                    self.engine().db(),
+                    "INSERT INTO ferry_levels (store, item, expected, updated_ms) VALUES ($1, $2, $3, $4) ON CONFLICT (store, item) DO NOTHING",
+                    &parent.name,
+                    &l.item,
+                    available,
+                    now
+                )?;
+            }
+        }
+        let mut sorted: Vec<&Line> = lines.iter().collect();
+        // One order of locks for every order: two orders on the same items never deadlock.
+        sorted.sort_by(|a, b| a.item.cmp(&b.item));
+        let mut tx = self.engine().queue().begin().await?;
+        let mine = tx_exec!(
+            tx,
+            "UPDATE ferry_orders SET step = 'reserving', updated_ms = $2 WHERE id = $1 AND step = 'new'",
+            &o.id,
+            now
+        )?;
+        if mine == 0 {
+            tx.rollback().await?;
+            return Ok(());
+        }
+        for l in &sorted {
+            let held = tx_exec!(
+                tx,
+                "UPDATE ferry_levels SET reserved = reserved + $3, updated_ms = $4
+                 WHERE store = $1 AND item = $2 AND expected - reserved >= $3",
+                &parent.name,
+                &l.item,
+                l.quantity,
+                now
+            )?;
+            if held == 0 {
+                // Nothing is held: the whole transaction goes, then the order fails on its own.
+                tx.rollback().await?;
+                let mut tx = self.engine().queue().begin().await?;
+                let body = error_body(
+                    "INSUFFICIENT_STOCK",
+                    &format!("not enough stock of {} for {}", l.sku, l.quantity),
+                    Some("items"),
+                );
+                self.finish(&mut tx, &o.id, "new", "failed", 422, &body)
+                    .await?;
+                tx.commit().await?;
+                metrics::counter!("ferry_orders_total", "outcome" => "insufficient_stock")
+                    .increment(1);
+                return Ok(());
+            }
+            tx_exec!(
+                tx,
+                "INSERT INTO ferry_reservations (order_id, item, variant, quantity) VALUES ($1, $2, $3, $4)",
+                &o.id,
+                &l.item,
+                &l.variant,
+                l.quantity
+            )?;
+        }
+        tx_exec!(
+            tx,
+            "UPDATE ferry_orders SET step = 'reserved' WHERE id = $1",
+            &o.id
+        )?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The order's final state and the answer every replay gives, if the order is still at
+    /// `from` (else another driver finished it, and nothing happens).
+    async fn finish(
+        &self,
+        tx: &mut ferry_queue::Tx,
+        id: &str,
+        from: &str,
+        status: &str,
+        code: u16,
+        body: &Value,
+    ) -> Result<bool, SyncError> {
+        let error = body["error"]["code"].as_str().map(str::to_owned);
+        let n = tx_exec!(
+            tx,
+            "UPDATE ferry_orders SET status = $2, step = 'done', error_code = $3, response_status = $4, response_body = $5, updated_ms = $6
+             WHERE id = $1 AND (step = $7 OR ($7 = 'new' AND step = 'reserving'))",
+            id,
+            status,
+            error,
+            i32::from(code),
+            body.to_string(),
+            self.now(),
+            from
+        )?;
+        Ok(n == 1)
+    }
+
+    /// What an order holds: (item, quantity), read before the transaction that lets it go
+    /// (SQLite has one connection for writes: a read through the pool inside it would wait
+    /// for itself).
+    async fn held(&self, id: &str) -> Result<Vec<(String, i64)>, SyncError> {
+        Ok(rows!(
+            self.engine().db(),
+            (String, i64),
+            "SELECT item, quantity FROM ferry_reservations WHERE order_id = $1 ORDER BY item",
+            id
+        )?)
+    }
+
+    /// Lets go of what an order holds, in the transaction that fails it.
+    async fn release(
+        &self,
+        tx: &mut ferry_queue::Tx,
+        parent: &str,
+        id: &str,
+        held: &[(String, i64)],
+    ) -> Result<(), SyncError> {
+        for (item, q) in held {
+            tx_exec!(
+                tx,
+                "UPDATE ferry_levels SET reserved = reserved - $3 WHERE store = $1 AND item = $2",
+                parent,
+                item,
+                *q
+            )?;
+        }
+        tx_exec!(tx, "DELETE FROM ferry_reservations WHERE order_id = $1", id)?;
+        Ok(())
+    }
+
+    /// Fails an order that holds stock: the answer stored and the stock let go together, or
+    /// nothing if another driver got there first.
+    async fn fail_held(
+        &self,
+        id: &str,
+        code: u16,
+        body: &Value,
+        void: bool,
+    ) -> Result<(), SyncError> {
+        let parent = self.engine().network().parent().await?;
+        let held = self.held(id).await?;
+        let mut tx = self.engine().queue().begin().await?;
+        if !self
+            .finish(&mut tx, id, "reserved", "failed", code, body)
+            .await?
+        {
+            tx.rollback().await?;
+            return Ok(());
+        }
+        self.release(&mut tx, &parent.name, id, &held).await?;
+        if void {
+            // The charge may have landed before its answer was lost: find out under its
+            // key, and give the money back if it did.
+            tx.enqueue(self.void_job(id)?).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    fn charge_key(id: &str) -> String {
+        format!("ferry-{id}-charge")
+    }
+
+    async fn charge(&self, o: &OrderRow) -> Result<(), SyncError> {
+        let outcome = match &self.inner.payments {
+            None => Err(None),
+            Some(p) => p
+                .charge(
+                    &Self::charge_key(&o.id),
+                    o.amount_cents,
+                    &o.currency,
+                    &o.payment_method,
+                )
+                .await
+                .map_err(Some),
+        };
+        match outcome {
+            Ok(Charge::Succeeded { id: txn }) => {
+                let mut tx = self.engine().queue().begin().await?;
+                let n = tx_exec!(
+                    tx,
+                    "UPDATE ferry_orders SET step = 'charged', transaction_id = $2, updated_ms = $3 WHERE id = $1 AND step = 'reserved'",
+                    &o.id,
+                    &txn,
+                    self.now()
+                )?;
+                if n == 0 {
+                    // Failed meanwhile by another driver: the money goes back.
+                    tx.enqueue(self.void_job(&o.id)?).await?;
+                }
+                tx.commit().await?;
+            }
+            Ok(Charge::Declined { message }) => {
+                let body = error_body(
+                    "PAYMENT_FAILED",
+                    &format!("the payment was declined: {message}"),
+                    Some("payment_method"),
+                );
+                self.fail_held(&o.id, 402, &body, false).await?;
+                metrics::counter!("ferry_orders_total", "outcome" => "payment_failed").increment(1);
+            }
+            Err(e) => {
+                // Another request with the same key is in flight at the provider (a driver
+                // overtook another): not an answer yet.
+                if let Some(ConnectError::Client { status: 409, .. }) = &e {
+                    return Err(SyncError::Wait(Duration::from_secs(1)));
+                }
+                let why = match &e {
+                    None => "no payment provider is configured".to_owned(),
+                    Some(e) => format!("the payment provider is unavailable: {e}"),
+                };
+                let body = error_body("UPSTREAM_UNAVAILABLE", &why, None);
+                // An open breaker sent nothing; anything else may have reached the provider.
+                let maybe_sent = e
+                    .as_ref()
+                    .is_some_and(|e| !matches!(e, ConnectError::BreakerOpen { .. }));
+                self.fail_held(&o.id, 503, &body, maybe_sent).await?;
+                metrics::counter!("ferry_orders_total", "outcome" => "upstream_unavailable")
+                    .increment(1);
+            }
+        }
+        Ok(())
+    }
+
+    fn void_job(&self, id: &str) -> Result<NewJob, SyncError> {
+        Ok(NewJob::new(
+            VOID,
+            &OrderJob {
+                order: id.to_owned(),
+            },
+        )?
+        .queue(ORDERS_QUEUE)
+        .max_attempts(25))
+    }
+
+    fn view(o: &OrderRow, lines: &[Line], status: &str) -> Value {
+        json!({
+            "id": o.id,
+            "status": status,
+            "transaction_id": o.transaction_id,
+            "items": lines.iter().map(|l| json!({"sku": l.sku, "quantity": l.quantity})).collect::<Vec<_>>(),
+            "amount_cents": o.amount_cents,
+            "currency": o.currency,
+            "created_ms": o.created_ms,
+        })
+    }
+
+    async fn confirm(&self, o: &OrderRow, lines: &[Line]) -> Result<(), SyncError> {
+        let body = Self::view(o, lines, "confirmed");
+        let sale: Vec<(String, String, i64)> = lines
+            .iter()
+            .map(|l| (l.variant.clone(), l.item.clone(), l.quantity))
+            .collect();
+        let plan = self.engine().api_sale_plan(&sale).await?;
+        let mut tx = self.engine().queue().begin().await?;
+        if !self
+            .finish(&mut tx, &o.id, "charged", "confirmed", 201, &body)
+            .await?
+        {
+            tx.rollback().await?;
+            return Ok(());
+        }
+        // The reservation becomes the sale: the parent's expected level moves by it, and the
+        // deltas to every store are enqueued with the order's keys, in this transaction.
+        self.engine().api_sale(&mut tx, &o.id, &plan).await?;
+        tx_exec!(
+            tx,
+            "DELETE FROM ferry_reservations WHERE order_id = $1",
+            &o.id
+        )?;
+        tx.commit().await?;
+        metrics::counter!("ferry_orders_total", "outcome" => "confirmed").increment(1);
+        Ok(())
+    }
+
+    // ---- jobs ---------------------------------------------------------------------------
+
+    async fn recover(&self, id: &str) -> Result<(), JobError> {
+        let result = async {
+            match self.load(id).await? {
+                Some(o) if o.status == "pending" => {
+                    tracing::warn!(order = id, step = %o.step, "finishing an order its request left");
+                    // A reservation half made by a process that died is undone by its
+                    // rollback; one stuck at `reserving` never committed.
+                    self.drive(id).await
+                }
+                _ => Ok(()),
+            }
+        }
+        .await;
+        result.map_err(|e| match e {
+            SyncError::Wait(d) => JobError::snooze(d),
+            e => JobError::retry(e),
+        })
+    }
+
+    /// Gives back a charge that may have landed for an order that failed.
+    async fn void(&self, id: &str) -> Result<(), JobError> {
+        let Some(p) = &self.inner.payments else {
+            return Ok(());
+        };
+        let o = self
+            .load(id)
+            .await
+            .map_err(JobError::retry)?
+            .ok_or_else(|| JobError::fatal(format!("no order {id}")))?;
+        // The same key: the provider answers what it did, and charges nothing new if the
+        // first request never reached it... except that then it charges now, which the
+        // cancel below gives back at once.
+        match p
+            .charge(
+                &Self::charge_key(id),
+                o.amount_cents,
+                &o.currency,
+                &o.payment_method,
+            )
+            .await
+        {
+            Ok(Charge::Succeeded { id: txn }) => {
+                p.cancel(&format!("ferry-{id}-void"), &txn)
+                    .await
+                    .map_err(|e| e.into_job_error())?;
+                tracing::info!(order = id, transaction = %txn, "charge of a failed order given back");
+                Ok(())
+            }
+            Ok(Charge::Declined { .. }) => Ok(()),
+            Err(e) => Err(e.into_job_error()),
+        }
+    }
+
+    // ---- reads and limits -----------------------------------------------------------------
+
+    pub async fn get(&self, id: &str) -> Result<Option<Value>, SyncError> {
+        Ok(self.load(id).await?.map(|o| self.public(&o)))
+    }
+
+    fn public(&self, o: &OrderRow) -> Value {
+        let lines: Vec<Line> = serde_json::from_str(&o.items).unwrap_or_default();
+        Self::view(o, &lines, &o.status)
+    }
+
+    /// A page of orders, newest first.
+    pub async fn list(&self, page: i64, page_size: i64) -> Result<Value, SyncError> {
+        let (count,) = row!(
+            self.engine().db(),
+            (i64,),
+            "SELECT COUNT(*) FROM ferry_orders"
+        )?
+        .unwrap_or((0,));
+        let found = rows!(
+            self.engine().db(),
+            OrderRow,
+            "SELECT id, status, step, items, amount_cents, currency, payment_method, transaction_id, created_ms
+             FROM ferry_orders ORDER BY created_ms DESC, id DESC LIMIT $1 OFFSET $2",
+            page_size,
+            (page - 1) * page_size
+        )?;
+        Ok(json!({
+            "count": count,
+            "page": page,
+            "page_size": page_size,
+            "results": found.iter().map(|o| self.public(o)).collect::<Vec<_>>(),
+        }))
+    }
+
+    /// Counts a request against its client's limit for `route` this minute, on the database
+    /// (so every server shares it); `Some(seconds to wait)` when over.
+    pub async fn over_limit(
+        &self,
+        client: &str,
+        route: &str,
+        limit: i64,
+    ) -> Result<Option<u64>, SyncError> {
+        let now = self.now();
+        let window = now - now.rem_euclid(60_000);
+        let (count,) = row!(
+            self.engine().db(),
+            (i64,),
+            "INSERT INTO ferry_rate_windows (client, route, window_ms, count) VALUES ($1, $2, $3, 1)
+             ON CONFLICT (client, route, window_ms) DO UPDATE SET count = ferry_rate_windows.count + 1
+             RETURNING count",
+            client,
+            route,
+            window
+        )?
+        .unwrap_or((0,));
+        if count <= limit {
+            return Ok(None);
+        }
+        let wait_ms = window + 60_000 - now;
+        Ok(Some(((wait_ms + 999) / 1000).max(1) as u64))
+    }
+}

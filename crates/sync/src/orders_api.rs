@@ -1,0 +1,175 @@
+//! The orders API (mounted by the web tier behind its bearer tokens): `POST /api/orders` with
+//! an idempotency key, `GET /api/orders`, `GET /api/orders/{id}`; each route limited per API
+//! client and minute, on the database (so every server counts together).
+
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::orders::{Answer, Orders, client_of, error_body, parse_key};
+
+/// The most orders a page holds.
+pub const MAX_PAGE_SIZE: i64 = 100;
+
+type Table = (Router<Orders>, &'static [(&'static str, &'static str)]);
+
+fn table() -> Table {
+    ferry_server::api_routes! {
+        POST "/api/orders" => create,
+        GET "/api/orders" => list,
+        GET "/api/orders/{id}" => detail,
+    }
+}
+
+pub fn routes<S: Clone + Send + Sync + 'static>(orders: Orders) -> Router<S> {
+    table().0.with_state(orders)
+}
+
+/// The orders routes' (method, path) pairs.
+pub fn operations() -> &'static [(&'static str, &'static str)] {
+    table().1
+}
+
+fn json(status: u16, body: Value) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, Json(body)).into_response()
+}
+
+fn client(headers: &HeaderMap) -> String {
+    // The token was checked by the admin layer before the handler runs.
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    client_of(token)
+}
+
+/// `Some(429 answer)` when the client is over its limit for the route.
+async fn limited(o: &Orders, client: &str, route: &str, limit: i64) -> Option<Response> {
+    match o.over_limit(client, route, limit).await {
+        Ok(None) => None,
+        Ok(Some(wait_s)) => {
+            let mut r = json(
+                429,
+                error_body(
+                    "RATE_LIMITED",
+                    &format!(
+                        "at most {limit} requests a minute to this route; retry in {wait_s} s"
+                    ),
+                    None,
+                ),
+            );
+            if let Ok(v) = HeaderValue::from_str(&wait_s.to_string()) {
+                r.headers_mut().insert("retry-after", v);
+            }
+            Some(r)
+        }
+        Err(e) => Some(json(500, error_body("INTERNAL", &e.to_string(), None))),
+    }
+}
+
+async fn create(State(o): State<Orders>, headers: HeaderMap, body: Body) -> Response {
+    let client = client(&headers);
+    if let Some(r) = limited(&o, &client, "create", o.options().limits.create).await {
+        return r;
+    }
+    if headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| !c.starts_with("application/json"))
+    {
+        return json(
+            415,
+            error_body("UNSUPPORTED_MEDIA_TYPE", "send application/json", None),
+        );
+    }
+    let bytes = match axum::body::to_bytes(body, o.options().body_limit).await {
+        Ok(b) => b,
+        Err(_) => {
+            return json(
+                413,
+                error_body(
+                    "PAYLOAD_TOO_LARGE",
+                    &format!("the body is over {} bytes", o.options().body_limit),
+                    None,
+                ),
+            );
+        }
+    };
+    let key = headers
+        .get(o.options().key_header.as_str())
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_key);
+    let Answer {
+        status,
+        body,
+        replay,
+    } = o.create(&client, key.as_deref(), &bytes).await;
+    let mut r = json(status, body);
+    if replay {
+        r.headers_mut()
+            .insert("idempotent-replay", HeaderValue::from_static("true"));
+    }
+    r
+}
+
+#[derive(Deserialize)]
+struct PageQuery {
+    page: Option<String>,
+    page_size: Option<String>,
+}
+
+async fn list(State(o): State<Orders>, headers: HeaderMap, Query(q): Query<PageQuery>) -> Response {
+    let client = client(&headers);
+    if let Some(r) = limited(&o, &client, "list", o.options().limits.list).await {
+        return r;
+    }
+    // Which parameter is bad, if one is.
+    let number = |v: &Option<String>, default: i64| -> Option<i64> {
+        match v {
+            None => Some(default),
+            Some(s) => s.parse::<i64>().ok().filter(|n| *n >= 1),
+        }
+    };
+    let bad = |field: &str| {
+        json(
+            400,
+            error_body(
+                "INVALID_REQUEST",
+                "must be a whole number of at least 1",
+                Some(field),
+            ),
+        )
+    };
+    let Some(page) = number(&q.page, 1) else {
+        return bad("page");
+    };
+    let Some(size) = number(&q.page_size, 20).map(|n| n.min(MAX_PAGE_SIZE)) else {
+        return bad("page_size");
+    };
+    match o.list(page, size).await {
+        Ok(v) => json(200, v),
+        Err(e) => json(500, error_body("INTERNAL", &e.to_string(), None)),
+    }
+}
+
+async fn detail(State(o): State<Orders>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let client = client(&headers);
+    if let Some(r) = limited(&o, &client, "detail", o.options().limits.detail).await {
+        return r;
+    }
+    match o.get(&id).await {
+        Ok(Some(v)) => json(200, v),
+        Ok(None) => json(
+            404,
+            error_body("NOT_FOUND", &format!("no order {id}"), None),
+        ),
+        Err(e) => json(500, error_body("INTERNAL", &e.to_string(), None)),
+    }
+}

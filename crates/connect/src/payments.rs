@@ -12,10 +12,10 @@ use crate::client::{Answer, Call, Client};
 use crate::error::ConnectError;
 use crate::rest::rest_verdict;
 
-/// Until the provider says otherwise: 100 requests, leaking 25 per second.
+/// Until the provider says otherwise: Stripe's live-mode limit, 100 operations a second.
 const SHAPE: BucketShape = BucketShape {
     capacity: 100.0,
-    restore_per_s: 25.0,
+    restore_per_s: 100.0,
 };
 
 /// What a charge came to.

@@ -26,6 +26,8 @@ pub enum BenchCommand {
     Sync(crate::bench_sync::SyncArgs),
     /// A full reconciliation pass: products per second and peak memory at several sizes.
     Reconcile(crate::bench_reconcile::ReconcileArgs),
+    /// Orders through the orders API: orders per second, latency, double charges (0).
+    Orders(crate::bench_orders::OrdersArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -84,6 +86,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Ingest(a) => crate::bench_ingest::run(a).await,
         BenchCommand::Sync(a) => crate::bench_sync::run(a).await,
         BenchCommand::Reconcile(a) => crate::bench_reconcile::run(a).await,
+        BenchCommand::Orders(a) => crate::bench_orders::run(a).await,
         BenchCommand::Claim(a) => {
             let db = FreshDb::create(a.database_url.as_deref()).await?;
             let result = bench_claim(&db, &a).await;

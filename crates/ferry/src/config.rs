@@ -37,12 +37,19 @@ pub struct Config {
     pub concurrency: usize,
     pub public_url: String,
     pub reconcile_cron: String,
+    pub payments_url: String,
+    pub payments_token: String,
+    pub idempotency_header: String,
+    pub orders_create_per_min: i64,
+    pub orders_list_per_min: i64,
+    pub orders_detail_per_min: i64,
+    pub orders_recover_after_s: u64,
 }
 
 /// The keys, as spelled in the file; the environment variable is `FERRY_` and the key in
 /// capitals. Only these are read from the environment (FERRY_CONFIG, FERRY_WEBHOOK_SECRET
 /// and the like are a command's inputs, not configuration).
-const KEYS: [&str; 12] = [
+const KEYS: [&str; 19] = [
     "database_url",
     "encryption_key",
     "log",
@@ -55,6 +62,13 @@ const KEYS: [&str; 12] = [
     "concurrency",
     "public_url",
     "reconcile_cron",
+    "payments_url",
+    "payments_token",
+    "idempotency_header",
+    "orders_create_per_min",
+    "orders_list_per_min",
+    "orders_detail_per_min",
+    "orders_recover_after_s",
 ];
 
 /// A list from a TOML array or from one comma-separated string (`FERRY_ADMIN_TOKENS=a,b`).
@@ -126,6 +140,19 @@ impl Config {
         if self.queues.is_empty() {
             bail!("invalid configuration: queues must name at least one queue");
         }
+        if [
+            self.orders_create_per_min,
+            self.orders_list_per_min,
+            self.orders_detail_per_min,
+        ]
+        .iter()
+        .any(|n| *n < 1)
+        {
+            bail!("invalid configuration: the orders_*_per_min limits must be at least 1");
+        }
+        if reqwest::header::HeaderName::from_bytes(self.idempotency_header.as_bytes()).is_err() {
+            bail!("invalid configuration: idempotency_header is not a header name");
+        }
         if self.admin_tokens.iter().any(|t| t.len() < 16) {
             bail!("invalid configuration: admin tokens must be at least 16 characters");
         }
@@ -140,7 +167,26 @@ impl Config {
             shown.encryption_key = MASK.to_owned();
         }
         shown.admin_tokens = vec![MASK.to_owned(); self.admin_tokens.len()];
+        if !shown.payments_token.is_empty() {
+            shown.payments_token = MASK.to_owned();
+        }
         toml::to_string(&shown).context("printing the configuration")
+    }
+
+    /// The orders API's options.
+    pub fn orders(&self) -> ferry_sync::orders::OrdersOptions {
+        ferry_sync::orders::OrdersOptions {
+            payments_url: self.payments_url.clone(),
+            payments_token: self.payments_token.clone(),
+            key_header: self.idempotency_header.clone(),
+            limits: ferry_sync::orders::Limits {
+                create: self.orders_create_per_min,
+                list: self.orders_list_per_min,
+                detail: self.orders_detail_per_min,
+            },
+            recover_after: std::time::Duration::from_secs(self.orders_recover_after_s),
+            body_limit: self.body_limit,
+        }
     }
 
     /// The encryption key, or why there is none.

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_api;
 mod bench_ingest;
+mod bench_orders;
 mod bench_reconcile;
 mod bench_sync;
 mod config;

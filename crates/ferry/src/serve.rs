@@ -157,7 +157,9 @@ pub async fn run(a: ServeArgs) -> Result<()> {
     )
     .await
     .context("the sync engine's tables")?;
-    let running = ferry_server::app::start_with(listen, state, ferry_sync::api::routes(engine))
+    let orders = ferry_sync::orders::Orders::new(engine.clone(), cfg.orders());
+    let routes = ferry_sync::api::routes(engine).merge(ferry_sync::orders_api::routes(orders));
+    let running = ferry_server::app::start_with(listen, state, routes)
         .await
         .with_context(|| format!("listening on {listen}"))?;
     tracing::info!(addr = %running.addr, backend = queue.backend(), "serving");

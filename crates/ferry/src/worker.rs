@@ -157,8 +157,13 @@ pub async fn run(args: WorkerArgs) -> Result<()> {
         if reconcile_cron != "off" {
             engine.schedule_reconcile(&reconcile_cron).await?;
         }
-        builder = engine.register(builder);
-        for q in ferry_sync::Engine::queues() {
+        // Orders a server left half done are finished (or undone) here.
+        let orders = ferry_sync::orders::Orders::new(engine.clone(), cfg.orders());
+        builder = orders.register(engine.register(builder));
+        for q in ferry_sync::Engine::queues()
+            .into_iter()
+            .chain([ferry_sync::orders::ORDERS_QUEUE])
+        {
             if !queues.contains(&q) {
                 queues.push(q);
             }

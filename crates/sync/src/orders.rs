@@ -184,7 +184,8 @@ impl Orders {
             PaymentsConnector::new(
                 engine.client().clone(),
                 &opts.payments_url,
-                "payments",
+                // A breaker and a budget per provider.
+                &format!("payments {}", opts.payments_url),
                 Arc::new(ferry_connect::StaticToken(ferry_connect::Secret::new(
                     opts.payments_token.clone(),
                 ))),

@@ -220,6 +220,7 @@ async fn the_openapi_document_is_what_the_server_routes() {
         .iter()
         .chain(ferry_server::app::operations())
         .chain(ferry_sync::api::operations())
+        .chain(ferry_sync::orders_api::operations())
         .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
         .collect();
     assert_eq!(documented, routed, "document vs routers");

@@ -283,6 +283,24 @@ async fn bad_orders_and_failed_ones_hold_nothing() {
         assert_eq!(r.body["error"]["field"], json!(field), "{}", r.body);
         // Nothing was saved: the key is free for the corrected request.
     }
+    // Too big, or not JSON: refused before anything is read.
+    let big = json!({"items": [], "amount_cents": 1, "currency": "EUR", "payment_method": "x".repeat(2 << 20)});
+    let r = post_order(&url, Some("big"), &big).await;
+    assert_eq!(r.status, 413);
+    assert_eq!(r.body["error"]["code"], "PAYLOAD_TOO_LARGE");
+    let r = reply(
+        reqwest::Client::new()
+            .post(format!("{url}/api/orders"))
+            .bearer_auth(ADMIN_TOKEN)
+            .header("idempotency-key", "text")
+            .header("content-type", "text/plain")
+            .body("items=1")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 415);
     let fixed = post_order(&url, Some("bad-0"), &order("SKU-000001-2", 1)).await;
     assert_eq!(fixed.status, 201, "{}", fixed.body);
 
@@ -358,8 +376,14 @@ async fn rate_limits_hold_across_two_servers() {
     net.quiet().await;
     let (ua, ub) = (a.server.url(), b.server.url());
     let mut statuses = Vec::new();
-    for (i, url) in [&ua, &ub, &ua, &ub].into_iter().enumerate() {
-        let r = post_order(url, Some(&format!("k{i}")), &order("SKU-000001-1", 1)).await;
+    // The second request is the first again, on the other server: the key is one key for
+    // every server (a replay), and it counts against the limit like any request.
+    for (i, (url, key)) in [(&ua, "k0"), (&ub, "k0"), (&ua, "k2"), (&ub, "k3")]
+        .into_iter()
+        .enumerate()
+    {
+        let r = post_order(url, Some(key), &order("SKU-000001-1", 1)).await;
+        assert_eq!(r.replay, i == 1, "{i}: {}", r.body);
         statuses.push(r.status.as_u16());
         if r.status == 429 {
             let wait: u64 = r.retry_after.unwrap().parse().unwrap();
@@ -378,5 +402,6 @@ async fn rate_limits_hold_across_two_servers() {
     .map(|r| r.status.as_u16())
     .collect();
     assert_eq!(lists, vec![200, 200, 429], "each route has its own limit");
+
     assert_eq!(get(&ub, "/api/orders/ord_x").await.status, 404);
 }

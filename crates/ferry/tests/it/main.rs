@@ -4,6 +4,7 @@
 
 mod budget_process;
 mod config_process;
+mod orders_process;
 mod mock_process;
 mod serve_process;
 mod serve_race;

@@ -4,8 +4,8 @@
 
 mod budget_process;
 mod config_process;
-mod orders_process;
 mod mock_process;
+mod orders_process;
 mod serve_process;
 mod serve_race;
 mod sync_api_process;

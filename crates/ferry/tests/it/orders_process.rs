@@ -31,7 +31,11 @@ async fn serve(env: &[(String, String)]) -> (Child, String) {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = lines.next_line().await.unwrap().expect("ferry serve printed its address");
+    let line = lines
+        .next_line()
+        .await
+        .unwrap()
+        .expect("ferry serve printed its address");
     (child, line.rsplit(' ').next().unwrap().to_owned())
 }
 
@@ -78,9 +82,15 @@ async fn a_server_killed_mid_order_leaves_it_to_a_worker() {
     let parent = p.store_info("parent").unwrap();
     let env: Vec<(String, String)> = [
         ("FERRY_DATABASE_URL", db.url.clone()),
-        ("FERRY_ENCRYPTION_KEY", ferry_server::crypto::Cipher::generate_key()),
+        (
+            "FERRY_ENCRYPTION_KEY",
+            ferry_server::crypto::Cipher::generate_key(),
+        ),
         ("FERRY_ADMIN_TOKENS", TOKEN.to_owned()),
-        ("FERRY_PAYMENTS_URL", format!("{}/stores/parent/payments/v1", mock.url())),
+        (
+            "FERRY_PAYMENTS_URL",
+            format!("{}/stores/parent/payments/v1", mock.url()),
+        ),
         ("FERRY_PAYMENTS_TOKEN", parent.access_token.clone()),
         ("FERRY_ORDERS_RECOVER_AFTER_S", "1".to_owned()),
         ("FERRY_RECONCILE_CRON", "off".to_owned()),
@@ -98,13 +108,35 @@ async fn a_server_killed_mid_order_leaves_it_to_a_worker() {
         e.push(("FERRY_STORE_TOKEN".into(), info.access_token.clone()));
         e.push(("FERRY_WEBHOOK_SECRET".into(), info.webhook_secret.clone()));
         let graphql = mock.graphql_url(s);
-        let out = ferry(&["network", "add", s, "--role", role, "--graphql-url", &graphql], &e)
+        let out = ferry(
+            &[
+                "network",
+                "add",
+                s,
+                "--role",
+                role,
+                "--graphql-url",
+                &graphql,
+            ],
+            &e,
+        )
+        .output()
+        .await
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = ferry(&["network", "connect", s], &env_public)
             .output()
             .await
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let out = ferry(&["network", "connect", s], &env_public).output().await.unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let _worker = ferry(&["worker", "--concurrency", "8"], &env_public)
         .stdout(Stdio::null())
@@ -137,9 +169,15 @@ async fn a_server_killed_mid_order_leaves_it_to_a_worker() {
         let (url, body) = (url.clone(), body.clone());
         tokio::spawn(async move { post(&url, "crash-1", &body).await.status() })
     };
-    eventually("the charge is in flight", || async { p.payments_in_flight() == 1 }).await;
+    eventually("the charge is in flight", || async {
+        p.payments_in_flight() == 1
+    })
+    .await;
     first.kill().await.unwrap();
-    assert!(sent.await.unwrap_or(reqwest::StatusCode::BAD_GATEWAY) != 201, "no answer");
+    assert!(
+        sent.await.unwrap_or(reqwest::StatusCode::BAD_GATEWAY) != 201,
+        "no answer"
+    );
     p.release_writes();
 
     // Another server, and the worker's recovery job finishes the order.
@@ -161,11 +199,19 @@ async fn a_server_killed_mid_order_leaves_it_to_a_worker() {
         stock(&mock, "parent", sku) == before - 2 && stock(&mock, "child-1", sku) == before - 2
     })
     .await;
-    assert_eq!(p.payment_intents().len(), 1, "one charge: {:?}", p.payment_intents());
+    assert_eq!(
+        p.payment_intents().len(),
+        1,
+        "one charge: {:?}",
+        p.payment_intents()
+    );
     let retry = post(&url, "crash-1", &body).await;
     assert_eq!(retry.status(), 201);
     assert_eq!(
-        retry.headers().get("idempotent-replay").and_then(|v| v.to_str().ok()),
+        retry
+            .headers()
+            .get("idempotent-replay")
+            .and_then(|v| v.to_str().ok()),
         Some("true")
     );
     assert_eq!(p.payment_intents().len(), 1);

@@ -582,30 +582,40 @@ impl Engine {
         let per_store = sale.per_store.clone();
         let mut jobs = Vec::new();
         for (target, changes) in per_store {
-            let key = format!("order:{order}:{target}");
-            for (item, delta) in &changes {
-                tx_exec!(
-                    tx,
-                    "INSERT INTO ferry_intents (key, store, item, kind, amount, state, created_ms)
-                     VALUES ($1, $2, $3, 'delta', $4, 'pending', $5) ON CONFLICT (key, store, item) DO NOTHING",
-                    &key,
-                    &target,
-                    item,
-                    *delta,
-                    now
-                )?;
-            }
             let job = AdjustJob {
                 counted: &target == parent,
                 store: target.clone(),
-                key,
+                key: format!("order:{order}:{target}"),
                 changes: changes.into_iter().collect(),
                 cause: format!("order {order} (orders API)"),
             };
-            jobs.push(self.sync_job(ADJUST, &job, &target)?.priority(1));
+            jobs.push(self.delta_job(tx, &job, now).await?);
         }
         tx.enqueue_batch(jobs).await?;
         Ok(())
+    }
+
+    /// A sale's delta job for one store, with its intents written in `tx`: from then on its
+    /// deltas explain the store's levels (their webhooks are echoes).
+    async fn delta_job(
+        &self,
+        tx: &mut ferry_queue::Tx,
+        job: &AdjustJob,
+        now: i64,
+    ) -> Result<NewJob, SyncError> {
+        for (item, delta) in &job.changes {
+            tx_exec!(
+                tx,
+                "INSERT INTO ferry_intents (key, store, item, kind, amount, state, created_ms)
+                 VALUES ($1, $2, $3, 'delta', $4, 'pending', $5) ON CONFLICT (key, store, item) DO NOTHING",
+                &job.key,
+                &job.store,
+                item,
+                *delta,
+                now
+            )?;
+        }
+        Ok(self.sync_job(ADJUST, job, &job.store)?.priority(1))
     }
 
     // ---- catalog ----------------------------------------------------------------------
@@ -1133,28 +1143,14 @@ impl Engine {
         }
         let mut jobs = Vec::new();
         for (target, changes) in others {
-            let key = format!("sale:{}:{}:{target}", store.name, o.number);
-            // The intents with the sale: from now on its deltas explain the targets' levels.
-            for (item, delta) in &changes {
-                tx_exec!(
-                    tx,
-                    "INSERT INTO ferry_intents (key, store, item, kind, amount, state, created_ms)
-                     VALUES ($1, $2, $3, 'delta', $4, 'pending', $5) ON CONFLICT (key, store, item) DO NOTHING",
-                    &key,
-                    &target,
-                    item,
-                    *delta,
-                    now
-                )?;
-            }
             let job = AdjustJob {
                 store: target.clone(),
-                key: key.clone(),
+                key: format!("sale:{}:{}:{target}", store.name, o.number),
                 changes: changes.into_iter().collect(),
                 cause: format!("order {} in {}", o.id, store.name),
                 counted: false,
             };
-            jobs.push(self.sync_job(ADJUST, &job, &target)?.priority(1));
+            jobs.push(self.delta_job(&mut tx, &job, now).await?);
         }
         tx.enqueue_batch(jobs).await?;
         tx.commit().await?;

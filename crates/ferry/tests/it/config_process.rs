@@ -1,10 +1,6 @@
 //! The configuration reaches the commands: a TOML file, overridden by FERRY_* variables,
 //! overridden by flags; `ferry config` shows the result with its secrets masked.
 
-use std::process::Stdio;
-
-use tokio::io::{AsyncBufReadExt, BufReader};
-
 const TOKEN: &str = "admin-token-from-the-file-123";
 
 #[tokio::test]
@@ -47,20 +43,7 @@ async fn serve_runs_on_the_config_file_and_ferry_config_masks_its_secrets() {
     );
 
     // The flag beats the file's unusable port; the file's database, key and token are used.
-    let mut serve = tokio::process::Command::new(ferry)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("FERRY_CONFIG", &file)
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(serve.stdout.take().unwrap()).lines();
-    let line = lines
-        .next_line()
-        .await
-        .unwrap()
-        .expect("ferry serve printed its address");
-    let url = line.rsplit(' ').next().unwrap().to_owned();
+    let (_serve, url) = crate::serve_process::spawn_serve(&[], &[("FERRY_CONFIG", &file)]).await;
     let http = reqwest::Client::new();
     let stores = |token: &str| {
         http.get(format!("{url}/api/stores"))

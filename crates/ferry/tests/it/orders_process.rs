@@ -10,7 +10,6 @@ use std::time::Duration;
 use ferry_mock::{MockConfig, MockServer};
 use ferry_queue::SystemClock;
 use ferry_testkit::{Backend, TestDb, eventually};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 const TOKEN: &str = "orders-process-admin-token-0123";
@@ -25,18 +24,9 @@ fn ferry(args: &[&str], env: &[(String, String)]) -> Command {
 }
 
 async fn serve(env: &[(String, String)]) -> (Child, String) {
-    let mut child = ferry(&["serve", "--listen", "127.0.0.1:0"], env)
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = lines
-        .next_line()
-        .await
-        .unwrap()
-        .expect("ferry serve printed its address");
-    (child, line.rsplit(' ').next().unwrap().to_owned())
+    let mut env = env.to_vec();
+    env.push(("FERRY_LOG".into(), "warn".into()));
+    crate::serve_process::spawn_serve(&[], &env).await
 }
 
 fn stock(mock: &MockServer, store: &str, sku: &str) -> i64 {

@@ -43,10 +43,25 @@ pub async fn add_shop(db: &str, secret: &str) -> String {
 
 /// A `ferry serve` on any free port: the process and its URL.
 pub async fn serve(db: &str, key: &str) -> (tokio::process::Child, String) {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", db])
-        .env("FERRY_ENCRYPTION_KEY", key)
-        .env("FERRY_LOG", "warn")
+    spawn_serve(
+        &["--database-url", db],
+        &[("FERRY_ENCRYPTION_KEY", key), ("FERRY_LOG", "warn")],
+    )
+    .await
+}
+
+/// `ferry serve --listen 127.0.0.1:0` with more arguments and variables: the process and the
+/// URL it prints first.
+pub async fn spawn_serve<K: AsRef<std::ffi::OsStr>, V: AsRef<std::ffi::OsStr>>(
+    args: &[&str],
+    env: &[(K, V)],
+) -> (tokio::process::Child, String) {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0"]).args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()

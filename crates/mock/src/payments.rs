@@ -200,22 +200,37 @@ fn charge(p: &Platform, store: &str, new: &NewPayment) -> (StatusCode, Value) {
     }
 }
 
+/// The start of an action on a payment: the token, the body (may be empty), the idempotency
+/// gate. `Err(answer)` when the gate answers at once (a replay, a key in use or reused).
+#[allow(clippy::result_large_err)] // the inner Err is the answer itself, returned at once
+fn open(
+    p: &Platform,
+    store: &str,
+    route: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Result<(Value, Option<String>), Response>, MockError> {
+    p.authorize(store, crate::platform::presented_token(headers))?;
+    let request = if body.is_empty() {
+        json!({})
+    } else {
+        parse(body)?
+    };
+    Ok(match gate(p, store, route, headers, &request) {
+        Gate::Answer(r) => Err(r),
+        Gate::Run(k) => Ok((request, k)),
+    })
+}
+
 async fn capture(
     State(p): State<Arc<Platform>>,
     Path((store, id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, MockError> {
-    p.authorize(&store, crate::platform::presented_token(&headers))?;
-    let request = if body.is_empty() {
-        json!({})
-    } else {
-        parse(&body)?
-    };
-    let route = format!("capture:{id}");
-    let key = match gate(&p, &store, &route, &headers, &request) {
-        Gate::Answer(r) => return Ok(r),
-        Gate::Run(k) => k,
+    let (request, key) = match open(&p, &store, &format!("capture:{id}"), &headers, &body)? {
+        Ok(opened) => opened,
+        Err(answer) => return Ok(answer),
     };
     p.hold_point().await;
     let (status, out) = {
@@ -246,16 +261,9 @@ async fn cancel(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, MockError> {
-    p.authorize(&store, crate::platform::presented_token(&headers))?;
-    let request = if body.is_empty() {
-        json!({})
-    } else {
-        parse(&body)?
-    };
-    let route = format!("cancel:{id}");
-    let key = match gate(&p, &store, &route, &headers, &request) {
-        Gate::Answer(r) => return Ok(r),
-        Gate::Run(k) => k,
+    let (request, key) = match open(&p, &store, &format!("cancel:{id}"), &headers, &body)? {
+        Ok(opened) => opened,
+        Err(answer) => return Ok(answer),
     };
     let (status, out) = {
         let mut pay = p.payments();

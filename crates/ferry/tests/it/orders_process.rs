@@ -4,11 +4,8 @@
 //! sale in every store, and the client's retry gets the stored answer.
 
 use std::process::Stdio;
-use std::sync::Arc;
-use std::time::Duration;
 
-use ferry_mock::{MockConfig, MockServer};
-use ferry_queue::SystemClock;
+use ferry_mock::MockServer;
 use ferry_testkit::{Backend, TestDb, eventually};
 use tokio::process::{Child, Command};
 
@@ -57,18 +54,8 @@ async fn a_server_killed_mid_order_leaves_it_to_a_worker() {
     let Some(db) = TestDb::new(Backend::Postgres).await else {
         return;
     };
-    let mock = MockServer::start(MockConfig {
-        clock: Arc::new(SystemClock),
-        webhook_backoff: Duration::from_millis(200),
-        ..MockConfig::default()
-    })
-    .await
-    .unwrap();
+    let mock = crate::sync_process::simulated(&["parent", "child-1"], 3, 1).await;
     let p = mock.platform();
-    for s in ["parent", "child-1"] {
-        p.create_store(Some(s)).unwrap();
-        p.seed_catalog(s, 3, 1).unwrap();
-    }
     let parent = p.store_info("parent").unwrap();
     let env: Vec<(String, String)> = [
         ("FERRY_DATABASE_URL", db.url.clone()),

@@ -86,11 +86,8 @@ async fn quiet(queue: &ferry_queue::Queue, mock: &MockServer, stores: &[&str]) {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_killed_mid_sync_loses_nothing() {
-    let Some(db) = TestDb::new(Backend::Postgres).await else {
-        return;
-    };
+/// The simulated platform with `stores` seeded alike (shared SKUs), webhooks retried fast.
+pub async fn simulated(stores: &[&str], products: usize, variants: usize) -> MockServer {
     let mock = MockServer::start(MockConfig {
         clock: Arc::new(SystemClock),
         webhook_backoff: Duration::from_millis(200),
@@ -98,11 +95,20 @@ async fn a_worker_killed_mid_sync_loses_nothing() {
     })
     .await
     .unwrap();
-    let stores = ["parent", "child-1", "child-2"];
     for s in stores {
         mock.platform().create_store(Some(s)).unwrap();
-        mock.platform().seed_catalog(s, 10, 2).unwrap();
+        mock.platform().seed_catalog(s, products, variants).unwrap();
     }
+    mock
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_sync_loses_nothing() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    let stores = ["parent", "child-1", "child-2"];
+    let mock = simulated(&stores, 10, 2).await;
     let key = ferry_server::crypto::Cipher::generate_key();
     let (_serve, public) = serve(&db.url, &key).await;
     for s in stores {

@@ -166,3 +166,52 @@ async fn authorize_then_capture_once() {
         .await;
     assert_eq!(invalid.status(), StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn cancel_voids_an_authorization_and_refunds_a_capture_once() {
+    let h = Harness::start().await;
+    let s = h.store("shop", 0);
+    let cancel = |id: String, key: &'static str| {
+        let url = format!(
+            "{}/v1/payment_intents/{id}/cancel",
+            h.server.payments_url("shop")
+        );
+        let req = h
+            .http
+            .post(url)
+            .bearer_auth(&s.access_token)
+            .header("Idempotency-Key", key);
+        async move { req.send().await.unwrap() }
+    };
+    let mut held = payment("pm_card_visa");
+    held["capture"] = json!(false);
+    let pi: Value = h
+        .pay(&s.access_token, None, &held)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let r = cancel(pi["id"].as_str().unwrap().to_owned(), "void-1").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "canceled");
+
+    let paid: Value = h
+        .pay(&s.access_token, Some("charge-2"), &payment("pm_card_visa"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = paid["id"].as_str().unwrap().to_owned();
+    let r = cancel(id.clone(), "refund-2").await;
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        (v["status"].as_str(), v["amount_refunded"].as_i64()),
+        (Some("refunded"), Some(1500))
+    );
+    let again = cancel(id, "refund-2").await;
+    assert_eq!(again.headers().get("idempotent-replayed").unwrap(), "true");
+    let missing = cancel("pi_nope".into(), "x").await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let intents = h.server.platform().payment_intents();
+    assert_eq!(intents.len(), 2, "cancelling charges nothing");
+}

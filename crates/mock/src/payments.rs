@@ -135,6 +135,13 @@ fn finish(
     (status, Json(body)).into_response()
 }
 
+fn no_such_intent() -> (StatusCode, Value) {
+    (
+        StatusCode::NOT_FOUND,
+        json!({ "error": { "type": "invalid_request_error", "code": "resource_missing", "message": "No such payment_intent." } }),
+    )
+}
+
 fn stripe_error(status: StatusCode, kind: &str, code: &str, message: &str) -> Response {
     (
         status,
@@ -236,10 +243,7 @@ async fn capture(
     let (status, out) = {
         let mut pay = p.payments();
         match pay.intents.get_mut(&id) {
-            None => (
-                StatusCode::NOT_FOUND,
-                json!({ "error": { "type": "invalid_request_error", "code": "resource_missing", "message": "No such payment_intent." } }),
-            ),
+            None => no_such_intent(),
             Some(intent) if intent["status"] == "requires_capture" => {
                 intent["status"] = json!("succeeded");
                 intent["amount_received"] = intent["amount"].clone();
@@ -268,10 +272,7 @@ async fn cancel(
     let (status, out) = {
         let mut pay = p.payments();
         match pay.intents.get_mut(&id) {
-            None => (
-                StatusCode::NOT_FOUND,
-                json!({ "error": { "type": "invalid_request_error", "code": "resource_missing", "message": "No such payment_intent." } }),
-            ),
+            None => no_such_intent(),
             Some(intent) if intent["status"] == "requires_capture" => {
                 intent["status"] = json!("canceled");
                 (StatusCode::OK, intent.clone())

@@ -532,13 +532,13 @@ impl Engine {
     /// order (on SQLite a read through the pool inside it would wait for itself).
     pub(crate) async fn api_sale_plan(
         &self,
+        parent: &str,
         lines: &[(String, String, i64)],
     ) -> Result<ApiSale, SyncError> {
-        let parent = self.inner.net.parent().await?;
         let mut per_store: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
         for (variant, item, quantity) in lines {
             *per_store
-                .entry(parent.name.clone())
+                .entry(parent.to_owned())
                 .or_default()
                 .entry(item.clone())
                 .or_default() -= quantity;
@@ -551,7 +551,7 @@ impl Engine {
             }
         }
         Ok(ApiSale {
-            parent: parent.name,
+            parent: parent.to_owned(),
             parent_lines: lines.iter().map(|(_, i, q)| (i.clone(), *q)).collect(),
             per_store,
         })

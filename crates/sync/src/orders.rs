@@ -373,7 +373,12 @@ impl Orders {
         .await?;
         tx.commit().await?;
         metrics::counter!("ferry_orders_total", "outcome" => "received").increment(1);
-        self.drive(&id).await?;
+        match self.drive(&id).await {
+            // The provider has this order's charge in flight from another driver: the stored
+            // answer (409 until it is done) is what the client gets.
+            Ok(()) | Err(SyncError::Wait(_)) => {}
+            Err(e) => return Err(e),
+        }
         self.stored(&id).await
     }
 
@@ -453,22 +458,23 @@ impl Orders {
     /// Runs the order's saga from the step it is at to its end. Safe to run from two places
     /// at once: each step is taken by a compare-and-set on `step`.
     async fn drive(&self, id: &str) -> Result<(), SyncError> {
+        let parent = self.engine().network().parent().await?.name;
         loop {
+            // Read again after each step: another driver may have taken the next one.
             let Some(o) = self.load(id).await? else {
                 return Ok(());
             };
             let lines: Vec<Line> = serde_json::from_str(&o.items).unwrap_or_default();
             match o.step.as_str() {
-                "new" => self.reserve(&o, &lines).await?,
-                "reserved" => self.charge(&o).await?,
-                "charged" => self.confirm(&o, &lines).await?,
+                "new" => self.reserve(&parent, &o, &lines).await?,
+                "reserved" => self.charge(&parent, &o).await?,
+                "charged" => self.confirm(&parent, &o, &lines).await?,
                 _ => return Ok(()),
             }
         }
     }
 
-    async fn reserve(&self, o: &OrderRow, lines: &[Line]) -> Result<(), SyncError> {
-        let parent = self.engine().network().parent().await?;
+    async fn reserve(&self, parent: &str, o: &OrderRow, lines: &[Line]) -> Result<(), SyncError> {
         let now = self.now();
         // A level ferry has not seen yet is read from the parent first.
         for l in lines {
@@ -476,7 +482,7 @@ impl Orders {
                 self.engine().db(),
                 (i64,),
                 "SELECT expected FROM ferry_levels WHERE store = $1 AND item = $2",
-                &parent.name,
+                parent,
                 &l.item
             )?;
             if known.is_none() {
@@ -484,7 +490,7 @@ impl Orders {
                 exec!(
                     self.engine().db(),
                     "INSERT INTO ferry_levels (store, item, expected, updated_ms) VALUES ($1, $2, $3, $4) ON CONFLICT (store, item) DO NOTHING",
-                    &parent.name,
+                    parent,
                     &l.item,
                     available,
                     now
@@ -497,7 +503,7 @@ impl Orders {
         let mut tx = self.engine().queue().begin().await?;
         let mine = tx_exec!(
             tx,
-            "UPDATE ferry_orders SET step = 'reserving', updated_ms = $2 WHERE id = $1 AND step = 'new'",
+            "UPDATE ferry_orders SET step = 'reserved', updated_ms = $2 WHERE id = $1 AND step = 'new'",
             &o.id,
             now
         )?;
@@ -510,7 +516,7 @@ impl Orders {
                 tx,
                 "UPDATE ferry_levels SET reserved = reserved + $3, updated_ms = $4
                  WHERE store = $1 AND item = $2 AND expected - reserved >= $3",
-                &parent.name,
+                parent,
                 &l.item,
                 l.quantity,
                 now
@@ -540,11 +546,6 @@ impl Orders {
                 l.quantity
             )?;
         }
-        tx_exec!(
-            tx,
-            "UPDATE ferry_orders SET step = 'reserved' WHERE id = $1",
-            &o.id
-        )?;
         tx.commit().await?;
         Ok(())
     }
@@ -564,7 +565,7 @@ impl Orders {
         let n = tx_exec!(
             tx,
             "UPDATE ferry_orders SET status = $2, step = 'done', error_code = $3, response_status = $4, response_body = $5, updated_ms = $6
-             WHERE id = $1 AND (step = $7 OR ($7 = 'new' AND step = 'reserving'))",
+             WHERE id = $1 AND step = $7",
             id,
             status,
             error,
@@ -613,12 +614,12 @@ impl Orders {
     /// nothing if another driver got there first.
     async fn fail_held(
         &self,
+        parent: &str,
         id: &str,
         code: u16,
         body: &Value,
         void: bool,
     ) -> Result<(), SyncError> {
-        let parent = self.engine().network().parent().await?;
         let held = self.held(id).await?;
         let mut tx = self.engine().queue().begin().await?;
         if !self
@@ -628,7 +629,7 @@ impl Orders {
             tx.rollback().await?;
             return Ok(());
         }
-        self.release(&mut tx, &parent.name, id, &held).await?;
+        self.release(&mut tx, parent, id, &held).await?;
         if void {
             // The charge may have landed before its answer was lost: find out under its
             // key, and give the money back if it did.
@@ -642,7 +643,7 @@ impl Orders {
         format!("ferry-{id}-charge")
     }
 
-    async fn charge(&self, o: &OrderRow) -> Result<(), SyncError> {
+    async fn charge(&self, parent: &str, o: &OrderRow) -> Result<(), SyncError> {
         let outcome = match &self.inner.payments {
             None => Err(None),
             Some(p) => p
@@ -666,7 +667,8 @@ impl Orders {
                     self.now()
                 )?;
                 if n == 0 {
-                    // Failed meanwhile by another driver: the money goes back.
+                    // Another driver moved the order on: if it failed it, the money goes back
+                    // (the void job gives back only what a failed order was charged).
                     tx.enqueue(self.void_job(&o.id)?).await?;
                 }
                 tx.commit().await?;
@@ -677,7 +679,7 @@ impl Orders {
                     &format!("the payment was declined: {message}"),
                     Some("payment_method"),
                 );
-                self.fail_held(&o.id, 402, &body, false).await?;
+                self.fail_held(parent, &o.id, 402, &body, false).await?;
                 metrics::counter!("ferry_orders_total", "outcome" => "payment_failed").increment(1);
             }
             Err(e) => {
@@ -695,7 +697,8 @@ impl Orders {
                 let maybe_sent = e
                     .as_ref()
                     .is_some_and(|e| !matches!(e, ConnectError::BreakerOpen { .. }));
-                self.fail_held(&o.id, 503, &body, maybe_sent).await?;
+                self.fail_held(parent, &o.id, 503, &body, maybe_sent)
+                    .await?;
                 metrics::counter!("ferry_orders_total", "outcome" => "upstream_unavailable")
                     .increment(1);
             }
@@ -726,13 +729,13 @@ impl Orders {
         })
     }
 
-    async fn confirm(&self, o: &OrderRow, lines: &[Line]) -> Result<(), SyncError> {
+    async fn confirm(&self, parent: &str, o: &OrderRow, lines: &[Line]) -> Result<(), SyncError> {
         let body = Self::view(o, lines, "confirmed");
         let sale: Vec<(String, String, i64)> = lines
             .iter()
             .map(|l| (l.variant.clone(), l.item.clone(), l.quantity))
             .collect();
-        let plan = self.engine().api_sale_plan(&sale).await?;
+        let plan = self.engine().api_sale_plan(parent, &sale).await?;
         let mut tx = self.engine().queue().begin().await?;
         if !self
             .finish(&mut tx, &o.id, "charged", "confirmed", 201, &body)
@@ -761,8 +764,8 @@ impl Orders {
             match self.load(id).await? {
                 Some(o) if o.status == "pending" => {
                     tracing::warn!(order = id, step = %o.step, "finishing an order its request left");
-                    // A reservation half made by a process that died is undone by its
-                    // rollback; one stuck at `reserving` never committed.
+                    // A reservation half made by a process that died was undone by its
+                    // rollback: the order is still at `new`.
                     self.drive(id).await
                 }
                 _ => Ok(()),
@@ -785,6 +788,13 @@ impl Orders {
             .await
             .map_err(JobError::retry)?
             .ok_or_else(|| JobError::fatal(format!("no order {id}")))?;
+        // Only a failed order's charge is given back: two drivers of one order charge under
+        // one key, and the one that lost the race must not refund the other's confirmed sale.
+        match o.status.as_str() {
+            "failed" => {}
+            "pending" => return Err(JobError::snooze(Duration::from_secs(1))),
+            _ => return Ok(()),
+        }
         // The same key: the provider answers what it did, and charges nothing new if the
         // first request never reached it... except that then it charges now, which the
         // cancel below gives back at once.

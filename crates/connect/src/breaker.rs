@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use ferry_core::Clock;
 
-use crate::db::Db;
 use crate::error::ConnectError;
+use ferry_db::Db;
 
 #[derive(Debug, Clone, Copy)]
 pub struct BreakerPolicy {
@@ -71,31 +71,9 @@ impl Breakers {
         Breakers { db, clock, policy }
     }
 
-    async fn exec(&self, sql: &'static str, key: &str, binds: &[i64]) -> Result<u64, ConnectError> {
-        Ok(match &self.db {
-            Db::Postgres(pool) => {
-                let mut q = sqlx::query(sql).bind(key);
-                for b in binds {
-                    q = q.bind(*b);
-                }
-                q.execute(pool).await?.rows_affected()
-            }
-            Db::Sqlite(pool) => {
-                let mut q = sqlx::query(sql).bind(key);
-                for b in binds {
-                    q = q.bind(*b);
-                }
-                q.execute(pool).await?.rows_affected()
-            }
-        })
-    }
-
     pub async fn get(&self, key: &str) -> Result<Option<BreakerState>, ConnectError> {
         let sql = "SELECT state, failures, open_until_ms FROM ferry_breakers WHERE key = $1";
-        let row: Option<(String, i32, i64)> = match &self.db {
-            Db::Postgres(pool) => sqlx::query_as(sql).bind(key).fetch_optional(pool).await?,
-            Db::Sqlite(pool) => sqlx::query_as(sql).bind(key).fetch_optional(pool).await?,
-        };
+        let row = ferry_db::row!(&self.db, (String, i32, i64), sql, key)?;
         Ok(row.map(|(state, failures, open_until_ms)| BreakerState {
             key: key.to_owned(),
             state,
@@ -107,10 +85,7 @@ impl Breakers {
     /// Every breaker, for metrics and the admin API.
     pub async fn all(&self) -> Result<Vec<BreakerState>, ConnectError> {
         let sql = "SELECT key, state, failures, open_until_ms FROM ferry_breakers ORDER BY key";
-        let rows: Vec<(String, String, i32, i64)> = match &self.db {
-            Db::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await?,
-            Db::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await?,
-        };
+        let rows = ferry_db::rows!(&self.db, (String, String, i32, i64), sql)?;
         Ok(rows
             .into_iter()
             .map(|(key, state, failures, open_until_ms)| BreakerState {
@@ -139,14 +114,14 @@ impl Breakers {
             _ => {
                 // Due: exactly one caller wins the probe (the update is conditional).
                 let probe_until = now + self.policy.probe_timeout.as_millis() as i64;
-                let won = self
-                    .exec(
-                        "UPDATE ferry_breakers SET state = 'half_open', open_until_ms = $2, updated_ms = $3
-                         WHERE key = $1 AND state <> 'closed' AND open_until_ms <= $3",
-                        key,
-                        &[probe_until, now],
-                    )
-                    .await?;
+                let won = ferry_db::exec!(
+                    &self.db,
+                    "UPDATE ferry_breakers SET state = 'half_open', open_until_ms = $2, updated_ms = $3
+                     WHERE key = $1 AND state <> 'closed' AND open_until_ms <= $3",
+                    key,
+                    probe_until,
+                    now
+                )?;
                 if won == 1 {
                     metrics::gauge!("ferry_connector_breaker_state", "key" => key.to_owned())
                         .set(2.0);
@@ -167,13 +142,13 @@ impl Breakers {
             return Ok(());
         }
         let now = self.clock.now_ms();
-        self.exec(
+        ferry_db::exec!(
+            &self.db,
             "UPDATE ferry_breakers SET state = 'closed', failures = 0, opened_count = 0,
              open_until_ms = 0, updated_ms = $2 WHERE key = $1",
             key,
-            &[now],
-        )
-        .await?;
+            now
+        )?;
         metrics::gauge!("ferry_connector_breaker_state", "key" => key.to_owned()).set(0.0);
         Ok(())
     }
@@ -181,48 +156,33 @@ impl Breakers {
     /// A transient failure: counted; at the threshold (or from half-open) the breaker opens.
     pub async fn failure(&self, key: &str) -> Result<(), ConnectError> {
         let now = self.clock.now_ms();
-        self.exec(
+        ferry_db::exec!(
+            &self.db,
             "INSERT INTO ferry_breakers (key, state, failures, updated_ms) VALUES ($1, 'closed', 1, $2)
              ON CONFLICT (key) DO UPDATE SET failures = ferry_breakers.failures + 1, updated_ms = $2",
             key,
-            &[now],
-        )
-        .await?;
+            now
+        )?;
         let Some(s) = self.get(key).await? else {
             return Ok(());
         };
         let trips = s.state == "half_open" || s.failures >= self.policy.threshold as i32;
         if trips {
-            let opened: Option<i32> = {
-                let sql = "SELECT opened_count FROM ferry_breakers WHERE key = $1";
-                match &self.db {
-                    Db::Postgres(pool) => {
-                        sqlx::query_scalar(sql)
-                            .bind(key)
-                            .fetch_optional(pool)
-                            .await?
-                    }
-                    Db::Sqlite(pool) => {
-                        sqlx::query_scalar(sql)
-                            .bind(key)
-                            .fetch_optional(pool)
-                            .await?
-                    }
-                }
-            };
+            let sql = "SELECT opened_count FROM ferry_breakers WHERE key = $1";
+            let opened = ferry_db::row!(&self.db, (i32,), sql, key)?.map(|(n,)| n);
             let doublings = opened.unwrap_or(0).clamp(0, 16) as u32;
             let cooldown = self
                 .policy
                 .cooldown
                 .saturating_mul(2u32.saturating_pow(doublings))
                 .min(self.policy.max_cooldown);
-            self.exec(
-                "UPDATE ferry_breakers SET state = 'open', failures = 0, opened_count = opened_count + 1,
+            ferry_db::exec!(
+            &self.db,
+            "UPDATE ferry_breakers SET state = 'open', failures = 0, opened_count = opened_count + 1,
                  open_until_ms = $2, updated_ms = $3 WHERE key = $1",
-                key,
-                &[now + cooldown.as_millis() as i64, now],
-            )
-            .await?;
+            key,
+            now + cooldown.as_millis() as i64, now
+        )?;
             metrics::gauge!("ferry_connector_breaker_state", "key" => key.to_owned()).set(1.0);
             tracing::warn!(
                 key,

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use ferry_core::Clock;
 
-use crate::db::Db;
 use crate::error::ConnectError;
+use ferry_db::Db;
 
 /// Where a bucket starts before the server has told us its size.
 #[derive(Debug, Clone, Copy)]
@@ -70,7 +70,7 @@ impl Budget {
             Some(s) => s,
             None => {
                 // The key's first call: its bucket starts empty, in the shape given.
-                crate::db::execute!(
+                ferry_db::exec!(
                     &self.db,
                     "INSERT INTO ferry_rate_budgets (key, level, at_ms, capacity, restore_per_s)
                      VALUES ($1, 0, $2, $3, $4) ON CONFLICT (key) DO NOTHING",
@@ -100,36 +100,24 @@ impl Budget {
     /// Adds `cost` to the bucket if it fits now (one conditional UPDATE). A single request over
     /// the whole bucket still goes once the bucket is empty.
     async fn take(&self, key: &str, now: i64, cost: f64) -> Result<bool, ConnectError> {
-        let taken: Option<f64> = match &self.db {
-            Db::Postgres(pool) => sqlx::query_scalar(
-                "UPDATE ferry_rate_budgets
-                 SET level = GREATEST(level - GREATEST($2 - at_ms, 0) / 1000.0 * restore_per_s, 0) + $3,
-                     at_ms = GREATEST(at_ms, $2)
-                 WHERE key = $1 AND blocked_until_ms <= $2
-                   AND GREATEST(level - GREATEST($2 - at_ms, 0) / 1000.0 * restore_per_s, 0)
-                       + LEAST($3, capacity) <= capacity
-                 RETURNING level",
-            )
-            .bind(key)
-            .bind(now)
-            .bind(cost)
-            .fetch_optional(pool)
-            .await?,
-            Db::Sqlite(pool) => sqlx::query_scalar(
-                "UPDATE ferry_rate_budgets
-                 SET level = max(level - max($2 - at_ms, 0) / 1000.0 * restore_per_s, 0) + $3,
-                     at_ms = max(at_ms, $2)
-                 WHERE key = $1 AND blocked_until_ms <= $2
-                   AND max(level - max($2 - at_ms, 0) / 1000.0 * restore_per_s, 0)
-                       + min($3, capacity) <= capacity
-                 RETURNING level",
-            )
-            .bind(key)
-            .bind(now)
-            .bind(cost)
-            .fetch_optional(pool)
-            .await?,
-        };
+        let (g, l) = (self.db.dialect().greatest(), self.db.dialect().least());
+        let sql = format!(
+            "UPDATE ferry_rate_budgets
+             SET level = {g}(level - {g}($2 - at_ms, 0) / 1000.0 * restore_per_s, 0) + $3,
+                 at_ms = {g}(at_ms, $2)
+             WHERE key = $1 AND blocked_until_ms <= $2
+               AND {g}(level - {g}($2 - at_ms, 0) / 1000.0 * restore_per_s, 0)
+                   + {l}($3, capacity) <= capacity
+             RETURNING level"
+        );
+        let taken = ferry_db::row!(
+            &self.db,
+            (f64,),
+            sqlx::AssertSqlSafe(sql.as_str()),
+            key,
+            now,
+            cost
+        )?;
         Ok(taken.is_some())
     }
 
@@ -171,29 +159,19 @@ impl Budget {
         server: ServerBucket,
     ) -> Result<(), ConnectError> {
         let now = self.clock.now_ms();
-        let sql = match &self.db {
-            Db::Postgres(_) => {
-                "UPDATE ferry_rate_budgets
-                 SET level = GREATEST(GREATEST(level - GREATEST($2 - at_ms, 0) / 1000.0 * restore_per_s, 0) - $3,
-                                      COALESCE($4, 0)),
-                     at_ms = GREATEST(at_ms, $2),
-                     capacity = COALESCE($5, capacity),
-                     restore_per_s = COALESCE($6, restore_per_s)
-                 WHERE key = $1"
-            }
-            Db::Sqlite(_) => {
-                "UPDATE ferry_rate_budgets
-                 SET level = max(max(level - max($2 - at_ms, 0) / 1000.0 * restore_per_s, 0) - $3,
-                                 coalesce($4, 0)),
-                     at_ms = max(at_ms, $2),
-                     capacity = coalesce($5, capacity),
-                     restore_per_s = coalesce($6, restore_per_s)
-                 WHERE key = $1"
-            }
-        };
-        crate::db::execute!(
+        let g = self.db.dialect().greatest();
+        let sql = format!(
+            "UPDATE ferry_rate_budgets
+             SET level = {g}({g}(level - {g}($2 - at_ms, 0) / 1000.0 * restore_per_s, 0) - $3,
+                             COALESCE($4, 0)),
+                 at_ms = {g}(at_ms, $2),
+                 capacity = COALESCE($5, capacity),
+                 restore_per_s = COALESCE($6, restore_per_s)
+             WHERE key = $1"
+        );
+        ferry_db::exec!(
             &self.db,
-            sql,
+            sqlx::AssertSqlSafe(sql.as_str()),
             key,
             now,
             refund.max(0.0),
@@ -208,17 +186,12 @@ impl Budget {
     pub async fn block(&self, key: &str, retry_after: Duration) -> Result<(), ConnectError> {
         let now = self.clock.now_ms();
         let until = now + retry_after.as_millis() as i64;
-        let sql = match &self.db {
-            Db::Postgres(_) => {
-                "UPDATE ferry_rate_budgets SET blocked_until_ms = GREATEST(blocked_until_ms, $2),
-                 level = capacity, at_ms = GREATEST(at_ms, $3) WHERE key = $1"
-            }
-            Db::Sqlite(_) => {
-                "UPDATE ferry_rate_budgets SET blocked_until_ms = max(blocked_until_ms, $2),
-                 level = capacity, at_ms = max(at_ms, $3) WHERE key = $1"
-            }
-        };
-        crate::db::execute!(&self.db, sql, key, until, now)?;
+        let g = self.db.dialect().greatest();
+        let sql = format!(
+            "UPDATE ferry_rate_budgets SET blocked_until_ms = {g}(blocked_until_ms, $2),
+             level = capacity, at_ms = {g}(at_ms, $3) WHERE key = $1"
+        );
+        ferry_db::exec!(&self.db, sqlx::AssertSqlSafe(sql.as_str()), key, until, now)?;
         Ok(())
     }
 
@@ -226,10 +199,7 @@ impl Budget {
     pub async fn state(&self, key: &str) -> Result<Option<BudgetState>, ConnectError> {
         let sql = "SELECT level, capacity, restore_per_s, blocked_until_ms, at_ms
                    FROM ferry_rate_budgets WHERE key = $1";
-        let row: Option<(f64, f64, f64, i64, i64)> = match &self.db {
-            Db::Postgres(pool) => sqlx::query_as(sql).bind(key).fetch_optional(pool).await?,
-            Db::Sqlite(pool) => sqlx::query_as(sql).bind(key).fetch_optional(pool).await?,
-        };
+        let row = ferry_db::row!(&self.db, (f64, f64, f64, i64, i64), sql, key)?;
         Ok(row.map(
             |(level, capacity, restore_per_s, blocked_until_ms, at_ms)| BudgetState {
                 level,

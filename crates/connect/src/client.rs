@@ -12,9 +12,9 @@ use reqwest::header::HeaderMap;
 
 use crate::breaker::{BreakerPolicy, Breakers};
 use crate::budget::{BucketShape, Budget, ServerBucket};
-use crate::db::Db;
 use crate::error::ConnectError;
 use crate::secret::Secret;
+use ferry_db::Db;
 
 #[derive(Debug, Clone)]
 pub struct ClientOptions {

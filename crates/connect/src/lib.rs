@@ -22,6 +22,6 @@ pub use auth::{Credentials, StaticToken};
 pub use breaker::{BreakerPolicy, BreakerState, Breakers};
 pub use budget::{BucketShape, Budget, ServerBucket};
 pub use client::{Answer, Call, Client, ClientOptions, Verdict};
-pub use db::Db;
 pub use error::{ConnectError, ErrorClass};
+pub use ferry_db::Db;
 pub use secret::Secret;

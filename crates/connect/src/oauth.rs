@@ -11,9 +11,9 @@ use ferry_core::Clock;
 use serde::Deserialize;
 
 use crate::auth::{BoxFuture, Credentials};
-use crate::db::Db;
 use crate::error::ConnectError;
 use crate::secret::Secret;
+use ferry_db::Db;
 
 #[derive(Debug, Clone)]
 struct Cached {
@@ -66,7 +66,7 @@ impl OAuth {
 
     /// Stores a refresh token (a new connection), dropping any access token.
     pub async fn store_refresh_token(&self, refresh: &Secret) -> Result<(), ConnectError> {
-        crate::db::execute!(
+        ferry_db::exec!(
             &self.db,
             "INSERT INTO ferry_credentials (key, access_token, expires_at_ms, refresh_token, updated_ms)
              VALUES ($1, NULL, 0, $2, $3)

@@ -10,9 +10,9 @@ use ferry_core::Clock;
 use serde_json::Value;
 use tokio::task::JoinSet;
 
-use crate::db::Db;
 use crate::error::ConnectError;
 use crate::rest::RestConnector;
+use ferry_db::Db;
 
 /// Counts of one run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -80,26 +80,13 @@ impl SyncApi {
     /// Where the last run stopped: (`updated_at` ms, id).
     pub async fn cursor(&self) -> Result<Option<(i64, String)>, ConnectError> {
         let sql = "SELECT cursor_ms, cursor_id FROM ferry_sync_cursors WHERE name = $1";
-        Ok(match &self.db {
-            Db::Postgres(p) => {
-                sqlx::query_as(sql)
-                    .bind(&self.name)
-                    .fetch_optional(p)
-                    .await?
-            }
-            Db::Sqlite(p) => {
-                sqlx::query_as(sql)
-                    .bind(&self.name)
-                    .fetch_optional(p)
-                    .await?
-            }
-        })
+        Ok(ferry_db::row!(&self.db, (i64, String), sql, &self.name)?)
     }
 
     async fn save_cursor(&self, at: i64, id: &str) -> Result<(), ConnectError> {
         let sql = "INSERT INTO ferry_sync_cursors (name, cursor_ms, cursor_id, updated_ms) VALUES ($1, $2, $3, $4)
                    ON CONFLICT (name) DO UPDATE SET cursor_ms = $2, cursor_id = $3, updated_ms = $4";
-        crate::db::execute!(&self.db, sql, &self.name, at, id, self.clock.now_ms())?;
+        ferry_db::exec!(&self.db, sql, &self.name, at, id, self.clock.now_ms())?;
         Ok(())
     }
 

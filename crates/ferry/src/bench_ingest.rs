@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
+use ferry_core::Cipher;
+use ferry_http::stack::AppConfig;
 use ferry_queue::Queue;
-use ferry_server::app::{AppState, DEFAULT_BODY_LIMIT, Hardening};
-use ferry_server::crypto::Cipher;
-use ferry_server::stores::{Platform, Stores};
+use ferry_sync::webhooks::Platform;
 use rand::RngExt;
 use serde_json::json;
 
@@ -47,31 +47,15 @@ async fn bench(db: &FreshDb, a: &IngestArgs) -> Result<()> {
         bail!("--seconds, --concurrency and --rate must be more than zero");
     }
     let queue = Queue::connect(&db.url).await?;
-    let sdb = ferry_server::db::Db::of(&queue).await?;
-    let stores = Stores::new(
-        sdb.clone(),
-        Cipher::from_base64(&Cipher::generate_key())?,
-        queue.clock(),
-    );
-    stores
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let cfg = AppConfig::new(Cipher::from_base64(&Cipher::generate_key())?);
+    let serving = ferry_http::stack::serve_on(listener, queue.clone(), cfg).await?;
+    serving
+        .state
+        .stores
         .put("bench", Platform::Shopify, &[SECRET.to_owned()])
         .await?;
-    let breakers = ferry_connect::Breakers::new(
-        ferry_connect::Db::of(&queue).await?,
-        queue.clock(),
-        ferry_connect::BreakerPolicy::default(),
-    );
-    let state = Arc::new(AppState {
-        queue: queue.clone(),
-        db: sdb,
-        stores,
-        body_limit: DEFAULT_BODY_LIMIT,
-        admin_tokens: Vec::new(),
-        hardening: Hardening::default(),
-        breakers,
-        committer: ferry_server::commit::Committer::start(queue.clone()),
-    });
-    let server = ferry_server::app::start("127.0.0.1:0".parse()?, state).await?;
+    let server = &serving.server;
     let url = format!("{}/webhooks/shopify/bench", server.url());
     println!(
         "backend {}, {} s, {}",

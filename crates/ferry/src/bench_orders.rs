@@ -10,12 +10,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
+use ferry_core::Cipher;
+use ferry_http::stack::{Stack, StackConfig};
 use ferry_mock::{MockConfig, MockServer};
 use ferry_queue::{Queue, SystemClock, WorkerOptions};
-use ferry_server::crypto::Cipher;
 use ferry_sync::Role;
 use ferry_sync::orders::{Limits, OrdersOptions};
-use ferry_sync::stack::{Stack, StackConfig};
 use rand::{RngExt, SeedableRng};
 use serde_json::json;
 
@@ -160,14 +160,14 @@ async fn bench(url: &str, a: &OrdersArgs) -> Result<()> {
     let parent = p.create_store(Some(PARENT))?;
     let payments = format!("{}/stores/{PARENT}/payments/v1", mock.url());
     let mut cfg = StackConfig::new(Cipher::from_base64(&Cipher::generate_key())?);
-    cfg.engine.public_url = String::new();
-    cfg.admin_tokens = vec![TOKEN.to_owned()];
+    cfg.app.engine.public_url = String::new();
+    cfg.app.admin_tokens = vec![TOKEN.to_owned()];
     cfg.worker = WorkerOptions {
         concurrency: 64,
         poll_interval: Duration::from_millis(100),
         ..WorkerOptions::default()
     };
-    cfg.orders = OrdersOptions {
+    cfg.app.orders = OrdersOptions {
         payments_url: payments.clone(),
         payments_token: parent.access_token.clone(),
         limits: Limits {

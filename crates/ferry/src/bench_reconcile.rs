@@ -8,9 +8,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use ferry_core::Cipher;
+use ferry_http::stack::{Stack, StackConfig};
 use ferry_queue::{Queue, WorkerOptions};
-use ferry_server::crypto::Cipher;
-use ferry_sync::stack::{Stack, StackConfig};
 use ferry_sync::{Role, Rules};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -94,9 +94,9 @@ async fn one_size(base_db: Option<&str>, products: usize) -> Result<Value> {
     let key = Cipher::generate_key();
     let queue = Queue::connect(&db.url).await?;
     let mut cfg = StackConfig::new(Cipher::from_base64(&key)?);
-    cfg.engine.public_url = String::new();
+    cfg.app.engine.public_url = String::new();
     // Setting up is not what is measured: let the links be made 32 at a time.
-    cfg.engine.store_concurrency = 32;
+    cfg.app.engine.store_concurrency = 32;
     cfg.worker = WorkerOptions {
         concurrency: 64,
         poll_interval: Duration::from_millis(200),

@@ -10,11 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
+use ferry_core::Cipher;
+use ferry_http::stack::{Stack, StackConfig};
 use ferry_mock::{Faults, MockConfig, MockServer, ProductSpec};
 use ferry_queue::{Queue, SystemClock, WorkerOptions};
-use ferry_server::crypto::Cipher;
 use ferry_sync::Role;
-use ferry_sync::stack::{Stack, StackConfig};
 use serde_json::json;
 
 use crate::bench::{FreshDb, percentile, round2};
@@ -182,7 +182,7 @@ async fn bench(url: &str, a: &SyncArgs) -> Result<()> {
     .await?;
     let queue = Queue::connect(url).await?;
     let mut cfg = StackConfig::new(Cipher::from_base64(&Cipher::generate_key())?);
-    cfg.engine.public_url = String::new();
+    cfg.app.engine.public_url = String::new();
     cfg.worker = WorkerOptions {
         concurrency: 64,
         poll_interval: Duration::from_millis(200),

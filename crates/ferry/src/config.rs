@@ -260,7 +260,7 @@ mod tests {
     #[test]
     fn the_defaults_are_the_servers() {
         let d = get();
-        assert_eq!(d.body_limit, ferry_server::app::DEFAULT_BODY_LIMIT);
+        assert_eq!(d.body_limit, ferry_http::app::DEFAULT_BODY_LIMIT);
         assert_eq!(d.database_url, "sqlite:ferry.db");
         assert!(d.admin_tokens.is_empty() && d.encryption_key.is_empty());
     }

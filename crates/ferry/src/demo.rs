@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use ferry_core::Cipher;
+use ferry_http::stack::{Stack, StackConfig};
 use ferry_mock::{Faults, FileSpec, MockConfig, MockServer, OrderLine, Platform, ProductSpec};
 use ferry_queue::{Queue, QueueOptions, SystemClock, WorkerOptions};
-use ferry_server::crypto::Cipher;
-use ferry_sync::stack::{Stack, StackConfig};
 use ferry_sync::{Field, PriceRule, Role, Rules};
 use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
@@ -367,14 +367,14 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let queue = Queue::connect_with(&url, QueueOptions::default()).await?;
     let mut cfg = StackConfig::new(Cipher::from_base64(&Cipher::generate_key())?);
     cfg.listen = args.listen;
-    cfg.engine.public_url = String::new();
+    cfg.app.engine.public_url = String::new();
     let admin_token: String = {
         let mut r = rand::rngs::StdRng::seed_from_u64(args.seed ^ 0x5eed);
         (0..ADMIN_TOKEN_LEN)
             .map(|_| char::from(b'a' + r.random_range(0..26u8)))
             .collect()
     };
-    cfg.admin_tokens = vec![admin_token.clone()];
+    cfg.app.admin_tokens = vec![admin_token.clone()];
     cfg.worker = WorkerOptions {
         concurrency: 32,
         poll_interval: Duration::from_millis(100),

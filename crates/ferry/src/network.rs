@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use ferry_server::crypto::Cipher;
+use ferry_core::Cipher;
 use ferry_sync::{Engine, EngineOptions, Role, Rules};
 
 use crate::DbArgs;
@@ -34,7 +34,7 @@ impl EngineArgs {
 pub async fn engine(a: &EngineArgs) -> Result<Engine> {
     let queue = crate::jobs::open(&a.db).await?;
     let cipher = Cipher::from_base64(a.key.key()?).context("the encryption key")?;
-    let db = ferry_connect::Db::of(&queue).await?;
+    let db = ferry_connect::db::open(&queue).await?;
     let client = ferry_connect::Client::new(
         db,
         queue.clock(),
@@ -45,8 +45,8 @@ pub async fn engine(a: &EngineArgs) -> Result<Engine> {
         public_url: a.public_url(),
         ..EngineOptions::default()
     };
-    let stores = ferry_server::stores::Stores::new(
-        ferry_server::db::Db::of(&queue).await?,
+    let stores = ferry_sync::webhooks::WebhookStores::new(
+        ferry_sync::db::open(&queue).await?,
         cipher.clone(),
         queue.clock(),
     );

@@ -3,12 +3,11 @@
 //! webhooks (until the admin API does).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use ferry_server::app::AppState;
-use ferry_server::crypto::Cipher;
-use ferry_server::stores::{Platform, Stores};
+use ferry_core::Cipher;
+use ferry_http::stack::AppConfig;
+use ferry_sync::webhooks::{Platform, WebhookStores};
 use tokio_util::sync::CancellationToken;
 
 #[derive(clap::Args, Debug)]
@@ -85,22 +84,19 @@ pub enum StoresCommand {
     NewKey,
 }
 
-async fn stores(
-    db: &crate::DbArgs,
-    key: &KeyArgs,
-) -> Result<(ferry_queue::Queue, ferry_server::db::Db, Stores)> {
+async fn stores(db: &crate::DbArgs, key: &KeyArgs) -> Result<WebhookStores> {
     let queue = crate::jobs::open(db).await?;
     let cipher = Cipher::from_base64(key.key()?).context("the encryption key")?;
-    let db = ferry_server::db::Db::of(&queue)
+    let db = ferry_sync::db::open(&queue)
         .await
-        .context("migrating the server's tables")?;
-    let stores = Stores::new(db.clone(), cipher, queue.clock());
-    Ok((queue, db, stores))
+        .context("migrating the engine's tables")?;
+    Ok(WebhookStores::new(db, cipher, queue.clock()))
 }
 
 pub async fn run(a: ServeArgs) -> Result<()> {
     let cfg = crate::config::get();
-    let (queue, db, stores) = stores(&a.db, &a.key).await?;
+    let queue = crate::jobs::open(&a.db).await?;
+    let cipher = Cipher::from_base64(a.key.key()?).context("the encryption key")?;
     let listen = a.listen.unwrap_or(cfg.listen);
     let admin_tokens: Vec<String> = a
         .admin_tokens
@@ -111,63 +107,35 @@ pub async fn run(a: ServeArgs) -> Result<()> {
     if admin_tokens.iter().any(|t| t.len() < 16) {
         anyhow::bail!("admin tokens must be at least 16 characters");
     }
-    let connect_db = ferry_connect::Db::of(&queue)
-        .await
-        .context("migrating the connectors' tables")?;
-    let breakers = ferry_connect::Breakers::new(
-        connect_db,
-        queue.clock(),
-        ferry_connect::BreakerPolicy::default(),
-    );
-    let state = Arc::new(AppState {
-        breakers,
-        committer: ferry_server::commit::Committer::start(queue.clone()),
-        queue: queue.clone(),
-        db,
-        stores,
-        body_limit: a.body_limit.unwrap_or(cfg.body_limit),
-        admin_tokens,
-        hardening: ferry_server::app::Hardening {
-            request_timeout: std::time::Duration::from_secs(
-                a.request_timeout_s.unwrap_or(cfg.request_timeout_s).max(1),
-            ),
-            cors_origins: a
-                .cors_origins
-                .unwrap_or_else(|| cfg.cors_origins.clone())
-                .into_iter()
-                .filter(|o| !o.is_empty())
-                .collect(),
-        },
-    });
-    // The network's admin routes: the sync engine on the same database (its jobs run in the
-    // workers).
-    let client = ferry_connect::Client::new(
-        ferry_connect::Db::of(&queue).await?,
-        queue.clock(),
-        "shopify",
-        ferry_connect::ClientOptions::default(),
-    );
-    let cipher = Cipher::from_base64(a.key.key()?).context("the encryption key")?;
-    let engine = ferry_sync::Engine::new(
-        queue.clone(),
-        cipher,
-        client,
-        state.stores.clone(),
-        ferry_sync::EngineOptions::default(),
-    )
-    .await
-    .context("the sync engine's tables")?;
-    let orders = ferry_sync::orders::Orders::new(engine.clone(), cfg.orders());
-    let routes = ferry_sync::api::routes(engine).merge(ferry_sync::orders_api::routes(orders));
-    let running = ferry_server::app::start_with(listen, state, routes)
+    let mut app = AppConfig::new(cipher);
+    app.admin_tokens = admin_tokens;
+    app.body_limit = a.body_limit.unwrap_or(cfg.body_limit);
+    app.hardening = ferry_http::app::Hardening {
+        request_timeout: std::time::Duration::from_secs(
+            a.request_timeout_s.unwrap_or(cfg.request_timeout_s).max(1),
+        ),
+        cors_origins: a
+            .cors_origins
+            .unwrap_or_else(|| cfg.cors_origins.clone())
+            .into_iter()
+            .filter(|o| !o.is_empty())
+            .collect(),
+    };
+    app.orders = cfg.orders();
+    let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
-    tracing::info!(addr = %running.addr, backend = queue.backend(), "serving");
-    println!("ferry serve listening on {}", running.url());
+    // The network's and the orders' routes run on the same database; their jobs run in the
+    // workers.
+    let serving = ferry_http::stack::serve_on(listener, queue.clone(), app)
+        .await
+        .context("starting the application")?;
+    tracing::info!(addr = %serving.server.addr, backend = queue.backend(), "serving");
+    println!("ferry serve listening on {}", serving.server.url());
     let stop = CancellationToken::new();
     tokio::spawn(crate::worker::signal_on(stop.clone()));
     stop.cancelled().await;
-    drop(running);
+    drop(serving);
     Ok(())
 }
 
@@ -181,8 +149,11 @@ pub async fn run_stores(cmd: StoresCommand) -> Result<()> {
             platform,
             secret,
         } => {
-            let (_, _, s) = stores(&db, &key).await?;
-            s.put(&name, Platform::parse(&platform)?, &[secret]).await?;
+            let s = stores(&db, &key).await?;
+            let p = Platform::parse(&platform).with_context(|| {
+                format!("unknown platform {platform:?} (shopify, standard or stripe)")
+            })?;
+            s.put(&name, p, &[secret]).await?;
             println!("store {name} ({platform}) saved; webhooks go to /webhooks/{platform}/{name}");
         }
         StoresCommand::Rotate {
@@ -192,7 +163,7 @@ pub async fn run_stores(cmd: StoresCommand) -> Result<()> {
             secret,
             keep,
         } => {
-            let (_, _, s) = stores(&db, &key).await?;
+            let s = stores(&db, &key).await?;
             s.rotate(&name, &secret, keep).await?;
             println!("store {name}: new secret in front, {keep} older kept");
         }

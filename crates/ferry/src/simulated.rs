@@ -2,8 +2,8 @@
 //! joined to the network, and when the whole thing has gone quiet.
 
 use anyhow::Result;
+use ferry_http::stack::Stack;
 use ferry_mock::MockServer;
-use ferry_sync::stack::Stack;
 use ferry_sync::{Role, Rules};
 
 /// Creates a simulated store seeded with `products` products of 2 variants (SKUs by

@@ -126,7 +126,7 @@ pub async fn run(args: WorkerArgs) -> Result<()> {
         listen: !args.no_listen,
         ..WorkerOptions::default()
     };
-    let db = ferry_connect::Db::of(&queue).await?;
+    let db = ferry_connect::db::open(&queue).await?;
     let client_opts = ferry_connect::ClientOptions {
         // Only `ferry bench api` turns pacing off, to measure the peer it is compared with.
         pace: std::env::var("FERRY_BENCH_UNPACED").is_err(),
@@ -136,10 +136,10 @@ pub async fn run(args: WorkerArgs) -> Result<()> {
     let mut builder = diagnostics(Worker::builder(queue.clone()).options(opts));
     let mut queues = queues;
     if let Some(key) = &key {
-        let cipher = ferry_server::crypto::Cipher::from_base64(key)
+        let cipher = ferry_core::Cipher::from_base64(key)
             .map_err(|e| anyhow::anyhow!("the encryption key: {e}"))?;
-        let stores = ferry_server::stores::Stores::new(
-            ferry_server::db::Db::of(&queue).await?,
+        let stores = ferry_sync::webhooks::WebhookStores::new(
+            ferry_sync::db::open(&queue).await?,
             cipher.clone(),
             queue.clock(),
         );

@@ -129,6 +129,15 @@ impl Queue {
         self.inner.clock.clone()
     }
 
+    /// The queue's database, for the crates that keep their own tables beside the queue's
+    /// (the pool on PostgreSQL, the single writer on SQLite).
+    pub fn db(&self) -> ferry_db::Db {
+        match &self.inner.engine {
+            Engine::Postgres(pg) => ferry_db::Db::Postgres(pg.pool.clone()),
+            Engine::Sqlite(s) => ferry_db::Db::Sqlite(s.writer.clone()),
+        }
+    }
+
     /// The PostgreSQL pool, for callers that keep their own tables beside the queue's.
     pub fn pg_pool(&self) -> Option<&sqlx::PgPool> {
         match &self.inner.engine {

@@ -3,21 +3,7 @@
 /// The states a job waits in; the claim, fairness and singleton indexes are partial on this.
 pub(crate) const WAITING: &str = "('queued', 'retrying')";
 
-/// The SQL dialect, for the few spellings that differ.
-#[derive(Clone, Copy)]
-pub(crate) enum Dialect {
-    Postgres,
-    Sqlite,
-}
-
-impl Dialect {
-    fn greatest(self) -> &'static str {
-        match self {
-            Dialect::Postgres => "GREATEST",
-            Dialect::Sqlite => "max",
-        }
-    }
-}
+pub(crate) use ferry_db::Dialect;
 
 /// The fairness round for a job of row `x` entering the waiting line at time `now`: behind the
 /// last waiting job of its own group, but never before the queue's current round (the round of

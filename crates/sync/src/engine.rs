@@ -23,17 +23,18 @@ use std::time::Duration;
 use ferry_connect::shopify::ShopifyConnector;
 use ferry_connect::shopify::model::{InventoryDelta, Order, Product};
 use ferry_connect::{Client, Secret, StaticToken};
-use ferry_queue::{NewJob, Queue, WorkerBuilder};
-use ferry_server::crypto::Cipher;
+use ferry_core::Cipher;
+use ferry_queue::{Job, NewJob, Queue, WorkerBuilder};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::db::{Db, exec, rows, tx_exec};
 use crate::error::SyncError;
 use crate::network::{Network, Role, StoreConfig, VariantLink};
 use crate::plan::{
     changes, collection_handles, collections_match, plan, restore, satisfied, source_tag, twin,
 };
+use crate::webhooks::{Platform, WEBHOOK_QUEUE, WebhookJob, WebhookStores};
+use ferry_db::{Db, exec, rows, tx_exec};
 
 /// The queue every sync job runs on (fairness group: the store the job writes to).
 pub const SYNC_QUEUE: &str = "sync";
@@ -73,15 +74,6 @@ impl Default for EngineOptions {
 }
 
 // ---- job payloads ---------------------------------------------------------------------
-
-/// What the ingress enqueues (`ferry_server::ingress`).
-#[derive(Debug, Deserialize)]
-struct Webhook {
-    store: String,
-    topic: String,
-    delivery_id: String,
-    body: Value,
-}
 
 #[derive(Debug, Serialize, Deserialize)]
 struct ProductJob {
@@ -201,7 +193,7 @@ struct Inner {
     queue: Queue,
     net: Network,
     client: Client,
-    stores: ferry_server::stores::Stores,
+    stores: WebhookStores,
     opts: EngineOptions,
     shops: Mutex<HashMap<String, ShopifyConnector>>,
 }
@@ -242,10 +234,10 @@ impl Engine {
         queue: Queue,
         cipher: Cipher,
         client: Client,
-        stores: ferry_server::stores::Stores,
+        stores: WebhookStores,
         opts: EngineOptions,
     ) -> Result<Engine, SyncError> {
-        let db = Db::of(&queue).await?;
+        let db = crate::db::open(&queue).await?;
         let net = Network::new(db, cipher, queue.clock());
         queue
             .set_default_group_cap(SYNC_QUEUE, Some(opts.store_concurrency))
@@ -277,13 +269,7 @@ impl Engine {
     /// Registers every sync job kind (and the ingress's `webhook.received`) on a worker; it
     /// must take jobs from the `webhooks` and `sync` queues.
     pub fn register(&self, b: WorkerBuilder) -> WorkerBuilder {
-        let b = kind!(
-            b,
-            self,
-            ferry_server::ingress::WEBHOOK_KIND,
-            on_webhook,
-            Webhook
-        );
+        let b = kind!(b, self, WebhookJob::KIND, on_webhook, WebhookJob);
         let b = kind!(b, self, PRODUCT, product, ProductJob);
         let b = kind!(b, self, PUSH, push, PushJob);
         let b = kind!(b, self, ORDERS, orders, StoreJob);
@@ -296,7 +282,7 @@ impl Engine {
 
     /// The queues a worker running the engine takes jobs from.
     pub fn queues() -> [&'static str; 2] {
-        [ferry_server::ingress::WEBHOOK_QUEUE, SYNC_QUEUE]
+        [WEBHOOK_QUEUE, SYNC_QUEUE]
     }
 
     // ---- setting up -------------------------------------------------------------------
@@ -322,11 +308,7 @@ impl Engine {
             .await?;
         self.inner
             .stores
-            .put(
-                name,
-                ferry_server::stores::Platform::Shopify,
-                &[webhook_secret.to_owned()],
-            )
+            .put(name, Platform::Shopify, &[webhook_secret.to_owned()])
             .await
             .map_err(|e| SyncError::Invalid(e.to_string()))?;
         self.shops().remove(name);
@@ -439,7 +421,7 @@ impl Engine {
 
     // ---- webhooks ---------------------------------------------------------------------
 
-    async fn on_webhook(&self, w: Webhook) -> Result<(), SyncError> {
+    async fn on_webhook(&self, w: WebhookJob) -> Result<(), SyncError> {
         let Some(store) = self.inner.net.get(&w.store).await? else {
             tracing::debug!(store = %w.store, "webhook from a store outside the network");
             return Ok(());
@@ -848,7 +830,7 @@ impl Engine {
         shop: &ShopifyConnector,
         pc: &ferry_connect::shopify::model::Collection,
     ) -> Result<String, SyncError> {
-        let known: Option<(String,)> = crate::db::row!(
+        let known: Option<(String,)> = ferry_db::row!(
             self.db(),
             (String,),
             "SELECT collection FROM ferry_collections WHERE child = $1 AND handle = $2",

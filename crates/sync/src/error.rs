@@ -15,9 +15,7 @@ pub enum SyncError {
     Queue(#[from] ferry_queue::QueueError),
     #[error("{0}")]
     Invalid(String),
-    #[error("{0}")]
-    Server(#[from] ferry_server::error::ServerError),
-    #[error("unknown store {0:?} in the network")]
+    #[error("unknown store {0:?}")]
     UnknownStore(String),
     #[error("the network has no parent store")]
     NoParent,
@@ -44,7 +42,6 @@ impl SyncError {
             | SyncError::UnknownStore(_)
             | SyncError::NoParent
             | SyncError::Crypto(_)
-            | SyncError::Server(_)
             | SyncError::Compensated(_) => JobError::fatal(self),
         }
     }

@@ -5,19 +5,19 @@
 //!   believes each store holds, the intent ledger, the audit log.
 //! - `rules`: which fields a child takes from the parent, price rules (pure).
 //! - `plan`: what a child's copy of a parent product should be (pure).
+//! - `webhooks`: the stores that send webhooks (secrets sealed), the job a delivery becomes,
+//!   the group commit that records a delivery with its job.
 //! - `engine`: the jobs: webhooks in, catalog fan-out, pushes to children (sagas), sales as
 //!   deltas, stock checks, compare-and-set sets, connecting a child, reconciliation.
 
-pub mod api;
 pub mod db;
 pub mod engine;
 pub mod error;
 pub mod network;
 pub mod orders;
-pub mod orders_api;
 pub mod plan;
 pub mod rules;
-pub mod stack;
+pub mod webhooks;
 
 pub use engine::{Engine, EngineOptions, SYNC_QUEUE};
 pub use error::SyncError;

@@ -4,14 +4,14 @@
 
 use std::sync::Arc;
 
+use ferry_core::Cipher;
 use ferry_core::Clock;
-use ferry_server::crypto::Cipher;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::db::{Db, exec, row, rows};
 use crate::error::SyncError;
 use crate::rules::Rules;
+use ferry_db::{Db, exec, row, rows};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

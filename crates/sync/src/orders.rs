@@ -15,9 +15,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::Digest;
 
-use crate::db::{exec, row, rows, tx_exec};
 use crate::engine::Engine;
 use crate::error::SyncError;
+use ferry_db::{exec, row, rows, tx_exec};
 
 pub const RECOVER: &str = "orders.recover";
 pub const VOID: &str = "orders.void";
@@ -77,7 +77,7 @@ pub struct Answer {
     pub replay: bool,
 }
 
-pub(crate) fn error_body(code: &str, message: &str, field: Option<&str>) -> Value {
+pub fn error_body(code: &str, message: &str, field: Option<&str>) -> Value {
     let mut e = json!({"code": code, "message": message});
     if let Some(f) = field {
         e["field"] = json!(f);

@@ -38,7 +38,7 @@ impl Env {
     pub async fn start(test_db: TestDb) -> Env {
         let mock = MockServer::start(MockConfig::default()).await.unwrap();
         let queue = test_db.real_queue().await;
-        let db = Db::of(&queue).await.unwrap();
+        let db = ferry_connect::db::open(&queue).await.unwrap();
         Env {
             mock,
             db,

@@ -59,10 +59,7 @@ async fn a_server_killed_mid_order_leaves_it_to_a_worker() {
     let parent = p.store_info("parent").unwrap();
     let env: Vec<(String, String)> = [
         ("FERRY_DATABASE_URL", db.url.clone()),
-        (
-            "FERRY_ENCRYPTION_KEY",
-            ferry_server::crypto::Cipher::generate_key(),
-        ),
+        ("FERRY_ENCRYPTION_KEY", ferry_core::Cipher::generate_key()),
         ("FERRY_ADMIN_TOKENS", TOKEN.to_owned()),
         (
             "FERRY_PAYMENTS_URL",

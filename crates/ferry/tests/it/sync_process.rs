@@ -109,7 +109,7 @@ async fn a_worker_killed_mid_sync_loses_nothing() {
     };
     let stores = ["parent", "child-1", "child-2"];
     let mock = simulated(&stores, 10, 2).await;
-    let key = ferry_server::crypto::Cipher::generate_key();
+    let key = ferry_core::Cipher::generate_key();
     let (_serve, public) = serve(&db.url, &key).await;
     for s in stores {
         let info = mock.platform().store_info(s).unwrap();

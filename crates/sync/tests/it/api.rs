@@ -201,7 +201,7 @@ async fn the_openapi_document_is_what_the_server_routes() {
     );
     let (s, doc) = call(&net, Method::GET, "/api/openapi.json", None).await;
     assert_eq!(s, 200);
-    let committed: Value = serde_json::from_str(ferry_server::openapi::DOCUMENT).unwrap();
+    let committed: Value = serde_json::from_str(ferry_http::openapi::DOCUMENT).unwrap();
     assert_eq!(doc, committed);
     assert_eq!(doc["openapi"], "3.1.0");
 
@@ -216,11 +216,11 @@ async fn the_openapi_document_is_what_the_server_routes() {
                 .map(move |m| (m.to_uppercase(), path.clone()))
         })
         .collect();
-    let routed: BTreeSet<(String, String)> = ferry_server::admin::operations()
+    let routed: BTreeSet<(String, String)> = ferry_http::admin::operations()
         .iter()
-        .chain(ferry_server::app::operations())
-        .chain(ferry_sync::api::operations())
-        .chain(ferry_sync::orders_api::operations())
+        .chain(ferry_http::app::operations())
+        .chain(ferry_http::network_api::operations())
+        .chain(ferry_http::orders_api::operations())
         .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
         .collect();
     assert_eq!(documented, routed, "document vs routers");

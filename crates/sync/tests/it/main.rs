@@ -13,10 +13,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ferry_core::Cipher;
+use ferry_http::stack::{Stack, StackConfig};
 use ferry_mock::{MockConfig, MockServer, Platform};
 use ferry_queue::{Backoff, SystemClock, WorkerOptions};
-use ferry_server::crypto::Cipher;
-use ferry_sync::stack::{Stack, StackConfig};
 use ferry_sync::{Role, Rules};
 use ferry_testkit::TestDb;
 
@@ -128,9 +128,9 @@ impl Net {
     ) -> Stack {
         let queue = db.real_queue().await;
         let mut cfg = StackConfig::new(Cipher::from_base64(key).unwrap());
-        cfg.engine.public_url = String::new();
-        cfg.admin_tokens = vec![ADMIN_TOKEN.to_owned()];
-        cfg.engine.settle = Duration::from_millis(100);
+        cfg.app.engine.public_url = String::new();
+        cfg.app.admin_tokens = vec![ADMIN_TOKEN.to_owned()];
+        cfg.app.engine.settle = Duration::from_millis(100);
         cfg.worker = WorkerOptions {
             concurrency: 16,
             poll_interval: Duration::from_millis(50),
@@ -140,9 +140,9 @@ impl Net {
             },
             ..WorkerOptions::default()
         };
-        cfg.client.backoff_base = Duration::from_millis(10);
-        cfg.client.backoff_cap = Duration::from_millis(50);
-        cfg.orders = orders.clone();
+        cfg.app.client.backoff_base = Duration::from_millis(10);
+        cfg.app.client.backoff_cap = Duration::from_millis(50);
+        cfg.app.orders = orders.clone();
         Stack::start(queue, cfg).await.unwrap()
     }
 
@@ -298,7 +298,7 @@ impl Net {
 impl Net {
     /// A merchant's app on a store: the Shopify connector with the store's token.
     pub async fn shop(&self, store: &str) -> ferry_connect::shopify::ShopifyConnector {
-        let db = ferry_connect::Db::of(&self.stack.queue).await.unwrap();
+        let db = ferry_connect::db::open(&self.stack.queue).await.unwrap();
         let client = ferry_connect::Client::new(
             db,
             Arc::new(SystemClock),

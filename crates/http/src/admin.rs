@@ -15,9 +15,8 @@ use serde_json::{Value, json};
 use sha2::Digest;
 
 use crate::app::AppState;
-use crate::db::Db;
 use crate::error::ServerError;
-use crate::stores::Platform;
+use ferry_sync::webhooks::{Platform, parse_cursor};
 
 const MAX_PAGE: u32 = 500;
 
@@ -130,7 +129,7 @@ async fn create_store(
 ) -> Result<Response, ServerError> {
     let n: NewStore = parse_body(&body)?;
     let platform = Platform::parse(&n.platform)
-        .map_err(|_| ServerError::BadRequest(format!("unknown platform {:?}", n.platform)))?;
+        .ok_or_else(|| ServerError::BadRequest(format!("unknown platform {:?}", n.platform)))?;
     if app.stores.get(&n.name).await?.is_some() {
         return Err(ServerError::Conflict(format!(
             "store {:?} exists; rotate its secret instead",
@@ -312,65 +311,35 @@ struct DeliveryQuery {
     limit: Option<u32>,
 }
 
-type DeliveryRow = (String, String, String, String, String, i64);
-
 async fn list_deliveries(
     State(app): State<Arc<AppState>>,
     Query(q): Query<DeliveryQuery>,
 ) -> Result<Json<Value>, ServerError> {
     let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
-    let (after_ms, after_key) = match q.after.as_deref() {
-        None => (i64::MIN, String::new()),
-        Some(c) => {
-            let (ms, key) = c
-                .split_once(':')
-                .ok_or_else(|| ServerError::BadRequest(format!("invalid cursor {c:?}")))?;
-            (
-                ms.parse()
-                    .map_err(|_| ServerError::BadRequest(format!("invalid cursor {c:?}")))?,
-                key.to_owned(),
-            )
-        }
+    let after = match q.after.as_deref() {
+        None => None,
+        Some(c) => Some(
+            parse_cursor(c)
+                .ok_or_else(|| ServerError::BadRequest(format!("invalid cursor {c:?}")))?,
+        ),
     };
-    let sql =
-        "SELECT store, delivery_id, platform, topic, job_id, received_ms FROM ferry_deliveries
-               WHERE ($1 IS NULL OR store = $1)
-                 AND (received_ms > $2 OR (received_ms = $2 AND store || ':' || delivery_id > $3))
-               ORDER BY received_ms, store, delivery_id LIMIT $4";
-    let rows: Vec<DeliveryRow> = match &app.db {
-        Db::Postgres(p) => {
-            sqlx::query_as(sql)
-                .bind(&q.store)
-                .bind(after_ms)
-                .bind(&after_key)
-                .bind(i64::from(limit))
-                .fetch_all(p)
-                .await?
-        }
-        Db::Sqlite(p) => {
-            sqlx::query_as(sql)
-                .bind(&q.store)
-                .bind(after_ms)
-                .bind(&after_key)
-                .bind(i64::from(limit))
-                .fetch_all(p)
-                .await?
-        }
-    };
+    let rows = app
+        .deliveries
+        .page(q.store.as_deref(), after, limit)
+        .await?;
     let mut items = Vec::with_capacity(rows.len());
-    for (store, delivery, platform, topic, job, received) in &rows {
+    for d in &rows {
         // The outcome is the state of the job the delivery became.
-        let state = match job.parse::<uuid::Uuid>() {
+        let state = match d.job_id.parse::<uuid::Uuid>() {
             Ok(id) => app.queue.get(id).await?.map(|j| j.state),
             Err(_) => None,
         };
-        items.push(
-            json!({"store": store, "delivery_id": delivery, "platform": platform, "topic": topic,
-                          "job_id": job, "received_ms": received, "outcome": state}),
-        );
+        items.push(json!({"store": d.store, "delivery_id": d.delivery_id,
+            "platform": d.platform, "topic": d.topic, "job_id": d.job_id,
+            "received_ms": d.received_ms, "outcome": state}));
     }
     let next = (rows.len() as u32 == limit)
-        .then(|| rows.last().map(|r| format!("{}:{}:{}", r.5, r.0, r.1)))
+        .then(|| rows.last().map(|r| r.cursor()))
         .flatten();
     Ok(Json(json!({"items": items, "next": next})))
 }
@@ -379,25 +348,11 @@ async fn replay_delivery(
     State(app): State<Arc<AppState>>,
     Path((store, delivery)): Path<(String, String)>,
 ) -> Result<Json<Value>, ServerError> {
-    let sql = "SELECT job_id FROM ferry_deliveries WHERE store = $1 AND delivery_id = $2";
-    let job: Option<String> = match &app.db {
-        Db::Postgres(p) => {
-            sqlx::query_scalar(sql)
-                .bind(&store)
-                .bind(&delivery)
-                .fetch_optional(p)
-                .await?
-        }
-        Db::Sqlite(p) => {
-            sqlx::query_scalar(sql)
-                .bind(&store)
-                .bind(&delivery)
-                .fetch_optional(p)
-                .await?
-        }
-    };
-    let job =
-        job.ok_or_else(|| ServerError::NotFound(format!("delivery {delivery} of {store}")))?;
+    let job = app
+        .deliveries
+        .job_of(&store, &delivery)
+        .await?
+        .ok_or_else(|| ServerError::NotFound(format!("delivery {delivery} of {store}")))?;
     let e = app.queue.replay(job_id(&job)?).await?;
     Ok(Json(json!({"delivery_id": delivery, "job_id": e.id})))
 }

@@ -5,13 +5,12 @@
 mod admin;
 mod ingress;
 
-use std::sync::Arc;
-
 use base64::Engine;
-use ferry_server::app::{AppState, DEFAULT_BODY_LIMIT, Running};
-use ferry_server::crypto::Cipher;
-use ferry_server::db::Db;
-use ferry_server::stores::Stores;
+use ferry_core::Cipher;
+use ferry_db::Db;
+use ferry_http::app::Running;
+use ferry_http::stack::AppConfig;
+use ferry_sync::webhooks::WebhookStores;
 use ferry_testkit::TestDb;
 use hmac::{KeyInit, Mac};
 
@@ -20,7 +19,7 @@ pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 pub struct Harness {
     pub server: Running,
     pub queue: ferry_queue::Queue,
-    pub stores: Stores,
+    pub stores: WebhookStores,
     pub db: Db,
     pub http: reqwest::Client,
     _test_db: TestDb,
@@ -29,35 +28,22 @@ pub struct Harness {
 impl Harness {
     pub async fn start(test_db: TestDb) -> Harness {
         let queue = test_db.real_queue().await;
-        let db = Db::of(&queue).await.unwrap();
         let cipher = Cipher::from_base64(&Cipher::generate_key()).unwrap();
-        let stores = Stores::new(db.clone(), cipher, queue.clock());
-        let breakers = ferry_connect::Breakers::new(
-            ferry_connect::Db::of(&queue).await.unwrap(),
-            queue.clock(),
-            ferry_connect::BreakerPolicy::default(),
-        );
-        let state = Arc::new(AppState {
-            breakers,
-            committer: ferry_server::commit::Committer::start(queue.clone()),
-            queue: queue.clone(),
-            db: db.clone(),
-            stores: stores.clone(),
-            body_limit: DEFAULT_BODY_LIMIT,
-            admin_tokens: vec![ADMIN_TOKEN.to_owned()],
-            hardening: ferry_server::app::Hardening {
-                cors_origins: vec!["https://admin.example".to_owned()],
-                ..Default::default()
-            },
-        });
-        let server = ferry_server::app::start("127.0.0.1:0".parse().unwrap(), state)
+        let mut cfg = AppConfig::new(cipher);
+        cfg.admin_tokens = vec![ADMIN_TOKEN.to_owned()];
+        cfg.hardening = ferry_http::app::Hardening {
+            cors_origins: vec!["https://admin.example".to_owned()],
+            ..Default::default()
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let serving = ferry_http::stack::serve_on(listener, queue.clone(), cfg)
             .await
             .unwrap();
         Harness {
-            server,
+            stores: serving.state.stores.clone(),
+            db: queue.db(),
+            server: serving.server,
             queue,
-            stores,
-            db,
             http: reqwest::Client::new(),
             _test_db: test_db,
         }

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::orders::{Answer, Orders, client_of, error_body, parse_key};
+use ferry_sync::orders::{Answer, Orders, client_of, error_body, parse_key};
 
 /// The most orders a page holds.
 pub const MAX_PAGE_SIZE: i64 = 100;
@@ -19,7 +19,7 @@ pub const MAX_PAGE_SIZE: i64 = 100;
 type Table = (Router<Orders>, &'static [(&'static str, &'static str)]);
 
 fn table() -> Table {
-    ferry_server::api_routes! {
+    crate::api_routes! {
         POST "/api/orders" => create,
         GET "/api/orders" => list,
         GET "/api/orders/{id}" => detail,

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use ferry_core::Clock;
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::Cipher;
-use crate::db::{Db, bound};
-use crate::error::ServerError;
+use ferry_core::Cipher;
+use ferry_db::Db;
+
+use crate::error::SyncError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -21,12 +22,12 @@ pub enum Platform {
 }
 
 impl Platform {
-    pub fn parse(s: &str) -> Result<Platform, ServerError> {
+    pub fn parse(s: &str) -> Option<Platform> {
         match s {
-            "shopify" => Ok(Platform::Shopify),
-            "standard" => Ok(Platform::Standard),
-            "stripe" => Ok(Platform::Stripe),
-            other => Err(ServerError::UnknownPlatform(other.to_owned())),
+            "shopify" => Some(Platform::Shopify),
+            "standard" => Some(Platform::Standard),
+            "stripe" => Some(Platform::Stripe),
+            _ => None,
         }
     }
 
@@ -41,15 +42,15 @@ impl Platform {
 
 /// A store with its secrets opened (never serialized: see `StoreView`).
 #[derive(Clone)]
-pub struct Store {
+pub struct WebhookStore {
     pub name: String,
     pub platform: Platform,
     pub secrets: Vec<String>,
 }
 
-impl std::fmt::Debug for Store {
+impl std::fmt::Debug for WebhookStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
+        f.debug_struct("WebhookStore")
             .field("name", &self.name)
             .field("platform", &self.platform)
             .field("secrets", &format!("[{} redacted]", self.secrets.len()))
@@ -62,10 +63,10 @@ impl std::fmt::Debug for Store {
 const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
 type Cache =
-    std::sync::Mutex<std::collections::HashMap<String, (Option<Store>, std::time::Instant)>>;
+    std::sync::Mutex<std::collections::HashMap<String, (Option<WebhookStore>, std::time::Instant)>>;
 
 #[derive(Clone)]
-pub struct Stores {
+pub struct WebhookStores {
     db: Db,
     cipher: Cipher,
     clock: Arc<dyn Clock>,
@@ -81,9 +82,9 @@ fn valid_name(n: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-impl Stores {
-    pub fn new(db: Db, cipher: Cipher, clock: Arc<dyn Clock>) -> Stores {
-        Stores {
+impl WebhookStores {
+    pub fn new(db: Db, cipher: Cipher, clock: Arc<dyn Clock>) -> WebhookStores {
+        WebhookStores {
             db,
             cipher,
             clock,
@@ -102,14 +103,14 @@ impl Stores {
         name: &str,
         platform: Platform,
         secrets: &[String],
-    ) -> Result<(), ServerError> {
+    ) -> Result<(), SyncError> {
         if !valid_name(name) {
-            return Err(ServerError::BadRequest(
+            return Err(SyncError::Invalid(
                 "a store name is 1 to 64 of [A-Za-z0-9_-]".into(),
             ));
         }
         if secrets.is_empty() || secrets.iter().any(|s| s.len() < 8) {
-            return Err(ServerError::BadRequest(
+            return Err(SyncError::Invalid(
                 "a store needs at least one secret of 8 or more characters".into(),
             ));
         }
@@ -122,16 +123,7 @@ impl Stores {
         let sql = "INSERT INTO ferry_stores (name, platform, secrets, created_ms, updated_ms) VALUES ($1, $2, $3, $4, $4)
                    ON CONFLICT (name) DO UPDATE SET platform = $2, secrets = $3, updated_ms = $4";
         let args = (name, platform.as_str(), &sealed, now);
-        match &self.db {
-            Db::Postgres(p) => bound!(sql, args.0, args.1, args.2, args.3)
-                .execute(p)
-                .await
-                .map(|_| ())?,
-            Db::Sqlite(p) => bound!(sql, args.0, args.1, args.2, args.3)
-                .execute(p)
-                .await
-                .map(|_| ())?,
-        }
+        ferry_db::exec!(&self.db, sql, args.0, args.1, args.2, args.3)?;
         // Again after the write: a read that raced it may have cached the old secrets.
         self.cache
             .lock()
@@ -141,7 +133,7 @@ impl Stores {
     }
 
     /// A store, from the cache when it was read less than `CACHE_TTL` ago.
-    pub async fn get(&self, name: &str) -> Result<Option<Store>, ServerError> {
+    pub async fn get(&self, name: &str) -> Result<Option<WebhookStore>, SyncError> {
         if let Some((store, at)) = self
             .cache
             .lock()
@@ -160,61 +152,41 @@ impl Stores {
         Ok(store)
     }
 
-    async fn read(&self, name: &str) -> Result<Option<Store>, ServerError> {
+    async fn read(&self, name: &str) -> Result<Option<WebhookStore>, SyncError> {
         let sql = "SELECT platform, secrets FROM ferry_stores WHERE name = $1";
-        let row: Option<(String, String)> = match &self.db {
-            Db::Postgres(p) => sqlx::query_as(sql).bind(name).fetch_optional(p).await?,
-            Db::Sqlite(p) => sqlx::query_as(sql).bind(name).fetch_optional(p).await?,
-        };
+        let row = ferry_db::row!(&self.db, (String, String), sql, name)?;
         let Some((platform, sealed)) = row else {
             return Ok(None);
         };
         let plain = self
             .cipher
             .open(&format!("store:{name}"), &sealed)
-            .map_err(|e| ServerError::Internal(format!("store {name}: {e}")))?;
-        let secrets: Vec<String> =
-            serde_json::from_slice(&plain).map_err(|e| ServerError::Internal(e.to_string()))?;
-        Ok(Some(Store {
+            .map_err(|e| SyncError::Crypto(format!("store {name}: {e}")))?;
+        let secrets: Vec<String> = serde_json::from_slice(&plain)
+            .map_err(|e| SyncError::Crypto(format!("store {name}: {e}")))?;
+        Ok(Some(WebhookStore {
             name: name.to_owned(),
-            platform: Platform::parse(&platform)?,
+            platform: Platform::parse(&platform).ok_or_else(|| {
+                SyncError::Crypto(format!("store {name}: unknown platform {platform:?}"))
+            })?,
             secrets,
         }))
     }
 
     /// Store names in order, after `after`.
-    pub async fn names(&self, after: Option<&str>, limit: u32) -> Result<Vec<String>, ServerError> {
+    pub async fn names(&self, after: Option<&str>, limit: u32) -> Result<Vec<String>, SyncError> {
         let sql = "SELECT name FROM ferry_stores WHERE name > $1 ORDER BY name LIMIT $2";
         let after = after.unwrap_or("");
-        Ok(match &self.db {
-            Db::Postgres(p) => {
-                sqlx::query_scalar(sql)
-                    .bind(after)
-                    .bind(i64::from(limit))
-                    .fetch_all(p)
-                    .await?
-            }
-            Db::Sqlite(p) => {
-                sqlx::query_scalar(sql)
-                    .bind(after)
-                    .bind(i64::from(limit))
-                    .fetch_all(p)
-                    .await?
-            }
-        })
+        let names = ferry_db::rows!(&self.db, (String,), sql, after, i64::from(limit))?;
+        Ok(names.into_iter().map(|(n,)| n).collect())
     }
 
     /// Adds a new secret in front; keeps at most `keep` older ones (0 revokes the old ones).
-    pub async fn rotate(
-        &self,
-        name: &str,
-        new_secret: &str,
-        keep: usize,
-    ) -> Result<(), ServerError> {
+    pub async fn rotate(&self, name: &str, new_secret: &str, keep: usize) -> Result<(), SyncError> {
         let store = self
             .get(name)
             .await?
-            .ok_or_else(|| ServerError::UnknownStore(name.to_owned()))?;
+            .ok_or_else(|| SyncError::UnknownStore(name.to_owned()))?;
         let mut secrets = vec![new_secret.to_owned()];
         secrets.extend(
             store

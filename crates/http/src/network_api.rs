@@ -6,21 +6,20 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use ferry_server::error::ServerError;
+use ferry_sync::network::Role;
+use ferry_sync::rules::Rules;
+use ferry_sync::{Engine, SyncError};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::engine::Engine;
-use crate::error::SyncError;
-use crate::network::Role;
-use crate::rules::Rules;
+use crate::error::ServerError;
 
 const MAX_PAGE: i64 = 500;
 
 type Table = (Router<Engine>, &'static [(&'static str, &'static str)]);
 
 fn table() -> Table {
-    ferry_server::api_routes! {
+    crate::api_routes! {
         GET "/api/network/stores" => list_stores,
         POST "/api/network/stores" => add_store,
         GET "/api/network/stores/{name}" => get_store,
@@ -49,7 +48,6 @@ fn err(e: SyncError) -> ServerError {
         SyncError::Invalid(m) => ServerError::BadRequest(m),
         SyncError::UnknownStore(s) => ServerError::NotFound(format!("network store {s:?}")),
         SyncError::NoParent => ServerError::Conflict("the network has no parent store".into()),
-        SyncError::Server(e) => e,
         other => ServerError::Internal(other.to_string()),
     }
 }

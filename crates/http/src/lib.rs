@@ -1,5 +1,7 @@
-//! `ferry serve`, the stateless web tier: signed webhook ingress into the queue (deduplicated
-//! in the same transaction as the job), the admin API, health and Prometheus metrics.
+//! The web tier, above the domain: signed webhook ingress into the queue (deduplicated in the
+//! same transaction as the job), the admin API, the network's and the orders' routes, the
+//! OpenAPI document, health and Prometheus metrics. `stack` assembles the whole application
+//! on a listener; `ferry serve`, `ferry demo`, the benches and the tests all start it there.
 
 /// Builds a router from `METHOD "path" => handler` lines and returns the `(method, path)` list
 /// with it. The OpenAPI document is tested against these lists, so a route cannot be added
@@ -16,12 +18,11 @@ macro_rules! api_routes {
 
 pub mod admin;
 pub mod app;
-pub mod commit;
-pub mod crypto;
-pub mod db;
 pub mod error;
 pub mod ingress;
+pub mod network_api;
 pub mod openapi;
+pub mod orders_api;
 pub mod signature;
-pub mod stores;
+pub mod stack;
 pub mod telemetry;

@@ -11,12 +11,12 @@ use ferry_queue::Queue;
 use serde_json::json;
 use tokio::sync::oneshot;
 
-use crate::stores::Stores;
+use ferry_sync::webhooks::{Committer, Deliveries, WebhookStores};
 
 pub struct AppState {
     pub queue: Queue,
-    pub db: crate::db::Db,
-    pub stores: Stores,
+    pub stores: WebhookStores,
+    pub deliveries: Deliveries,
     pub body_limit: usize,
     /// Bearer tokens of the admin API; none configured: the admin API refuses every call.
     pub admin_tokens: Vec<String>,
@@ -24,7 +24,7 @@ pub struct AppState {
     /// The connectors' circuit breakers, shown by the admin API.
     pub breakers: ferry_connect::Breakers,
     /// Commits webhook deliveries in groups.
-    pub committer: crate::commit::Committer,
+    pub committer: Committer,
 }
 
 /// HTTP limits and browser access.

@@ -1,6 +1,6 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ferry_server::stores::Platform;
+use ferry_sync::webhooks::Platform;
 use ferry_testkit::TestDb;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -190,16 +190,9 @@ async fn secrets_rotate(db: TestDb) {
         !stored.contains("shpss_"),
         "Debug never shows secrets: {stored}"
     );
-    let raw: String = match &h.db {
-        ferry_server::db::Db::Postgres(p) => sqlx::query_scalar("SELECT secrets FROM ferry_stores")
-            .fetch_one(p)
-            .await
-            .unwrap(),
-        ferry_server::db::Db::Sqlite(p) => sqlx::query_scalar("SELECT secrets FROM ferry_stores")
-            .fetch_one(p)
-            .await
-            .unwrap(),
-    };
+    let (raw,) = ferry_db::row!(&h.db, (String,), "SELECT secrets FROM ferry_stores")
+        .unwrap()
+        .unwrap();
     assert!(!raw.contains("shpss_"), "sealed at rest");
 }
 
@@ -421,9 +414,9 @@ async fn request_ids_follow_deliveries_and_cors_is_only_for_configured_origins(d
 }
 
 async fn a_failed_commit_answers_every_delivery_in_it_with_an_error(db: TestDb) {
-    use ferry_server::commit::{Committer, Delivery};
+    use ferry_sync::webhooks::{Committer, Delivery};
     let q = db.real_queue().await;
-    ferry_server::db::Db::of(&q).await.unwrap();
+    ferry_sync::db::open(&q).await.unwrap();
     let committer = Committer::start(q.clone());
     let delivery = |i: u32| Delivery {
         store: "shop".into(),
@@ -443,7 +436,7 @@ async fn a_failed_commit_answers_every_delivery_in_it_with_an_error(db: TestDb) 
     let outcomes = [a.unwrap(), b.unwrap(), c.unwrap()];
     let accepted = outcomes
         .iter()
-        .filter(|o| matches!(o, ferry_server::commit::Outcome::Accepted { .. }))
+        .filter(|o| matches!(o, ferry_sync::webhooks::Outcome::Accepted { .. }))
         .count();
     assert_eq!(accepted, 2, "{outcomes:?}");
     // The database goes away: every delivery of the next commit gets an error, none a 202.

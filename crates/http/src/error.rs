@@ -80,6 +80,18 @@ impl From<ferry_queue::QueueError> for ServerError {
     }
 }
 
+impl From<ferry_sync::SyncError> for ServerError {
+    fn from(e: ferry_sync::SyncError) -> Self {
+        use ferry_sync::SyncError;
+        match e {
+            SyncError::Invalid(m) => ServerError::BadRequest(m),
+            SyncError::UnknownStore(s) => ServerError::UnknownStore(s),
+            SyncError::NoParent => ServerError::Conflict("the network has no parent store".into()),
+            other => ServerError::Internal(other.to_string()),
+        }
+    }
+}
+
 impl IntoResponse for ServerError {
     fn into_response(self) -> Response {
         if let ServerError::Internal(detail) = &self {

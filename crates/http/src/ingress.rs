@@ -12,18 +12,13 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use ferry_queue::NewJob;
 use serde_json::{Value, json};
 
+use ferry_sync::webhooks::{Delivery, Outcome, Platform, WebhookJob};
+
 use crate::app::AppState;
-use crate::commit::{Delivery, Outcome};
 use crate::error::ServerError;
 use crate::signature::{self, Rejection};
-use crate::stores::Platform;
-
-/// The queue the webhook jobs go to.
-pub const WEBHOOK_QUEUE: &str = "webhooks";
-pub const WEBHOOK_KIND: &str = "webhook.received";
 
 fn header<'a>(h: &'a HeaderMap, names: &[&str]) -> Option<&'a str> {
     names
@@ -62,7 +57,8 @@ async fn accept(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, &'static str, Value), ServerError> {
-    let platform = Platform::parse(platform)?;
+    let platform = Platform::parse(platform)
+        .ok_or_else(|| ServerError::UnknownPlatform(platform.to_owned()))?;
     let st = app
         .stores
         .get(store)
@@ -126,20 +122,17 @@ async fn accept(
     }
     let topic = topic.unwrap_or_default();
     // The request id follows the delivery into its job (and from there into the job's logs).
-    let request_id = header(headers, &["x-request-id"]);
-    let payload = json!({
-        "request_id": request_id,
-        "store": store,
-        "platform": platform.as_str(),
-        "topic": topic,
-        "delivery_id": delivery,
-        "event_id": event,
-        "triggered_at": triggered,
-        "body": doc,
-    });
-    let job = NewJob::new(WEBHOOK_KIND, &payload)?
-        .queue(WEBHOOK_QUEUE)
-        .group(store);
+    let job = WebhookJob {
+        request_id: header(headers, &["x-request-id"]).map(str::to_owned),
+        store: store.to_owned(),
+        platform,
+        topic: topic.clone(),
+        delivery_id: delivery.clone(),
+        event_id: event.map(str::to_owned),
+        triggered_at: triggered.map(str::to_owned),
+        body: doc,
+    }
+    .to_job()?;
     let outcome = app
         .committer
         .submit(Delivery {

@@ -41,8 +41,18 @@ pub async fn track(req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = req.method().to_string();
+    // The request id is set by the outermost layer; everything logged while the request is
+    // handled carries it (and the ingress puts it into the job the delivery becomes).
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let span =
+        tracing::info_span!("request", request_id = %request_id, method = %method, route = %route);
     let started = Instant::now();
-    let resp = next.run(req).await;
+    let resp = tracing::Instrument::instrument(next.run(req), span).await;
     let status = resp.status().as_u16().to_string();
     metrics::counter!("ferry_http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
         .increment(1);

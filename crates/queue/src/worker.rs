@@ -611,6 +611,15 @@ impl WorkerInner {
                 retry_in: None,
             };
         };
+        // Everything the handler logs carries the job it belongs to.
+        let span = tracing::info_span!(
+            "job",
+            id = %job.id,
+            kind = %job.kind,
+            queue = %job.queue,
+            attempt = job.attempt,
+            group = %job.group_key,
+        );
         let ctx = JobContext {
             id: job.id,
             queue: job.queue,
@@ -620,9 +629,11 @@ impl WorkerInner {
             max_attempts: job.max_attempts,
             cancel: cancel.clone(),
         };
-        let result = AssertUnwindSafe(handler(&job.payload, ctx))
-            .catch_unwind()
-            .await;
+        let result = tracing::Instrument::instrument(
+            AssertUnwindSafe(handler(&job.payload, ctx)).catch_unwind(),
+            span,
+        )
+        .await;
         match result {
             Ok(Ok(())) => Outcome::Completed,
             // Stopped by the shutdown: back in line without spending an attempt (a cancel that

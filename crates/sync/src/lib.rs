@@ -7,16 +7,29 @@
 //! - `plan`: what a child's copy of a parent product should be (pure).
 //! - `webhooks`: the stores that send webhooks (secrets sealed), the job a delivery becomes,
 //!   the group commit that records a delivery with its job.
-//! - `engine`: the jobs: webhooks in, catalog fan-out, pushes to children (sagas), sales as
-//!   deltas, stock checks, compare-and-set sets, connecting a child, reconciliation.
+//! - `engine`: the engine itself (one per process): its options, the job handlers it registers
+//!   on a worker, adding and connecting stores, starting reconciliations.
+//! - `jobs`: every sync job's payload, defined once with its kind and queue.
+//! - `catalog`: parent products fanned out to children; `catalog::push`, the push saga;
+//!   `catalog::collections`, collections matched by handle.
+//! - `stock`: `sales` (orders counted once, keyed deltas), `ledger` (ferry's own writes, so
+//!   echoes are dropped), `counts` (stock counts, last write wins, compare-and-set).
+//! - `onboarding`: connecting a store, linking a child's catalog by SKU.
+//! - `reconcile`: comparing every child with the parent and repairing drift, runs recorded.
+//! - `orders`: the orders saga (reserve, charge, confirm as deltas) and its recovery.
 
+pub mod catalog;
 pub mod db;
 pub mod engine;
 pub mod error;
+pub mod jobs;
 pub mod network;
+pub mod onboarding;
 pub mod orders;
 pub mod plan;
+pub mod reconcile;
 pub mod rules;
+pub mod stock;
 pub mod webhooks;
 
 pub use engine::{Engine, EngineOptions, SYNC_QUEUE};

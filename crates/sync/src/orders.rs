@@ -19,9 +19,8 @@ use crate::engine::Engine;
 use crate::error::SyncError;
 use ferry_db::{exec, row, rows, tx_exec};
 
-pub const RECOVER: &str = "orders.recover";
-pub const VOID: &str = "orders.void";
-pub const ORDERS_QUEUE: &str = "orders";
+pub use crate::jobs::ORDERS_QUEUE;
+use crate::jobs::{RecoverOrderJob, VoidOrderJob};
 
 /// Requests per minute and API client, per route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,11 +134,6 @@ struct OrderRow {
     created_ms: i64,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct OrderJob {
-    order: String,
-}
-
 /// ISO 4217's active codes.
 const CURRENCIES: &str = "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND \
 BOB BRL BSD BTN BWP BYN BZD CAD CDF CHF CLP CNY COP CRC CUC CUP CVE CZK DJF DKK DOP DZD EGP ERN \
@@ -215,12 +209,12 @@ impl Orders {
     /// Registers the recovery and void jobs (a worker must take the `orders` queue).
     pub fn register(&self, b: WorkerBuilder) -> WorkerBuilder {
         let me = self.clone();
-        let b = b.handle(RECOVER, move |j: OrderJob, _ctx| {
+        let b = b.register(move |j: RecoverOrderJob, _ctx| {
             let me = me.clone();
             async move { me.recover(&j.order).await }
         });
         let me = self.clone();
-        b.handle(VOID, move |j: OrderJob, _ctx| {
+        b.register(move |j: VoidOrderJob, _ctx| {
             let me = me.clone();
             async move { me.void(&j.order).await }
         })
@@ -365,8 +359,7 @@ impl Orders {
         // The recovery job with the order: if this process dies mid-order, a worker finishes
         // or undoes it.
         tx.enqueue(
-            NewJob::new(RECOVER, &OrderJob { order: id.clone() })?
-                .queue(ORDERS_QUEUE)
+            NewJob::of(&RecoverOrderJob { order: id.clone() })?
                 .run_at_ms(now + self.inner.opts.recover_after.as_millis() as i64)
                 .max_attempts(20),
         )
@@ -707,13 +700,9 @@ impl Orders {
     }
 
     fn void_job(&self, id: &str) -> Result<NewJob, SyncError> {
-        Ok(NewJob::new(
-            VOID,
-            &OrderJob {
-                order: id.to_owned(),
-            },
-        )?
-        .queue(ORDERS_QUEUE)
+        Ok(NewJob::of(&VoidOrderJob {
+            order: id.to_owned(),
+        })?
         .max_attempts(25))
     }
 

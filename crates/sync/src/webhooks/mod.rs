@@ -6,6 +6,7 @@
 
 mod commit;
 mod deliveries;
+mod route;
 mod stores;
 
 use ferry_queue::{Job, NewJob};

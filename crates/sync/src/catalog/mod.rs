@@ -1,0 +1,54 @@
+//! The catalog, parent to children: a parent product read once and fanned out as one push per
+//! child (a newer snapshot replaces a waiting one).
+
+pub mod collections;
+pub mod push;
+
+use ferry_connect::shopify::model::Product;
+
+use crate::engine::Engine;
+use crate::error::SyncError;
+use crate::jobs::*;
+
+impl Engine {
+    /// Remembers the parent's stock of variants ferry has not seen yet.
+    pub(crate) async fn note_parent_levels(
+        &self,
+        parent: &str,
+        p: &Product,
+    ) -> Result<(), SyncError> {
+        for v in &p.variants {
+            if let Some(a) = v.available
+                && self
+                    .inner
+                    .net
+                    .level(parent, &v.inventory_item_id)
+                    .await?
+                    .is_none()
+            {
+                self.inner
+                    .net
+                    .set_level(parent, &v.inventory_item_id, a)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn product(&self, j: ProductJob) -> Result<(), SyncError> {
+        let parent = self.inner.net.parent().await?;
+        let snapshot = self.shop(&parent).await?.product(&j.product).await?;
+        if let Some(p) = &snapshot {
+            self.note_parent_levels(&parent.name, p).await?;
+        }
+        let mut jobs = Vec::new();
+        for child in self.inner.net.children().await? {
+            if child.state != "connected" {
+                continue;
+            }
+            jobs.push(self.push_job(&child.name, &j.product, snapshot.clone(), &j.cause)?);
+        }
+        self.inner.queue.enqueue_batch(jobs).await?;
+        Ok(())
+    }
+}

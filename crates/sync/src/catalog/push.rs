@@ -1,0 +1,238 @@
+//! The push saga: the child's copy made what the rules say (upsert, collections, images, the
+//! stock of new variants); a later step failing for good undoes the earlier ones. A create
+//! records its intent first and tags the copy, so a retry finds it instead of making a second.
+
+use ferry_connect::shopify::ShopifyConnector;
+use serde_json::{Value, json};
+
+use crate::engine::Engine;
+use crate::error::SyncError;
+use crate::jobs::*;
+use crate::network::{StoreConfig, VariantLink};
+use crate::plan::{
+    changes, collection_handles, collections_match, plan, restore, satisfied, source_tag, twin,
+};
+
+impl Engine {
+    pub(crate) async fn push(&self, j: PushJob) -> Result<(), SyncError> {
+        let child = self.inner.net.store(&j.child).await?;
+        let shop = self.shop(&child).await?;
+        let link = self.inner.net.link(&child.name, &j.product).await?;
+        let Some(parent_p) = j.snapshot else {
+            return self.archive_copy(&child, &shop, link, &j.cause).await;
+        };
+        if let Some(l) = &link
+            && l.state == "linked"
+            && parent_p.updated_at < l.parent_updated
+        {
+            tracing::debug!(child = %child.name, product = %j.product, "older than what was pushed");
+            return Ok(());
+        }
+        // The copy as it is now: by the link, else (an earlier create whose answer was lost)
+        // by ferry's tag on it.
+        let mut existing = None;
+        if let Some(id) = link.as_ref().and_then(|l| l.child_product.as_deref()) {
+            existing = shop.product(id).await?;
+        }
+        if existing.is_none() && link.is_some() {
+            existing = shop
+                .products_tagged(&source_tag(&j.product))
+                .await?
+                .into_iter()
+                .next();
+        }
+        let input = plan(&parent_p, &child.rules, existing.as_ref());
+        let created = existing.is_none();
+        let after = match &existing {
+            Some(e) if satisfied(&input, e) => e.clone(),
+            Some(e) => shop.upsert(Some(&e.id), &input).await?,
+            None => {
+                // The intent first: a retry after a lost answer looks for the copy by tag.
+                self.inner
+                    .net
+                    .set_link(&child.name, &j.product, None, "creating", 0)
+                    .await?;
+                shop.upsert(None, &input).await?
+            }
+        };
+        let wrote = created || existing.as_ref().is_some_and(|e| !satisfied(&input, e));
+        if wrote {
+            self.inner
+                .net
+                .audit(
+                    &child.name,
+                    &after.id,
+                    if created { "create" } else { "update" },
+                    &Value::Object(changes(existing.as_ref(), &input)),
+                    &j.cause,
+                )
+                .await?;
+        }
+        if created {
+            self.inner
+                .net
+                .set_link(&child.name, &j.product, Some(&after.id), "creating", 0)
+                .await?;
+        }
+        let old = self
+            .inner
+            .net
+            .variant_links(&child.name, &j.product)
+            .await?;
+        let mut links = Vec::new();
+        let mut fresh = Vec::new();
+        for pv in &parent_p.variants {
+            if let Some(cv) = twin(pv, &after) {
+                if !old.iter().any(|l| l.child_variant == cv.id) {
+                    fresh.push((pv.clone(), cv.clone()));
+                }
+                links.push(VariantLink {
+                    child: child.name.clone(),
+                    parent_variant: pv.id.clone(),
+                    parent_item: pv.inventory_item_id.clone(),
+                    child_variant: cv.id.clone(),
+                    child_item: cv.inventory_item_id.clone(),
+                    sku: pv.sku.clone(),
+                    parent_product: j.product.clone(),
+                });
+            }
+        }
+        let parent_name = self.inner.net.parent().await?.name;
+        let later_steps = async {
+            // Step 2: collection membership follows the parent (by handle).
+            if !collections_match(&parent_p, &child.rules, &after) {
+                let mut ids = Vec::with_capacity(parent_p.collections.len());
+                for pc in &parent_p.collections {
+                    ids.push(self.child_collection(&child, &shop, pc).await?);
+                }
+                shop.set_collections(&after.id, &ids).await?;
+                self.inner
+                    .net
+                    .audit(
+                        &child.name,
+                        &after.id,
+                        "collections",
+                        &json!({"collections": [collection_handles(&after), collection_handles(&parent_p)]}),
+                        &j.cause,
+                    )
+                    .await?;
+            }
+            // Step 3: variants new to the link get the network's stock.
+            for (pv, cv) in &fresh {
+                let want = match self
+                    .inner
+                    .net
+                    .level(&parent_name, &pv.inventory_item_id)
+                    .await?
+                {
+                    Some((e, _)) => e,
+                    None => pv.available.unwrap_or(0),
+                };
+                let key = format!("copy:{}:{}", child.name, cv.inventory_item_id);
+                self.write_stock(
+                    &child,
+                    &shop,
+                    &cv.inventory_item_id,
+                    want,
+                    cv.available,
+                    &key,
+                    &j.cause,
+                )
+                .await?;
+            }
+            Ok::<(), SyncError>(())
+        };
+        if let Err(e) = later_steps.await {
+            if !e.is_permanent() {
+                return Err(e);
+            }
+            // For good: undo step 1, so the child is left as it was.
+            let undo = match &existing {
+                None => shop.archive(&after.id).await.map(|_| "archive"),
+                Some(before) => shop
+                    .upsert(Some(&before.id), &restore(before))
+                    .await
+                    .map(|_| "restore"),
+            };
+            let undone = undo.is_ok();
+            self.inner
+                .net
+                .audit(
+                    &child.name,
+                    &after.id,
+                    "compensate",
+                    &json!({"undo": undo.unwrap_or("failed"), "error": e.to_string()}),
+                    &j.cause,
+                )
+                .await?;
+            self.inner
+                .net
+                .set_link(
+                    &child.name,
+                    &j.product,
+                    if created { None } else { Some(&after.id) },
+                    if created { "failed" } else { "linked" },
+                    0,
+                )
+                .await?;
+            return Err(if undone {
+                SyncError::Compensated(e.to_string())
+            } else {
+                e
+            });
+        }
+        self.inner
+            .net
+            .replace_variant_links(&child.name, &j.product, &links)
+            .await?;
+        self.inner
+            .net
+            .set_link(
+                &child.name,
+                &j.product,
+                Some(&after.id),
+                "linked",
+                parent_p.updated_at,
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn archive_copy(
+        &self,
+        child: &StoreConfig,
+        shop: &ShopifyConnector,
+        link: Option<crate::network::Link>,
+        cause: &str,
+    ) -> Result<(), SyncError> {
+        let Some(l) = link else { return Ok(()) };
+        let Some(copy) = l.child_product.as_deref() else {
+            return Ok(());
+        };
+        if l.state == "archived" {
+            return Ok(());
+        }
+        // Archived, not deleted: reversible, and the child's order history keeps its product.
+        shop.archive(copy).await?;
+        self.inner
+            .net
+            .audit(
+                &child.name,
+                copy,
+                "archive",
+                &json!({"status": [Value::Null, "ARCHIVED"]}),
+                cause,
+            )
+            .await?;
+        self.inner
+            .net
+            .set_link(
+                &child.name,
+                &l.parent_product,
+                Some(copy),
+                "archived",
+                l.parent_updated,
+            )
+            .await
+    }
+}

@@ -133,3 +133,94 @@ macro_rules! tx_row {
         }
     };
 }
+
+/// An enum stored as text: its variants, each with the word the database holds. Generates
+/// `as_str`, `parse`, `ALL`, `Display`, and sqlx's `Type`, `Encode` and `Decode` on both engines
+/// (a word the enum does not know is a decode error, never a silent default).
+///
+/// ```
+/// ferry_db::text_enum! {
+///     /// Where a run stands.
+///     pub enum RunState { Running = "running", Done = "done", Failed = "failed" }
+/// }
+/// assert_eq!(RunState::parse("done"), Some(RunState::Done));
+/// assert_eq!(RunState::Failed.as_str(), "failed");
+/// ```
+#[macro_export]
+macro_rules! text_enum {
+    ($(#[$m:meta])* $vis:vis enum $name:ident { $($(#[$vm:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        $vis enum $name {
+            $($(#[$vm])* $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The word the database holds.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+
+            pub fn parse(s: &str) -> Option<$name> {
+                match s {
+                    $($text => Some($name::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl<DB: $crate::sqlx::Database> $crate::sqlx::Type<DB> for $name
+        where
+            str: $crate::sqlx::Type<DB>,
+        {
+            fn type_info() -> DB::TypeInfo {
+                <str as $crate::sqlx::Type<DB>>::type_info()
+            }
+            fn compatible(ty: &DB::TypeInfo) -> bool {
+                <str as $crate::sqlx::Type<DB>>::compatible(ty)
+            }
+        }
+
+        impl<'q, DB: $crate::sqlx::Database> $crate::sqlx::Encode<'q, DB> for $name
+        where
+            &'q str: $crate::sqlx::Encode<'q, DB>,
+        {
+            fn encode_by_ref(
+                &self,
+                buf: &mut <DB as $crate::sqlx::Database>::ArgumentBuffer,
+            ) -> Result<$crate::sqlx::encode::IsNull, $crate::sqlx::error::BoxDynError> {
+                <&'q str as $crate::sqlx::Encode<'q, DB>>::encode(self.as_str(), buf)
+            }
+        }
+
+        impl<'r, DB: $crate::sqlx::Database> $crate::sqlx::Decode<'r, DB> for $name
+        where
+            &'r str: $crate::sqlx::Decode<'r, DB>,
+        {
+            fn decode(
+                value: <DB as $crate::sqlx::Database>::ValueRef<'r>,
+            ) -> Result<Self, $crate::sqlx::error::BoxDynError> {
+                let s = <&'r str as $crate::sqlx::Decode<'r, DB>>::decode(value)?;
+                $name::parse(s).ok_or_else(|| {
+                    format!("{s:?} is not a {}", stringify!($name)).into()
+                })
+            }
+        }
+    };
+}

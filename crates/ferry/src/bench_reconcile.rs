@@ -122,7 +122,8 @@ async fn one_size(base_db: Option<&str>, products: usize) -> Result<Value> {
         stack.engine.connect_store(name).await?;
     }
     loop {
-        let connected = stack.engine.network().store("child-1").await?.state == "connected";
+        let connected = stack.engine.network().store("child-1").await?.state
+            == ferry_sync::network::StoreState::Connected;
         if connected && !stack.engine.busy().await? {
             break;
         }

@@ -42,7 +42,7 @@ impl ServerError {
             ServerError::TooLarge(_) => "payload_too_large",
             ServerError::UnsupportedMediaType => "unsupported_media_type",
             ServerError::InvalidJson(_) => "invalid_json",
-            ServerError::BadRequest(_) => "bad_request",
+            ServerError::BadRequest(_) => "invalid_request",
             ServerError::NotFound(_) => "not_found",
             ServerError::Conflict(_) => "conflict",
             ServerError::Internal(_) => "internal",

@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use ferry_sync::webhooks::{Delivery, Outcome, Platform, WebhookJob};
+use ferry_sync::webhooks::{CommitOutcome, Delivery, Platform, WebhookJob};
 
 use crate::app::AppState;
 use crate::error::ServerError;
@@ -145,8 +145,8 @@ async fn accept(
         .await
         .map_err(ServerError::Internal)?;
     let job_id = match outcome {
-        Outcome::Accepted { job_id } => job_id,
-        Outcome::Duplicate => {
+        CommitOutcome::Accepted { job_id } => job_id,
+        CommitOutcome::Duplicate => {
             return Ok((
                 StatusCode::OK,
                 "duplicate",

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
 
-use ferry_sync::orders::{Answer, Orders, client_of, error_body, parse_key};
+use ferry_sync::orders::{OrderReply, Orders, client_of, error_body, internal_body, parse_key};
 
 /// The most orders a page holds.
 pub const MAX_PAGE_SIZE: i64 = 100;
@@ -58,7 +58,7 @@ async fn limited(o: &Orders, client: &str, route: &str, limit: i64) -> Option<Re
             let mut r = json(
                 429,
                 error_body(
-                    "RATE_LIMITED",
+                    "rate_limited",
                     &format!(
                         "at most {limit} requests a minute to this route; retry in {wait_s} s"
                     ),
@@ -70,7 +70,7 @@ async fn limited(o: &Orders, client: &str, route: &str, limit: i64) -> Option<Re
             }
             Some(r)
         }
-        Err(e) => Some(json(500, error_body("INTERNAL", &e.to_string(), None))),
+        Err(e) => Some(json(500, internal_body(&e))),
     }
 }
 
@@ -86,7 +86,7 @@ async fn create(State(o): State<Orders>, headers: HeaderMap, body: Body) -> Resp
     {
         return json(
             415,
-            error_body("UNSUPPORTED_MEDIA_TYPE", "send application/json", None),
+            error_body("unsupported_media_type", "send application/json", None),
         );
     }
     let bytes = match axum::body::to_bytes(body, o.options().body_limit).await {
@@ -95,7 +95,7 @@ async fn create(State(o): State<Orders>, headers: HeaderMap, body: Body) -> Resp
             return json(
                 413,
                 error_body(
-                    "PAYLOAD_TOO_LARGE",
+                    "payload_too_large",
                     &format!("the body is over {} bytes", o.options().body_limit),
                     None,
                 ),
@@ -106,7 +106,7 @@ async fn create(State(o): State<Orders>, headers: HeaderMap, body: Body) -> Resp
         .get(o.options().key_header.as_str())
         .and_then(|v| v.to_str().ok())
         .and_then(parse_key);
-    let Answer {
+    let OrderReply {
         status,
         body,
         replay,
@@ -141,7 +141,7 @@ async fn list(State(o): State<Orders>, headers: HeaderMap, Query(q): Query<PageQ
         json(
             400,
             error_body(
-                "INVALID_REQUEST",
+                "invalid_request",
                 "must be a whole number of at least 1",
                 Some(field),
             ),
@@ -155,7 +155,7 @@ async fn list(State(o): State<Orders>, headers: HeaderMap, Query(q): Query<PageQ
     };
     match o.list(page, size).await {
         Ok(v) => json(200, v),
-        Err(e) => json(500, error_body("INTERNAL", &e.to_string(), None)),
+        Err(e) => json(500, internal_body(&e)),
     }
 }
 
@@ -168,8 +168,8 @@ async fn detail(State(o): State<Orders>, headers: HeaderMap, Path(id): Path<Stri
         Ok(Some(v)) => json(200, v),
         Ok(None) => json(
             404,
-            error_body("NOT_FOUND", &format!("no order {id}"), None),
+            error_body("not_found", &format!("no order {id}"), None),
         ),
-        Err(e) => json(500, error_body("INTERNAL", &e.to_string(), None)),
+        Err(e) => json(500, internal_body(&e)),
     }
 }

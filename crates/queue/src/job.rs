@@ -229,7 +229,7 @@ pub struct ClaimedJob {
     pub group_key: String,
     pub singleton_key: Option<String>,
     pub created_at: i64,
-    pub(crate) vt: i64,
+    pub(crate) fair_round: i64,
 }
 
 /// A job row as stored, for listings and inspection.

@@ -27,9 +27,9 @@ static SQL: LazyLock<Sql> = LazyLock::new(|| {
     // (an extra WAL record and index pass) although only keyed rows can conflict.
     let insert = |mode: i16, on_conflict: &str| {
         format!(
-            "INSERT INTO ferry_jobs AS j (id, queue, kind, payload, state, priority, vt, run_at, \
+            "INSERT INTO ferry_jobs AS j (id, queue, kind, payload, state, priority, fair_round, run_at, \
                max_attempts, singleton_key, group_key, expires_at, created_at) \
-             SELECT r.id, r.queue, r.kind, r.payload::jsonb, 'queued', r.priority, r.vt, r.run_at, \
+             SELECT r.id, r.queue, r.kind, r.payload::jsonb, 'queued', r.priority, r.fair_round, r.run_at, \
                r.max_attempts, r.singleton_key, r.group_key, r.expires_at, $11 \
              FROM rows r WHERE r.mode = {mode} {on_conflict} \
              RETURNING j.id, j.singleton_key"
@@ -48,13 +48,13 @@ static SQL: LazyLock<Sql> = LazyLock::new(|| {
            AS t(id, queue, kind, payload, priority, run_at, max_attempts, singleton_key, \
              group_key, expires_at, rank, mode)), \
          keys AS (SELECT DISTINCT queue, group_key, priority FROM input), \
-         base AS MATERIALIZED (SELECT k.queue, k.group_key, k.priority, {vt} AS vt0 FROM keys k), \
-         rows AS (SELECT i.*, b.vt0 + i.rank AS vt FROM input i JOIN base b \
+         base AS MATERIALIZED (SELECT k.queue, k.group_key, k.priority, {fair_round} AS round0 FROM keys k), \
+         rows AS (SELECT i.*, b.round0 + i.rank AS fair_round FROM input i JOIN base b \
            ON b.queue = i.queue AND b.group_key = i.group_key AND b.priority = i.priority), \
          plain AS ({plain}), keep AS ({keep}), repl AS ({repl}) \
          SELECT * FROM plain UNION ALL SELECT * FROM keep UNION ALL SELECT * FROM repl \
          UNION ALL SELECT NULL::uuid, NULL::text WHERE ferry_notify($14) < 0",
-        vt = sql::next_vt(Dialect::Postgres, "k", "$11"),
+        fair_round = sql::next_round(Dialect::Postgres, "k", "$11"),
         plain = insert(0, ""),
         keep = insert(1, &conflict("singleton_key = j.singleton_key")),
         repl = insert(
@@ -90,12 +90,12 @@ static SQL: LazyLock<Sql> = LazyLock::new(|| {
             "'lease expired: worker ' || COALESCE(j.lease_owner, '?') || ' stopped heartbeating'",
         ),
         replay: format!(
-            "UPDATE ferry_jobs AS j SET state = 'queued', attempt = 0, run_at = $2, vt = {vt}, \
+            "UPDATE ferry_jobs AS j SET state = 'queued', attempt = 0, run_at = $2, fair_round = {fair_round}, \
                finished_at = NULL, started_at = NULL, lease_owner = NULL, lease_until = NULL, \
                cancel_requested = false \
              WHERE j.id = $1 AND j.state IN ('dead', 'cancelled', 'expired') AND NOT {sup} \
              RETURNING j.id",
-            vt = sql::next_vt(Dialect::Postgres, "j", "$2"),
+            fair_round = sql::next_round(Dialect::Postgres, "j", "$2"),
             sup = sql::superseded("j"),
         ),
     }
@@ -136,7 +136,7 @@ impl PgEngine {
         Ok(PgEngine { pool })
     }
 
-    /// Inserts a batch in one statement, which also NOTIFYs `notify` (see `wake::Notifier`).
+    /// Inserts a batch in one statement, which also NOTIFYs `notify` (see `wake::NotifyDebouncer`).
     pub(crate) async fn insert(
         conn: &mut PgConnection,
         rows: &[InsertRow],
@@ -422,7 +422,7 @@ fn decode_claimed(r: &PgRow) -> Result<ClaimedJob> {
         kind: r.try_get(2)?,
         payload: r.try_get(3)?,
         priority: r.try_get(4)?,
-        vt: r.try_get(5)?,
+        fair_round: r.try_get(5)?,
         attempt: r.try_get(6)?,
         max_attempts: r.try_get(7)?,
         group_key: r.try_get(8)?,

@@ -15,8 +15,8 @@ use crate::job::{
 };
 use crate::postgres::{NOTIFY_CHANNEL, PgEngine};
 use crate::sqlite::SqliteEngine;
-use crate::store::{CronRow, InsertMode, InsertRow, Transition};
-use crate::wake::{Notifier, Wakers};
+use crate::store::{CronRow, InsertMode, InsertRow, Reason, Transition};
+use crate::wake::{NotifyDebouncer, Wakers};
 use ferry_core::{Clock, SystemClock, ms};
 
 /// Rows per insert statement: large batches are split so one statement stays bounded.
@@ -26,7 +26,7 @@ const CANCEL_CHANNEL: &str = "ferry_cancel";
 const CAPS_TTL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
-pub(crate) enum Engine {
+pub(crate) enum Backend {
     Postgres(PgEngine),
     Sqlite(SqliteEngine),
 }
@@ -64,10 +64,10 @@ pub enum Cancelled {
 }
 
 struct Inner {
-    engine: Engine,
+    backend: Backend,
     clock: Arc<dyn Clock>,
     wakers: Wakers,
-    notifier: Option<Arc<Notifier>>,
+    debouncer: Option<Arc<NotifyDebouncer>>,
     caps: Mutex<HashMap<String, (bool, Instant)>>,
 }
 
@@ -93,31 +93,31 @@ impl Queue {
 
     pub async fn connect_with(url: &str, opts: QueueOptions) -> Result<Queue> {
         let engine = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Engine::Postgres(PgEngine::connect(url, opts.max_connections).await?)
+            Backend::Postgres(PgEngine::connect(url, opts.max_connections).await?)
         } else if url.starts_with("sqlite:") {
-            Engine::Sqlite(SqliteEngine::connect(url).await?)
+            Backend::Sqlite(SqliteEngine::connect(url).await?)
         } else {
             return Err(QueueError::UnsupportedUrl(redact_url(url)));
         };
-        let notifier = match &engine {
-            Engine::Postgres(pg) => Some(Notifier::spawn(pg.clone(), opts.notify_debounce)),
-            Engine::Sqlite(_) => None,
+        let debouncer = match &engine {
+            Backend::Postgres(pg) => Some(NotifyDebouncer::spawn(pg.clone(), opts.notify_debounce)),
+            Backend::Sqlite(_) => None,
         };
         Ok(Queue {
             inner: Arc::new(Inner {
-                engine,
+                backend: engine,
                 clock: opts.clock,
                 wakers: Wakers::default(),
-                notifier,
+                debouncer,
                 caps: Mutex::default(),
             }),
         })
     }
 
     pub fn backend(&self) -> &'static str {
-        match self.inner.engine {
-            Engine::Postgres(_) => "postgres",
-            Engine::Sqlite(_) => "sqlite",
+        match self.inner.backend {
+            Backend::Postgres(_) => "postgres",
+            Backend::Sqlite(_) => "sqlite",
         }
     }
 
@@ -132,25 +132,25 @@ impl Queue {
     /// The queue's database, for the crates that keep their own tables beside the queue's
     /// (the pool on PostgreSQL, the single writer on SQLite).
     pub fn db(&self) -> ferry_db::Db {
-        match &self.inner.engine {
-            Engine::Postgres(pg) => ferry_db::Db::Postgres(pg.pool.clone()),
-            Engine::Sqlite(s) => ferry_db::Db::Sqlite(s.writer.clone()),
+        match &self.inner.backend {
+            Backend::Postgres(pg) => ferry_db::Db::Postgres(pg.pool.clone()),
+            Backend::Sqlite(s) => ferry_db::Db::Sqlite(s.writer.clone()),
         }
     }
 
     /// The PostgreSQL pool, for callers that keep their own tables beside the queue's.
     pub fn pg_pool(&self) -> Option<&sqlx::PgPool> {
-        match &self.inner.engine {
-            Engine::Postgres(pg) => Some(&pg.pool),
-            Engine::Sqlite(_) => None,
+        match &self.inner.backend {
+            Backend::Postgres(pg) => Some(&pg.pool),
+            Backend::Sqlite(_) => None,
         }
     }
 
     /// The SQLite writer pool (one connection), for callers' own tables.
     pub fn sqlite_pool(&self) -> Option<&sqlx::SqlitePool> {
-        match &self.inner.engine {
-            Engine::Postgres(_) => None,
-            Engine::Sqlite(s) => Some(&s.writer),
+        match &self.inner.backend {
+            Backend::Postgres(_) => None,
+            Backend::Sqlite(s) => Some(&s.writer),
         }
     }
 
@@ -170,18 +170,18 @@ impl Queue {
             let plan = plan(chunk, now)?;
             let queues = queues_of(chunk);
             let led = self.lead(&queues);
-            let res = match &self.inner.engine {
-                Engine::Postgres(pg) => {
+            let res = match &self.inner.backend {
+                Backend::Postgres(pg) => {
                     let mut conn = pg.pool.acquire().await?;
                     insert_pg(&mut conn, &plan, now, &led).await?
                 }
-                Engine::Sqlite(s) if plan.mixed() => {
+                Backend::Sqlite(s) if plan.mixed() => {
                     let mut tx = s.writer.begin_with("BEGIN IMMEDIATE").await?;
                     let res = insert_sqlite(&mut tx, &plan, now).await?;
                     tx.commit().await?;
                     res
                 }
-                Engine::Sqlite(s) => {
+                Backend::Sqlite(s) => {
                     let mut conn = s.writer.acquire().await?;
                     insert_sqlite(&mut conn, &plan, now).await?
                 }
@@ -197,11 +197,11 @@ impl Queue {
     /// Opens a transaction in which the caller can write its own rows and enqueue jobs: they
     /// commit or roll back together.
     pub async fn begin(&self) -> Result<Tx> {
-        let inner = match &self.inner.engine {
-            Engine::Postgres(pg) => TxInner::Postgres(pg.pool.begin().await?),
+        let inner = match &self.inner.backend {
+            Backend::Postgres(pg) => TxInner::Postgres(pg.pool.begin().await?),
             // IMMEDIATE takes the write lock up front; a deferred transaction that reads first
             // can fail with SQLITE_BUSY when it later writes.
-            Engine::Sqlite(s) => TxInner::Sqlite(s.writer.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Sqlite(s) => TxInner::Sqlite(s.writer.begin_with("BEGIN IMMEDIATE").await?),
         };
         Ok(Tx {
             inner,
@@ -219,7 +219,7 @@ impl Queue {
     /// As `announce`, after an insert that already notified `queue` itself when `notified`.
     fn announce_inserted(&self, queue: &str, notified: bool) {
         self.inner.wakers.wake(queue);
-        if let Some(n) = &self.inner.notifier
+        if let Some(n) = &self.inner.debouncer
             && !notified
         {
             n.trail(queue);
@@ -229,7 +229,7 @@ impl Queue {
     /// Of `queues`, those the next insert should NOTIFY inside its own statement.
     fn lead(&self, queues: &[String]) -> Vec<String> {
         self.inner
-            .notifier
+            .debouncer
             .as_ref()
             .map(|n| n.lead(queues))
             .unwrap_or_default()
@@ -253,12 +253,12 @@ impl Queue {
         let now = self.now_ms();
         let n = i64::try_from(n).unwrap_or(i64::MAX);
         let lease_until = now.saturating_add(ms(lease));
-        let mut jobs = match &self.inner.engine {
-            Engine::Postgres(pg) => pg.claim(queue, owner, n, now, lease_until, capped).await?,
-            Engine::Sqlite(s) => s.claim(queue, owner, n, now, lease_until, capped).await?,
+        let mut jobs = match &self.inner.backend {
+            Backend::Postgres(pg) => pg.claim(queue, owner, n, now, lease_until, capped).await?,
+            Backend::Sqlite(s) => s.claim(queue, owner, n, now, lease_until, capped).await?,
         };
         // RETURNING has no order; hand jobs out in claim order.
-        jobs.sort_by_key(|j| (std::cmp::Reverse(j.priority), j.vt, j.id));
+        jobs.sort_by_key(|j| (std::cmp::Reverse(j.priority), j.fair_round, j.id));
         Ok(jobs)
     }
 
@@ -268,9 +268,9 @@ impl Queue {
         {
             return Ok(*v);
         }
-        let v = match &self.inner.engine {
-            Engine::Postgres(pg) => pg.has_caps(queue).await?,
-            Engine::Sqlite(s) => s.has_caps(queue).await?,
+        let v = match &self.inner.backend {
+            Backend::Postgres(pg) => pg.has_caps(queue).await?,
+            Backend::Sqlite(s) => s.has_caps(queue).await?,
         };
         self.lock_caps()
             .insert(queue.to_owned(), (v, Instant::now()));
@@ -290,9 +290,9 @@ impl Queue {
         }
         let ids: Vec<Uuid> = done.iter().map(|d| d.0).collect();
         let now = self.now_ms();
-        match &self.inner.engine {
-            Engine::Postgres(pg) => pg.complete(&ids, owner, now, delete).await,
-            Engine::Sqlite(s) => s.complete(&ids, owner, now, delete).await,
+        match &self.inner.backend {
+            Backend::Postgres(pg) => pg.complete(&ids, owner, now, delete).await,
+            Backend::Sqlite(s) => s.complete(&ids, owner, now, delete).await,
         }
     }
 
@@ -315,11 +315,15 @@ impl Queue {
             Outcome::Failed { error, retry_in } => {
                 let delay =
                     retry_in.unwrap_or_else(|| backoff.delay(attempt, rand::random::<f64>()));
-                ("retry", now.saturating_add(ms(delay)), Some(error.as_str()))
+                (
+                    Reason::Retry,
+                    now.saturating_add(ms(delay)),
+                    Some(error.as_str()),
+                )
             }
-            Outcome::Fatal { error } => ("dead", now, Some(error.as_str())),
-            Outcome::Snoozed { delay } => ("snooze", now.saturating_add(ms(*delay)), None),
-            Outcome::Cancelled => ("cancel", now, Some("cancelled while running")),
+            Outcome::Fatal { error } => (Reason::Dead, now, Some(error.as_str())),
+            Outcome::Snoozed { delay } => (Reason::Snooze, now.saturating_add(ms(*delay)), None),
+            Outcome::Cancelled => (Reason::Cancel, now, Some("cancelled while running")),
         };
         let t = Transition {
             now,
@@ -330,9 +334,9 @@ impl Queue {
             requeue_at,
             error,
         };
-        let state = match &self.inner.engine {
-            Engine::Postgres(pg) => pg.finish(&t).await?,
-            Engine::Sqlite(s) => s.finish(&t).await?,
+        let state = match &self.inner.backend {
+            Backend::Postgres(pg) => pg.finish(&t).await?,
+            Backend::Sqlite(s) => s.finish(&t).await?,
         };
         Ok(state)
     }
@@ -349,9 +353,9 @@ impl Queue {
             return Ok(Vec::new());
         }
         let until = self.now_ms().saturating_add(ms(lease));
-        match &self.inner.engine {
-            Engine::Postgres(pg) => pg.heartbeat(ids, owner, until).await,
-            Engine::Sqlite(s) => s.heartbeat(ids, owner, until).await,
+        match &self.inner.backend {
+            Backend::Postgres(pg) => pg.heartbeat(ids, owner, until).await,
+            Backend::Sqlite(s) => s.heartbeat(ids, owner, until).await,
         }
     }
 
@@ -361,9 +365,9 @@ impl Queue {
     /// dead if that was their last attempt.
     pub async fn reap_expired_leases(&self) -> Result<Vec<(Uuid, JobState)>> {
         let now = self.now_ms();
-        let reaped = match &self.inner.engine {
-            Engine::Postgres(pg) => pg.reap(now).await?,
-            Engine::Sqlite(s) => s.reap(now).await?,
+        let reaped = match &self.inner.backend {
+            Backend::Postgres(pg) => pg.reap(now).await?,
+            Backend::Sqlite(s) => s.reap(now).await?,
         };
         if !reaped.is_empty() {
             tracing::warn!(
@@ -380,9 +384,9 @@ impl Queue {
     /// Marks waiting jobs whose deadline passed as expired.
     pub async fn expire_deadlines(&self) -> Result<u64> {
         let now = self.now_ms();
-        match &self.inner.engine {
-            Engine::Postgres(pg) => pg.expire(now).await,
-            Engine::Sqlite(s) => s.expire(now).await,
+        match &self.inner.backend {
+            Backend::Postgres(pg) => pg.expire(now).await,
+            Backend::Sqlite(s) => s.expire(now).await,
         }
     }
 
@@ -396,9 +400,9 @@ impl Queue {
         );
         let mut total = 0;
         loop {
-            let n = match &self.inner.engine {
-                Engine::Postgres(pg) => pg.prune(f, d, 5_000).await?,
-                Engine::Sqlite(s) => s.prune(f, d, 5_000).await?,
+            let n = match &self.inner.backend {
+                Backend::Postgres(pg) => pg.prune(f, d, 5_000).await?,
+                Backend::Sqlite(s) => s.prune(f, d, 5_000).await?,
             };
             total += n;
             if n < 5_000 {
@@ -410,9 +414,9 @@ impl Queue {
     /// On PostgreSQL, VACUUMs the job table when enough dead row versions piled up (see the
     /// engine); SQLite leaves no dead index entries behind. Returns whether it ran.
     pub async fn vacuum_if_needed(&self, min_dead: u32) -> Result<bool> {
-        match &self.inner.engine {
-            Engine::Postgres(pg) => pg.vacuum_if_needed(i64::from(min_dead)).await,
-            Engine::Sqlite(_) => Ok(false),
+        match &self.inner.backend {
+            Backend::Postgres(pg) => pg.vacuum_if_needed(i64::from(min_dead)).await,
+            Backend::Sqlite(_) => Ok(false),
         }
     }
 
@@ -420,14 +424,14 @@ impl Queue {
 
     pub async fn cancel(&self, id: Uuid) -> Result<Cancelled> {
         let now = self.now_ms();
-        let state = match &self.inner.engine {
-            Engine::Postgres(pg) => pg.cancel(id, now).await?,
-            Engine::Sqlite(s) => s.cancel(id, now).await?,
+        let state = match &self.inner.backend {
+            Backend::Postgres(pg) => pg.cancel(id, now).await?,
+            Backend::Sqlite(s) => s.cancel(id, now).await?,
         };
         match state {
             Some(JobState::Running) => {
                 let _ = self.inner.wakers.cancels.send(id);
-                if let Engine::Postgres(pg) = &self.inner.engine {
+                if let Backend::Postgres(pg) = &self.inner.backend {
                     sqlx::query("SELECT pg_notify($1, $2)")
                         .bind(CANCEL_CHANNEL)
                         .bind(id.to_string())
@@ -448,9 +452,9 @@ impl Queue {
     /// key already has a waiting job, that job is returned instead.
     pub async fn replay(&self, id: Uuid) -> Result<Enqueued> {
         let now = self.now_ms();
-        let done = match &self.inner.engine {
-            Engine::Postgres(pg) => pg.replay(id, now).await?,
-            Engine::Sqlite(s) => s.replay(id, now).await?,
+        let done = match &self.inner.backend {
+            Backend::Postgres(pg) => pg.replay(id, now).await?,
+            Backend::Sqlite(s) => s.replay(id, now).await?,
         };
         let job = self.get(id).await?.ok_or(QueueError::NotFound(id))?;
         if done {
@@ -462,9 +466,9 @@ impl Queue {
             JobState::Dead | JobState::Cancelled | JobState::Expired
         ) && let Some(key) = &job.singleton_key
         {
-            let waiting = match &self.inner.engine {
-                Engine::Postgres(pg) => pg.waiting_with_key(key).await?,
-                Engine::Sqlite(s) => s.waiting_with_key(key).await?,
+            let waiting = match &self.inner.backend {
+                Backend::Postgres(pg) => pg.waiting_with_key(key).await?,
+                Backend::Sqlite(s) => s.waiting_with_key(key).await?,
             };
             if let Some(other) = waiting {
                 return Ok(Enqueued {
@@ -480,9 +484,9 @@ impl Queue {
     }
 
     pub async fn get(&self, id: Uuid) -> Result<Option<JobRecord>> {
-        match &self.inner.engine {
-            Engine::Postgres(pg) => pg.get(id).await,
-            Engine::Sqlite(s) => s.get(id).await,
+        match &self.inner.backend {
+            Backend::Postgres(pg) => pg.get(id).await,
+            Backend::Sqlite(s) => s.get(id).await,
         }
     }
 
@@ -490,25 +494,25 @@ impl Queue {
     pub async fn list(&self, filter: &JobFilter) -> Result<Vec<JobRecord>> {
         let mut f = filter.clone();
         f.limit = f.limit.clamp(1, 1_000);
-        match &self.inner.engine {
-            Engine::Postgres(pg) => pg.list(&f).await,
-            Engine::Sqlite(s) => s.list(&f).await,
+        match &self.inner.backend {
+            Backend::Postgres(pg) => pg.list(&f).await,
+            Backend::Sqlite(s) => s.list(&f).await,
         }
     }
 
     pub async fn stats(&self, queue: &str) -> Result<QueueStats> {
         let now = self.now_ms();
-        match &self.inner.engine {
-            Engine::Postgres(pg) => pg.stats(queue, now).await,
-            Engine::Sqlite(s) => s.stats(queue, now).await,
+        match &self.inner.backend {
+            Backend::Postgres(pg) => pg.stats(queue, now).await,
+            Backend::Sqlite(s) => s.stats(queue, now).await,
         }
     }
 
     /// Queues that are configured or have waiting, running or dead jobs.
     pub async fn queue_names(&self) -> Result<Vec<String>> {
-        match &self.inner.engine {
-            Engine::Postgres(pg) => pg.queue_names().await,
-            Engine::Sqlite(s) => s.queue_names().await,
+        match &self.inner.backend {
+            Backend::Postgres(pg) => pg.queue_names().await,
+            Backend::Sqlite(s) => s.queue_names().await,
         }
     }
 
@@ -532,18 +536,18 @@ impl Queue {
     }
 
     async fn set_paused(&self, queue: &str, paused: bool) -> Result<()> {
-        match &self.inner.engine {
-            Engine::Postgres(pg) => pg.set_paused(queue, paused).await,
-            Engine::Sqlite(s) => s.set_paused(queue, paused).await,
+        match &self.inner.backend {
+            Backend::Postgres(pg) => pg.set_paused(queue, paused).await,
+            Backend::Sqlite(s) => s.set_paused(queue, paused).await,
         }
     }
 
     /// At most `cap` running jobs for every group of `queue` that has no cap of its own.
     pub async fn set_default_group_cap(&self, queue: &str, cap: Option<u32>) -> Result<()> {
         let cap = cap.map(|c| i32::try_from(c).unwrap_or(i32::MAX));
-        match &self.inner.engine {
-            Engine::Postgres(pg) => pg.set_queue_group_cap(queue, cap).await?,
-            Engine::Sqlite(s) => s.set_queue_group_cap(queue, cap).await?,
+        match &self.inner.backend {
+            Backend::Postgres(pg) => pg.set_queue_group_cap(queue, cap).await?,
+            Backend::Sqlite(s) => s.set_queue_group_cap(queue, cap).await?,
         }
         self.lock_caps().remove(queue);
         Ok(())
@@ -552,9 +556,9 @@ impl Queue {
     /// At most `cap` running jobs of `group` in `queue` (`None` removes the group's own cap).
     pub async fn set_group_cap(&self, queue: &str, group: &str, cap: Option<u32>) -> Result<()> {
         let cap = cap.map(|c| i32::try_from(c).unwrap_or(i32::MAX));
-        match &self.inner.engine {
-            Engine::Postgres(pg) => pg.set_group_cap(queue, group, cap).await?,
-            Engine::Sqlite(s) => s.set_group_cap(queue, group, cap).await?,
+        match &self.inner.backend {
+            Backend::Postgres(pg) => pg.set_group_cap(queue, group, cap).await?,
+            Backend::Sqlite(s) => s.set_group_cap(queue, group, cap).await?,
         }
         self.lock_caps().remove(queue);
         Ok(())
@@ -575,9 +579,9 @@ impl Queue {
             payload: job.payload.clone(),
             next_at: crate::cron::next_after(&cron, expr, self.now_ms())?,
         };
-        match &self.inner.engine {
-            Engine::Postgres(pg) => pg.cron_upsert(&row).await,
-            Engine::Sqlite(s) => s.cron_upsert(&row).await,
+        match &self.inner.backend {
+            Backend::Postgres(pg) => pg.cron_upsert(&row).await,
+            Backend::Sqlite(s) => s.cron_upsert(&row).await,
         }
     }
 
@@ -586,9 +590,9 @@ impl Queue {
     /// running this at once exactly one fires each tick. Missed ticks are not replayed.
     pub async fn cron_tick(&self) -> Result<Vec<Enqueued>> {
         let now = self.now_ms();
-        let due = match &self.inner.engine {
-            Engine::Postgres(pg) => pg.cron_due(now).await?,
-            Engine::Sqlite(s) => s.cron_due(now).await?,
+        let due = match &self.inner.backend {
+            Backend::Postgres(pg) => pg.cron_due(now).await?,
+            Backend::Sqlite(s) => s.cron_due(now).await?,
         };
         let mut fired = Vec::new();
         for c in due {
@@ -632,7 +636,7 @@ impl Queue {
     pub fn listen(&self) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
-            let Engine::Postgres(pg) = &this.inner.engine else {
+            let Backend::Postgres(pg) = &this.inner.backend else {
                 return;
             };
             loop {

@@ -9,15 +9,15 @@ pub(crate) use ferry_db::Dialect;
 /// last waiting job of its own group, but never before the queue's current round (the round of
 /// the next ready job), so a group that was idle joins the rotation at once instead of jumping a
 /// whole backlog ahead or behind. Both lookups are single index probes.
-pub(crate) fn next_vt(d: Dialect, x: &str, now: &str) -> String {
+pub(crate) fn next_round(d: Dialect, x: &str, now: &str) -> String {
     format!(
         "{greatest}(\
-           COALESCE((SELECT v.vt + 1 FROM ferry_jobs v WHERE v.queue = {x}.queue \
+           COALESCE((SELECT v.fair_round + 1 FROM ferry_jobs v WHERE v.queue = {x}.queue \
               AND v.group_key = {x}.group_key AND v.priority = {x}.priority \
-              AND v.state IN {WAITING} ORDER BY v.vt DESC LIMIT 1), 0), \
-           COALESCE((SELECT v.vt FROM ferry_jobs v WHERE v.queue = {x}.queue \
+              AND v.state IN {WAITING} ORDER BY v.fair_round DESC LIMIT 1), 0), \
+           COALESCE((SELECT v.fair_round FROM ferry_jobs v WHERE v.queue = {x}.queue \
               AND v.priority = {x}.priority AND v.state IN {WAITING} AND v.run_at <= {now} \
-              ORDER BY v.vt LIMIT 1), 0))",
+              ORDER BY v.fair_round LIMIT 1), 0))",
         greatest = d.greatest()
     )
 }
@@ -42,14 +42,14 @@ pub(crate) fn transition(
     refund: &str,
     error: &str,
 ) -> String {
-    let vt = next_vt(d, "j", now);
+    let fair_round = next_round(d, "j", now);
     format!(
         "WITH cur AS ({target}) \
          UPDATE ferry_jobs AS j SET \
            state = cur.next_state, \
            attempt = CASE WHEN cur.next_state IN {WAITING} THEN j.attempt - ({refund}) ELSE j.attempt END, \
            run_at = CASE WHEN cur.next_state IN {WAITING} THEN {requeue_at} ELSE j.run_at END, \
-           vt = CASE WHEN cur.next_state IN {WAITING} THEN {vt} ELSE j.vt END, \
+           fair_round = CASE WHEN cur.next_state IN {WAITING} THEN {fair_round} ELSE j.fair_round END, \
            last_error = COALESCE({error}, j.last_error), \
            finished_at = CASE WHEN cur.next_state IN {WAITING} THEN NULL ELSE {now} END, \
            lease_until = NULL \
@@ -63,17 +63,23 @@ pub(crate) fn transition(
     )
 }
 
-/// The next state of a running row `j` that stops running for `reason`:
-/// `'retry'` (failed), `'dead'` (fatal), `'snooze'` or `'cancel'`.
+/// The next state of a running row `j` that stops running for `reason` (a bound `Reason`).
 pub(crate) fn next_state(j: &str, reason: &str) -> String {
+    use crate::store::Reason;
     let sup = superseded(j);
+    let (cancel, dead, retry, snooze) = (
+        Reason::Cancel.as_str(),
+        Reason::Dead.as_str(),
+        Reason::Retry.as_str(),
+        Reason::Snooze.as_str(),
+    );
     format!(
         "CASE \
-           WHEN {reason} = 'cancel' OR {j}.cancel_requested THEN 'cancelled' \
-           WHEN {reason} = 'dead' THEN 'dead' \
-           WHEN {reason} = 'retry' AND {j}.attempt >= {j}.max_attempts THEN 'dead' \
+           WHEN {reason} = '{cancel}' OR {j}.cancel_requested THEN 'cancelled' \
+           WHEN {reason} = '{dead}' THEN 'dead' \
+           WHEN {reason} = '{retry}' AND {j}.attempt >= {j}.max_attempts THEN 'dead' \
            WHEN {sup} THEN 'cancelled' \
-           WHEN {reason} = 'snooze' THEN 'queued' \
+           WHEN {reason} = '{snooze}' THEN 'queued' \
            ELSE 'retrying' END"
     )
 }
@@ -83,7 +89,7 @@ pub(crate) const JOB_COLUMNS: &str = "id, queue, kind, payload, state, priority,
     cancel_requested, last_error, created_at, started_at, finished_at";
 
 /// What a claim returns, in the order `ClaimedJob` is decoded from.
-pub(crate) const CLAIM_COLUMNS: &str = "j.id, j.queue, j.kind, j.payload, j.priority, j.vt, j.attempt, j.max_attempts, j.group_key, \
+pub(crate) const CLAIM_COLUMNS: &str = "j.id, j.queue, j.kind, j.payload, j.priority, j.fair_round, j.attempt, j.max_attempts, j.group_key, \
      j.singleton_key, j.created_at";
 
 /// Shared by the claim statements: what a job must be to be claimable at `now` (bound as `$2`).

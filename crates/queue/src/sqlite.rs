@@ -42,14 +42,14 @@ static SQL: LazyLock<Sql> = LazyLock::new(|| {
                  value ->> 'singleton_key' AS singleton_key, value ->> 'group' AS group_key, \
                  value ->> 'expires_at' AS expires_at, value ->> 'rank' AS rank \
                FROM json_each($1) WHERE value ->> 'mode' = {mode}) \
-             INSERT INTO ferry_jobs AS j (id, queue, kind, payload, state, priority, vt, run_at, \
+             INSERT INTO ferry_jobs AS j (id, queue, kind, payload, state, priority, fair_round, run_at, \
                max_attempts, singleton_key, group_key, expires_at, created_at) \
-             SELECT i.id, i.queue, i.kind, i.payload, 'queued', i.priority, {vt} + i.rank, \
+             SELECT i.id, i.queue, i.kind, i.payload, 'queued', i.priority, {fair_round} + i.rank, \
                i.run_at, i.max_attempts, i.singleton_key, i.group_key, i.expires_at, $2 \
              FROM input i \
              WHERE true {on_conflict} \
              RETURNING id, singleton_key",
-            vt = sql::next_vt(Dialect::Sqlite, "i", "$2"),
+            fair_round = sql::next_round(Dialect::Sqlite, "i", "$2"),
         )
     };
     let conflict = |set: &str| {
@@ -83,25 +83,25 @@ static SQL: LazyLock<Sql> = LazyLock::new(|| {
         claim: format!(
             "WITH picked AS ( \
                SELECT id FROM ferry_jobs WHERE {claimable} \
-               ORDER BY priority DESC, vt, id LIMIT $3) \
+               ORDER BY priority DESC, fair_round, id LIMIT $3) \
              {claim_update}"
         ),
         // One writer: no other claim can interleave, so the room seen is the room there is.
         claim_capped: format!(
             "WITH {CAP_CTES} \
              cand AS ( \
-               SELECT id, group_key, priority, vt FROM ferry_jobs WHERE {claimable} \
+               SELECT id, group_key, priority, fair_round FROM ferry_jobs WHERE {claimable} \
                  AND group_key NOT IN (SELECT group_key FROM full_groups) \
-               ORDER BY priority DESC, vt, id LIMIT $6), \
+               ORDER BY priority DESC, fair_round, id LIMIT $6), \
              ranked AS ( \
-               SELECT c.id, c.priority, c.vt, \
-                 row_number() OVER (PARTITION BY c.group_key ORDER BY c.priority DESC, c.vt, c.id) AS rn, \
+               SELECT c.id, c.priority, c.fair_round, \
+                 row_number() OVER (PARTITION BY c.group_key ORDER BY c.priority DESC, c.fair_round, c.id) AS rn, \
                  COALESCE(cp.cap, (SELECT cap FROM qcap)) - COALESCE(r.n, 0) AS room \
                FROM cand c LEFT JOIN caps cp ON cp.group_key = c.group_key \
                  LEFT JOIN running r ON r.group_key = c.group_key), \
              picked AS ( \
                SELECT id FROM ranked WHERE room IS NULL OR rn <= room \
-               ORDER BY priority DESC, vt, id LIMIT $3) \
+               ORDER BY priority DESC, fair_round, id LIMIT $3) \
              {claim_update}"
         ),
         finish: sql::transition(
@@ -125,12 +125,12 @@ static SQL: LazyLock<Sql> = LazyLock::new(|| {
             "'lease expired: worker ' || COALESCE(j.lease_owner, '?') || ' stopped heartbeating'",
         ),
         replay: format!(
-            "UPDATE ferry_jobs AS j SET state = 'queued', attempt = 0, run_at = $2, vt = {vt}, \
+            "UPDATE ferry_jobs AS j SET state = 'queued', attempt = 0, run_at = $2, fair_round = {fair_round}, \
                finished_at = NULL, started_at = NULL, lease_owner = NULL, lease_until = NULL, \
                cancel_requested = 0 \
              WHERE j.id = $1 AND j.state IN ('dead', 'cancelled', 'expired') AND NOT {sup} \
              RETURNING id",
-            vt = sql::next_vt(Dialect::Sqlite, "j", "$2"),
+            fair_round = sql::next_round(Dialect::Sqlite, "j", "$2"),
             sup = sql::superseded("j"),
         ),
     }
@@ -439,7 +439,7 @@ fn decode_claimed(r: &SqliteRow) -> Result<ClaimedJob> {
         kind: r.try_get(2)?,
         payload: r.try_get(3)?,
         priority: r.try_get(4)?,
-        vt: r.try_get(5)?,
+        fair_round: r.try_get(5)?,
         attempt: r.try_get(6)?,
         max_attempts: r.try_get(7)?,
         group_key: r.try_get(8)?,

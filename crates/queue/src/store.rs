@@ -32,6 +32,21 @@ pub(crate) struct InsertRow {
     pub mode: InsertMode,
 }
 
+ferry_db::text_enum! {
+    /// Why a running job stops running other than by success; the transition's SQL
+    /// (`sql::next_state`) decides its next state from this.
+    pub(crate) enum Reason {
+        /// Failed: waits for its backoff, or dead when its attempts are spent.
+        Retry = "retry",
+        /// Failed for good.
+        Dead = "dead",
+        /// Asked to run later without spending an attempt.
+        Snooze = "snooze",
+        /// Cancelled while running.
+        Cancel = "cancel",
+    }
+}
+
 /// A running job leaving the running state for another reason than success.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Transition<'a> {
@@ -39,8 +54,7 @@ pub(crate) struct Transition<'a> {
     pub id: Uuid,
     pub attempt: i32,
     pub owner: &'a str,
-    /// `retry`, `dead`, `snooze` or `cancel`.
-    pub reason: &'a str,
+    pub reason: Reason,
     pub requeue_at: i64,
     pub error: Option<&'a str>,
 }

@@ -52,16 +52,16 @@ impl Wakers {
 /// trip on the pickup path); later inserts in the window are folded into one trailing NOTIFY
 /// sent by a background task when the window ends.
 #[derive(Debug)]
-pub(crate) struct Notifier {
+pub(crate) struct NotifyDebouncer {
     window: Duration,
     last: Mutex<HashMap<String, Instant>>,
     trailing: mpsc::UnboundedSender<String>,
 }
 
-impl Notifier {
-    pub(crate) fn spawn(pg: PgEngine, window: Duration) -> Arc<Notifier> {
+impl NotifyDebouncer {
+    pub(crate) fn spawn(pg: PgEngine, window: Duration) -> Arc<NotifyDebouncer> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let n = Arc::new(Notifier {
+        let n = Arc::new(NotifyDebouncer {
             window,
             last: Mutex::default(),
             trailing: tx,
@@ -103,7 +103,7 @@ impl Notifier {
 
 async fn trail_loop(
     pg: PgEngine,
-    notifier: std::sync::Weak<Notifier>,
+    debouncer: std::sync::Weak<NotifyDebouncer>,
     mut rx: mpsc::UnboundedReceiver<String>,
 ) {
     let mut pending: HashMap<String, Instant> = HashMap::new();
@@ -112,7 +112,7 @@ async fn trail_loop(
         tokio::select! {
             msg = rx.recv() => {
                 let Some(queue) = msg else { return };
-                let Some(n) = notifier.upgrade() else { return };
+                let Some(n) = debouncer.upgrade() else { return };
                 let due = n.lock().get(&queue).map(|t| *t + n.window).unwrap_or_else(Instant::now);
                 pending.entry(queue).or_insert(due);
             }
@@ -121,7 +121,7 @@ async fn trail_loop(
                 let now = Instant::now();
                 let due: Vec<String> =
                     pending.iter().filter(|(_, t)| **t <= now).map(|(q, _)| q.clone()).collect();
-                let Some(n) = notifier.upgrade() else { return };
+                let Some(n) = debouncer.upgrade() else { return };
                 for queue in due {
                     pending.remove(&queue);
                     n.lock().insert(queue.clone(), now);

@@ -39,6 +39,32 @@ impl Role {
     }
 }
 
+ferry_db::text_enum! {
+    /// Where a store of the network stands: `Connected` once its webhooks are subscribed and
+    /// its location known (a child's catalog linked too).
+    #[derive(Serialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum StoreState {
+        New = "new",
+        Connected = "connected",
+    }
+}
+
+ferry_db::text_enum! {
+    /// Where a parent product's copy in a child stands.
+    #[derive(Serialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum LinkState {
+        /// A create is in flight (its intent recorded, so a retry finds the copy by its tag).
+        Creating = "creating",
+        Linked = "linked",
+        /// Deleted in the parent: the copy is archived.
+        Archived = "archived",
+        /// A create failed for good and was undone.
+        Failed = "failed",
+    }
+}
+
 /// A store of the network, without its token (see `Network::token`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StoreConfig {
@@ -48,8 +74,7 @@ pub struct StoreConfig {
     /// The location whose stock ferry keeps in line (the store's first, found on connect).
     pub location_id: String,
     pub rules: Rules,
-    /// `new`, `connecting`, `connected`.
-    pub state: String,
+    pub state: StoreState,
 }
 
 #[derive(sqlx::FromRow)]
@@ -59,7 +84,7 @@ struct StoreRow {
     graphql_url: String,
     location_id: String,
     rules: String,
-    state: String,
+    state: StoreState,
 }
 
 impl StoreRow {
@@ -82,8 +107,7 @@ pub struct Link {
     pub child: String,
     pub parent_product: String,
     pub child_product: Option<String>,
-    /// `creating`, `linked`, `archived`, `failed`.
-    pub state: String,
+    pub state: LinkState,
     /// The parent's `updated_at` of the last state pushed (older snapshots are not applied).
     pub parent_updated: i64,
 }
@@ -218,10 +242,11 @@ impl Network {
     pub async fn set_connected(&self, name: &str, location_id: &str) -> Result<(), SyncError> {
         exec!(
             &self.db,
-            "UPDATE ferry_network SET location_id = $2, state = 'connected', updated_ms = $3 WHERE name = $1",
+            "UPDATE ferry_network SET location_id = $2, state = $4, updated_ms = $3 WHERE name = $1",
             name,
             location_id,
-            self.now_ms()
+            self.now_ms(),
+            StoreState::Connected
         )?;
         Ok(())
     }
@@ -297,7 +322,7 @@ impl Network {
         child: &str,
         parent_product: &str,
         child_product: Option<&str>,
-        state: &str,
+        state: LinkState,
         parent_updated: i64,
     ) -> Result<(), SyncError> {
         let sql = "INSERT INTO ferry_links (child, parent_product, child_product, state, parent_updated, updated_ms)
@@ -430,7 +455,7 @@ impl Network {
 
     /// The network's copies of one stock-keeping unit, found from any store's inventory item:
     /// (store, item) for the parent and every child that has it.
-    pub async fn pool_of(
+    pub async fn sku_copies(
         &self,
         store: &str,
         item: &str,
@@ -467,7 +492,7 @@ impl Network {
     // ---- stock ------------------------------------------------------------------------
 
     /// What ferry believes a store's `available` of an item is, and when the last absolute
-    /// value of its pool was taken.
+    /// value of its copies was taken.
     pub async fn level(&self, store: &str, item: &str) -> Result<Option<(i64, i64)>, SyncError> {
         Ok(row!(
             &self.db,

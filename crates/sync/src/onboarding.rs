@@ -13,6 +13,7 @@ use serde_json::json;
 use crate::engine::Engine;
 use crate::error::SyncError;
 use crate::jobs::*;
+use crate::network::{LinkState, StoreState};
 use crate::network::{Role, StoreConfig};
 
 impl Engine {
@@ -20,7 +21,7 @@ impl Engine {
         let store = self.inner.net.store(&j.store).await?;
         if store.role == Role::Child {
             let parent = self.inner.net.parent().await?;
-            if parent.state != "connected" {
+            if parent.state != StoreState::Connected {
                 return Err(SyncError::Wait(Duration::from_secs(1)));
             }
         }
@@ -47,7 +48,7 @@ impl Engine {
             self.inner.opts.public_url.trim_end_matches('/'),
             store.name
         );
-        if store.state != "connected" {
+        if store.state != StoreState::Connected {
             for t in topics {
                 shop.subscribe(t, &uri).await?;
             }
@@ -179,7 +180,7 @@ impl Engine {
                     .net
                     .link(&child.name, &p.id)
                     .await?
-                    .is_some_and(|l| l.state == "linked")
+                    .is_some_and(|l| l.state == LinkState::Linked)
                 {
                     linked += 1;
                     continue;
@@ -242,7 +243,7 @@ impl Engine {
                     }
                     self.inner
                         .net
-                        .set_link(&child.name, &p.id, Some(copy), "linked", 0)
+                        .set_link(&child.name, &p.id, Some(copy), LinkState::Linked, 0)
                         .await?;
                 } else {
                     missing += 1;
@@ -256,13 +257,14 @@ impl Engine {
         exec!(
             self.db(),
             "INSERT INTO ferry_sync_runs (id, child, full_pass, state, started_ms, finished_ms, checked, created, cursor_ms)
-             VALUES ($1, $2, 1, 'done', $3, $4, $5, $6, $3)",
+             VALUES ($1, $2, 1, $7, $3, $4, $5, $6, $3)",
             uuid::Uuid::now_v7().to_string(),
             &child.name,
             started_ms,
             self.now_ms(),
             (linked + missing + refused) as i64,
-            missing as i64
+            missing as i64,
+            crate::reconcile::RunState::Done
         )?;
         self.inner
             .net

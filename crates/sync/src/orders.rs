@@ -69,7 +69,7 @@ impl Default for OrdersOptions {
 
 /// An answer of the orders API: status and JSON body.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Answer {
+pub struct OrderReply {
     pub status: u16,
     pub body: Value,
     /// A stored answer given again (`Idempotent-Replay: true`).
@@ -84,16 +84,22 @@ pub fn error_body(code: &str, message: &str, field: Option<&str>) -> Value {
     json!({ "error": e })
 }
 
-fn answer(status: u16, body: Value) -> Answer {
-    Answer {
+/// The body of a 500: the cause goes to the log, never to the client.
+pub fn internal_body(cause: &dyn std::fmt::Display) -> Value {
+    tracing::error!(error = %cause, "orders API request failed inside ferry");
+    error_body("internal", "internal error", None)
+}
+
+fn answer(status: u16, body: Value) -> OrderReply {
+    OrderReply {
         status,
         body,
         replay: false,
     }
 }
 
-fn invalid(field: &str, message: &str) -> Answer {
-    answer(400, error_body("INVALID_REQUEST", message, Some(field)))
+fn invalid(field: &str, message: &str) -> OrderReply {
+    answer(400, error_body("invalid_request", message, Some(field)))
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -121,11 +127,34 @@ struct Line {
     item: String,
 }
 
+ferry_db::text_enum! {
+    /// Where the saga of an order stands; each move is a compare-and-set on it.
+    pub enum OrderStep {
+        /// Received; nothing held yet.
+        New = "new",
+        /// Its stock is held in the parent.
+        Reserved = "reserved",
+        /// The provider took the payment.
+        Charged = "charged",
+        /// Finished one way or the other (see its status); nothing more runs.
+        Done = "done",
+    }
+}
+
+ferry_db::text_enum! {
+    /// What the client is told of an order.
+    pub enum OrderStatus {
+        Pending = "pending",
+        Confirmed = "confirmed",
+        Failed = "failed",
+    }
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 struct OrderRow {
     id: String,
-    status: String,
-    step: String,
+    status: OrderStatus,
+    step: OrderStep,
     items: String,
     amount_cents: i64,
     currency: String,
@@ -223,7 +252,7 @@ impl Orders {
     // ---- the request ------------------------------------------------------------------
 
     /// Checks a request against the catalog: every field, every SKU in the parent.
-    async fn validate(&self, body: &[u8]) -> Result<(OrderRequest, Vec<Line>), Answer> {
+    async fn validate(&self, body: &[u8]) -> Result<(OrderRequest, Vec<Line>), OrderReply> {
         let req: OrderRequest = serde_json::from_slice(body).map_err(|e| {
             let field = ["items", "amount_cents", "currency", "payment_method"]
                 .into_iter()
@@ -251,7 +280,7 @@ impl Orders {
             .network()
             .parent()
             .await
-            .map_err(|e| answer(503, error_body("NO_NETWORK", &e.to_string(), None)))?;
+            .map_err(|e| answer(503, error_body("no_network", &e.to_string(), None)))?;
         let mut lines = Vec::with_capacity(req.items.len());
         for (i, it) in req.items.iter().enumerate() {
             let field = format!("items[{i}].quantity");
@@ -269,13 +298,18 @@ impl Orders {
                 &parent.name,
                 it.sku.to_lowercase()
             )
-            .map_err(|e| answer(500, error_body("INTERNAL", &e.to_string(), None)))?;
+            .map_err(|e| answer(500, internal_body(&e)))?;
             let known = match found.as_slice() {
                 [(variant, item)] => Some((variant.clone(), item.clone())),
                 [] => self.engine().parent_sku(&it.sku).await.map_err(|e| {
+                    tracing::warn!(error = %e, "the parent store could not be read for an order");
                     answer(
                         503,
-                        error_body("UPSTREAM_UNAVAILABLE", &e.to_string(), None),
+                        error_body(
+                            "upstream_unavailable",
+                            "the parent store could not be read; try again",
+                            None,
+                        ),
                     )
                 })?,
                 _ => None,
@@ -294,14 +328,14 @@ impl Orders {
     }
 
     /// `POST /api/orders`: the whole answer, replays included.
-    pub async fn create(&self, client: &str, key: Option<&str>, body: &[u8]) -> Answer {
+    pub async fn create(&self, client: &str, key: Option<&str>, body: &[u8]) -> OrderReply {
         match self.create_inner(client, key, body).await {
             Ok(a) => a,
             Err(e) => {
                 tracing::error!(error = %e, "order failed inside ferry");
                 answer(
                     500,
-                    error_body("INTERNAL", "the order could not be processed", None),
+                    error_body("internal", "the order could not be processed", None),
                 )
             }
         }
@@ -312,13 +346,13 @@ impl Orders {
         client: &str,
         key: Option<&str>,
         body: &[u8],
-    ) -> Result<Answer, SyncError> {
+    ) -> Result<OrderReply, SyncError> {
         let header = &self.inner.opts.key_header;
         let Some(key) = key else {
             return Ok(answer(
                 400,
                 error_body(
-                    "IDEMPOTENCY_KEY_MISSING",
+                    "idempotency_key_missing",
                     &format!("the {header} header is required (at most 255 printable characters)"),
                     Some(header),
                 ),
@@ -340,7 +374,7 @@ impl Orders {
         let inserted = tx_exec!(
             tx,
             "INSERT INTO ferry_orders (id, client, idem_key, fingerprint, status, step, items, amount_cents, currency, payment_method, created_ms, updated_ms)
-             VALUES ($1, $2, $3, $4, 'pending', 'new', $5, $6, $7, $8, $9, $9)
+             VALUES ($1, $2, $3, $4, $10, $11, $5, $6, $7, $8, $9, $9)
              ON CONFLICT (client, idem_key) DO NOTHING",
             &id,
             client,
@@ -350,7 +384,9 @@ impl Orders {
             req.amount_cents,
             &req.currency,
             &req.payment_method,
-            now
+            now,
+            OrderStatus::Pending,
+            OrderStep::New
         )?;
         if inserted == 0 {
             tx.rollback().await?;
@@ -381,7 +417,7 @@ impl Orders {
         client: &str,
         key: &str,
         fingerprint: &str,
-    ) -> Result<Answer, SyncError> {
+    ) -> Result<OrderReply, SyncError> {
         let found = row!(
             self.engine().db(),
             (String, Option<i32>, Option<String>),
@@ -393,12 +429,12 @@ impl Orders {
             Some((f, _, _)) if f != fingerprint => answer(
                 422,
                 error_body(
-                    "IDEMPOTENCY_KEY_REUSED",
+                    "idempotency_key_reused",
                     "this key was used with another body; use a new key for a new order",
                     None,
                 ),
             ),
-            Some((_, Some(status), Some(body))) => Answer {
+            Some((_, Some(status), Some(body))) => OrderReply {
                 status: status as u16,
                 body: serde_json::from_str(&body).unwrap_or(Value::Null),
                 replay: true,
@@ -406,7 +442,7 @@ impl Orders {
             _ => answer(
                 409,
                 error_body(
-                    "IDEMPOTENCY_KEY_IN_USE",
+                    "idempotency_key_in_use",
                     "the first request with this key is still being processed; retry later",
                     None,
                 ),
@@ -414,7 +450,7 @@ impl Orders {
         })
     }
 
-    async fn stored(&self, id: &str) -> Result<Answer, SyncError> {
+    async fn stored(&self, id: &str) -> Result<OrderReply, SyncError> {
         let found = row!(
             self.engine().db(),
             (Option<i32>, Option<String>),
@@ -429,7 +465,7 @@ impl Orders {
             _ => answer(
                 409,
                 error_body(
-                    "IDEMPOTENCY_KEY_IN_USE",
+                    "idempotency_key_in_use",
                     "the order is still being processed",
                     None,
                 ),
@@ -458,11 +494,11 @@ impl Orders {
                 return Ok(());
             };
             let lines: Vec<Line> = serde_json::from_str(&o.items).unwrap_or_default();
-            match o.step.as_str() {
-                "new" => self.reserve(&parent, &o, &lines).await?,
-                "reserved" => self.charge(&parent, &o).await?,
-                "charged" => self.confirm(&parent, &o, &lines).await?,
-                _ => return Ok(()),
+            match o.step {
+                OrderStep::New => self.reserve(&parent, &o, &lines).await?,
+                OrderStep::Reserved => self.charge(&parent, &o).await?,
+                OrderStep::Charged => self.confirm(&parent, &o, &lines).await?,
+                OrderStep::Done => return Ok(()),
             }
         }
     }
@@ -496,9 +532,11 @@ impl Orders {
         let mut tx = self.engine().queue().begin().await?;
         let mine = tx_exec!(
             tx,
-            "UPDATE ferry_orders SET step = 'reserved', updated_ms = $2 WHERE id = $1 AND step = 'new'",
+            "UPDATE ferry_orders SET step = $3, updated_ms = $2 WHERE id = $1 AND step = $4",
             &o.id,
-            now
+            now,
+            OrderStep::Reserved,
+            OrderStep::New
         )?;
         if mine == 0 {
             tx.rollback().await?;
@@ -519,12 +557,19 @@ impl Orders {
                 tx.rollback().await?;
                 let mut tx = self.engine().queue().begin().await?;
                 let body = error_body(
-                    "INSUFFICIENT_STOCK",
+                    "insufficient_stock",
                     &format!("not enough stock of {} for {}", l.sku, l.quantity),
                     Some("items"),
                 );
-                self.finish(&mut tx, &o.id, "new", "failed", 422, &body)
-                    .await?;
+                self.finish(
+                    &mut tx,
+                    &o.id,
+                    OrderStep::New,
+                    OrderStatus::Failed,
+                    422,
+                    &body,
+                )
+                .await?;
                 tx.commit().await?;
                 metrics::counter!("ferry_orders_total", "outcome" => "insufficient_stock")
                     .increment(1);
@@ -549,15 +594,15 @@ impl Orders {
         &self,
         tx: &mut ferry_queue::Tx,
         id: &str,
-        from: &str,
-        status: &str,
+        from: OrderStep,
+        status: OrderStatus,
         code: u16,
         body: &Value,
     ) -> Result<bool, SyncError> {
         let error = body["error"]["code"].as_str().map(str::to_owned);
         let n = tx_exec!(
             tx,
-            "UPDATE ferry_orders SET status = $2, step = 'done', error_code = $3, response_status = $4, response_body = $5, updated_ms = $6
+            "UPDATE ferry_orders SET status = $2, step = $8, error_code = $3, response_status = $4, response_body = $5, updated_ms = $6
              WHERE id = $1 AND step = $7",
             id,
             status,
@@ -565,7 +610,8 @@ impl Orders {
             i32::from(code),
             body.to_string(),
             self.now(),
-            from
+            from,
+            OrderStep::Done
         )?;
         Ok(n == 1)
     }
@@ -616,7 +662,14 @@ impl Orders {
         let held = self.held(id).await?;
         let mut tx = self.engine().queue().begin().await?;
         if !self
-            .finish(&mut tx, id, "reserved", "failed", code, body)
+            .finish(
+                &mut tx,
+                id,
+                OrderStep::Reserved,
+                OrderStatus::Failed,
+                code,
+                body,
+            )
             .await?
         {
             tx.rollback().await?;
@@ -654,10 +707,12 @@ impl Orders {
                 let mut tx = self.engine().queue().begin().await?;
                 let n = tx_exec!(
                     tx,
-                    "UPDATE ferry_orders SET step = 'charged', transaction_id = $2, updated_ms = $3 WHERE id = $1 AND step = 'reserved'",
+                    "UPDATE ferry_orders SET step = $4, transaction_id = $2, updated_ms = $3 WHERE id = $1 AND step = $5",
                     &o.id,
                     &txn,
-                    self.now()
+                    self.now(),
+                    OrderStep::Charged,
+                    OrderStep::Reserved
                 )?;
                 if n == 0 {
                     // Another driver moved the order on: if it failed it, the money goes back
@@ -668,7 +723,7 @@ impl Orders {
             }
             Ok(Charge::Declined { message }) => {
                 let body = error_body(
-                    "PAYMENT_FAILED",
+                    "payment_failed",
                     &format!("the payment was declined: {message}"),
                     Some("payment_method"),
                 );
@@ -685,7 +740,7 @@ impl Orders {
                     None => "no payment provider is configured".to_owned(),
                     Some(e) => format!("the payment provider is unavailable: {e}"),
                 };
-                let body = error_body("UPSTREAM_UNAVAILABLE", &why, None);
+                let body = error_body("upstream_unavailable", &why, None);
                 // An open breaker sent nothing; anything else may have reached the provider.
                 let maybe_sent = e
                     .as_ref()
@@ -706,10 +761,10 @@ impl Orders {
         .max_attempts(25))
     }
 
-    fn view(o: &OrderRow, lines: &[Line], status: &str) -> Value {
+    fn view(o: &OrderRow, lines: &[Line], status: OrderStatus) -> Value {
         json!({
             "id": o.id,
-            "status": status,
+            "status": status.as_str(),
             "transaction_id": o.transaction_id,
             "items": lines.iter().map(|l| json!({"sku": l.sku, "quantity": l.quantity})).collect::<Vec<_>>(),
             "amount_cents": o.amount_cents,
@@ -719,7 +774,7 @@ impl Orders {
     }
 
     async fn confirm(&self, parent: &str, o: &OrderRow, lines: &[Line]) -> Result<(), SyncError> {
-        let body = Self::view(o, lines, "confirmed");
+        let body = Self::view(o, lines, OrderStatus::Confirmed);
         let sale: Vec<(String, String, i64)> = lines
             .iter()
             .map(|l| (l.variant.clone(), l.item.clone(), l.quantity))
@@ -727,7 +782,14 @@ impl Orders {
         let plan = self.engine().api_sale_plan(parent, &sale).await?;
         let mut tx = self.engine().queue().begin().await?;
         if !self
-            .finish(&mut tx, &o.id, "charged", "confirmed", 201, &body)
+            .finish(
+                &mut tx,
+                &o.id,
+                OrderStep::Charged,
+                OrderStatus::Confirmed,
+                201,
+                &body,
+            )
             .await?
         {
             tx.rollback().await?;
@@ -751,7 +813,7 @@ impl Orders {
     async fn recover(&self, id: &str) -> Result<(), JobError> {
         let result = async {
             match self.load(id).await? {
-                Some(o) if o.status == "pending" => {
+                Some(o) if o.status == OrderStatus::Pending => {
                     tracing::warn!(order = id, step = %o.step, "finishing an order its request left");
                     // A reservation half made by a process that died was undone by its
                     // rollback: the order is still at `new`.
@@ -779,10 +841,10 @@ impl Orders {
             .ok_or_else(|| JobError::fatal(format!("no order {id}")))?;
         // Only a failed order's charge is given back: two drivers of one order charge under
         // one key, and the one that lost the race must not refund the other's confirmed sale.
-        match o.status.as_str() {
-            "failed" => {}
-            "pending" => return Err(JobError::snooze(Duration::from_secs(1))),
-            _ => return Ok(()),
+        match o.status {
+            OrderStatus::Failed => {}
+            OrderStatus::Pending => return Err(JobError::snooze(Duration::from_secs(1))),
+            OrderStatus::Confirmed => return Ok(()),
         }
         // The same key: the provider answers what it did, and charges nothing new if the
         // first request never reached it... except that then it charges now, which the
@@ -816,7 +878,7 @@ impl Orders {
 
     fn public(&self, o: &OrderRow) -> Value {
         let lines: Vec<Line> = serde_json::from_str(&o.items).unwrap_or_default();
-        Self::view(o, &lines, &o.status)
+        Self::view(o, &lines, o.status)
     }
 
     /// A page of orders, newest first.

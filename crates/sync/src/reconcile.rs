@@ -10,7 +10,20 @@ use crate::engine::Engine;
 use crate::error::SyncError;
 use crate::jobs::*;
 use crate::network::StoreConfig;
+use crate::network::{LinkState, StoreState};
 use crate::plan::{collections_match, plan, satisfied};
+
+ferry_db::text_enum! {
+    /// Where a reconciliation run stands.
+    #[derive(Serialize, Default)]
+    #[serde(rename_all = "snake_case")]
+    pub enum RunState {
+        #[default]
+        Running = "running",
+        Done = "done",
+        Failed = "failed",
+    }
+}
 
 /// What a reconciliation run found and did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, sqlx::FromRow)]
@@ -18,7 +31,7 @@ pub struct RunReport {
     pub id: String,
     pub child: String,
     pub full_pass: i64,
-    pub state: String,
+    pub state: RunState,
     pub started_ms: i64,
     pub finished_ms: Option<i64>,
     pub checked: i64,
@@ -35,7 +48,10 @@ impl Engine {
             Some(c) => vec![self.inner.net.store(c).await?],
             None => self.inner.net.children().await?,
         };
-        for child in children.into_iter().filter(|c| c.state == "connected") {
+        for child in children
+            .into_iter()
+            .filter(|c| c.state == StoreState::Connected)
+        {
             self.reconcile_child(&child, j.full, &mut |_| {}).await?;
         }
         Ok(())
@@ -60,7 +76,7 @@ impl Engine {
             id: uuid::Uuid::now_v7().to_string(),
             child: child.name.clone(),
             full_pass: i64::from(full),
-            state: "running".into(),
+            state: RunState::Running,
             started_ms: self.now_ms(),
             cursor_ms: since.unwrap_or(0),
             ..RunReport::default()
@@ -71,7 +87,7 @@ impl Engine {
             &run.id,
             &run.child,
             run.full_pass,
-            &run.state,
+            run.state,
             run.started_ms,
             run.cursor_ms
         )?;
@@ -79,13 +95,17 @@ impl Engine {
             .reconcile_pass(&parent, child, since, &mut run, progress)
             .await;
         run.finished_ms = Some(self.now_ms());
-        run.state = if outcome.is_ok() { "done" } else { "failed" }.into();
+        run.state = if outcome.is_ok() {
+            RunState::Done
+        } else {
+            RunState::Failed
+        };
         run.error = outcome.as_ref().err().map(|e| e.to_string());
         exec!(
             self.db(),
             "UPDATE ferry_sync_runs SET state = $2, finished_ms = $3, checked = $4, created = $5, updated = $6, stock_fixed = $7, cursor_ms = $8, error = $9 WHERE id = $1",
             &run.id,
-            &run.state,
+            run.state,
             run.finished_ms,
             run.checked,
             run.created,
@@ -101,8 +121,9 @@ impl Engine {
         let r: Vec<(i64,)> = rows!(
             self.db(),
             (i64,),
-            "SELECT cursor_ms FROM ferry_sync_runs WHERE child = $1 AND state = 'done' ORDER BY started_ms DESC LIMIT 1",
-            child
+            "SELECT cursor_ms FROM ferry_sync_runs WHERE child = $1 AND state = $2 ORDER BY started_ms DESC LIMIT 1",
+            child,
+            RunState::Done
         )?;
         Ok(r.first().map(|(c,)| *c).filter(|c| *c > 0))
     }
@@ -137,7 +158,7 @@ impl Engine {
             }
             let copies = futures_util::future::join_all(links.iter().map(|link| async {
                 match link.as_ref().and_then(|l| l.child_product.as_deref()) {
-                    Some(id) if link.as_ref().is_some_and(|l| l.state == "linked") => {
+                    Some(id) if link.as_ref().is_some_and(|l| l.state == LinkState::Linked) => {
                         cshop.product(id).await
                     }
                     _ => Ok(None),

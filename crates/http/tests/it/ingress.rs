@@ -436,7 +436,7 @@ async fn a_failed_commit_answers_every_delivery_in_it_with_an_error(db: TestDb) 
     let outcomes = [a.unwrap(), b.unwrap(), c.unwrap()];
     let accepted = outcomes
         .iter()
-        .filter(|o| matches!(o, ferry_sync::webhooks::Outcome::Accepted { .. }))
+        .filter(|o| matches!(o, ferry_sync::webhooks::CommitOutcome::Accepted { .. }))
         .count();
     assert_eq!(accepted, 2, "{outcomes:?}");
     // The database goes away: every delivery of the next commit gets an error, none a 202.

@@ -9,6 +9,7 @@ use ferry_connect::shopify::model::Product;
 use crate::engine::Engine;
 use crate::error::SyncError;
 use crate::jobs::*;
+use crate::network::StoreState;
 
 impl Engine {
     /// Remembers the parent's stock of variants ferry has not seen yet.
@@ -43,7 +44,7 @@ impl Engine {
         }
         let mut jobs = Vec::new();
         for child in self.inner.net.children().await? {
-            if child.state != "connected" {
+            if child.state != StoreState::Connected {
                 continue;
             }
             jobs.push(self.push_job(&child.name, &j.product, snapshot.clone(), &j.cause)?);

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use crate::engine::Engine;
 use crate::error::SyncError;
 use crate::jobs::*;
+use crate::network::LinkState;
 use crate::network::{StoreConfig, VariantLink};
 use crate::plan::{
     changes, collection_handles, collections_match, plan, restore, satisfied, source_tag, twin,
@@ -22,7 +23,7 @@ impl Engine {
             return self.archive_copy(&child, &shop, link, &j.cause).await;
         };
         if let Some(l) = &link
-            && l.state == "linked"
+            && l.state == LinkState::Linked
             && parent_p.updated_at < l.parent_updated
         {
             tracing::debug!(child = %child.name, product = %j.product, "older than what was pushed");
@@ -50,7 +51,7 @@ impl Engine {
                 // The intent first: a retry after a lost answer looks for the copy by tag.
                 self.inner
                     .net
-                    .set_link(&child.name, &j.product, None, "creating", 0)
+                    .set_link(&child.name, &j.product, None, LinkState::Creating, 0)
                     .await?;
                 shop.upsert(None, &input).await?
             }
@@ -71,7 +72,13 @@ impl Engine {
         if created {
             self.inner
                 .net
-                .set_link(&child.name, &j.product, Some(&after.id), "creating", 0)
+                .set_link(
+                    &child.name,
+                    &j.product,
+                    Some(&after.id),
+                    LinkState::Creating,
+                    0,
+                )
                 .await?;
         }
         let old = self
@@ -171,7 +178,11 @@ impl Engine {
                     &child.name,
                     &j.product,
                     if created { None } else { Some(&after.id) },
-                    if created { "failed" } else { "linked" },
+                    if created {
+                        LinkState::Failed
+                    } else {
+                        LinkState::Linked
+                    },
                     0,
                 )
                 .await?;
@@ -191,7 +202,7 @@ impl Engine {
                 &child.name,
                 &j.product,
                 Some(&after.id),
-                "linked",
+                LinkState::Linked,
                 parent_p.updated_at,
             )
             .await?;
@@ -209,7 +220,7 @@ impl Engine {
         let Some(copy) = l.child_product.as_deref() else {
             return Ok(());
         };
-        if l.state == "archived" {
+        if l.state == LinkState::Archived {
             return Ok(());
         }
         // Archived, not deleted: reversible, and the child's order history keeps its product.
@@ -230,7 +241,7 @@ impl Engine {
                 &child.name,
                 &l.parent_product,
                 Some(copy),
-                "archived",
+                LinkState::Archived,
                 l.parent_updated,
             )
             .await

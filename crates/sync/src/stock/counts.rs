@@ -12,8 +12,8 @@ use crate::jobs::*;
 impl Engine {
     pub(crate) async fn level(&self, j: LevelJob) -> Result<(), SyncError> {
         let store = self.inner.net.store(&j.store).await?;
-        let pool = self.inner.net.pool_of(&store.name, &j.item).await?;
-        if pool.is_empty() {
+        let copies = self.inner.net.sku_copies(&store.name, &j.item).await?;
+        if copies.is_empty() {
             return Ok(());
         }
         if let Some(said) = j.available
@@ -49,11 +49,11 @@ impl Engine {
         }
         // A change no write of ours and no order explains: a stock count. The newest count
         // wins; the others get it by compare-and-set.
-        let (parent_store, parent_item) = pool[0].clone();
-        let pooled = self.inner.net.level(&parent_store, &parent_item).await?;
-        let last_set = pooled.map(|(_, l)| l).unwrap_or(0);
+        let (parent_store, parent_item) = copies[0].clone();
+        let parent_level = self.inner.net.level(&parent_store, &parent_item).await?;
+        let last_set = parent_level.map(|(_, l)| l).unwrap_or(0);
         if j.at_ms < last_set {
-            let winner = pooled.map(|(e, _)| e).unwrap_or(current);
+            let winner = parent_level.map(|(e, _)| e).unwrap_or(current);
             tracing::info!(store = %store.name, item = %j.item, "an older stock count lost to a newer one");
             let job = SetJob {
                 store: store.name.clone(),
@@ -99,7 +99,7 @@ impl Engine {
             )?;
         }
         let mut jobs = Vec::new();
-        for (s, item) in pool.iter().filter(|(s, _)| *s != store.name) {
+        for (s, item) in copies.iter().filter(|(s, _)| *s != store.name) {
             let job = SetJob {
                 store: s.clone(),
                 item: item.clone(),

@@ -190,13 +190,13 @@ impl Engine {
             let Some(first) = copies.first() else {
                 continue;
             };
-            let mut pool = vec![(parent.name.clone(), first.parent_item.clone())];
-            pool.extend(
+            let mut holders = vec![(parent.name.clone(), first.parent_item.clone())];
+            holders.extend(
                 copies
                     .iter()
                     .map(|c| (c.child.clone(), c.child_item.clone())),
             );
-            for (s, item) in pool {
+            for (s, item) in holders {
                 if s == store.name {
                     *own.entry(item).or_default() -= line.quantity;
                 } else {

@@ -26,7 +26,7 @@ pub struct Delivery {
 /// One delivery waiting for a commit.
 struct Pending {
     d: Delivery,
-    reply: oneshot::Sender<Result<Outcome, String>>,
+    reply: oneshot::Sender<Result<CommitOutcome, String>>,
 }
 
 impl std::ops::Deref for Pending {
@@ -37,7 +37,7 @@ impl std::ops::Deref for Pending {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum CommitOutcome {
     Accepted { job_id: String },
     Duplicate,
 }
@@ -56,7 +56,7 @@ impl Committer {
     }
 
     /// Hands a delivery to the next commit; its outcome once committed.
-    pub async fn submit(&self, d: Delivery) -> Result<Outcome, String> {
+    pub async fn submit(&self, d: Delivery) -> Result<CommitOutcome, String> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Pending { d, reply })
@@ -90,7 +90,7 @@ async fn run(queue: Queue, mut rx: mpsc::Receiver<Pending>) {
     }
 }
 
-async fn commit(queue: &Queue, items: &[Pending]) -> Result<Vec<Outcome>, String> {
+async fn commit(queue: &Queue, items: &[Pending]) -> Result<Vec<CommitOutcome>, String> {
     let err = |e: &dyn std::fmt::Display| e.to_string();
     // The first of a delivery within the batch; later copies are duplicates of it.
     let mut seen = HashSet::new();
@@ -198,10 +198,10 @@ async fn commit(queue: &Queue, items: &[Pending]) -> Result<Vec<Outcome>, String
         .zip(&first)
         .map(
             |(p, f)| match (f, job_of.get(&(p.store.as_str(), p.delivery_id.as_str()))) {
-                (true, Some(j)) => Outcome::Accepted {
+                (true, Some(j)) => CommitOutcome::Accepted {
                     job_id: (*j).to_owned(),
                 },
-                _ => Outcome::Duplicate,
+                _ => CommitOutcome::Duplicate,
             },
         )
         .collect())

@@ -13,7 +13,7 @@ use ferry_queue::{Job, NewJob};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use commit::{Committer, Delivery, MAX_BATCH, Outcome};
+pub use commit::{CommitOutcome, Committer, Delivery, MAX_BATCH};
 pub use deliveries::{Deliveries, DeliveryRecord, parse_cursor};
 pub use stores::{Platform, WebhookStore, WebhookStores};
 

@@ -143,7 +143,10 @@ async fn bad_input_is_refused_and_changes_nothing(db: TestDb) {
         Some(json!({"price": {"ending": "99"}})),
     )
     .await;
-    assert_eq!((s, e["error"]["code"].as_str()), (400, Some("bad_request")));
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (400, Some("invalid_request"))
+    );
     let (s, _) = call(&net, Method::GET, "/api/network/stores/nope", None).await;
     assert_eq!(s, 404);
     let (s, _) = call(&net, Method::POST, "/api/network/stores/nope/connect", None).await;

@@ -131,7 +131,7 @@ async fn an_order_reserves_charges_and_reaches_every_store(db: TestDb) {
     // The key with another body: refused.
     let other = post_order(&url, Some("order-1"), &order("SKU-000001-1", 1)).await;
     assert_eq!(other.status, 422);
-    assert_eq!(other.body["error"]["code"], "IDEMPOTENCY_KEY_REUSED");
+    assert_eq!(other.body["error"]["code"], "idempotency_key_reused");
     net.quiet().await;
     assert_eq!(charges(&net).len(), 1, "one charge");
     assert_eq!(stock(&net, "SKU-000001-1")[0], before.0[0] - 2);
@@ -142,7 +142,7 @@ async fn an_order_reserves_charges_and_reaches_every_store(db: TestDb) {
     assert_eq!(detail.body["transaction_id"], json!(txn));
     let missing = get(&url, "/api/orders/ord_nope").await;
     assert_eq!(missing.status, 404);
-    assert_eq!(missing.body["error"]["code"], "NOT_FOUND");
+    assert_eq!(missing.body["error"]["code"], "not_found");
     let list = get(&url, "/api/orders?page=1&page_size=500").await;
     assert_eq!(list.status, 200);
     assert_eq!(list.body["count"], 1);
@@ -260,7 +260,7 @@ async fn bad_orders_and_failed_ones_hold_nothing() {
     let before2 = stock(&net, "SKU-000001-2");
     let r = post_order(&url, None, &order("SKU-000001-1", 1)).await;
     assert_eq!(r.status, 400);
-    assert_eq!(r.body["error"]["code"], "IDEMPOTENCY_KEY_MISSING");
+    assert_eq!(r.body["error"]["code"], "idempotency_key_missing");
     let mut bad = Vec::new();
     let mut b = order("NOPE", 1);
     bad.push((b.clone(), "items[0].sku"));
@@ -287,7 +287,7 @@ async fn bad_orders_and_failed_ones_hold_nothing() {
     let big = json!({"items": [], "amount_cents": 1, "currency": "EUR", "payment_method": "x".repeat(2 << 20)});
     let r = post_order(&url, Some("big"), &big).await;
     assert_eq!(r.status, 413);
-    assert_eq!(r.body["error"]["code"], "PAYLOAD_TOO_LARGE");
+    assert_eq!(r.body["error"]["code"], "payload_too_large");
     let r = reply(
         reqwest::Client::new()
             .post(format!("{url}/api/orders"))
@@ -312,13 +312,13 @@ async fn bad_orders_and_failed_ones_hold_nothing() {
     )
     .await;
     assert_eq!(r.status, 422);
-    assert_eq!(r.body["error"]["code"], "INSUFFICIENT_STOCK");
+    assert_eq!(r.body["error"]["code"], "insufficient_stock");
     // A declined card: 402, the reservation let go.
     let mut declined = order("SKU-000001-1", before[0]);
     declined["payment_method"] = json!(ferry_mock::DECLINED_CARD);
     let r = post_order(&url, Some("declined"), &declined).await;
     assert_eq!(r.status, 402);
-    assert_eq!(r.body["error"]["code"], "PAYMENT_FAILED");
+    assert_eq!(r.body["error"]["code"], "payment_failed");
     // So all of it can still be bought.
     let all = post_order(&url, Some("all"), &order("SKU-000001-1", before[0])).await;
     assert_eq!(all.status, 201, "{}", all.body);
@@ -345,7 +345,7 @@ async fn bad_orders_and_failed_ones_hold_nothing() {
         .await;
     let r = post_order(&down.server.url(), Some("down"), &order("SKU-000001-2", 1)).await;
     assert_eq!(r.status, 503, "{}", r.body);
-    assert_eq!(r.body["error"]["code"], "UPSTREAM_UNAVAILABLE");
+    assert_eq!(r.body["error"]["code"], "upstream_unavailable");
     let r = post_order(&url, Some("after-down"), &order("SKU-000002-1", 1)).await;
     assert_eq!(r.status, 201);
     net.quiet().await;
@@ -388,7 +388,7 @@ async fn rate_limits_hold_across_two_servers() {
         if r.status == 429 {
             let wait: u64 = r.retry_after.unwrap().parse().unwrap();
             assert!((1..=60).contains(&wait));
-            assert_eq!(r.body["error"]["code"], "RATE_LIMITED");
+            assert_eq!(r.body["error"]["code"], "rate_limited");
         }
     }
     assert!(statuses[..3].iter().all(|s| *s != 429), "{statuses:?}");

@@ -189,7 +189,7 @@ async fn keyed_posts_are_never_duplicated_by_retries(db: TestDb) {
 }
 
 async fn breaker_opens_and_recovers(db: TestDb) {
-    let env = Env::start(db).await;
+    let (env, clock) = Env::start_fake(db).await;
     let p = env.mock.platform();
     let s = p.create_store(Some("shop")).unwrap();
     let opts = ferry_connect::ClientOptions {
@@ -232,7 +232,7 @@ async fn breaker_opens_and_recovers(db: TestDb) {
     assert_eq!(state.state, "open");
 
     // Still failing when due: the probe fails, it opens again for twice as long.
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    clock.advance(Duration::from_millis(350));
     assert_eq!(
         rest.put("a", &json!({})).await.unwrap_err().class(),
         ErrorClass::Transient
@@ -248,7 +248,7 @@ async fn breaker_opens_and_recovers(db: TestDb) {
     );
 
     p.set_faults("shop", Faults::default()).unwrap();
-    tokio::time::sleep(Duration::from_millis(650)).await;
+    clock.advance(Duration::from_millis(650));
     rest.put("a", &json!({"ok": true})).await.unwrap();
     assert_eq!(rest_breaker(&env, &rest).await.state, "closed");
     rest.put("b", &json!({})).await.unwrap();

@@ -36,8 +36,20 @@ pub fn quick() -> ClientOptions {
 
 impl Env {
     pub async fn start(test_db: TestDb) -> Env {
-        let mock = MockServer::start(MockConfig::default()).await.unwrap();
         let queue = test_db.real_queue().await;
+        Env::on(test_db, queue).await
+    }
+
+    /// On the test's fake clock: breakers' cooldowns and tokens' lifetimes pass when the test
+    /// moves the clock (`test_db.clock`), not by sleeping.
+    pub async fn start_fake(test_db: TestDb) -> (Env, ferry_core::FakeClock) {
+        let queue = test_db.queue().await;
+        let clock = test_db.clock.clone();
+        (Env::on(test_db, queue).await, clock)
+    }
+
+    async fn on(test_db: TestDb, queue: ferry_queue::Queue) -> Env {
+        let mock = MockServer::start(MockConfig::default()).await.unwrap();
         let db = ferry_connect::db::open(&queue).await.unwrap();
         Env {
             mock,

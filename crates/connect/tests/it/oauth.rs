@@ -26,7 +26,7 @@ fn oauth(env: &Env, store: &str) -> Arc<OAuth> {
 }
 
 async fn tokens_refresh_ahead_of_expiry_once_for_all_callers(db: TestDb) {
-    let env = Env::start(db).await;
+    let (env, clock) = Env::start_fake(db).await;
     let p = env.mock.platform();
     p.create_store(Some("shop")).unwrap();
     let first = p.enable_oauth("shop", 3_000).unwrap();
@@ -58,7 +58,7 @@ async fn tokens_refresh_ahead_of_expiry_once_for_all_callers(db: TestDb) {
 
     // Within `skew` of the expiry, the next call refreshes first: no 401 on the way.
     let before = creds.token().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    clock.advance(Duration::from_millis(1_600));
     rest.put("later", &json!({})).await.unwrap();
     assert_eq!(p.oauth_counters("shop").unwrap().refreshes, 2);
     assert_ne!(creds.token().await.unwrap(), before);

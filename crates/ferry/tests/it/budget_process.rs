@@ -6,14 +6,12 @@ use std::process::Stdio;
 
 use ferry_mock::{MockConfig, MockServer};
 use ferry_queue::{JobFilter, JobState, NewJob};
-use ferry_testkit::{Backend, TestDb, eventually};
+use ferry_testkit::{TestDb, eventually};
 use serde_json::json;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_worker_processes_share_one_store_budget() {
-    let Some(db) = TestDb::new(Backend::Postgres).await else {
-        return;
-    };
+ferry_testkit::postgres_only!(two_worker_processes_share_one_store_budget);
+
+async fn two_worker_processes_share_one_store_budget(db: TestDb) {
     let mock = MockServer::start(MockConfig::default()).await.unwrap();
     let p = mock.platform();
     let store = p.create_store(Some("shop")).unwrap();

@@ -6,7 +6,7 @@
 use std::process::Stdio;
 
 use ferry_mock::MockServer;
-use ferry_testkit::{Backend, TestDb, eventually};
+use ferry_testkit::{TestDb, eventually};
 use tokio::process::{Child, Command};
 
 const TOKEN: &str = "orders-process-admin-token-0123";
@@ -49,11 +49,9 @@ async fn post(url: &str, key: &str, body: &serde_json::Value) -> reqwest::Respon
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_server_killed_mid_order_leaves_it_to_a_worker() {
-    let Some(db) = TestDb::new(Backend::Postgres).await else {
-        return;
-    };
+ferry_testkit::postgres_only!(a_server_killed_mid_order_leaves_it_to_a_worker);
+
+async fn a_server_killed_mid_order_leaves_it_to_a_worker(db: TestDb) {
     let mock = crate::sync_process::simulated(&["parent", "child-1"], 3, 1).await;
     let p = mock.platform();
     let parent = p.store_info("parent").unwrap();

@@ -1,17 +1,15 @@
 //! Two `ferry serve` processes on one PostgreSQL receive the same deliveries at once: each is
 //! accepted by exactly one of them and becomes exactly one job.
 
-use ferry_testkit::{Backend, TestDb};
+use ferry_testkit::TestDb;
 
 use crate::serve_process::{add_shop, serve};
 
 const N: usize = 200;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_servers_accept_each_delivery_once() {
-    let Some(db) = TestDb::new(Backend::Postgres).await else {
-        return;
-    };
+ferry_testkit::postgres_only!(two_servers_accept_each_delivery_once);
+
+async fn two_servers_accept_each_delivery_once(db: TestDb) {
     let key = add_shop(&db.url, "shpss_race_secret").await;
     let (_a, url_a) = serve(&db.url, &key).await;
     let (_b, url_b) = serve(&db.url, &key).await;

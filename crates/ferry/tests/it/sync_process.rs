@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use ferry_mock::{MockConfig, MockServer, OrderLine, ProductSpec};
 use ferry_queue::{JobState, SystemClock};
-use ferry_testkit::{Backend, TestDb, eventually};
+use ferry_testkit::{TestDb, eventually};
 use tokio::process::{Child, Command};
 
 use crate::serve_process::serve;
@@ -102,11 +102,9 @@ pub async fn simulated(stores: &[&str], products: usize, variants: usize) -> Moc
     mock
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_killed_mid_sync_loses_nothing() {
-    let Some(db) = TestDb::new(Backend::Postgres).await else {
-        return;
-    };
+ferry_testkit::postgres_only!(a_worker_killed_mid_sync_loses_nothing);
+
+async fn a_worker_killed_mid_sync_loses_nothing(db: TestDb) {
     let stores = ["parent", "child-1", "child-2"];
     let mock = simulated(&stores, 10, 2).await;
     let key = ferry_core::Cipher::generate_key();

@@ -202,13 +202,11 @@ async fn stats_per_queue(db: TestDb) {
     assert_eq!(names, ["default", "other"]);
 }
 
+ferry_testkit::postgres_only!(postgres_enqueue_notifies_other_processes);
+
 /// Other processes learn of new jobs by NOTIFY: sent with a committed insert, never for a
 /// rolled-back one, and debounced to one per queue per window.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_enqueue_notifies_other_processes() {
-    let Some(db) = TestDb::new(ferry_testkit::Backend::Postgres).await else {
-        return;
-    };
+async fn postgres_enqueue_notifies_other_processes(db: TestDb) {
     let q = db.queue().await;
     let mut listener = sqlx::postgres::PgListener::connect(&db.url).await.unwrap();
     listener.listen("ferry_jobs").await.unwrap();

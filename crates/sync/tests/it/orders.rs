@@ -3,8 +3,6 @@
 //! failures that hold nothing, duplicates at once, a server that dies mid-order, rate limits
 //! shared by two servers.
 
-use std::time::Duration;
-
 use ferry_sync::Rules;
 use ferry_sync::orders::{Limits, OrdersOptions};
 use ferry_testkit::{Backend, TestDb};
@@ -173,8 +171,11 @@ async fn duplicates_at_once_make_one_order_and_one_charge(db: TestDb) {
         net.platform().payments_in_flight() == 1
     })
     .await;
-    // Everything but the first has answered by now: 409, the first still running.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Everything but the first answers while the first is held at the provider.
+    ferry_testkit::eventually("the seven others answered", || async {
+        sends.iter().filter(|h| h.is_finished()).count() == 7
+    })
+    .await;
     net.platform().release_writes();
     let mut statuses = Vec::new();
     for s in sends {
@@ -358,11 +359,9 @@ async fn bad_orders_and_failed_ones_hold_nothing() {
     assert_eq!(paid.len(), 3, "bad-0, all, after-down: {paid:?}");
 }
 
-#[tokio::test]
-async fn rate_limits_hold_across_two_servers() {
-    let Some(db) = TestDb::new(Backend::Postgres).await else {
-        return;
-    };
+ferry_testkit::postgres_only!(rate_limits_hold_across_two_servers);
+
+async fn rate_limits_hold_across_two_servers(db: TestDb) {
     let mut net = Net::unconnected(db, 0, 1, Rules::default()).await;
     net.orders.limits = Limits {
         create: 3,

@@ -18,6 +18,8 @@ pub enum ServerError {
     UnknownPlatform(String),
     #[error("the body is larger than {0} bytes")]
     TooLarge(usize),
+    #[error("the headers are larger than {0} bytes")]
+    HeadersTooLarge(usize),
     #[error("the content type must be application/json")]
     UnsupportedMediaType,
     #[error("the body is not JSON: {0}")]
@@ -40,6 +42,7 @@ impl ServerError {
             ServerError::UnknownStore(_) => "unknown_store",
             ServerError::UnknownPlatform(_) => "unknown_platform",
             ServerError::TooLarge(_) => "payload_too_large",
+            ServerError::HeadersTooLarge(_) => "headers_too_large",
             ServerError::UnsupportedMediaType => "unsupported_media_type",
             ServerError::InvalidJson(_) => "invalid_json",
             ServerError::BadRequest(_) => "invalid_request",
@@ -56,6 +59,7 @@ impl ServerError {
             }
             ServerError::UnknownStore(_) | ServerError::UnknownPlatform(_) => StatusCode::NOT_FOUND,
             ServerError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ServerError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ServerError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ServerError::InvalidJson(_) | ServerError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ServerError::NotFound(_) => StatusCode::NOT_FOUND,

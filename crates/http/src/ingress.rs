@@ -27,8 +27,13 @@ fn header<'a>(h: &'a HeaderMap, names: &[&str]) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-fn count(platform: &str, outcome: &'static str) {
-    metrics::counter!("ferry_webhooks_total", "platform" => platform.to_owned(), "outcome" => outcome)
+/// The most header bytes (names and values) a delivery may carry: real senders use about 1 KB.
+pub const MAX_HEADER_BYTES: usize = 8 * 1024;
+
+/// Counted by platform and outcome, both from fixed lists: a request can not add a series.
+fn count(platform: Option<Platform>, outcome: &'static str) {
+    let platform = platform.map_or("unknown", Platform::as_str);
+    metrics::counter!("ferry_webhooks_total", "platform" => platform, "outcome" => outcome)
         .increment(1);
 }
 
@@ -38,33 +43,44 @@ pub async fn receive(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match accept(&app, &platform, &store, &headers, body).await {
+    let known = Platform::parse(&platform);
+    match accept(&app, known, &platform, &store, &headers, body).await {
         Ok((status, outcome, body)) => {
-            count(&platform, outcome);
+            count(known, outcome);
             (status, Json(body)).into_response()
         }
         Err(e) => {
-            count(&platform, e.code());
+            count(known, e.code());
             e.into_response()
         }
     }
 }
 
+/// A secret no store has: an unknown store's delivery is checked against it, so that it costs
+/// what a known store's does and is refused in the same words.
+fn decoy_secrets() -> &'static [String] {
+    static DECOY: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| vec![format!("whsec_{}", ferry_core::Cipher::generate_key())])
+}
+
 async fn accept(
     app: &AppState,
-    platform: &str,
+    platform: Option<Platform>,
+    raw_platform: &str,
     store: &str,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, &'static str, Value), ServerError> {
-    let platform = Platform::parse(platform)
-        .ok_or_else(|| ServerError::UnknownPlatform(platform.to_owned()))?;
-    let st = app
-        .stores
-        .get(store)
-        .await?
-        .filter(|s| s.platform == platform)
-        .ok_or_else(|| ServerError::UnknownStore(store.to_owned()))?;
+    // Everything checked before the store is looked up is the same for every store name, so a
+    // refusal says nothing about which stores exist.
+    let header_bytes: usize = headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len())
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return Err(ServerError::HeadersTooLarge(MAX_HEADER_BYTES));
+    }
+    let platform = platform.ok_or_else(|| ServerError::UnknownPlatform(raw_platform.to_owned()))?;
     let json_type = headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
@@ -79,14 +95,29 @@ async fn accept(
     let bytes = axum::body::to_bytes(body, app.body_limit)
         .await
         .map_err(|_| ServerError::TooLarge(app.body_limit))?;
+    // An invalid name is never looked up; an unknown one is remembered briefly (WebhookStores).
+    let st = app
+        .stores
+        .get(store)
+        .await?
+        .filter(|s| s.platform == platform);
+    let secrets = st
+        .as_ref()
+        .map_or(decoy_secrets(), |s| s.secrets.as_slice());
     let now_s = app.queue.now_ms() / 1000;
     let verified = match platform {
-        Platform::Shopify => signature::shopify(headers, &bytes, &st.secrets),
-        Platform::Standard => signature::standard(headers, &bytes, &st.secrets, now_s),
-        Platform::Stripe => signature::stripe(headers, &bytes, &st.secrets, now_s),
+        Platform::Shopify => signature::shopify(headers, &bytes, secrets),
+        Platform::Standard => signature::standard(headers, &bytes, secrets, now_s),
+        Platform::Stripe => signature::stripe(headers, &bytes, secrets, now_s),
     };
+    // The decoy's refusal reads exactly like a known store's (same header, same words).
     match verified {
-        Ok(()) => {}
+        Ok(()) if st.is_some() => {}
+        Ok(()) => {
+            return Err(ServerError::InvalidSignature(
+                "the signature does not match",
+            ));
+        }
         Err(Rejection::BadSignature(why)) => return Err(ServerError::InvalidSignature(why)),
         Err(Rejection::StaleTimestamp) => return Err(ServerError::StaleTimestamp),
     }

@@ -6,6 +6,10 @@
 //!   `{id}.{timestamp}.{body}`, keyed by the base64 bytes after `whsec_`; 5 minutes either way.
 //! - Stripe: `Stripe-Signature: t=…,v1=<hex>[,v1=…]` over `{t}.{body}`, keyed by the secret's
 //!   UTF-8 bytes (`whsec_` included); 300 s tolerance.
+//!
+//! What a delivery costs is bounded before anything is known about its sender: the MAC over the
+//! body is computed once per active secret, whatever the header holds; only candidates of a
+//! SHA-256 MAC's length count, and at most [`MAX_CANDIDATES`] of them.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -15,6 +19,13 @@ type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
 /// Timestamps further than this from now are refused (Standard Webhooks and Stripe).
 pub const TOLERANCE_S: i64 = 300;
+
+/// The most signatures of one header that are compared (senders list one per active secret,
+/// two during a rotation); the rest are ignored.
+pub const MAX_CANDIDATES: usize = 8;
+
+/// The length of an HMAC-SHA256.
+const MAC_LEN: usize = 32;
 
 /// Why a delivery is refused before it is read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,13 +53,36 @@ fn mac(key: &[u8]) -> HmacSha256 {
         .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"))
 }
 
-/// True when `sig` is the HMAC-SHA256 of `parts` under `key` (constant-time compare).
-fn verifies(key: &[u8], parts: &[&[u8]], sig: &[u8]) -> bool {
-    let mut m = mac(key);
-    for p in parts {
-        m.update(p);
+/// True when one of `candidates` is the HMAC-SHA256 of `parts` under one of `keys`. The MAC is
+/// computed once per key (the body is read once per key, never per candidate); each
+/// comparison is constant-time (`verify_slice` on a copy of the finished state).
+fn any_verifies<K: AsRef<[u8]>>(keys: &[K], parts: &[&[u8]], candidates: &[Vec<u8>]) -> bool {
+    if candidates.is_empty() {
+        return false;
     }
-    m.verify_slice(sig).is_ok()
+    let mut ok = false;
+    for key in keys {
+        let mut m = mac(key.as_ref());
+        for p in parts {
+            m.update(p);
+        }
+        for c in candidates {
+            // No early return: every key and candidate is tried, so timing says nothing.
+            ok |= m.clone().verify_slice(c).is_ok();
+        }
+    }
+    ok
+}
+
+/// The first [`MAX_CANDIDATES`] signatures that decode to a MAC's length.
+fn candidates<'a>(
+    raw: impl Iterator<Item = &'a str>,
+    decode: impl Fn(&str) -> Option<Vec<u8>>,
+) -> Vec<Vec<u8>> {
+    raw.filter_map(|s| decode(s.trim()))
+        .filter(|c| c.len() == MAC_LEN)
+        .take(MAX_CANDIDATES)
+        .collect()
 }
 
 /// Shopify: any secret whose HMAC of the body matches the header.
@@ -60,10 +94,10 @@ pub fn shopify(headers: &dyn Headers, body: &[u8], secrets: &[String]) -> Result
     let sig = B64
         .decode(header.trim())
         .map_err(|_| Rejection::BadSignature("the signature is not base64"))?;
-    if secrets
-        .iter()
-        .any(|s| verifies(s.as_bytes(), &[body], &sig))
-    {
+    if sig.len() != MAC_LEN {
+        return Err(Rejection::BadSignature("the signature does not match"));
+    }
+    if any_verifies(secrets, &[body], &[sig]) {
         Ok(())
     } else {
         Err(Rejection::BadSignature("the signature does not match"))
@@ -90,20 +124,17 @@ pub fn standard(
         .trim()
         .parse()
         .map_err(|_| Rejection::BadSignature("webhook-timestamp is not a number"))?;
-    let candidates: Vec<Vec<u8>> = sigs
-        .split_whitespace()
-        .filter_map(|s| s.strip_prefix("v1,"))
-        .filter_map(|s| B64.decode(s).ok())
-        .collect();
+    let candidates = candidates(
+        sigs.split_whitespace()
+            .filter_map(|s| s.strip_prefix("v1,")),
+        |s| B64.decode(s).ok(),
+    );
     let keys: Vec<Vec<u8>> = secrets
         .iter()
         .filter_map(|s| B64.decode(s.strip_prefix("whsec_").unwrap_or(s)).ok())
         .collect();
     let signed = [id.as_bytes(), b".", ts.trim().as_bytes(), b".", body];
-    let ok = keys
-        .iter()
-        .any(|k| candidates.iter().any(|c| verifies(k, &signed, c)));
-    if !ok {
+    if !any_verifies(&keys, &signed, &candidates) {
         return Err(Rejection::BadSignature("the signature does not match"));
     }
     // Checked after the signature, so an unsigned request learns nothing about the clock.
@@ -124,23 +155,23 @@ pub fn stripe(
         .get("stripe-signature")
         .ok_or(Rejection::BadSignature("missing Stripe-Signature"))?;
     let mut t: Option<&str> = None;
-    let mut v1: Vec<Vec<u8>> = Vec::new();
     for part in header.split(',') {
-        match part.trim().split_once('=') {
-            Some(("t", v)) => t = Some(v),
-            Some(("v1", v)) => v1.extend(hex::decode(v).ok()),
-            _ => {}
+        if let Some(("t", v)) = part.trim().split_once('=') {
+            t = Some(v);
         }
     }
+    let v1 = candidates(
+        header
+            .split(',')
+            .filter_map(|p| p.trim().strip_prefix("v1=")),
+        |s| hex::decode(s).ok(),
+    );
     let t = t.ok_or(Rejection::BadSignature("Stripe-Signature has no timestamp"))?;
     let ts: i64 = t
         .parse()
         .map_err(|_| Rejection::BadSignature("Stripe-Signature timestamp is not a number"))?;
     let signed = [t.as_bytes(), b".", body];
-    let ok = secrets
-        .iter()
-        .any(|s| v1.iter().any(|c| verifies(s.as_bytes(), &signed, c)));
-    if !ok {
+    if !any_verifies(secrets, &signed, &v1) {
         return Err(Rejection::BadSignature("the signature does not match"));
     }
     if (now_s - ts).abs() > TOLERANCE_S {
@@ -238,5 +269,44 @@ mod tests {
             Err(Rejection::StaleTimestamp)
         );
         assert!(stripe(&headers, br#"{"id":"evt_2"}"#, &secret, 1_700_000_000).is_err());
+    }
+
+    #[test]
+    fn only_eight_candidates_of_a_macs_length_are_compared() {
+        let body = br#"{"id":1}"#;
+        let key = B64.encode(b"0123456789abcdef0123456789abcdef");
+        let secrets = vec![format!("whsec_{key}")];
+        let good = {
+            let mut m = mac(b"0123456789abcdef0123456789abcdef");
+            m.update(b"msg_1.1700000000.");
+            m.update(body);
+            B64.encode(m.finalize().into_bytes())
+        };
+        let check = |sigs: &str| {
+            standard(
+                &h(&[
+                    ("webhook-id", "msg_1"),
+                    ("webhook-timestamp", "1700000000"),
+                    ("webhook-signature", sigs),
+                ]),
+                body,
+                &secrets,
+                1_700_000_000,
+            )
+        };
+        assert_eq!(check(&format!("v1,{good}")), Ok(()));
+        // Thousands of empty or short candidates are not MACs: none is computed for them.
+        let flood = "v1, ".repeat(5_000);
+        assert!(check(&flood).is_err());
+        assert_eq!(
+            candidates(flood.split_whitespace(), |s| B64.decode(s).ok()).len(),
+            0
+        );
+        // Eight wrong ones of the right length first: the good one after them is not read.
+        let wrong = B64.encode([7u8; 32]);
+        let eight = format!("v1,{wrong} ").repeat(8);
+        assert!(check(&format!("{eight}v1,{good}")).is_err());
+        let seven = format!("v1,{wrong} ").repeat(7);
+        assert_eq!(check(&format!("{seven}v1,{good}")), Ok(()));
     }
 }

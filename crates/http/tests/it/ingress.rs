@@ -114,7 +114,22 @@ async fn bad_input_is_refused_and_nothing_is_stored(db: TestDb) {
             401,
             "invalid_signature",
         ),
-        (shopify(&h, "nope", SECRET, "a", body), 404, "unknown_store"),
+        // An unknown store is refused in a known store's words: names can not be enumerated.
+        (
+            shopify(&h, "nope", SECRET, "a", body),
+            401,
+            "invalid_signature",
+        ),
+        (
+            shopify(&h, &"x".repeat(65), SECRET, "a", body),
+            401,
+            "invalid_signature",
+        ),
+        (
+            shopify(&h, "shop", SECRET, "a", body).header("x-padding", "p".repeat(9 * 1024)),
+            431,
+            "headers_too_large",
+        ),
         (
             h.http
                 .post(h.url("/webhooks/shopify/shop"))
@@ -153,6 +168,18 @@ async fn bad_input_is_refused_and_nothing_is_stored(db: TestDb) {
         .unwrap();
     assert_eq!(error_code(r).await, (404, "unknown_platform".into()));
     assert_eq!((h.deliveries().await, h.webhook_jobs().await), (0, 0));
+
+    // A known store with a wrong signature and an unknown store: the same status and body.
+    let known = shopify(&h, "shop", "wrong-secret", "b", body)
+        .send()
+        .await
+        .unwrap();
+    let unknown = shopify(&h, "no-such-store", "wrong-secret", "b", body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(known.status(), unknown.status());
+    assert_eq!(known.text().await.unwrap(), unknown.text().await.unwrap());
 }
 
 async fn secrets_rotate(db: TestDb) {

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 pub use commit::{CommitOutcome, Committer, Delivery, MAX_BATCH};
 pub use deliveries::{Deliveries, DeliveryRecord, parse_cursor};
-pub use stores::{Platform, WebhookStore, WebhookStores};
+pub use stores::{Platform, WebhookStore, WebhookStores, valid_name};
 
 /// The queue webhook jobs wait in.
 pub const WEBHOOK_QUEUE: &str = "webhooks";

@@ -1,6 +1,8 @@
 //! The stores that send webhooks, with their active secrets sealed at rest.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use ferry_core::Clock;
 use serde::{Deserialize, Serialize};
@@ -62,20 +64,70 @@ impl std::fmt::Debug for WebhookStore {
 /// at once; one made through another server shows here within this time.
 const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
-type Cache =
-    std::sync::Mutex<std::collections::HashMap<String, (Option<WebhookStore>, std::time::Instant)>>;
+/// The most entries each side of the cache holds before it starts again.
+const CACHE_ENTRIES: usize = 10_000;
+
+/// Stores read recently, and names found to be no store. The two sides are bounded apart, so
+/// a flood of made-up names fills only its own side and never pushes a real store out.
+#[derive(Default)]
+struct Cache {
+    known: HashMap<String, (WebhookStore, Instant)>,
+    unknown: HashMap<String, Instant>,
+}
+
+impl Cache {
+    fn get(&self, name: &str) -> Option<Option<WebhookStore>> {
+        if let Some((s, at)) = self.known.get(name)
+            && at.elapsed() < CACHE_TTL
+        {
+            return Some(Some(s.clone()));
+        }
+        match self.unknown.get(name) {
+            Some(at) if at.elapsed() < CACHE_TTL => Some(None),
+            _ => None,
+        }
+    }
+
+    fn put(&mut self, name: &str, store: Option<WebhookStore>) {
+        let now = Instant::now();
+        match store {
+            Some(s) => {
+                if self.known.len() >= CACHE_ENTRIES {
+                    self.known.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
+                }
+                if self.known.len() < CACHE_ENTRIES {
+                    self.known.insert(name.to_owned(), (s, now));
+                }
+                self.unknown.remove(name);
+            }
+            None => {
+                if self.unknown.len() >= CACHE_ENTRIES {
+                    self.unknown.clear();
+                }
+                self.unknown.insert(name.to_owned(), now);
+                self.known.remove(name);
+            }
+        }
+    }
+
+    fn forget(&mut self, name: &str) {
+        self.known.remove(name);
+        self.unknown.remove(name);
+    }
+}
 
 #[derive(Clone)]
 pub struct WebhookStores {
     db: Db,
     cipher: Cipher,
     clock: Arc<dyn Clock>,
-    /// Stores (and unknown names) recently read: every webhook needs its store's secrets, and
-    /// reading and opening them per request costs more than the rest of the request.
-    cache: Arc<Cache>,
+    /// Every webhook needs its store's secrets, and reading and opening them per request costs
+    /// more than the rest of the request.
+    cache: Arc<Mutex<Cache>>,
 }
 
-fn valid_name(n: &str) -> bool {
+/// A store name: 1 to 64 of `[A-Za-z0-9_-]`. Anything else is refused before any lookup.
+pub fn valid_name(n: &str) -> bool {
     !n.is_empty()
         && n.len() <= 64
         && n.chars()
@@ -115,40 +167,32 @@ impl WebhookStores {
             ));
         }
         let sealed = self.seal(name, secrets);
-        self.cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(name);
+        self.cache().forget(name);
         let now = self.clock.now_ms();
         let sql = "INSERT INTO ferry_stores (name, platform, secrets, created_ms, updated_ms) VALUES ($1, $2, $3, $4, $4)
                    ON CONFLICT (name) DO UPDATE SET platform = $2, secrets = $3, updated_ms = $4";
         let args = (name, platform.as_str(), &sealed, now);
         ferry_db::exec!(&self.db, sql, args.0, args.1, args.2, args.3)?;
         // Again after the write: a read that raced it may have cached the old secrets.
-        self.cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(name);
+        self.cache().forget(name);
         Ok(())
     }
 
-    /// A store, from the cache when it was read less than `CACHE_TTL` ago.
+    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A store, from the cache when it was read less than `CACHE_TTL` ago. A name that is not
+    /// valid is no store, without a read.
     pub async fn get(&self, name: &str) -> Result<Option<WebhookStore>, SyncError> {
-        if let Some((store, at)) = self
-            .cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            && at.elapsed() < CACHE_TTL
-        {
-            return Ok(store.clone());
+        if !valid_name(name) {
+            return Ok(None);
+        }
+        if let Some(hit) = self.cache().get(name) {
+            return Ok(hit);
         }
         let store = self.read(name).await?;
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() > 10_000 {
-            cache.clear();
-        }
-        cache.insert(name.to_owned(), (store.clone(), std::time::Instant::now()));
+        self.cache().put(name, store.clone());
         Ok(store)
     }
 

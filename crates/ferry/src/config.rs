@@ -32,6 +32,8 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     pub request_timeout_s: u64,
     pub body_limit: usize,
+    pub header_read_timeout_s: u64,
+    pub max_connections: usize,
     #[serde(deserialize_with = "list")]
     pub queues: Vec<String>,
     pub concurrency: usize,
@@ -49,7 +51,7 @@ pub struct Config {
 /// The keys, as spelled in the file; the environment variable is `FERRY_` and the key in
 /// capitals. Only these are read from the environment (FERRY_CONFIG, FERRY_WEBHOOK_SECRET
 /// and the like are a command's inputs, not configuration).
-const KEYS: [&str; 19] = [
+const KEYS: [&str; 21] = [
     "database_url",
     "encryption_key",
     "log",
@@ -58,6 +60,8 @@ const KEYS: [&str; 19] = [
     "cors_origins",
     "request_timeout_s",
     "body_limit",
+    "header_read_timeout_s",
+    "max_connections",
     "queues",
     "concurrency",
     "public_url",
@@ -130,6 +134,12 @@ impl Config {
     fn validate(&self) -> Result<()> {
         if self.request_timeout_s == 0 {
             bail!("invalid configuration: request_timeout_s must be at least 1");
+        }
+        if self.header_read_timeout_s == 0 {
+            bail!("invalid configuration: header_read_timeout_s must be at least 1");
+        }
+        if self.max_connections == 0 {
+            bail!("invalid configuration: max_connections must be at least 1");
         }
         if self.body_limit == 0 {
             bail!("invalid configuration: body_limit must be at least 1");

@@ -32,6 +32,12 @@ pub struct ServeArgs {
     /// The largest request body accepted, in bytes (config: body_limit).
     #[arg(long)]
     body_limit: Option<usize>,
+    /// Seconds a connection may take to send a request head (config: header_read_timeout_s).
+    #[arg(long)]
+    header_read_timeout_s: Option<u64>,
+    /// The most connections served at once (config: max_connections).
+    #[arg(long)]
+    max_connections: Option<usize>,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -120,6 +126,12 @@ pub async fn run(a: ServeArgs) -> Result<()> {
             .into_iter()
             .filter(|o| !o.is_empty())
             .collect(),
+        header_read_timeout: std::time::Duration::from_secs(
+            a.header_read_timeout_s
+                .unwrap_or(cfg.header_read_timeout_s)
+                .max(1),
+        ),
+        max_connections: a.max_connections.unwrap_or(cfg.max_connections).max(1),
     };
     app.orders = cfg.orders();
     let listener = tokio::net::TcpListener::bind(listen)

@@ -34,6 +34,13 @@ pub struct Hardening {
     pub request_timeout: std::time::Duration,
     /// Origins allowed to call the API from a browser; none (the default): no CORS headers.
     pub cors_origins: Vec<String>,
+    /// A connection that has not sent a whole request head within this of starting one (or of
+    /// its previous answer, when kept alive) is closed: a client that trickles its headers
+    /// holds nothing for long.
+    pub header_read_timeout: std::time::Duration,
+    /// The most connections open at once; the next ones wait in the kernel's backlog until one
+    /// closes.
+    pub max_connections: usize,
 }
 
 impl Default for Hardening {
@@ -41,6 +48,8 @@ impl Default for Hardening {
         Hardening {
             request_timeout: std::time::Duration::from_secs(30),
             cors_origins: Vec::new(),
+            header_read_timeout: std::time::Duration::from_secs(10),
+            max_connections: 1024,
         }
     }
 }
@@ -83,7 +92,6 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
         .merge(public().0)
         .route_layer(axum::middleware::from_fn(crate::telemetry::track))
         .with_state(state)
-        .layer(axum::middleware::map_response(security_headers))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             hardening.request_timeout,
@@ -96,10 +104,13 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
         None => app,
     };
     // The request id is set first and echoed last, so every layer and the handlers see it.
+    // The security headers go on outermost: every answer has them, 408s, panics and CORS
+    // preflights included.
     app.layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
         .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(
             tower_http::request_id::MakeRequestUuid,
         ))
+        .layer(axum::middleware::map_response(security_headers))
 }
 
 fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
@@ -208,17 +219,69 @@ pub fn start_on(
     let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
     crate::telemetry::handle();
+    let hardening = state.hardening.clone();
     let app = router_with(state, extra);
-    tokio::spawn(async move {
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async {
-            let _ = stopped.await;
-        });
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "server stopped");
-        }
-    });
+    tokio::spawn(serve(listener, app, hardening, stopped));
     Ok(Running {
         addr,
         stop: Some(stop),
     })
+}
+
+/// Accepts connections while fewer than `max_connections` are open and serves each over
+/// HTTP/1.1 with the header-read timeout; when stopped, stops accepting and lets the open
+/// connections finish the requests they have (graceful shutdown).
+async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    h: Hardening,
+    mut stopped: oneshot::Receiver<()>,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(h.max_connections.max(1)));
+    let (drain, draining) = tokio::sync::watch::channel(false);
+    loop {
+        let permit = tokio::select! {
+            _ = &mut stopped => break,
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let stream = tokio::select! {
+            _ = &mut stopped => break,
+            r = listener.accept() => match r {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little instead of spinning.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let mut draining = draining.clone();
+        let header_read_timeout = h.header_read_timeout;
+        tokio::spawn(async move {
+            let _slot = permit;
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_read_timeout)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            let drained = async move {
+                // The borrow of the flag ends here, before anything else is awaited.
+                let _ = draining.wait_for(|d| *d).await.map(|_| ());
+            };
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = drained => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+    let _ = drain.send(true);
 }

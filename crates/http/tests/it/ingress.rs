@@ -333,6 +333,19 @@ async fn health_and_security_headers(db: TestDb) {
         "nosniff",
         "on every response"
     );
+    let preflight = h
+        .http
+        .request(reqwest::Method::OPTIONS, h.url("/api/stores"))
+        .header("origin", "https://admin.example")
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        preflight.headers()["x-frame-options"],
+        "DENY",
+        "CORS preflights too"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -393,6 +406,42 @@ async fn metrics_count_requests_webhooks_and_queue_depth() {
         r#"queue="webhooks""#
     ]));
     assert!(!text.contains(SECRET), "no secret in metrics");
+
+    // Made-up platforms and stores add no series: labels come from fixed lists, so a second
+    // round of new names finds every series already there.
+    let series = |t: &str| {
+        t.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.rsplit_once(' ').map(|(k, _)| k.to_owned()))
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let mut rounds = Vec::new();
+    for round in 0..2 {
+        for i in 0..20 {
+            let r = h
+                .http
+                .post(h.url(&format!("/webhooks/made-up-{round}-{i}/store-{round}-{i}")))
+                .header("content-type", "application/json")
+                .body("{}")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 404);
+        }
+        let text = h
+            .http
+            .get(h.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(!text.contains("made-up"), "{text}");
+        rounds.push(series(&text));
+    }
+    let added: Vec<_> = rounds[1].difference(&rounds[0]).collect();
+    assert!(added.is_empty(), "new series from new names: {added:?}");
 }
 
 async fn request_ids_follow_deliveries_and_cors_is_only_for_configured_origins(db: TestDb) {

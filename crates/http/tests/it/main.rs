@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is what it should do
 
 mod admin;
+mod connections;
 mod ingress;
 
 use base64::Engine;

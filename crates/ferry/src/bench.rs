@@ -28,6 +28,9 @@ pub enum BenchCommand {
     Reconcile(crate::bench_reconcile::ReconcileArgs),
     /// Orders through the orders API: orders per second, latency, double charges (0).
     Orders(crate::bench_orders::OrdersArgs),
+    /// What a client with no token can make `ferry serve` do: a signature flood, metric
+    /// series, store enumeration, slow connections, /healthz under a flood.
+    Abuse(crate::bench_abuse::AbuseArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -87,6 +90,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Sync(a) => crate::bench_sync::run(a).await,
         BenchCommand::Reconcile(a) => crate::bench_reconcile::run(a).await,
         BenchCommand::Orders(a) => crate::bench_orders::run(a).await,
+        BenchCommand::Abuse(a) => crate::bench_abuse::run(a).await,
         BenchCommand::Claim(a) => {
             let db = FreshDb::create(a.database_url.as_deref()).await?;
             let result = bench_claim(&db, &a).await;

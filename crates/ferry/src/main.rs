@@ -1,6 +1,7 @@
 //! `ferry`: one binary for every role. This file is the edge: arguments, logging, exit codes.
 
 mod bench;
+mod bench_abuse;
 mod bench_api;
 mod bench_ingest;
 mod bench_orders;

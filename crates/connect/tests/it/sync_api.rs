@@ -24,9 +24,15 @@ fn sync(env: &Env, src: &ferry_mock::StoreInfo, dst: &ferry_mock::StoreInfo) -> 
     for s in [src, dst] {
         p.set_rest_bucket(&s.name, 1e9, 1e9).unwrap();
     }
+    // Quick retries, but a request timeout a loaded machine does not reach: a run that ends
+    // early on a slow answer is not what the runs below count.
+    let opts = || ferry_connect::ClientOptions {
+        timeout: std::time::Duration::from_secs(15),
+        ..quick()
+    };
     SyncApi::new(
-        env.rest(src, quick()).with_shape(UNLIMITED),
-        env.rest(dst, quick()).with_shape(UNLIMITED),
+        env.rest(src, opts()).with_shape(UNLIMITED),
+        env.rest(dst, opts()).with_shape(UNLIMITED),
         env.db.clone(),
         env.queue.clock(),
     )

@@ -57,7 +57,9 @@ pub async fn serve_on(
     queue: Queue,
     cfg: AppConfig,
 ) -> Result<Serving, SyncError> {
-    let sync_db = ferry_sync::db::open(&queue).await?;
+    // The engine migrates the sync tables (below, before anything reads them); the stores and
+    // deliveries only hold the handle until then.
+    let sync_db = queue.db();
     let connect_db = ferry_connect::db::open(&queue).await?;
     let stores = WebhookStores::new(sync_db.clone(), cfg.cipher.clone(), queue.clock());
     let breakers =

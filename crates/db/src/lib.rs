@@ -53,23 +53,80 @@ impl Db {
         }
     }
 
-    /// Runs a crate's migrations: `postgres` and `sqlite` are its two directories
-    /// (`sqlx::migrate!("./migrations/postgres")` …). Every crate's migrations share one
-    /// table, so each ignores the versions it does not know.
+    /// Runs migrations written separately for each engine: `postgres` and `sqlite` are a
+    /// crate's two directories (the queue's, whose functions and types only PostgreSQL has).
     pub async fn migrate(&self, postgres: Migrator, sqlite: Migrator) -> Result<(), MigrateError> {
         match self {
-            Db::Postgres(pool) => {
-                let mut m = postgres;
-                m.set_ignore_missing(true);
-                m.run(pool).await
-            }
-            Db::Sqlite(pool) => {
-                let mut m = sqlite;
-                m.set_ignore_missing(true);
-                m.run(pool).await
-            }
+            Db::Postgres(_) => self.run(postgres).await,
+            Db::Sqlite(_) => self.run(sqlite).await,
         }
     }
+
+    /// Runs one directory of migrations written for both engines (types both spell alike:
+    /// `BIGINT`, `TEXT`, `DOUBLE PRECISION`). `earlier_sqlite` names texts a migration had on
+    /// SQLite before it was shared, one `VERSION SHA384-HEX` a line: a database that applied
+    /// such a text has the same schema, so its record is brought to today's checksum instead
+    /// of failing the run.
+    pub async fn migrate_shared(
+        &self,
+        migrator: Migrator,
+        earlier_sqlite: &str,
+    ) -> Result<(), MigrateError> {
+        if self.dialect() == Dialect::Sqlite {
+            for line in earlier_sqlite.lines() {
+                let mut words = line.split_whitespace();
+                let (Some(version), Some(sha384)) = (words.next(), words.next()) else {
+                    continue;
+                };
+                let version: i64 = version.parse().unwrap_or(-1);
+                let Some(now) = migrator.iter().find(|m| m.version == version) else {
+                    continue;
+                };
+                adopt(crate::exec!(
+                    self,
+                    "UPDATE _sqlx_migrations SET checksum = $1 WHERE version = $2 AND checksum = $3",
+                    now.checksum.as_ref(),
+                    version,
+                    decode_hex(sha384),
+                ))?;
+            }
+        }
+        self.run(migrator).await
+    }
+
+    /// Every crate's migrations share one table, so each run ignores the versions it does not
+    /// know.
+    async fn run(&self, mut m: Migrator) -> Result<(), MigrateError> {
+        m.set_ignore_missing(true);
+        match self {
+            Db::Postgres(pool) => m.run(pool).await,
+            Db::Sqlite(pool) => m.run(pool).await,
+        }
+    }
+}
+
+/// A fresh database has no migrations table yet: nothing to adopt.
+fn adopt<T>(r: Result<T, sqlx::Error>) -> Result<(), MigrateError> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(e)) if is_missing_table(e.message()) => Ok(()),
+        Err(e) => Err(MigrateError::Execute(e)),
+    }
+}
+
+fn is_missing_table(message: &str) -> bool {
+    message.contains("no such table") || message.contains("does not exist")
+}
+
+fn decode_hex(hex: &str) -> Vec<u8> {
+    hex.as_bytes()
+        .chunks(2)
+        .filter_map(|p| {
+            std::str::from_utf8(p)
+                .ok()
+                .and_then(|s| u8::from_str_radix(s, 16).ok())
+        })
+        .collect()
 }
 
 /// Runs a statement on a [`Db`]; the rows it affected.
@@ -87,10 +144,7 @@ macro_rules! exec {
 #[macro_export]
 macro_rules! rows {
     ($db:expr, $t:ty, $sql:expr $(, $b:expr)* $(,)?) => {
-        match $db {
-            $crate::Db::Postgres(p) => $crate::sqlx::query_as::<_, $t>($sql)$(.bind($b))*.fetch_all(p).await,
-            $crate::Db::Sqlite(p) => $crate::sqlx::query_as::<_, $t>($sql)$(.bind($b))*.fetch_all(p).await,
-        }
+        $crate::fetch!(fetch_all, $db, $t, $sql $(, $b)*)
     };
 }
 
@@ -98,9 +152,18 @@ macro_rules! rows {
 #[macro_export]
 macro_rules! row {
     ($db:expr, $t:ty, $sql:expr $(, $b:expr)* $(,)?) => {
+        $crate::fetch!(fetch_optional, $db, $t, $sql $(, $b)*)
+    };
+}
+
+/// [`rows!`] and [`row!`]: a typed query on either engine, fetched by `$how`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! fetch {
+    ($how:ident, $db:expr, $t:ty, $sql:expr $(, $b:expr)*) => {
         match $db {
-            $crate::Db::Postgres(p) => $crate::sqlx::query_as::<_, $t>($sql)$(.bind($b))*.fetch_optional(p).await,
-            $crate::Db::Sqlite(p) => $crate::sqlx::query_as::<_, $t>($sql)$(.bind($b))*.fetch_optional(p).await,
+            $crate::Db::Postgres(p) => $crate::sqlx::query_as::<_, $t>($sql)$(.bind($b))*.$how(p).await,
+            $crate::Db::Sqlite(p) => $crate::sqlx::query_as::<_, $t>($sql)$(.bind($b))*.$how(p).await,
         }
     };
 }

@@ -199,13 +199,7 @@ async fn bench(url: &str, a: &SyncArgs) -> Result<()> {
         };
         let role = if i == 0 { Role::Parent } else { Role::Child };
         crate::simulated::add_store(&stack, &mock, &name, role, a.products).await?;
-        p.set_faults(
-            &name,
-            Faults {
-                latency_ms: a.api_latency_ms,
-                ..Faults::default()
-            },
-        )?;
+        p.set_faults(&name, Faults::with(|f| f.latency_ms = a.api_latency_ms))?;
         stores.push(name);
     }
     println!(

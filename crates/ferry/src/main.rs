@@ -58,7 +58,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run jobs until SIGINT or SIGTERM, then shut down gracefully.
     Worker(worker::WorkerArgs),
-    /// Apply the database migrations and exit (every command also applies them at start).
+    /// Apply every table's migrations (queue, connectors, sync) and exit; every command also
+    /// applies the ones it needs at start.
     Migrate(DbArgs),
     /// Inspect, enqueue, cancel and replay jobs.
     #[command(subcommand)]
@@ -139,6 +140,8 @@ async fn run(cli: Cli, source: config::Source) -> Result<()> {
         Command::Worker(args) => worker::run(args).await,
         Command::Migrate(db) => {
             let q = jobs::open(&db).await?;
+            ferry_connect::db::open(&q).await?;
+            ferry_sync::db::open(&q).await?;
             println!("migrations applied ({})", q.backend());
             Ok(())
         }

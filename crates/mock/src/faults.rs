@@ -31,6 +31,13 @@ pub struct Faults {
 }
 
 impl Faults {
+    /// No faults but those `set` turns on: `Faults::with(|f| f.error_5xx = 1.0)`.
+    pub fn with(set: impl FnOnce(&mut Faults)) -> Faults {
+        let mut f = Faults::default();
+        set(&mut f);
+        f
+    }
+
     pub(crate) fn validate(&self) -> Result<(), crate::MockError> {
         let shares = [
             self.error_5xx,

@@ -7,14 +7,12 @@ use serde_json::json;
 
 use crate::{Env, quick};
 
-ferry_testkit::conformance!(
+ferry_testkit::conformance! {
     transient_errors_are_retried_client_errors_are_not,
-    requests_are_paced_before_the_bucket_overflows,
-    throttled_answers_are_waited_out_or_handed_back,
-    keyed_posts_are_never_duplicated_by_retries,
-    breaker_opens_and_recovers,
+    requests_are_paced_before_the_bucket_overflows, throttled_answers_are_waited_out_or_handed_back,
+    keyed_posts_are_never_duplicated_by_retries, breaker_opens_and_recovers,
     a_changed_response_shape_is_a_data_error,
-);
+}
 
 async fn transient_errors_are_retried_client_errors_are_not(db: TestDb) {
     let env = Env::start(db).await;
@@ -29,14 +27,8 @@ async fn transient_errors_are_retried_client_errors_are_not(db: TestDb) {
         ..quick()
     };
     let rest = env.rest(&s, opts);
-    p.set_faults(
-        "shop",
-        Faults {
-            error_5xx: 1.0,
-            ..Faults::default()
-        },
-    )
-    .unwrap();
+    p.set_faults("shop", Faults::with(|f| f.error_5xx = 1.0))
+        .unwrap();
     let e = rest.put("a", &json!({"t": 1})).await.unwrap_err();
     assert_eq!(e.class(), ErrorClass::Transient, "{e}");
     assert_eq!(
@@ -45,14 +37,8 @@ async fn transient_errors_are_retried_client_errors_are_not(db: TestDb) {
         "the first try and 3 retries"
     );
 
-    p.set_faults(
-        "shop",
-        Faults {
-            error_5xx: 0.3,
-            ..Faults::default()
-        },
-    )
-    .unwrap();
+    p.set_faults("shop", Faults::with(|f| f.error_5xx = 0.3))
+        .unwrap();
     for i in 0..10 {
         rest.put(&format!("x{i}"), &json!({"i": i})).await.unwrap();
     }
@@ -156,14 +142,8 @@ async fn keyed_posts_are_never_duplicated_by_retries(db: TestDb) {
     let env = Env::start(db).await;
     let p = env.mock.platform();
     let s = p.create_store(Some("shop")).unwrap();
-    p.set_faults(
-        "shop",
-        Faults {
-            applied_then_5xx: 0.5,
-            ..Faults::default()
-        },
-    )
-    .unwrap();
+    p.set_faults("shop", Faults::with(|f| f.applied_then_5xx = 0.5))
+        .unwrap();
     let rest = env.rest(&s, quick());
     let mut ok = 0;
     for i in 0..20 {
@@ -203,14 +183,8 @@ async fn breaker_opens_and_recovers(db: TestDb) {
         ..quick()
     };
     let rest = env.rest(&s, opts);
-    p.set_faults(
-        "shop",
-        Faults {
-            error_5xx: 1.0,
-            ..Faults::default()
-        },
-    )
-    .unwrap();
+    p.set_faults("shop", Faults::with(|f| f.error_5xx = 1.0))
+        .unwrap();
     for _ in 0..3 {
         assert_eq!(
             rest.put("a", &json!({})).await.unwrap_err().class(),

@@ -91,14 +91,8 @@ async fn calls_are_counted_per_store_endpoint_and_outcome() {
     let p = env.mock.platform();
     let s = p.create_store(Some("shop")).unwrap();
     let rest = env.rest(&s, quick());
-    p.set_faults(
-        "shop",
-        Faults {
-            error_5xx: 1.0,
-            ..Faults::default()
-        },
-    )
-    .unwrap();
+    p.set_faults("shop", Faults::with(|f| f.error_5xx = 1.0))
+        .unwrap();
     rest.put("a", &json!({})).await.unwrap_err();
     p.set_faults("shop", Faults::default()).unwrap();
     rest.put("a", &json!({})).await.unwrap();

@@ -6,13 +6,12 @@ use ferry_testkit::TestDb;
 
 use crate::{Env, quick};
 
-ferry_testkit::conformance!(
-    reads_products_whole_and_streams_changes_page_by_page,
-    upserts_replace_variants_and_archive,
+ferry_testkit::conformance! {
+    reads_products_whole_and_streams_changes_page_by_page, upserts_replace_variants_and_archive,
     inventory_adjustments_apply_once_per_key_and_sets_retry_when_stale,
     graphql_throttling_is_paced_and_honoured,
     throttled_answers_are_honoured_and_applied_then_5xx_writes_apply_once,
-);
+}
 
 fn gid(kind: &str, id: u64) -> String {
     format!("gid://shopify/{kind}/{id}")

@@ -8,11 +8,10 @@ use serde_json::{Value, json};
 
 use crate::{Env, quick};
 
-ferry_testkit::conformance!(
-    records_sharing_the_cursor_time_are_not_lost,
-    records_without_an_id_are_skipped,
+ferry_testkit::conformance! {
+    records_sharing_the_cursor_time_are_not_lost, records_without_an_id_are_skipped,
     fifty_thousand_records_with_faults_end_equal,
-);
+}
 
 const UNLIMITED: BucketShape = BucketShape {
     capacity: 1e9,

@@ -2,7 +2,6 @@
 //! they stay inside it (never throttled) while working off a backlog of writes.
 
 use std::collections::BTreeSet;
-use std::process::Stdio;
 
 use ferry_mock::{MockConfig, MockServer};
 use ferry_queue::{JobFilter, JobState, NewJob};
@@ -44,14 +43,9 @@ async fn two_worker_processes_share_one_store_budget(db: TestDb) {
         .collect();
     q.enqueue_batch(jobs).await.unwrap();
     let spawn = || {
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
-            .args(["worker", "--database-url", &db.url, "--concurrency", "8"])
-            .env("FERRY_SHOPIFY_TOKEN", &store.access_token)
-            .env("FERRY_LOG", "warn")
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap()
+        let args = ["worker", "--database-url", &db.url, "--concurrency", "8"];
+        let env = [("FERRY_SHOPIFY_TOKEN", &store.access_token)];
+        crate::process::spawn_quiet(&mut crate::process::ferry(&args, &env))
     };
     let (_a, _b) = (spawn(), spawn());
     eventually("all 80 writes done", || async {

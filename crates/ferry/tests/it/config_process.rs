@@ -1,6 +1,8 @@
 //! The configuration reaches the commands: a TOML file, overridden by FERRY_* variables,
 //! overridden by flags; `ferry config` shows the result with its secrets masked.
 
+use crate::process::{NO_ENV, ferry, spawn_serve, succeed};
+
 const TOKEN: &str = "admin-token-from-the-file-123";
 
 #[tokio::test]
@@ -17,21 +19,12 @@ async fn serve_runs_on_the_config_file_and_ferry_config_masks_its_secrets() {
         ),
     )
     .unwrap();
-    let ferry = env!("CARGO_BIN_EXE_ferry");
-
-    let out = tokio::process::Command::new(ferry)
-        .args(["config", "--config"])
-        .arg(&file)
-        .env("FERRY_REQUEST_TIMEOUT_S", "7")
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let shown = String::from_utf8(out.stdout).unwrap();
+    let config = file.to_str().unwrap();
+    let shown = succeed(&mut ferry(
+        &["config", "--config", config],
+        &[("FERRY_REQUEST_TIMEOUT_S", "7")],
+    ))
+    .await;
     assert!(
         shown.contains("request_timeout_s = 7"),
         "the variable wins: {shown}"
@@ -43,7 +36,7 @@ async fn serve_runs_on_the_config_file_and_ferry_config_masks_its_secrets() {
     );
 
     // The flag beats the file's unusable port; the file's database, key and token are used.
-    let (_serve, url) = crate::serve_process::spawn_serve(&[], &[("FERRY_CONFIG", &file)]).await;
+    let (_serve, url) = spawn_serve(&[], &[("FERRY_CONFIG", &file)]).await;
     let http = reqwest::Client::new();
     let stores = |token: &str| {
         http.get(format!("{url}/api/stores"))
@@ -59,7 +52,7 @@ async fn serve_runs_on_the_config_file_and_ferry_config_masks_its_secrets() {
         stores("another-token-0123456789").await.unwrap().status(),
         401
     );
-    let listed: serde_json::Value = stores(TOKEN).await.unwrap().json().await.unwrap();
+    let listed = crate::process::get_json(&format!("{url}/api/stores"), TOKEN).await;
     assert!(
         listed.to_string().contains("shop"),
         "the file's database: {listed}"
@@ -67,9 +60,7 @@ async fn serve_runs_on_the_config_file_and_ferry_config_masks_its_secrets() {
 
     // A bad value is refused before anything starts, naming the key.
     std::fs::write(&file, "concurrency = \"many\"\n").unwrap();
-    let out = tokio::process::Command::new(ferry)
-        .args(["worker", "--config"])
-        .arg(&file)
+    let out = ferry(&["worker", "--config", config], NO_ENV)
         .output()
         .await
         .unwrap();

@@ -1,28 +1,19 @@
 //! `ferry mock` starts a usable platform and prints what a tester needs.
 
-use std::process::Stdio;
-
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
+use crate::process::{NO_ENV, ferry, json_of, spawn_reading};
 
 #[tokio::test]
 async fn ferry_mock_prints_usable_stores() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args([
-            "mock",
-            "--addr",
-            "127.0.0.1:0",
-            "--stores",
-            "3",
-            "--products",
-            "1000",
-        ])
-        .env("FERRY_LOG", "warn")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let args = [
+        "mock",
+        "--addr",
+        "127.0.0.1:0",
+        "--stores",
+        "3",
+        "--products",
+        "1000",
+    ];
+    let (_child, mut lines) = spawn_reading(&mut ferry(&args, NO_ENV));
     let mut stores = Vec::new();
     while stores.len() < 3 {
         let line = lines
@@ -44,30 +35,21 @@ async fn ferry_mock_prints_usable_stores() {
     let http = reqwest::Client::new();
     for (graphql, rest, token, secret) in &stores {
         assert!(!secret.is_empty());
-        let page: serde_json::Value = http
-            .get(format!("{rest}/items"))
-            .query(&[("limit", "250")])
-            .header("X-Shopify-Access-Token", token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page = json_of(
+            http.get(format!("{rest}/items"))
+                .query(&[("limit", "250")])
+                .header("X-Shopify-Access-Token", token),
+        )
+        .await;
         assert_eq!(page["items"].as_array().unwrap().len(), 250);
         assert_eq!(page["has_more"], true, "1,000 items per store");
-        let products: serde_json::Value = http
-            .post(graphql)
-            .header("X-Shopify-Access-Token", token)
-            .json(&serde_json::json!({
-                "query": "{ products(first: 100) { nodes { id variants(first: 3) { nodes { sku } } } pageInfo { hasNextPage } } }"
-            }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let query = "{ products(first: 100) { nodes { id variants(first: 3) { nodes { sku } } } pageInfo { hasNextPage } } }";
+        let products = json_of(
+            http.post(graphql)
+                .header("X-Shopify-Access-Token", token)
+                .json(&serde_json::json!({ "query": query })),
+        )
+        .await;
         let nodes = products["data"]["products"]["nodes"].as_array().unwrap();
         assert_eq!(nodes.len(), 100, "{products}");
         assert_eq!(

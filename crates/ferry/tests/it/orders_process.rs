@@ -3,27 +3,16 @@
 //! (the provider answers the charge it already made under the order's key): one charge, the
 //! sale in every store, and the client's retry gets the stored answer.
 
-use std::process::Stdio;
-
 use ferry_mock::MockServer;
 use ferry_testkit::{TestDb, eventually};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
+
+use crate::process::{add_and_connect, ferry, get_json, simulated, spawn_quiet, spawn_serve};
 
 const TOKEN: &str = "orders-process-admin-token-0123";
 
-fn ferry(args: &[&str], env: &[(String, String)]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ferry"));
-    c.args(args).env("FERRY_LOG", "warn");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c
-}
-
 async fn serve(env: &[(String, String)]) -> (Child, String) {
-    let mut env = env.to_vec();
-    env.push(("FERRY_LOG".into(), "warn".into()));
-    crate::serve_process::spawn_serve(&[], &env).await
+    spawn_serve(&[], env).await
 }
 
 fn stock(mock: &MockServer, store: &str, sku: &str) -> i64 {
@@ -52,7 +41,7 @@ async fn post(url: &str, key: &str, body: &serde_json::Value) -> reqwest::Respon
 ferry_testkit::postgres_only!(a_server_killed_mid_order_leaves_it_to_a_worker);
 
 async fn a_server_killed_mid_order_leaves_it_to_a_worker(db: TestDb) {
-    let mock = crate::sync_process::simulated(&["parent", "child-1"], 3, 1).await;
+    let mock = simulated(&["parent", "child-1"], 3, 1).await;
     let p = mock.platform();
     let parent = p.store_info("parent").unwrap();
     let env: Vec<(String, String)> = [
@@ -74,60 +63,14 @@ async fn a_server_killed_mid_order_leaves_it_to_a_worker(db: TestDb) {
     let mut env_public = env.clone();
     env_public.push(("FERRY_PUBLIC_URL".into(), url.clone()));
     for s in ["parent", "child-1"] {
-        let info = p.store_info(s).unwrap();
-        let role = if s == "parent" { "parent" } else { "child" };
-        let mut e = env_public.clone();
-        e.push(("FERRY_STORE_TOKEN".into(), info.access_token.clone()));
-        e.push(("FERRY_WEBHOOK_SECRET".into(), info.webhook_secret.clone()));
-        let graphql = mock.graphql_url(s);
-        let out = ferry(
-            &[
-                "network",
-                "add",
-                s,
-                "--role",
-                role,
-                "--graphql-url",
-                &graphql,
-            ],
-            &e,
-        )
-        .output()
-        .await
-        .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let out = ferry(&["network", "connect", s], &env_public)
-            .output()
-            .await
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        add_and_connect(&mock, s, &[], &env_public).await;
     }
-    let _worker = ferry(&["worker", "--concurrency", "8"], &env_public)
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let _worker = spawn_quiet(&mut ferry(&["worker", "--concurrency", "8"], &env_public));
     let sku = "SKU-000001-1";
     eventually("the child is connected and in line", || async {
         stock(&mock, "child-1", sku) == stock(&mock, "parent", sku)
-            && reqwest::Client::new()
-                .get(format!("{url}/api/network/stores/child-1"))
-                .bearer_auth(TOKEN)
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
-                .contains("\"connected\"")
+            && get_json(&format!("{url}/api/network/stores/child-1"), TOKEN).await["state"]
+                == "connected"
     })
     .await;
     let before = stock(&mock, "parent", sku);
@@ -155,16 +98,7 @@ async fn a_server_killed_mid_order_leaves_it_to_a_worker(db: TestDb) {
     // Another server, and the worker's recovery job finishes the order.
     let (_second, url) = serve(&env).await;
     eventually("the order is confirmed", || async {
-        let v: serde_json::Value = reqwest::Client::new()
-            .get(format!("{url}/api/orders"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        v["results"][0]["status"] == "confirmed"
+        get_json(&format!("{url}/api/orders"), TOKEN).await["results"][0]["status"] == "confirmed"
     })
     .await;
     eventually("the sale reached every store", || async {

@@ -1,8 +1,6 @@
 //! `ferry stores add` then `ferry serve`: a signed webhook becomes a job; a forged one does not.
 
-use std::process::Stdio;
-
-use tokio::io::{AsyncBufReadExt, BufReader};
+use crate::process::{NO_ENV, ferry, serve, succeed};
 
 fn shopify_sig(secret: &str, body: &[u8]) -> String {
     ferry_mock::shopify_hmac(secret, body)
@@ -10,69 +8,24 @@ fn shopify_sig(secret: &str, body: &[u8]) -> String {
 
 /// `ferry stores new-key`, then `ferry stores add shop` (Shopify) with `secret`: the key.
 pub async fn add_shop(db: &str, secret: &str) -> String {
-    let ferry = env!("CARGO_BIN_EXE_ferry");
-    let key = tokio::process::Command::new(ferry)
-        .args(["stores", "new-key"])
-        .output()
-        .await
-        .unwrap();
-    let key = String::from_utf8(key.stdout).unwrap().trim().to_owned();
-    let add = tokio::process::Command::new(ferry)
-        .args([
-            "stores",
-            "add",
-            "shop",
-            "--platform",
-            "shopify",
-            "--database-url",
-            db,
-        ])
-        .env("FERRY_ENCRYPTION_KEY", &key)
-        .env("FERRY_WEBHOOK_SECRET", secret)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        add.status.success(),
-        "{}",
-        String::from_utf8_lossy(&add.stderr)
-    );
-    assert!(!String::from_utf8_lossy(&add.stdout).contains(secret));
+    let key = succeed(&mut ferry(&["stores", "new-key"], NO_ENV)).await;
+    let key = key.trim().to_owned();
+    let env = [
+        ("FERRY_ENCRYPTION_KEY", &*key),
+        ("FERRY_WEBHOOK_SECRET", secret),
+    ];
+    let add = [
+        "stores",
+        "add",
+        "shop",
+        "--platform",
+        "shopify",
+        "--database-url",
+        db,
+    ];
+    let printed = succeed(&mut ferry(&add, &env)).await;
+    assert!(!printed.contains(secret));
     key
-}
-
-/// A `ferry serve` on any free port: the process and its URL.
-pub async fn serve(db: &str, key: &str) -> (tokio::process::Child, String) {
-    spawn_serve(
-        &["--database-url", db],
-        &[("FERRY_ENCRYPTION_KEY", key), ("FERRY_LOG", "warn")],
-    )
-    .await
-}
-
-/// `ferry serve --listen 127.0.0.1:0` with more arguments and variables: the process and the
-/// URL it prints first.
-pub async fn spawn_serve<K: AsRef<std::ffi::OsStr>, V: AsRef<std::ffi::OsStr>>(
-    args: &[&str],
-    env: &[(K, V)],
-) -> (tokio::process::Child, String) {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry"));
-    cmd.args(["serve", "--listen", "127.0.0.1:0"]).args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = lines
-        .next_line()
-        .await
-        .unwrap()
-        .expect("ferry serve printed its address");
-    (child, line.rsplit(' ').next().unwrap().to_owned())
 }
 
 #[tokio::test]

@@ -3,7 +3,8 @@
 
 use ferry_testkit::TestDb;
 
-use crate::serve_process::{add_shop, serve};
+use crate::process::serve;
+use crate::serve_process::add_shop;
 
 const N: usize = 200;
 

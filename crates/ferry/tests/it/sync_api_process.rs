@@ -9,17 +9,22 @@ async fn sync_once(
     dst: &str,
     tokens: (&str, &str),
 ) -> serde_json::Value {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["sync-api", "--once", "--database-url", db, "--source"])
-        .arg(server.rest_url(src))
-        .arg("--dest")
-        .arg(server.rest_url(dst))
-        .env("FERRY_SOURCE_TOKEN", tokens.0)
-        .env("FERRY_DEST_TOKEN", tokens.1)
-        .env("FERRY_LOG", "warn")
-        .output()
-        .await
-        .unwrap();
+    let (source, dest) = (server.rest_url(src), server.rest_url(dst));
+    let args = [
+        "sync-api",
+        "--once",
+        "--database-url",
+        db,
+        "--source",
+        &source,
+        "--dest",
+        &dest,
+    ];
+    let env = [
+        ("FERRY_SOURCE_TOKEN", tokens.0),
+        ("FERRY_DEST_TOKEN", tokens.1),
+    ];
+    let out = crate::process::ferry(&args, &env).output().await.unwrap();
     assert!(
         out.status.success(),
         "{}",

@@ -4,45 +4,37 @@
 //! exactly in line with the parent.
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
-use std::sync::Arc;
-use std::time::Duration;
 
-use ferry_mock::{MockConfig, MockServer, OrderLine, ProductSpec};
-use ferry_queue::{JobState, SystemClock};
+use ferry_mock::{MockServer, OrderLine, ProductSpec};
+use ferry_queue::JobState;
 use ferry_testkit::{TestDb, eventually};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
-use crate::serve_process::serve;
-
-fn ferry(args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ferry"));
-    c.args(args).env("FERRY_LOG", "warn");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c
-}
+use crate::process::{add_and_connect, ferry, serve, simulated, spawn_quiet};
 
 fn worker(db: &str, key: &str, public: &str) -> Child {
-    ferry(
-        &[
-            "worker",
-            "--database-url",
-            db,
-            "--public-url",
-            public,
-            "--reconcile-cron",
-            "off",
-            "--concurrency",
-            "8",
-        ],
-        &[("FERRY_ENCRYPTION_KEY", key)],
-    )
-    .stdout(Stdio::null())
-    .kill_on_drop(true)
-    .spawn()
-    .unwrap()
+    let args = [
+        "worker",
+        "--database-url",
+        db,
+        "--public-url",
+        public,
+        "--reconcile-cron",
+        "off",
+        "--concurrency",
+        "8",
+    ];
+    spawn_quiet(&mut ferry(&args, &[("FERRY_ENCRYPTION_KEY", key)]))
+}
+
+/// Up to ten jobs in `state`.
+async fn in_state(queue: &ferry_queue::Queue, state: JobState) -> Vec<ferry_queue::JobRecord> {
+    let filter = ferry_queue::JobFilter {
+        state: Some(state),
+        limit: 10,
+        ..Default::default()
+    };
+    queue.list(&filter).await.unwrap()
 }
 
 /// (title, stock) per SKU.
@@ -86,22 +78,6 @@ async fn quiet(queue: &ferry_queue::Queue, mock: &MockServer, stores: &[&str]) {
     .await;
 }
 
-/// The simulated platform with `stores` seeded alike (shared SKUs), webhooks retried fast.
-pub async fn simulated(stores: &[&str], products: usize, variants: usize) -> MockServer {
-    let mock = MockServer::start(MockConfig {
-        clock: Arc::new(SystemClock),
-        webhook_backoff: Duration::from_millis(200),
-        ..MockConfig::default()
-    })
-    .await
-    .unwrap();
-    for s in stores {
-        mock.platform().create_store(Some(s)).unwrap();
-        mock.platform().seed_catalog(s, products, variants).unwrap();
-    }
-    mock
-}
-
 ferry_testkit::postgres_only!(a_worker_killed_mid_sync_loses_nothing);
 
 async fn a_worker_killed_mid_sync_loses_nothing(db: TestDb) {
@@ -110,54 +86,8 @@ async fn a_worker_killed_mid_sync_loses_nothing(db: TestDb) {
     let key = ferry_core::Cipher::generate_key();
     let (_serve, public) = serve(&db.url, &key).await;
     for s in stores {
-        let info = mock.platform().store_info(s).unwrap();
-        let role = if s == "parent" { "parent" } else { "child" };
-        let url = mock.graphql_url(s);
-        let out = ferry(
-            &[
-                "network",
-                "add",
-                s,
-                "--role",
-                role,
-                "--graphql-url",
-                &url,
-                "--database-url",
-                &db.url,
-                "--public-url",
-                &public,
-            ],
-            &[
-                ("FERRY_ENCRYPTION_KEY", &key),
-                ("FERRY_STORE_TOKEN", &info.access_token),
-                ("FERRY_WEBHOOK_SECRET", &info.webhook_secret),
-            ],
-        )
-        .output()
-        .await
-        .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            !stdout.contains(&info.access_token),
-            "the token is never printed"
-        );
-        let out = ferry(
-            &["network", "connect", s, "--database-url", &db.url],
-            &[("FERRY_ENCRYPTION_KEY", &key)],
-        )
-        .output()
-        .await
-        .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let args = ["--database-url", &db.url, "--public-url", &public];
+        add_and_connect(&mock, s, &args, &[("FERRY_ENCRYPTION_KEY", &key)]).await;
     }
     let mut a = worker(&db.url, &key, &public);
     let _b = worker(&db.url, &key, &public);
@@ -198,19 +128,8 @@ async fn a_worker_killed_mid_sync_loses_nothing(db: TestDb) {
         };
         let _ = p.place_order(if n % 2 == 0 { "child-1" } else { "child-2" }, &[line]);
     }
-    eventually("worker A is running sync jobs", || {
-        let queue = queue.clone();
-        async move {
-            let running = queue
-                .list(&ferry_queue::JobFilter {
-                    state: Some(JobState::Running),
-                    limit: 10,
-                    ..Default::default()
-                })
-                .await
-                .unwrap();
-            !running.is_empty()
-        }
+    eventually("worker A is running sync jobs", || async {
+        !in_state(&queue, JobState::Running).await.is_empty()
     })
     .await;
     a.start_kill().unwrap();
@@ -226,13 +145,6 @@ async fn a_worker_killed_mid_sync_loses_nothing(db: TestDb) {
     for c in ["child-1", "child-2"] {
         assert_eq!(by_sku(&mock, c), parent, "{c} matches the parent");
     }
-    let dead = queue
-        .list(&ferry_queue::JobFilter {
-            state: Some(JobState::Dead),
-            limit: 10,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let dead = in_state(&queue, JobState::Dead).await;
     assert!(dead.is_empty(), "{dead:?}");
 }

@@ -1,13 +1,14 @@
 //! A worker killed with SIGKILL mid-job loses its job to another process within 10 s; a worker
 //! sent SIGTERM finishes its job before it exits.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use ferry_queue::{JobState, NewJob, Queue};
 use ferry_testkit::{TestDb, eventually};
 use serde_json::json;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
+
+use crate::process::{NO_ENV, ferry, spawn_quiet};
 
 ferry_testkit::conformance!(
     killed_worker_job_runs_elsewhere_within_10s,
@@ -15,21 +16,16 @@ ferry_testkit::conformance!(
 );
 
 fn spawn_worker(url: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["worker", "--database-url", url, "--concurrency", "1"])
-        .env("FERRY_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn ferry worker")
+    let args = ["worker", "--database-url", url, "--concurrency", "1"];
+    spawn_quiet(&mut ferry(&args, NO_ENV))
 }
 
-async fn job_state(q: &Queue, id: uuid::Uuid) -> Option<(JobState, Option<String>)> {
-    q.get(id)
-        .await
-        .expect("get")
-        .map(|j| (j.state, j.lease_owner))
+/// Waits until job `id` is in `state`.
+async fn until(q: &Queue, id: uuid::Uuid, state: JobState, what: &str) {
+    eventually(what, || async {
+        q.get(id).await.expect("get").map(|j| j.state) == Some(state)
+    })
+    .await;
 }
 
 async fn killed_worker_job_runs_elsewhere_within_10s(db: TestDb) {
@@ -43,11 +39,7 @@ async fn killed_worker_job_runs_elsewhere_within_10s(db: TestDb) {
         )
         .await
         .unwrap();
-    eventually("worker A runs the job", || {
-        let q = q.clone();
-        async move { matches!(job_state(&q, job.id).await, Some((JobState::Running, _))) }
-    })
-    .await;
+    until(&q, job.id, JobState::Running, "worker A runs the job").await;
     let owner_a = q.get(job.id).await.unwrap().unwrap().lease_owner.unwrap();
 
     a.start_kill().expect("SIGKILL worker A");
@@ -55,10 +47,12 @@ async fn killed_worker_job_runs_elsewhere_within_10s(db: TestDb) {
     let killed_at = q.now_ms();
     let _b = spawn_worker(&db.url);
 
-    eventually("another worker completes the job", || {
-        let q = q.clone();
-        async move { matches!(job_state(&q, job.id).await, Some((JobState::Completed, _))) }
-    })
+    until(
+        &q,
+        job.id,
+        JobState::Completed,
+        "another worker completes the job",
+    )
     .await;
     let rec = q.get(job.id).await.unwrap().unwrap();
     assert_ne!(
@@ -81,11 +75,7 @@ async fn sigterm_finishes_running_job(db: TestDb) {
         .enqueue(NewJob::new("ferry.sleep", &json!({"ms": 500})).unwrap())
         .await
         .unwrap();
-    eventually("worker runs the job", || {
-        let q = q.clone();
-        async move { matches!(job_state(&q, job.id).await, Some((JobState::Running, _))) }
-    })
-    .await;
+    until(&q, job.id, JobState::Running, "worker runs the job").await;
     let pid = w.id().expect("worker pid").to_string();
     let status = std::process::Command::new("kill")
         .args(["-TERM", &pid])

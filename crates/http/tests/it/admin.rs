@@ -5,11 +5,10 @@ use serde_json::{Value, json};
 
 use crate::{Harness, b64, hmac_sha256};
 
-ferry_testkit::conformance!(
-    every_admin_route_needs_the_token,
-    stores_are_managed_without_ever_showing_secrets,
+ferry_testkit::conformance! {
+    every_admin_route_needs_the_token, stores_are_managed_without_ever_showing_secrets,
     jobs_queues_and_deliveries_are_listed_paged_and_replayed,
-);
+}
 
 /// Every admin route (from the router's own list, so a new one is covered at once), with
 /// placeholders in its path.

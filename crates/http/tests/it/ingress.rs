@@ -7,16 +7,13 @@ use serde_json::{Value, json};
 
 use crate::{Harness, b64, hmac_sha256};
 
-ferry_testkit::conformance!(
-    a_signed_delivery_is_accepted_once,
-    bad_input_is_refused_and_nothing_is_stored,
-    secrets_rotate,
-    standard_webhooks_and_stripe_are_verified,
-    the_same_delivery_at_once_is_accepted_once,
+ferry_testkit::conformance! {
+    a_signed_delivery_is_accepted_once, bad_input_is_refused_and_nothing_is_stored, secrets_rotate,
+    standard_webhooks_and_stripe_are_verified, the_same_delivery_at_once_is_accepted_once,
     health_and_security_headers,
     request_ids_follow_deliveries_and_cors_is_only_for_configured_origins,
     a_failed_commit_answers_every_delivery_in_it_with_an_error,
-);
+}
 
 const SECRET: &str = "shpss_first_secret";
 

@@ -16,10 +16,7 @@ impl Harness {
 async fn injected_5xx_and_429_apply_nothing() {
     let h = Harness::start().await;
     let s = h.store("shop", 1);
-    h.faults(Faults {
-        error_5xx: 1.0,
-        ..Faults::default()
-    });
+    h.faults(Faults::with(|f| f.error_5xx = 1.0));
     let r = h
         .rest(Method::PUT, &s, "/items/new")
         .json(&json!({"t": 1}))
@@ -47,10 +44,7 @@ async fn injected_5xx_and_429_apply_nothing() {
 async fn applied_then_5xx_duplicates_naive_retries_but_not_keyed_ones() {
     let h = Harness::start().await;
     let s = h.store("shop", 0);
-    h.faults(Faults {
-        applied_then_5xx: 1.0,
-        ..Faults::default()
-    });
+    h.faults(Faults::with(|f| f.applied_then_5xx = 1.0));
     let post = |key: Option<&'static str>| {
         let mut r = h
             .rest(Method::POST, &s, "/items")
@@ -96,10 +90,7 @@ async fn applied_then_5xx_duplicates_naive_retries_but_not_keyed_ones() {
 async fn hung_requests_end_at_the_client_timeout_and_latency_is_added() {
     let h = Harness::start().await;
     let s = h.store("shop", 1);
-    h.faults(Faults {
-        hang: 1.0,
-        ..Faults::default()
-    });
+    h.faults(Faults::with(|f| f.hang = 1.0));
     let err = h
         .rest(Method::GET, &s, "/items/item-1")
         .timeout(Duration::from_millis(200))
@@ -107,10 +98,7 @@ async fn hung_requests_end_at_the_client_timeout_and_latency_is_added() {
         .await
         .unwrap_err();
     assert!(err.is_timeout(), "{err}");
-    h.faults(Faults {
-        latency_ms: 50,
-        ..Faults::default()
-    });
+    h.faults(Faults::with(|f| f.latency_ms = 50));
     let t = std::time::Instant::now();
     let r = h
         .rest(Method::GET, &s, "/items/item-1")
@@ -206,10 +194,7 @@ async fn graphql_writes_applied_then_5xx_are_replayed_by_their_idempotency_key()
         .unwrap();
     let loc = snap["locations"][0]["id"].as_u64().unwrap();
     let start = p.available("shop", item, None).unwrap();
-    h.faults(Faults {
-        applied_then_5xx: 1.0,
-        ..Faults::default()
-    });
+    h.faults(Faults::with(|f| f.applied_then_5xx = 1.0));
     let body = json!({
         "query": "mutation($i: InventoryAdjustQuantitiesInput!) { inventoryAdjustQuantities(input: $i) @idempotent(key: \"sale-1\") { userErrors { code } } }",
         "variables": {"i": {"name": "available", "reason": "correction", "changes": [{

@@ -3,30 +3,22 @@ use std::time::Duration;
 use ferry_queue::{JobState, NewJob};
 use serde_json::json;
 
-use crate::{LEASE, claim, state};
+use crate::{LEASE, claim, new_job, put, state};
 use ferry_testkit::TestDb;
 
-ferry_testkit::conformance!(
-    enqueue_one_and_batch,
-    transactional_enqueue_commits_and_rolls_back_with_caller_rows,
-    claims_by_priority_then_order,
-    future_jobs_are_not_claimed_early,
-    claim_takes_a_batch,
-    singleton_returns_the_waiting_job,
-    singleton_batch_and_replace,
-    running_singleton_does_not_block_a_new_waiting_one,
-    invalid_jobs_are_refused,
-);
+ferry_testkit::conformance! {
+    enqueue_one_and_batch, transactional_enqueue_commits_and_rolls_back_with_caller_rows,
+    claims_by_priority_then_order, future_jobs_are_not_claimed_early, claim_takes_a_batch,
+    singleton_returns_the_waiting_job, singleton_batch_and_replace,
+    running_singleton_does_not_block_a_new_waiting_one, invalid_jobs_are_refused,
+}
 
 async fn enqueue_one_and_batch(db: TestDb) {
     let q = db.queue().await;
-    let one = q
-        .enqueue(NewJob::new("email", &json!({"to": "a@b.c"})).unwrap())
-        .await
-        .unwrap();
+    let one = put(&q, new_job("email", json!({"to": "a@b.c"}))).await;
     assert!(one.inserted);
     let batch: Vec<NewJob> = (0..250)
-        .map(|i| NewJob::new("sync", &json!({ "i": i })).unwrap())
+        .map(|i| new_job("sync", json!({ "i": i })))
         .collect();
     let out = q.enqueue_batch(batch).await.unwrap();
     assert_eq!(out.len(), 250);
@@ -66,10 +58,7 @@ async fn transactional_enqueue_commits_and_rolls_back_with_caller_rows(db: TestD
 
     let mut tx = q.begin().await.unwrap();
     caller_row(&mut tx, insert).await;
-    let rolled = tx
-        .enqueue(NewJob::new("webhook", &json!({})).unwrap())
-        .await
-        .unwrap();
+    let rolled = tx.enqueue(new_job("webhook", json!({}))).await.unwrap();
     tx.rollback().await.unwrap();
     assert!(
         q.get(rolled.id).await.unwrap().is_none(),
@@ -79,10 +68,7 @@ async fn transactional_enqueue_commits_and_rolls_back_with_caller_rows(db: TestD
 
     let mut tx = q.begin().await.unwrap();
     caller_row(&mut tx, insert).await;
-    let kept = tx
-        .enqueue(NewJob::new("webhook", &json!({})).unwrap())
-        .await
-        .unwrap();
+    let kept = tx.enqueue(new_job("webhook", json!({}))).await.unwrap();
     tx.commit().await.unwrap();
     assert_eq!(state(&q, kept.id).await, JobState::Queued);
     assert_eq!(rows(&q, count).await, 1);
@@ -90,17 +76,13 @@ async fn transactional_enqueue_commits_and_rolls_back_with_caller_rows(db: TestD
 
 async fn claims_by_priority_then_order(db: TestDb) {
     let q = db.queue().await;
-    let mk = |name: &str, prio: i16| {
-        NewJob::new("k", &json!({ "n": name }))
-            .unwrap()
-            .priority(prio)
-    };
-    q.enqueue(mk("low-1", 0)).await.unwrap();
+    let mk = |name: &str, prio: i16| new_job("k", json!({ "n": name })).priority(prio);
+    put(&q, mk("low-1", 0)).await;
     db.clock.advance(Duration::from_millis(1));
-    q.enqueue(mk("high", 5)).await.unwrap();
+    put(&q, mk("high", 5)).await;
     db.clock.advance(Duration::from_millis(1));
-    q.enqueue(mk("low-2", 0)).await.unwrap();
-    q.enqueue(mk("urgent", 9)).await.unwrap();
+    put(&q, mk("low-2", 0)).await;
+    put(&q, mk("urgent", 9)).await;
     let jobs = claim(&q, 10).await;
     let names: Vec<String> = jobs
         .iter()
@@ -117,14 +99,7 @@ async fn claims_by_priority_then_order(db: TestDb) {
 
 async fn future_jobs_are_not_claimed_early(db: TestDb) {
     let q = db.queue().await;
-    let later = q
-        .enqueue(
-            NewJob::new("k", &json!({}))
-                .unwrap()
-                .run_in(Duration::from_secs(60)),
-        )
-        .await
-        .unwrap();
+    let later = put(&q, new_job("k", json!({})).run_in(Duration::from_secs(60))).await;
     assert!(claim(&q, 10).await.is_empty());
     let s = q.stats("default").await.unwrap();
     assert_eq!((s.ready, s.scheduled), (0, 1));
@@ -138,9 +113,7 @@ async fn future_jobs_are_not_claimed_early(db: TestDb) {
 
 async fn claim_takes_a_batch(db: TestDb) {
     let q = db.queue().await;
-    let jobs: Vec<NewJob> = (0..5)
-        .map(|_| NewJob::new("k", &json!({})).unwrap())
-        .collect();
+    let jobs: Vec<NewJob> = (0..5).map(|_| new_job("k", json!({}))).collect();
     q.enqueue_batch(jobs).await.unwrap();
     let first = claim(&q, 3).await;
     assert_eq!(first.len(), 3);
@@ -150,31 +123,15 @@ async fn claim_takes_a_batch(db: TestDb) {
     let s = q.stats("default").await.unwrap();
     assert_eq!((s.ready, s.running), (0, 5));
     // Another queue is untouched by claims of "default".
-    q.enqueue(NewJob::new("k", &json!({})).unwrap().queue("other"))
-        .await
-        .unwrap();
+    put(&q, new_job("k", json!({})).queue("other")).await;
     assert!(claim(&q, 3).await.is_empty());
     assert_eq!(q.claim("other", "t", 3, LEASE).await.unwrap().len(), 1);
 }
 
 async fn singleton_returns_the_waiting_job(db: TestDb) {
     let q = db.queue().await;
-    let a = q
-        .enqueue(
-            NewJob::new("sync", &json!({"v": 1}))
-                .unwrap()
-                .singleton("product:1"),
-        )
-        .await
-        .unwrap();
-    let b = q
-        .enqueue(
-            NewJob::new("sync", &json!({"v": 2}))
-                .unwrap()
-                .singleton("product:1"),
-        )
-        .await
-        .unwrap();
+    let a = put(&q, new_job("sync", json!({"v": 1})).singleton("product:1")).await;
+    let b = put(&q, new_job("sync", json!({"v": 2})).singleton("product:1")).await;
     assert!(a.inserted);
     assert!(!b.inserted);
     assert_eq!(a.id, b.id);
@@ -185,21 +142,10 @@ async fn singleton_returns_the_waiting_job(db: TestDb) {
 
 async fn singleton_batch_and_replace(db: TestDb) {
     let q = db.queue().await;
-    let first = q
-        .enqueue(
-            NewJob::new("sync", &json!({"v": 0}))
-                .unwrap()
-                .singleton("p:1"),
-        )
-        .await
-        .unwrap();
+    let first = put(&q, new_job("sync", json!({"v": 0})).singleton("p:1")).await;
     // A burst in one batch: duplicates inside the batch and against the table collapse.
     let burst: Vec<NewJob> = (1..=50)
-        .map(|v| {
-            NewJob::new("sync", &json!({ "v": v }))
-                .unwrap()
-                .singleton(&format!("p:{}", v % 3))
-        })
+        .map(|v| new_job("sync", json!({ "v": v })).singleton(&format!("p:{}", v % 3)))
         .collect();
     let out = q.enqueue_batch(burst).await.unwrap();
     assert_eq!(out.len(), 50);
@@ -211,16 +157,14 @@ async fn singleton_batch_and_replace(db: TestDb) {
 
     // Replace: debounce moves the waiting job's run_at and payload.
     let now = q.now_ms();
-    let r = q
-        .enqueue(
-            NewJob::new("sync", &json!({"v": "new"}))
-                .unwrap()
-                .singleton("p:1")
-                .replace()
-                .run_in(Duration::from_secs(30)),
-        )
-        .await
-        .unwrap();
+    let r = put(
+        &q,
+        new_job("sync", json!({"v": "new"}))
+            .singleton("p:1")
+            .replace()
+            .run_in(Duration::from_secs(30)),
+    )
+    .await;
     assert_eq!(r.id, first.id);
     assert!(!r.inserted);
     let job = q.get(first.id).await.unwrap().unwrap();
@@ -230,33 +174,24 @@ async fn singleton_batch_and_replace(db: TestDb) {
 
 async fn running_singleton_does_not_block_a_new_waiting_one(db: TestDb) {
     let q = db.queue().await;
-    let a = q
-        .enqueue(NewJob::new("sync", &json!({})).unwrap().singleton("p:9"))
-        .await
-        .unwrap();
+    let a = put(&q, new_job("sync", json!({})).singleton("p:9")).await;
     let running = claim(&q, 1).await;
     assert_eq!(running[0].id, a.id);
-    let b = q
-        .enqueue(NewJob::new("sync", &json!({})).unwrap().singleton("p:9"))
-        .await
-        .unwrap();
+    let b = put(&q, new_job("sync", json!({})).singleton("p:9")).await;
     assert!(b.inserted);
     assert_ne!(a.id, b.id);
-    let c = q
-        .enqueue(NewJob::new("sync", &json!({})).unwrap().singleton("p:9"))
-        .await
-        .unwrap();
+    let c = put(&q, new_job("sync", json!({})).singleton("p:9")).await;
     assert_eq!(c.id, b.id, "but only one may wait");
 }
 
 async fn invalid_jobs_are_refused(db: TestDb) {
     let q = db.queue().await;
     assert!(NewJob::from_json("k", "{not json".into()).is_err());
-    let bad = NewJob::new("k", &json!({})).unwrap().max_attempts(0);
+    let bad = new_job("k", json!({})).max_attempts(0);
     assert!(q.enqueue(bad).await.is_err());
-    let empty = NewJob::new("", &json!({})).unwrap();
+    let empty = new_job("", json!({}));
     assert!(
-        q.enqueue_batch(vec![NewJob::new("ok", &json!({})).unwrap(), empty])
+        q.enqueue_batch(vec![new_job("ok", json!({})), empty])
             .await
             .is_err()
     );

@@ -2,19 +2,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use ferry_queue::{Backoff, JobError, JobFilter, JobState, NewJob, Queue, Worker, WorkerOptions};
+use ferry_queue::{Backoff, JobError, JobFilter, JobState, Queue, Worker, WorkerOptions};
 use serde_json::json;
 
-use crate::{claim, state};
+use crate::{claim, new_job, put, state};
 use ferry_testkit::TestDb;
 
-ferry_testkit::conformance!(
-    failures_back_off_then_die_and_replay,
-    snooze_does_not_spend_an_attempt,
-    fatal_errors_and_bad_payloads_die_at_once,
-    panics_are_failures,
+ferry_testkit::conformance! {
+    failures_back_off_then_die_and_replay, snooze_does_not_spend_an_attempt,
+    fatal_errors_and_bad_payloads_die_at_once, panics_are_failures,
     retry_of_a_superseded_singleton_is_dropped,
-);
+}
 
 const BACKOFF: Backoff = Backoff {
     base: Duration::from_secs(10),
@@ -45,10 +43,7 @@ async fn failures_back_off_then_die_and_replay(db: TestDb) {
     let q = db.queue().await;
     let calls = Arc::new(AtomicU32::new(0));
     let w = worker(&q, 3, calls.clone());
-    let job = q
-        .enqueue(NewJob::new("flaky", &json!({})).unwrap().max_attempts(3))
-        .await
-        .unwrap();
+    let job = put(&q, new_job("flaky", json!({})).max_attempts(3)).await;
 
     let mut delays = Vec::new();
     for attempt in 1..=2 {
@@ -112,10 +107,7 @@ async fn snooze_does_not_spend_an_attempt(db: TestDb) {
             }
         })
         .build();
-    let job = q
-        .enqueue(NewJob::new("breaker", &json!({})).unwrap().max_attempts(1))
-        .await
-        .unwrap();
+    let job = put(&q, new_job("breaker", json!({})).max_attempts(1)).await;
     let t0 = q.now_ms();
     for _ in 0..3 {
         assert_eq!(w.run_one().await.unwrap(), Some((job.id, JobState::Queued)));
@@ -140,14 +132,8 @@ async fn fatal_errors_and_bad_payloads_die_at_once(db: TestDb) {
         })
         .handle("typed", |_: Typed, _| async { Ok(()) })
         .build();
-    let a = q
-        .enqueue(NewJob::new("fatal", &json!({})).unwrap())
-        .await
-        .unwrap();
-    let b = q
-        .enqueue(NewJob::new("typed", &json!({"nope": 1})).unwrap())
-        .await
-        .unwrap();
+    let a = put(&q, new_job("fatal", json!({}))).await;
+    let b = put(&q, new_job("typed", json!({"nope": 1}))).await;
     w.drain().await.unwrap();
     assert_eq!(state(&q, a.id).await, JobState::Dead);
     let rb = q.get(b.id).await.unwrap().unwrap();
@@ -162,10 +148,7 @@ async fn panics_are_failures(db: TestDb) {
             panic!("handler bug")
         })
         .build();
-    let a = q
-        .enqueue(NewJob::new("panics", &json!({})).unwrap())
-        .await
-        .unwrap();
+    let a = put(&q, new_job("panics", json!({}))).await;
     assert_eq!(w.run_one().await.unwrap(), Some((a.id, JobState::Retrying)));
     let rec = q.get(a.id).await.unwrap().unwrap();
     assert!(rec.last_error.unwrap().contains("handler bug"));
@@ -173,15 +156,9 @@ async fn panics_are_failures(db: TestDb) {
 
 async fn retry_of_a_superseded_singleton_is_dropped(db: TestDb) {
     let q = db.queue().await;
-    let first = q
-        .enqueue(NewJob::new("k", &json!({})).unwrap().singleton("product:7"))
-        .await
-        .unwrap();
+    let first = put(&q, new_job("k", json!({})).singleton("product:7")).await;
     let running = claim(&q, 1).await.remove(0);
-    let newer = q
-        .enqueue(NewJob::new("k", &json!({})).unwrap().singleton("product:7"))
-        .await
-        .unwrap();
+    let newer = put(&q, new_job("k", json!({})).singleton("product:7")).await;
     let outcome = ferry_queue::Outcome::Failed {
         error: "502".into(),
         retry_in: None,

@@ -3,33 +3,24 @@ use std::collections::HashMap;
 use ferry_queue::NewJob;
 use serde_json::json;
 
-use crate::claim;
+use crate::{claim, new_job};
 use ferry_testkit::TestDb;
 
-ferry_testkit::conformance!(
-    small_groups_are_not_starved_by_a_backlog,
-    group_cap_bounds_running_jobs,
+ferry_testkit::conformance! {
+    small_groups_are_not_starved_by_a_backlog, group_cap_bounds_running_jobs,
     queue_default_group_cap_applies_to_every_group,
-);
+}
 
 async fn small_groups_are_not_starved_by_a_backlog(db: TestDb) {
     let q = db.queue().await;
     // The big merchant's backlog arrives first.
     let big: Vec<NewJob> = (0..10_000)
-        .map(|i| {
-            NewJob::new("sync", &json!({ "i": i }))
-                .unwrap()
-                .group("big")
-        })
+        .map(|i| new_job("sync", json!({ "i": i })).group("big"))
         .collect();
     q.enqueue_batch(big).await.unwrap();
     for g in 0..20 {
         let small: Vec<NewJob> = (0..5)
-            .map(|i| {
-                NewJob::new("sync", &json!({ "i": i }))
-                    .unwrap()
-                    .group(&format!("small-{g}"))
-            })
+            .map(|i| new_job("sync", json!({ "i": i })).group(&format!("small-{g}")))
             .collect();
         q.enqueue_batch(small).await.unwrap();
     }
@@ -60,8 +51,8 @@ async fn group_cap_bounds_running_jobs(db: TestDb) {
         .await
         .unwrap();
     let jobs: Vec<NewJob> = (0..10)
-        .map(|_| NewJob::new("sync", &json!({})).unwrap().group("store-a"))
-        .chain((0..3).map(|_| NewJob::new("sync", &json!({})).unwrap().group("store-b")))
+        .map(|_| new_job("sync", json!({})).group("store-a"))
+        .chain((0..3).map(|_| new_job("sync", json!({})).group("store-b")))
         .collect();
     q.enqueue_batch(jobs).await.unwrap();
     let first = claim(&q, 10).await;
@@ -88,7 +79,7 @@ async fn queue_default_group_cap_applies_to_every_group(db: TestDb) {
     q.set_group_cap("default", "vip", Some(3)).await.unwrap();
     let jobs: Vec<NewJob> = ["a", "b", "vip"]
         .iter()
-        .flat_map(|g| (0..5).map(move |_| NewJob::new("sync", &json!({})).unwrap().group(g)))
+        .flat_map(|g| (0..5).map(move |_| new_job("sync", json!({})).group(g)))
         .collect();
     q.enqueue_batch(jobs).await.unwrap();
     let got = count_groups(&claim(&q, 50).await);

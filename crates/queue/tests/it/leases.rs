@@ -1,25 +1,20 @@
 use std::time::Duration;
 
-use ferry_queue::{JobState, NewJob};
+use ferry_queue::JobState;
 use serde_json::json;
 
-use crate::{LEASE, claim, state};
+use crate::{LEASE, claim, new_job, put, state};
 use ferry_testkit::TestDb;
 
-ferry_testkit::conformance!(
-    lapsed_lease_requeues_with_attempt_counted,
-    heartbeat_keeps_the_lease,
-    lost_lease_makes_late_acks_harmless,
-    lapsed_lease_on_last_attempt_is_dead,
+ferry_testkit::conformance! {
+    lapsed_lease_requeues_with_attempt_counted, heartbeat_keeps_the_lease,
+    lost_lease_makes_late_acks_harmless, lapsed_lease_on_last_attempt_is_dead,
     lapsed_leases_of_two_jobs_with_one_singleton_key,
-);
+}
 
 async fn lapsed_lease_requeues_with_attempt_counted(db: TestDb) {
     let q = db.queue().await;
-    let job = q
-        .enqueue(NewJob::new("k", &json!({})).unwrap().max_attempts(5))
-        .await
-        .unwrap();
+    let job = put(&q, new_job("k", json!({})).max_attempts(5)).await;
     claim(&q, 1).await;
     db.clock.advance(LEASE - Duration::from_millis(1));
     assert!(
@@ -39,10 +34,7 @@ async fn lapsed_lease_requeues_with_attempt_counted(db: TestDb) {
 
 async fn heartbeat_keeps_the_lease(db: TestDb) {
     let q = db.queue().await;
-    let job = q
-        .enqueue(NewJob::new("k", &json!({})).unwrap())
-        .await
-        .unwrap();
+    let job = put(&q, new_job("k", json!({}))).await;
     claim(&q, 1).await;
     for _ in 0..5 {
         db.clock.advance(Duration::from_secs(4));
@@ -62,10 +54,7 @@ async fn heartbeat_keeps_the_lease(db: TestDb) {
 
 async fn lost_lease_makes_late_acks_harmless(db: TestDb) {
     let q = db.queue().await;
-    let job = q
-        .enqueue(NewJob::new("k", &json!({})).unwrap())
-        .await
-        .unwrap();
+    let job = put(&q, new_job("k", json!({}))).await;
     let first = claim(&q, 1).await.remove(0);
     db.clock.advance(LEASE * 2);
     q.reap_expired_leases().await.unwrap();
@@ -100,10 +89,7 @@ async fn lost_lease_makes_late_acks_harmless(db: TestDb) {
 
 async fn lapsed_lease_on_last_attempt_is_dead(db: TestDb) {
     let q = db.queue().await;
-    let job = q
-        .enqueue(NewJob::new("k", &json!({})).unwrap().max_attempts(1))
-        .await
-        .unwrap();
+    let job = put(&q, new_job("k", json!({})).max_attempts(1)).await;
     claim(&q, 1).await;
     db.clock.advance(LEASE * 2);
     assert_eq!(
@@ -115,20 +101,11 @@ async fn lapsed_lease_on_last_attempt_is_dead(db: TestDb) {
 async fn lapsed_leases_of_two_jobs_with_one_singleton_key(db: TestDb) {
     let q = db.queue().await;
     // A running job does not block a new waiting one with its key, which can then run too.
-    let a = q
-        .enqueue(NewJob::new("k", &json!({})).unwrap().singleton("p:1"))
-        .await
-        .unwrap();
+    let a = put(&q, new_job("k", json!({})).singleton("p:1")).await;
     claim(&q, 1).await;
-    let b = q
-        .enqueue(NewJob::new("k", &json!({})).unwrap().singleton("p:1"))
-        .await
-        .unwrap();
+    let b = put(&q, new_job("k", json!({})).singleton("p:1")).await;
     claim(&q, 1).await;
-    let other = q
-        .enqueue(NewJob::new("k", &json!({})).unwrap())
-        .await
-        .unwrap();
+    let other = put(&q, new_job("k", json!({}))).await;
     claim(&q, 1).await;
     // All three workers die; only one of the two may wait again, and the reaper must not fail.
     db.clock.advance(LEASE * 2);

@@ -11,7 +11,7 @@ mod worker;
 
 use std::time::Duration;
 
-use ferry_queue::{ClaimedJob, JobState, Queue};
+use ferry_queue::{ClaimedJob, Enqueued, JobState, NewJob, Queue};
 
 pub const LEASE: Duration = Duration::from_secs(5);
 
@@ -24,3 +24,13 @@ pub async fn state(q: &Queue, id: uuid::Uuid) -> JobState {
 }
 
 pub use ferry_testkit::eventually;
+
+/// A job of `kind` carrying `payload`.
+pub fn new_job(kind: &str, payload: serde_json::Value) -> NewJob {
+    NewJob::new(kind, &payload).unwrap()
+}
+
+/// Enqueues `job`: what the queue answered.
+pub async fn put(q: &Queue, job: NewJob) -> Enqueued {
+    q.enqueue(job).await.unwrap()
+}

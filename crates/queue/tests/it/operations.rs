@@ -1,39 +1,30 @@
 use std::time::Duration;
 
-use ferry_queue::{Cancelled, JobState, NewJob};
+use ferry_queue::{Cancelled, JobState};
 use serde_json::json;
 
-use crate::{claim, state};
+use crate::{claim, new_job, put, state};
 use ferry_testkit::TestDb;
 
-ferry_testkit::conformance!(
-    deadline_expires_a_waiting_job,
-    cron_fires_once_per_tick_across_processes,
-    pause_and_resume,
-    cancel_waiting_job_never_runs,
-    retention_prunes_finished_and_keeps_dead_longer,
-    stats_per_queue,
-);
+ferry_testkit::conformance! {
+    deadline_expires_a_waiting_job, cron_fires_once_per_tick_across_processes, pause_and_resume,
+    cancel_waiting_job_never_runs, retention_prunes_finished_and_keeps_dead_longer, stats_per_queue,
+}
 
 async fn deadline_expires_a_waiting_job(db: TestDb) {
     let q = db.queue().await;
-    let job = q
-        .enqueue(
-            NewJob::new("k", &json!({}))
-                .unwrap()
-                .run_in(Duration::from_secs(20))
-                .expires_in(Duration::from_secs(10)),
-        )
-        .await
-        .unwrap();
-    let fresh = q
-        .enqueue(
-            NewJob::new("k", &json!({}))
-                .unwrap()
-                .expires_in(Duration::from_secs(60)),
-        )
-        .await
-        .unwrap();
+    let job = put(
+        &q,
+        new_job("k", json!({}))
+            .run_in(Duration::from_secs(20))
+            .expires_in(Duration::from_secs(10)),
+    )
+    .await;
+    let fresh = put(
+        &q,
+        new_job("k", json!({})).expires_in(Duration::from_secs(60)),
+    )
+    .await;
     db.clock.advance(Duration::from_secs(25));
     let got = claim(&q, 10).await;
     assert_eq!(got.len(), 1, "the expired job is never claimed");
@@ -46,9 +37,7 @@ async fn cron_fires_once_per_tick_across_processes(db: TestDb) {
     // Two queue handles with their own pools stand for two worker processes.
     let a = db.queue().await;
     let b = db.queue().await;
-    let job = NewJob::new("reconcile", &json!({"full": false}))
-        .unwrap()
-        .queue("maintenance");
+    let job = new_job("reconcile", json!({"full": false})).queue("maintenance");
     a.register_cron("reconcile", "* * * * *", &job)
         .await
         .unwrap();
@@ -78,17 +67,13 @@ async fn cron_fires_once_per_tick_across_processes(db: TestDb) {
 async fn pause_and_resume(db: TestDb) {
     let q = db.queue().await;
     q.pause("default").await.unwrap();
-    q.enqueue(NewJob::new("k", &json!({})).unwrap())
-        .await
-        .unwrap();
+    put(&q, new_job("k", json!({}))).await;
     assert!(claim(&q, 10).await.is_empty());
     let s = q.stats("default").await.unwrap();
     assert!(s.paused);
     assert_eq!(s.ready, 1);
     // Other queues are not affected.
-    q.enqueue(NewJob::new("k", &json!({})).unwrap().queue("other"))
-        .await
-        .unwrap();
+    put(&q, new_job("k", json!({})).queue("other")).await;
     assert_eq!(
         q.claim("other", "t", 10, crate::LEASE).await.unwrap().len(),
         1
@@ -99,10 +84,7 @@ async fn pause_and_resume(db: TestDb) {
 
 async fn cancel_waiting_job_never_runs(db: TestDb) {
     let q = db.queue().await;
-    let job = q
-        .enqueue(NewJob::new("k", &json!({})).unwrap())
-        .await
-        .unwrap();
+    let job = put(&q, new_job("k", json!({}))).await;
     assert_eq!(q.cancel(job.id).await.unwrap(), Cancelled::Cancelled);
     assert!(claim(&q, 10).await.is_empty());
     assert_eq!(state(&q, job.id).await, JobState::Cancelled);
@@ -115,22 +97,13 @@ async fn cancel_waiting_job_never_runs(db: TestDb) {
 
 async fn retention_prunes_finished_and_keeps_dead_longer(db: TestDb) {
     let q = db.queue().await;
-    let done = q
-        .enqueue(NewJob::new("k", &json!({})).unwrap())
-        .await
-        .unwrap();
-    let dies = q
-        .enqueue(NewJob::new("k", &json!({})).unwrap().max_attempts(1))
-        .await
-        .unwrap();
-    let waits = q
-        .enqueue(
-            NewJob::new("k", &json!({}))
-                .unwrap()
-                .run_in(Duration::from_secs(86_400 * 30)),
-        )
-        .await
-        .unwrap();
+    let done = put(&q, new_job("k", json!({}))).await;
+    let dies = put(&q, new_job("k", json!({})).max_attempts(1)).await;
+    let waits = put(
+        &q,
+        new_job("k", json!({})).run_in(Duration::from_secs(86_400 * 30)),
+    )
+    .await;
     let jobs = claim(&q, 10).await;
     for j in &jobs {
         if j.id == done.id {
@@ -169,27 +142,13 @@ async fn retention_prunes_finished_and_keeps_dead_longer(db: TestDb) {
 
 async fn stats_per_queue(db: TestDb) {
     let q = db.queue().await;
-    q.enqueue(NewJob::new("k", &json!({})).unwrap())
-        .await
-        .unwrap();
+    put(&q, new_job("k", json!({}))).await;
     db.clock.advance(Duration::from_secs(5));
-    q.enqueue_batch(
-        (0..3)
-            .map(|_| NewJob::new("k", &json!({})).unwrap())
-            .collect(),
-    )
-    .await
-    .unwrap();
-    q.enqueue(
-        NewJob::new("k", &json!({}))
-            .unwrap()
-            .run_in(Duration::from_secs(60)),
-    )
-    .await
-    .unwrap();
-    q.enqueue(NewJob::new("k", &json!({})).unwrap().queue("other"))
+    q.enqueue_batch((0..3).map(|_| new_job("k", json!({}))).collect())
         .await
         .unwrap();
+    put(&q, new_job("k", json!({})).run_in(Duration::from_secs(60))).await;
+    put(&q, new_job("k", json!({})).queue("other")).await;
     db.clock.advance(Duration::from_secs(2));
     let running = claim(&q, 1).await;
     assert_eq!(running.len(), 1);
@@ -212,13 +171,11 @@ async fn postgres_enqueue_notifies_other_processes(db: TestDb) {
     listener.listen("ferry_jobs").await.unwrap();
 
     let mut tx = q.begin().await.unwrap();
-    tx.enqueue(NewJob::new("k", &json!({})).unwrap().queue("rolled"))
+    tx.enqueue(new_job("k", json!({})).queue("rolled"))
         .await
         .unwrap();
     tx.rollback().await.unwrap();
-    q.enqueue(NewJob::new("k", &json!({})).unwrap().queue("first"))
-        .await
-        .unwrap();
+    put(&q, new_job("k", json!({})).queue("first")).await;
     assert_eq!(
         next_notification(&mut listener, Duration::from_secs(5))
             .await
@@ -229,9 +186,7 @@ async fn postgres_enqueue_notifies_other_processes(db: TestDb) {
 
     // A burst into one queue: the first insert notifies, the rest fold into one trailing NOTIFY.
     for _ in 0..20 {
-        q.enqueue(NewJob::new("k", &json!({})).unwrap().queue("burst"))
-            .await
-            .unwrap();
+        put(&q, new_job("k", json!({})).queue("burst")).await;
     }
     let mut got = Vec::new();
     while let Some(p) = next_notification(&mut listener, Duration::from_millis(300)).await {
@@ -245,7 +200,7 @@ async fn postgres_enqueue_notifies_other_processes(db: TestDb) {
     );
 
     let mut tx = q.begin().await.unwrap();
-    tx.enqueue(NewJob::new("k", &json!({})).unwrap().queue("in-tx"))
+    tx.enqueue(new_job("k", json!({})).queue("in-tx"))
         .await
         .unwrap();
     tx.commit().await.unwrap();

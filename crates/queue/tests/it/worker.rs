@@ -7,16 +7,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::{eventually, state};
+use crate::{eventually, new_job, put, state};
 use ferry_testkit::TestDb;
 
-ferry_testkit::conformance!(
-    worker_runs_typed_jobs_within_its_concurrency,
-    running_job_sees_its_cancellation,
-    shutdown_lets_running_jobs_finish,
-    shutdown_releases_jobs_that_ignore_cancellation,
+ferry_testkit::conformance! {
+    worker_runs_typed_jobs_within_its_concurrency, running_job_sees_its_cancellation,
+    shutdown_lets_running_jobs_finish, shutdown_releases_jobs_that_ignore_cancellation,
     shutdown_releases_jobs_that_stop_when_cancelled,
-);
+}
 
 #[derive(Serialize, Deserialize)]
 struct Resize {
@@ -82,10 +80,7 @@ async fn running_job_sees_its_cancellation(db: TestDb) {
             Err(JobError::retry("stopped"))
         })
         .build();
-    let job = q
-        .enqueue(NewJob::new("long", &json!({})).unwrap())
-        .await
-        .unwrap();
+    let job = put(&q, new_job("long", json!({}))).await;
     let (stop, run) = start(&w);
     wait_for(&q, job.id, JobState::Running).await;
     assert_eq!(q.cancel(job.id).await.unwrap(), Cancelled::Requested);
@@ -107,18 +102,12 @@ async fn shutdown_lets_running_jobs_finish(db: TestDb) {
             }
         })
         .build();
-    let job = q
-        .enqueue(NewJob::new("slow", &json!({})).unwrap())
-        .await
-        .unwrap();
+    let job = put(&q, new_job("slow", json!({}))).await;
     let (stop, run) = start(&w);
     wait_for(&q, job.id, JobState::Running).await;
     stop.cancel();
     // A job enqueued after shutdown began is not claimed.
-    let late = q
-        .enqueue(NewJob::new("slow", &json!({})).unwrap())
-        .await
-        .unwrap();
+    let late = put(&q, new_job("slow", json!({}))).await;
     release.notify_one();
     run.await.unwrap().unwrap();
     assert_eq!(state(&q, job.id).await, JobState::Completed);
@@ -138,10 +127,7 @@ async fn shutdown_releases_jobs_that_ignore_cancellation(db: TestDb) {
             Ok(())
         })
         .build();
-    let job = q
-        .enqueue(NewJob::new("stubborn", &json!({})).unwrap())
-        .await
-        .unwrap();
+    let job = put(&q, new_job("stubborn", json!({}))).await;
     let (stop, run) = start(&w);
     wait_for(&q, job.id, JobState::Running).await;
     stop.cancel();
@@ -163,10 +149,7 @@ async fn shutdown_releases_jobs_that_stop_when_cancelled(db: TestDb) {
             Err(JobError::retry("interrupted"))
         })
         .build();
-    let job = q
-        .enqueue(NewJob::new("cooperative", &json!({})).unwrap())
-        .await
-        .unwrap();
+    let job = put(&q, new_job("cooperative", json!({}))).await;
     let (stop, run) = start(&w);
     wait_for(&q, job.id, JobState::Running).await;
     stop.cancel();

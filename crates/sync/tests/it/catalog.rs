@@ -134,13 +134,7 @@ async fn a_create_applied_then_refused_is_not_made_twice(db: TestDb) {
     let net = Net::start(db, 1, 2, Rules::default()).await;
     // Every other write to the child is applied and then answered 500.
     net.platform()
-        .set_faults(
-            "child-1",
-            Faults {
-                applied_then_5xx: 0.5,
-                ..Faults::default()
-            },
-        )
+        .set_faults("child-1", Faults::with(|f| f.applied_then_5xx = 0.5))
         .unwrap();
     for n in 0..5 {
         net.create_in_parent(&format!("Faulty {n}"), &[&format!("F-{n}")])
@@ -252,14 +246,8 @@ async fn reconciliation_repairs_drift_and_records_the_run(db: TestDb) {
     let net = Net::start(db, 1, 4, Rules::default()).await;
     let p = net.platform();
     // Someone edits the copy in the child, and sets its stock, with nobody listening.
-    p.set_faults(
-        "child-1",
-        Faults {
-            webhook_drop: 1.0,
-            ..Faults::default()
-        },
-    )
-    .unwrap();
+    p.set_faults("child-1", Faults::with(|f| f.webhook_drop = 1.0))
+        .unwrap();
     let copy = net.product_of("child-1", "SKU-000002-1");
     p.merchant_edit_product(
         "child-1",
@@ -536,14 +524,11 @@ async fn images_follow_the_parent(db: TestDb) {
     assert!(net.dead_jobs().await.is_empty());
 }
 
-ferry_testkit::conformance!(
-    images_follow_the_parent,
-    collections_follow_the_parent,
+ferry_testkit::conformance! {
+    images_follow_the_parent, collections_follow_the_parent,
     connecting_links_by_sku_and_copies_what_is_missing,
     edits_creates_and_deletes_in_the_parent_reach_every_child,
-    price_rules_and_fields_the_child_owns,
-    a_create_applied_then_refused_is_not_made_twice,
-    a_step_failing_for_good_undoes_the_create,
-    duplicated_reordered_and_dropped_webhooks_converge,
+    price_rules_and_fields_the_child_owns, a_create_applied_then_refused_is_not_made_twice,
+    a_step_failing_for_good_undoes_the_create, duplicated_reordered_and_dropped_webhooks_converge,
     reconciliation_repairs_drift_and_records_the_run,
-);
+}

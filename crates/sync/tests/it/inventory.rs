@@ -122,14 +122,8 @@ async fn a_dropped_order_is_counted_by_reconciliation(db: TestDb) {
     let sku = "SKU-000001-2";
     let before = net.by_sku(PARENT)[sku].2;
     let p = net.platform();
-    p.set_faults(
-        "child-1",
-        Faults {
-            webhook_drop: 1.0,
-            ..Faults::default()
-        },
-    )
-    .unwrap();
+    p.set_faults("child-1", Faults::with(|f| f.webhook_drop = 1.0))
+        .unwrap();
     p.place_order("child-1", &[line(sku, 2)]).unwrap();
     net.quiet().await;
     assert_eq!(
@@ -171,11 +165,9 @@ async fn a_stock_count_wins_by_its_time_and_reaches_every_store(db: TestDb) {
     assert_eq!(net.by_sku("child-2")[sku].2, 12);
 }
 
-ferry_testkit::conformance!(
+ferry_testkit::conformance! {
     a_sale_in_a_child_moves_stock_in_the_parent_and_every_other_child,
-    sales_in_two_children_at_once_on_one_sku,
-    a_redelivered_order_moves_stock_once,
-    late_webhooks_from_a_child_converge,
-    a_dropped_order_is_counted_by_reconciliation,
+    sales_in_two_children_at_once_on_one_sku, a_redelivered_order_moves_stock_once,
+    late_webhooks_from_a_child_converge, a_dropped_order_is_counted_by_reconciliation,
     a_stock_count_wins_by_its_time_and_reaches_every_store,
-);
+}

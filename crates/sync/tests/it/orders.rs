@@ -245,11 +245,11 @@ async fn a_server_that_dies_mid_order_leaves_it_finished(db: TestDb) {
     );
 }
 
-ferry_testkit::conformance!(
+ferry_testkit::conformance! {
     an_order_reserves_charges_and_reaches_every_store,
     duplicates_at_once_make_one_order_and_one_charge,
     a_server_that_dies_mid_order_leaves_it_finished,
-);
+}
 
 #[tokio::test]
 async fn bad_orders_and_failed_ones_hold_nothing() {

@@ -25,6 +25,18 @@ const preset = batched
   ? { worker: { localQueue: { size: 500 }, completeJobBatchDelay: 0, failJobBatchDelay: 0 } }
   : { worker: {} };
 
+// A runner of `taskList` at the benchmark's concurrency.
+const start = (taskList) =>
+  run({
+    connectionString: url,
+    concurrency,
+    noHandleSignals: true,
+    pollInterval: 500,
+    logger: makeLogger(),
+    preset,
+    taskList,
+  });
+
 try {
   const utils = await makeWorkerUtils({ connectionString: url, logger: makeLogger() });
   await utils.migrate();
@@ -49,15 +61,7 @@ try {
   let resolveAll;
   const allDone = new Promise((r) => (resolveAll = r));
   t = performance.now();
-  const runner = await run({
-    connectionString: url,
-    concurrency,
-    noHandleSignals: true,
-    pollInterval: 500,
-    logger: makeLogger(),
-    preset,
-    taskList: { noop: async () => { if (++count === jobs) resolveAll(); } },
-  });
+  const runner = await start({ noop: async () => { if (++count === jobs) resolveAll(); } });
   await allDone;
   await runner.stop();
   const process_per_s = jobs / ((performance.now() - t) / 1000);
@@ -66,16 +70,8 @@ try {
   const lat = [];
   let resolvePick;
   const picked = new Promise((r) => (resolvePick = r));
-  const pickRunner = await run({
-    connectionString: url,
-    concurrency,
-    noHandleSignals: true,
-    pollInterval: 500,
-    logger: makeLogger(),
-    preset,
-    taskList: {
-      pickup: async (p) => { lat.push(performance.now() - p.t); if (lat.length === 500) resolvePick(); },
-    },
+  const pickRunner = await start({
+    pickup: async (p) => { lat.push(performance.now() - p.t); if (lat.length === 500) resolvePick(); },
   });
   await new Promise((r) => setTimeout(r, 200));
   for (let i = 0; i < 500; i++) {

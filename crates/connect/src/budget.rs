@@ -12,6 +12,25 @@ use ferry_core::Clock;
 use crate::error::ConnectError;
 use ferry_db::Db;
 
+/// What the mirror keeps free of a bucket: a tenth of it, or what restores in 100 ms if that
+/// is more, at most half. A request is counted when it is reserved but by the server when it
+/// arrives; one delayed in flight (a busy machine, a slow network) arrives after the server's
+/// bucket has leaked less than the mirror assumed, so a mirror filled to the brim overflows
+/// the server's. The margin lowers only the burst, never the sustained rate, which is the
+/// restore rate either way.
+fn room(capacity: f64, restore_per_s: f64) -> f64 {
+    capacity
+        - (capacity * 0.1)
+            .max(restore_per_s * 0.1)
+            .min(capacity * 0.5)
+}
+
+/// [`room`] in SQL, over the row's columns.
+fn room_sql(db: &Db) -> String {
+    let (g, l) = (db.dialect().greatest(), db.dialect().least());
+    format!("(capacity - {l}({g}(capacity * 0.1, restore_per_s * 0.1), capacity * 0.5))")
+}
+
 /// Where a bucket starts before the server has told us its size.
 #[derive(Debug, Clone, Copy)]
 pub struct BucketShape {
@@ -89,7 +108,8 @@ impl Budget {
         };
         let elapsed = (now - s.at_ms).max(0) as f64 / 1000.0;
         let level = (s.level - elapsed * s.restore_per_s).max(0.0);
-        let excess = level + cost.min(s.capacity) - s.capacity;
+        let room = room(s.capacity, s.restore_per_s);
+        let excess = level + cost.min(room) - room;
         let wait_ms = (excess / s.restore_per_s.max(0.001) * 1000.0)
             .ceil()
             .max(1.0) as i64;
@@ -97,17 +117,18 @@ impl Budget {
         Ok(Err(Duration::from_millis(wait_ms.max(1) as u64)))
     }
 
-    /// Adds `cost` to the bucket if it fits now (one conditional UPDATE). A single request over
-    /// the whole bucket still goes once the bucket is empty.
+    /// Adds `cost` to the bucket if it fits now under the headroom (one conditional UPDATE). A
+    /// single request over the whole room still goes once the bucket is empty.
     async fn take(&self, key: &str, now: i64, cost: f64) -> Result<bool, ConnectError> {
         let (g, l) = (self.db.dialect().greatest(), self.db.dialect().least());
+        let room = room_sql(&self.db);
         let sql = format!(
             "UPDATE ferry_rate_budgets
              SET level = {g}(level - {g}($2 - at_ms, 0) / 1000.0 * restore_per_s, 0) + $3,
                  at_ms = {g}(at_ms, $2)
              WHERE key = $1 AND blocked_until_ms <= $2
                AND {g}(level - {g}($2 - at_ms, 0) / 1000.0 * restore_per_s, 0)
-                   + {l}($3, capacity) <= capacity
+                   + {l}($3, {room}) <= {room}
              RETURNING level"
         );
         let taken = ferry_db::row!(

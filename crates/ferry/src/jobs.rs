@@ -22,20 +22,8 @@ pub enum JobsCommand {
     List {
         #[command(flatten)]
         db: DbArgs,
-        #[arg(long)]
-        queue: Option<String>,
-        /// queued, running, retrying, completed, dead, cancelled or expired.
-        #[arg(long)]
-        state: Option<String>,
-        #[arg(long)]
-        kind: Option<String>,
-        #[arg(long)]
-        group: Option<String>,
-        /// Only jobs after this id (the last id of the previous page).
-        #[arg(long)]
-        after: Option<Uuid>,
-        #[arg(long, default_value_t = 50)]
-        limit: u32,
+        #[command(flatten)]
+        filter: ListArgs,
     },
     /// Show one job.
     Get {
@@ -47,23 +35,8 @@ pub enum JobsCommand {
     Enqueue {
         #[command(flatten)]
         db: DbArgs,
-        kind: String,
-        /// The payload, as JSON.
-        #[arg(default_value = "{}")]
-        payload: String,
-        #[arg(long, default_value = "default")]
-        queue: String,
-        #[arg(long)]
-        group: Option<String>,
-        #[arg(long)]
-        singleton: Option<String>,
-        #[arg(long, default_value_t = 0)]
-        priority: i16,
-        /// Run no earlier than this many seconds from now.
-        #[arg(long)]
-        delay_s: Option<u64>,
-        #[arg(long)]
-        max_attempts: Option<i32>,
+        #[command(flatten)]
+        job: EnqueueArgs,
     },
     /// Cancel a job (a running job's handler is asked to stop).
     Cancel {
@@ -110,32 +83,89 @@ fn print<T: serde::Serialize>(v: &T) -> Result<()> {
     Ok(())
 }
 
+#[derive(clap::Args)]
+pub struct ListArgs {
+    #[arg(long)]
+    queue: Option<String>,
+    /// queued, running, retrying, completed, dead, cancelled or expired.
+    #[arg(long)]
+    state: Option<String>,
+    #[arg(long)]
+    kind: Option<String>,
+    #[arg(long)]
+    group: Option<String>,
+    /// Only jobs after this id (the last id of the previous page).
+    #[arg(long)]
+    after: Option<Uuid>,
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+}
+
+impl ListArgs {
+    fn filter(self) -> Result<JobFilter> {
+        let state = match self.state {
+            Some(s) => Some(JobState::parse(&s).with_context(|| format!("unknown state {s:?}"))?),
+            None => None,
+        };
+        Ok(JobFilter {
+            queue: self.queue,
+            state,
+            kind: self.kind,
+            group: self.group,
+            after: self.after,
+            limit: self.limit,
+        })
+    }
+}
+
+#[derive(clap::Args)]
+pub struct EnqueueArgs {
+    kind: String,
+    /// The payload, as JSON.
+    #[arg(default_value = "{}")]
+    payload: String,
+    #[arg(long, default_value = "default")]
+    queue: String,
+    #[arg(long)]
+    group: Option<String>,
+    #[arg(long)]
+    singleton: Option<String>,
+    #[arg(long, default_value_t = 0)]
+    priority: i16,
+    /// Run no earlier than this many seconds from now.
+    #[arg(long)]
+    delay_s: Option<u64>,
+    #[arg(long)]
+    max_attempts: Option<i32>,
+}
+
+impl EnqueueArgs {
+    fn job(self) -> Result<NewJob> {
+        let mut job = NewJob::from_json(&self.kind, self.payload)
+            .context("the payload must be JSON")?
+            .queue(&self.queue)
+            .priority(self.priority);
+        if let Some(g) = self.group {
+            job = job.group(&g);
+        }
+        if let Some(k) = self.singleton {
+            job = job.singleton(&k);
+        }
+        if let Some(s) = self.delay_s {
+            job = job.run_in(Duration::from_secs(s));
+        }
+        if let Some(n) = self.max_attempts {
+            job = job.max_attempts(n);
+        }
+        Ok(job)
+    }
+}
+
 pub async fn run_jobs(cmd: JobsCommand) -> Result<()> {
     match cmd {
-        JobsCommand::List {
-            db,
-            queue,
-            state,
-            kind,
-            group,
-            after,
-            limit,
-        } => {
-            let state = match state {
-                Some(s) => {
-                    Some(JobState::parse(&s).with_context(|| format!("unknown state {s:?}"))?)
-                }
-                None => None,
-            };
+        JobsCommand::List { db, filter } => {
+            let filter = filter.filter()?;
             let q = open(&db).await?;
-            let filter = JobFilter {
-                queue,
-                state,
-                kind,
-                group,
-                after,
-                limit,
-            };
             for job in q.list(&filter).await? {
                 print(&job)?;
             }
@@ -144,33 +174,8 @@ pub async fn run_jobs(cmd: JobsCommand) -> Result<()> {
             Some(job) => print(&job)?,
             None => bail!("job {id} not found"),
         },
-        JobsCommand::Enqueue {
-            db,
-            kind,
-            payload,
-            queue,
-            group,
-            singleton,
-            priority,
-            delay_s,
-            max_attempts,
-        } => {
-            let mut job = NewJob::from_json(&kind, payload)
-                .context("the payload must be JSON")?
-                .queue(&queue)
-                .priority(priority);
-            if let Some(g) = group {
-                job = job.group(&g);
-            }
-            if let Some(k) = singleton {
-                job = job.singleton(&k);
-            }
-            if let Some(s) = delay_s {
-                job = job.run_in(Duration::from_secs(s));
-            }
-            if let Some(n) = max_attempts {
-                job = job.max_attempts(n);
-            }
+        JobsCommand::Enqueue { db, job } => {
+            let job = job.job()?;
             let out = open(&db).await?.enqueue(job).await?;
             print(&serde_json::json!({ "id": out.id, "inserted": out.inserted }))?;
         }

@@ -409,49 +409,8 @@ fn pg_job_columns() -> String {
     JOB_COLUMNS.replace("payload", "payload::text")
 }
 
-fn state_at(row: &PgRow, i: usize) -> Result<JobState> {
-    let s: String = row.try_get(i)?;
-    JobState::parse(&s)
-        .ok_or_else(|| sqlx::Error::Decode(format!("unknown job state {s:?}").into()).into())
+fn uuid_at(row: &PgRow, i: usize) -> Result<Uuid> {
+    Ok(row.try_get(i)?)
 }
 
-fn decode_claimed(r: &PgRow) -> Result<ClaimedJob> {
-    Ok(ClaimedJob {
-        id: r.try_get(0)?,
-        queue: r.try_get(1)?,
-        kind: r.try_get(2)?,
-        payload: r.try_get(3)?,
-        priority: r.try_get(4)?,
-        fair_round: r.try_get(5)?,
-        attempt: r.try_get(6)?,
-        max_attempts: r.try_get(7)?,
-        group_key: r.try_get(8)?,
-        singleton_key: r.try_get(9)?,
-        created_at: r.try_get(10)?,
-    })
-}
-
-fn decode_record(r: &PgRow) -> Result<JobRecord> {
-    let payload: String = r.try_get(3)?;
-    Ok(JobRecord {
-        id: r.try_get(0)?,
-        queue: r.try_get(1)?,
-        kind: r.try_get(2)?,
-        payload: serde_json::from_str(&payload)?,
-        state: state_at(r, 4)?,
-        priority: r.try_get(5)?,
-        run_at: r.try_get(6)?,
-        attempt: r.try_get(7)?,
-        max_attempts: r.try_get(8)?,
-        singleton_key: r.try_get(9)?,
-        group_key: r.try_get(10)?,
-        expires_at: r.try_get(11)?,
-        lease_owner: r.try_get(12)?,
-        lease_until: r.try_get(13)?,
-        cancel_requested: r.try_get(14)?,
-        last_error: r.try_get(15)?,
-        created_at: r.try_get(16)?,
-        started_at: r.try_get(17)?,
-        finished_at: r.try_get(18)?,
-    })
-}
+crate::common::row_decoders!(PgRow);

@@ -192,3 +192,18 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
+
+/// `request.answer().await`: the response, or the test fails (a request a test makes to a
+/// server it started is expected to be answered, whatever the status).
+pub trait Answer {
+    fn answer(self) -> impl std::future::Future<Output = reqwest::Response> + Send;
+}
+
+impl Answer for reqwest::RequestBuilder {
+    async fn answer(self) -> reqwest::Response {
+        match self.send().await {
+            Ok(r) => r,
+            Err(e) => panic!("the request was not answered: {e}"),
+        }
+    }
+}

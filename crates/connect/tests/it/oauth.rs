@@ -25,14 +25,11 @@ fn oauth(env: &Env, store: &str) -> Arc<OAuth> {
     Arc::new(o)
 }
 
-async fn tokens_refresh_ahead_of_expiry_once_for_all_callers(db: TestDb) {
-    let (env, clock) = Env::start_fake(db).await;
-    let p = env.mock.platform();
-    p.create_store(Some("shop")).unwrap();
-    let first = p.enable_oauth("shop", 3_000).unwrap();
-    let creds = oauth(&env, "shop");
+/// The store's OAuth credentials holding `refresh`, and a REST connector using them.
+async fn connected(env: &Env, refresh: String) -> (Arc<OAuth>, RestConnector) {
+    let creds = oauth(env, "shop");
     creds
-        .store_refresh_token(&Secret::new(first))
+        .store_refresh_token(&Secret::new(refresh))
         .await
         .unwrap();
     let rest = RestConnector::new(
@@ -40,6 +37,15 @@ async fn tokens_refresh_ahead_of_expiry_once_for_all_callers(db: TestDb) {
         &env.mock.rest_url("shop"),
         creds.clone(),
     );
+    (creds, rest)
+}
+
+async fn tokens_refresh_ahead_of_expiry_once_for_all_callers(db: TestDb) {
+    let (env, clock) = Env::start_fake(db).await;
+    let p = env.mock.platform();
+    p.create_store(Some("shop")).unwrap();
+    let first = p.enable_oauth("shop", 3_000).unwrap();
+    let (creds, rest) = connected(&env, first).await;
 
     // 20 callers at once with no token yet: one refresh.
     let mut tasks = tokio::task::JoinSet::new();
@@ -78,16 +84,7 @@ async fn a_401_refreshes_once_and_rotated_tokens_survive_a_restart(db: TestDb) {
     let p = env.mock.platform();
     p.create_store(Some("shop")).unwrap();
     let first = p.enable_oauth("shop", 600_000).unwrap();
-    let creds = oauth(&env, "shop");
-    creds
-        .store_refresh_token(&Secret::new(first.clone()))
-        .await
-        .unwrap();
-    let rest = RestConnector::new(
-        env.client(quick()),
-        &env.mock.rest_url("shop"),
-        creds.clone(),
-    );
+    let (_creds, rest) = connected(&env, first.clone()).await;
     rest.put("a", &json!({})).await.unwrap();
 
     // The platform revokes the access token: a 401, one refresh, the call goes through.

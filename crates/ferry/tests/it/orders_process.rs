@@ -4,6 +4,7 @@
 //! sale in every store, and the client's retry gets the stored answer.
 
 use ferry_mock::MockServer;
+use ferry_testkit::Answer;
 use ferry_testkit::{TestDb, eventually};
 use tokio::process::Child;
 
@@ -33,9 +34,8 @@ async fn post(url: &str, key: &str, body: &serde_json::Value) -> reqwest::Respon
         .bearer_auth(TOKEN)
         .header("idempotency-key", key)
         .json(body)
-        .send()
+        .answer()
         .await
-        .unwrap()
 }
 
 ferry_testkit::postgres_only!(a_server_killed_mid_order_leaves_it_to_a_worker);

@@ -1,6 +1,7 @@
 //! The real `ferry` binary, spawned: a command with its variables, a run that must succeed, a
 //! server on a free port, a worker, and the simulated platform the network runs against.
 
+use ferry_testkit::Answer;
 use std::ffi::OsStr;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -127,5 +128,5 @@ pub async fn get_json(url: &str, token: &str) -> serde_json::Value {
 
 /// Sends `req`: the answer as JSON.
 pub async fn json_of(req: reqwest::RequestBuilder) -> serde_json::Value {
-    req.send().await.unwrap().json().await.unwrap()
+    req.answer().await.json().await.unwrap()
 }

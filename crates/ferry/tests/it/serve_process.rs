@@ -1,6 +1,7 @@
 //! `ferry stores add` then `ferry serve`: a signed webhook becomes a job; a forged one does not.
 
 use crate::process::{NO_ENV, ferry, serve, succeed};
+use ferry_testkit::Answer;
 
 fn shopify_sig(secret: &str, body: &[u8]) -> String {
     ferry_mock::shopify_hmac(secret, body)
@@ -63,7 +64,7 @@ async fn serve_accepts_signed_webhooks_into_the_queue() {
             .status(),
         200
     );
-    let ready = http.get(format!("{url}/readyz")).send().await.unwrap();
+    let ready = http.get(format!("{url}/readyz")).answer().await;
     assert_eq!(ready.status(), 200);
 
     let q = ferry_queue::Queue::connect(&db).await.unwrap();

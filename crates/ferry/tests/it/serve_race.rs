@@ -1,6 +1,7 @@
 //! Two `ferry serve` processes on one PostgreSQL receive the same deliveries at once: each is
 //! accepted by exactly one of them and becomes exactly one job.
 
+use ferry_testkit::Answer;
 use ferry_testkit::TestDb;
 
 use crate::process::serve;
@@ -29,7 +30,7 @@ async fn two_servers_accept_each_delivery_once(db: TestDb) {
                 .header("x-shopify-hmac-sha256", sig.clone())
                 .header("x-shopify-webhook-id", format!("race-{i}"))
                 .body(body.clone());
-            tasks.spawn(async move { (i, req.send().await.unwrap().status().as_u16()) });
+            tasks.spawn(async move { (i, req.answer().await.status().as_u16()) });
         }
     }
     let mut accepted = vec![0; N];

@@ -1,4 +1,5 @@
 use ferry_sync::webhooks::Platform;
+use ferry_testkit::Answer;
 use ferry_testkit::TestDb;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -39,7 +40,7 @@ async fn every_admin_route_needs_the_token(db: TestDb) {
             if let Some(t) = token {
                 req = req.bearer_auth(t);
             }
-            let r = req.send().await.unwrap();
+            let r = req.answer().await;
             assert_eq!(r.status(), 401, "{m} {path} with {token:?}");
             let v: Value = r.json().await.unwrap();
             assert_eq!(v["error"]["code"], "unauthorized");
@@ -51,12 +52,7 @@ async fn every_admin_route_needs_the_token(db: TestDb) {
         "nothing done without a token"
     );
     for (m, path) in routes() {
-        let r = h
-            .admin(m.parse().unwrap(), &path)
-            .body("{}")
-            .send()
-            .await
-            .unwrap();
+        let r = h.admin(m.parse().unwrap(), &path).body("{}").answer().await;
         assert_ne!(r.status(), 401, "{m} {path} with the token");
     }
     assert!(
@@ -75,18 +71,16 @@ async fn stores_are_managed_without_ever_showing_secrets(db: TestDb) {
     let r = h
         .admin(Method::POST, "/api/stores")
         .json(&json!({"name": "shop-1", "platform": "shopify", "secret": "shpss_api_secret"}))
-        .send()
-        .await
-        .unwrap();
+        .answer()
+        .await;
     assert_eq!(r.status(), 201);
     let body = r.text().await.unwrap();
     assert!(!body.contains("shpss_api_secret"), "{body}");
     let again = h
         .admin(Method::POST, "/api/stores")
         .json(&json!({"name": "shop-1", "platform": "shopify", "secret": "shpss_api_secret"}))
-        .send()
-        .await
-        .unwrap();
+        .answer()
+        .await;
     assert_eq!(again.status(), 409);
     for bad in [
         json!({"name": "x", "platform": "ebay", "secret": "12345678"}),
@@ -96,17 +90,15 @@ async fn stores_are_managed_without_ever_showing_secrets(db: TestDb) {
         let r = h
             .admin(Method::POST, "/api/stores")
             .json(&bad)
-            .send()
-            .await
-            .unwrap();
+            .answer()
+            .await;
         assert_eq!(r.status(), 400, "{bad}");
     }
     let r = h
         .admin(Method::POST, "/api/stores/shop-1/rotate")
         .json(&json!({"secret": "shpss_api_secret_2"}))
-        .send()
-        .await
-        .unwrap();
+        .answer()
+        .await;
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["active_secrets"], 2);
     for i in 2..5 {
@@ -148,9 +140,8 @@ async fn jobs_queues_and_deliveries_are_listed_paged_and_replayed(db: TestDb) {
             .header("x-shopify-webhook-id", format!("d{i}"))
             .header("x-shopify-topic", "products/update")
             .body(body)
-            .send()
-            .await
-            .unwrap();
+            .answer()
+            .await;
         assert_eq!(r.status(), 202);
     }
     let (_, page) = h
@@ -165,9 +156,8 @@ async fn jobs_queues_and_deliveries_are_listed_paged_and_replayed(db: TestDb) {
             Method::GET,
             &format!("/api/deliveries?store=shop&limit=2&after={next}"),
         )
-        .send()
+        .answer()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -184,9 +174,8 @@ async fn jobs_queues_and_deliveries_are_listed_paged_and_replayed(db: TestDb) {
     assert_eq!(r["outcome"], "cancelled");
     let r = h
         .admin(Method::POST, "/api/deliveries/shop/d0/replay")
-        .send()
-        .await
-        .unwrap();
+        .answer()
+        .await;
     assert_eq!(
         r.status(),
         200,

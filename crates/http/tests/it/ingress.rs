@@ -1,3 +1,4 @@
+use ferry_testkit::Answer;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ferry_sync::webhooks::Platform;
@@ -43,6 +44,20 @@ fn shopify(
         .body(body.to_vec())
 }
 
+/// The job an accepted delivery's answer `v` names.
+async fn job_of(h: &Harness, v: &Value) -> ferry_queue::JobRecord {
+    let id = v["job_id"].as_str().unwrap().parse().unwrap();
+    h.queue.get(id).await.unwrap().unwrap()
+}
+
+/// A Shopify store named `shop` whose secret is [`SECRET`].
+async fn shop(h: &Harness) {
+    h.stores
+        .put("shop", Platform::Shopify, &[SECRET.into()])
+        .await
+        .unwrap();
+}
+
 async fn error_code(r: reqwest::Response) -> (u16, String) {
     let status = r.status().as_u16();
     let v: Value = r.json().await.unwrap();
@@ -54,33 +69,19 @@ async fn error_code(r: reqwest::Response) -> (u16, String) {
 
 async fn a_signed_delivery_is_accepted_once(db: TestDb) {
     let h = Harness::start(db).await;
-    h.stores
-        .put("shop", Platform::Shopify, &[SECRET.into()])
-        .await
-        .unwrap();
+    shop(&h).await;
     let body = br#"{"id":7,"title":"Mug"}"#;
-    let r = shopify(&h, "shop", SECRET, "wh-1", body)
-        .send()
-        .await
-        .unwrap();
+    let r = shopify(&h, "shop", SECRET, "wh-1", body).answer().await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["status"], "accepted");
-    let job = h
-        .queue
-        .get(v["job_id"].as_str().unwrap().parse().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let job = job_of(&h, &v).await;
     assert_eq!(job.queue, "webhooks");
     let payload = &job.payload;
     assert_eq!(payload["body"]["title"], "Mug");
     assert_eq!(payload["topic"], "products/update");
 
-    let again = shopify(&h, "shop", SECRET, "wh-1", body)
-        .send()
-        .await
-        .unwrap();
+    let again = shopify(&h, "shop", SECRET, "wh-1", body).answer().await;
     assert_eq!(again.status(), StatusCode::OK);
     assert_eq!(again.json::<Value>().await.unwrap()["status"], "duplicate");
     assert_eq!(
@@ -92,10 +93,7 @@ async fn a_signed_delivery_is_accepted_once(db: TestDb) {
 
 async fn bad_input_is_refused_and_nothing_is_stored(db: TestDb) {
     let h = Harness::start(db).await;
-    h.stores
-        .put("shop", Platform::Shopify, &[SECRET.into()])
-        .await
-        .unwrap();
+    shop(&h).await;
     let body = br#"{"id":1}"#;
     let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
         (
@@ -152,7 +150,7 @@ async fn bad_input_is_refused_and_nothing_is_stored(db: TestDb) {
         ),
     ];
     for (req, status, code) in cases {
-        let got = error_code(req.send().await.unwrap()).await;
+        let got = error_code(req.answer().await).await;
         assert_eq!(got, (status, code.to_owned()));
     }
     let r = h
@@ -160,40 +158,33 @@ async fn bad_input_is_refused_and_nothing_is_stored(db: TestDb) {
         .post(h.url("/webhooks/nonsense/shop"))
         .header("content-type", "application/json")
         .body("{}")
-        .send()
-        .await
-        .unwrap();
+        .answer()
+        .await;
     assert_eq!(error_code(r).await, (404, "unknown_platform".into()));
     assert_eq!((h.deliveries().await, h.webhook_jobs().await), (0, 0));
 
     // A known store with a wrong signature and an unknown store: the same status and body.
     let known = shopify(&h, "shop", "wrong-secret", "b", body)
-        .send()
-        .await
-        .unwrap();
+        .answer()
+        .await;
     let unknown = shopify(&h, "no-such-store", "wrong-secret", "b", body)
-        .send()
-        .await
-        .unwrap();
+        .answer()
+        .await;
     assert_eq!(known.status(), unknown.status());
     assert_eq!(known.text().await.unwrap(), unknown.text().await.unwrap());
 }
 
 async fn secrets_rotate(db: TestDb) {
     let h = Harness::start(db).await;
-    h.stores
-        .put("shop", Platform::Shopify, &[SECRET.into()])
-        .await
-        .unwrap();
+    shop(&h).await;
     h.stores
         .rotate("shop", "shpss_second_secret", 1)
         .await
         .unwrap();
     for (i, s) in [SECRET, "shpss_second_secret"].iter().enumerate() {
         let r = shopify(&h, "shop", s, &format!("r{i}"), b"{}")
-            .send()
-            .await
-            .unwrap();
+            .answer()
+            .await;
         assert_eq!(
             r.status(),
             StatusCode::ACCEPTED,
@@ -204,10 +195,7 @@ async fn secrets_rotate(db: TestDb) {
         .rotate("shop", "shpss_second_secret", 0)
         .await
         .unwrap();
-    let r = shopify(&h, "shop", SECRET, "r3", b"{}")
-        .send()
-        .await
-        .unwrap();
+    let r = shopify(&h, "shop", SECRET, "r3", b"{}").answer().await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "the old one revoked");
     let stored = format!("{:?}", h.stores.get("shop").await.unwrap());
     assert!(
@@ -269,9 +257,8 @@ async fn standard_webhooks_and_stripe_are_verified(db: TestDb) {
         .header("content-type", "application/json; charset=utf-8")
         .header("stripe-signature", format!("t={t},v1={sig}"))
         .body(body.to_vec())
-        .send()
-        .await
-        .unwrap();
+        .answer()
+        .await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     assert_eq!(
         r.json::<Value>().await.unwrap()["delivery_id"],
@@ -286,15 +273,12 @@ fn hex(b: &[u8]) -> String {
 
 async fn the_same_delivery_at_once_is_accepted_once(db: TestDb) {
     let h = Harness::start(db).await;
-    h.stores
-        .put("shop", Platform::Shopify, &[SECRET.into()])
-        .await
-        .unwrap();
+    shop(&h).await;
     let body = json!({"id": 1}).to_string();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..10 {
         let req = shopify(&h, "shop", SECRET, "same", body.as_bytes());
-        tasks.spawn(async move { req.send().await.unwrap().status() });
+        tasks.spawn(async move { req.answer().await.status() });
     }
     let mut statuses = Vec::new();
     while let Some(s) = tasks.join_next().await {
@@ -307,7 +291,7 @@ async fn the_same_delivery_at_once_is_accepted_once(db: TestDb) {
 
 async fn health_and_security_headers(db: TestDb) {
     let h = Harness::start(db).await;
-    let r = h.http.get(h.url("/healthz")).send().await.unwrap();
+    let r = h.http.get(h.url("/healthz")).answer().await;
     assert_eq!(r.status(), 200);
     for (name, value) in [
         ("x-content-type-options", "nosniff"),
@@ -316,14 +300,9 @@ async fn health_and_security_headers(db: TestDb) {
     ] {
         assert_eq!(r.headers()[name], value);
     }
-    let r = h.http.get(h.url("/readyz")).send().await.unwrap();
+    let r = h.http.get(h.url("/readyz")).answer().await;
     assert_eq!(r.status(), 200);
-    let r = h
-        .http
-        .get(h.url("/webhooks/shopify/x"))
-        .send()
-        .await
-        .unwrap();
+    let r = h.http.get(h.url("/webhooks/shopify/x")).answer().await;
     assert_eq!(r.status(), 405);
     assert_eq!(
         r.headers()["x-content-type-options"],
@@ -335,9 +314,8 @@ async fn health_and_security_headers(db: TestDb) {
         .request(reqwest::Method::OPTIONS, h.url("/api/stores"))
         .header("origin", "https://admin.example")
         .header("access-control-request-method", "GET")
-        .send()
-        .await
-        .unwrap();
+        .answer()
+        .await;
     assert_eq!(
         preflight.headers()["x-frame-options"],
         "DENY",
@@ -351,27 +329,22 @@ async fn metrics_count_requests_webhooks_and_queue_depth() {
         return;
     };
     let h = Harness::start(db).await;
-    h.stores
-        .put("shop", Platform::Shopify, &[SECRET.into()])
-        .await
-        .unwrap();
+    shop(&h).await;
     assert_eq!(
         shopify(&h, "shop", SECRET, "m1", b"{}")
-            .send()
+            .answer()
             .await
-            .unwrap()
             .status(),
         202
     );
     assert_eq!(
         shopify(&h, "shop", "forged-secret", "m2", b"{}")
-            .send()
+            .answer()
             .await
-            .unwrap()
             .status(),
         401
     );
-    let r = h.http.get(h.url("/metrics")).send().await.unwrap();
+    let r = h.http.get(h.url("/metrics")).answer().await;
     assert_eq!(r.status(), 200);
     let text = r.text().await.unwrap();
     let has = |needle: &[&str]| text.lines().any(|l| needle.iter().all(|n| l.contains(n)));
@@ -420,17 +393,15 @@ async fn metrics_count_requests_webhooks_and_queue_depth() {
                 .post(h.url(&format!("/webhooks/made-up-{round}-{i}/store-{round}-{i}")))
                 .header("content-type", "application/json")
                 .body("{}")
-                .send()
-                .await
-                .unwrap();
+                .answer()
+                .await;
             assert_eq!(r.status(), 404);
         }
         let text = h
             .http
             .get(h.url("/metrics"))
-            .send()
+            .answer()
             .await
-            .unwrap()
             .text()
             .await
             .unwrap();
@@ -443,28 +414,19 @@ async fn metrics_count_requests_webhooks_and_queue_depth() {
 
 async fn request_ids_follow_deliveries_and_cors_is_only_for_configured_origins(db: TestDb) {
     let h = Harness::start(db).await;
-    h.stores
-        .put("shop", Platform::Shopify, &[SECRET.into()])
-        .await
-        .unwrap();
+    shop(&h).await;
     let r = shopify(&h, "shop", SECRET, "rid-1", b"{}")
         .header("x-request-id", "req-abc")
-        .send()
-        .await
-        .unwrap();
+        .answer()
+        .await;
     assert_eq!(r.headers()["x-request-id"], "req-abc", "echoed");
     let v: Value = r.json().await.unwrap();
-    let job = h
-        .queue
-        .get(v["job_id"].as_str().unwrap().parse().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let job = job_of(&h, &v).await;
     assert_eq!(
         job.payload["request_id"], "req-abc",
         "and carried into the job"
     );
-    let r = h.http.get(h.url("/healthz")).send().await.unwrap();
+    let r = h.http.get(h.url("/healthz")).answer().await;
     assert!(
         !r.headers()["x-request-id"].is_empty(),
         "one is made when none is sent"

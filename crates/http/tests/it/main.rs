@@ -12,6 +12,7 @@ use ferry_db::Db;
 use ferry_http::app::Running;
 use ferry_http::stack::AppConfig;
 use ferry_sync::webhooks::WebhookStores;
+use ferry_testkit::Answer;
 use ferry_testkit::TestDb;
 use hmac::{KeyInit, Mac};
 
@@ -59,7 +60,7 @@ impl Harness {
 
     /// An admin API call with the token: its status and JSON body.
     pub async fn call(&self, method: reqwest::Method, path: &str) -> (u16, serde_json::Value) {
-        let r = self.admin(method, path).send().await.unwrap();
+        let r = self.admin(method, path).answer().await;
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or_default())
     }

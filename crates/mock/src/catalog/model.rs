@@ -30,6 +30,28 @@ pub(crate) struct Product {
     pub media: Vec<u64>,
 }
 
+impl Product {
+    /// An active product with nothing on it yet, made at `now`.
+    pub(crate) fn new(id: u64, title: String, handle: String, now: i64) -> Product {
+        Product {
+            id,
+            title,
+            handle,
+            status: "ACTIVE".into(),
+            vendor: String::new(),
+            product_type: String::new(),
+            tags: Vec::new(),
+            description_html: String::new(),
+            created_at: now,
+            updated_at: now,
+            options: Vec::new(),
+            variants: Vec::new(),
+            collections: BTreeSet::new(),
+            media: Vec::new(),
+        }
+    }
+}
+
 /// An image in the store's Files library. A product shows the ones attached to it; one taken
 /// off a product stays in the library, and its id can attach it again (as on Shopify).
 #[derive(Debug, Clone)]

@@ -33,6 +33,13 @@ impl Catalog {
         }
     }
 
+    /// Files `p` under its id, its handle and its update time.
+    pub(crate) fn add_product(&mut self, p: Product) {
+        self.handles.insert(p.handle.clone(), p.id);
+        self.by_update.insert((p.updated_at, p.id));
+        self.products.insert(p.id, p);
+    }
+
     pub(crate) fn unique_handle(&self, base: &str) -> String {
         if !self.handles.contains_key(base) {
             return base.to_owned();
@@ -78,27 +85,7 @@ impl Catalog {
                     None => self.unique_handle(&slug(&title)),
                 };
                 let id = self.id();
-                self.handles.insert(handle.clone(), id);
-                self.by_update.insert((now, id));
-                self.products.insert(
-                    id,
-                    Product {
-                        id,
-                        title,
-                        handle,
-                        status: "ACTIVE".into(),
-                        vendor: String::new(),
-                        product_type: String::new(),
-                        tags: Vec::new(),
-                        description_html: String::new(),
-                        created_at: now,
-                        updated_at: now,
-                        options: Vec::new(),
-                        variants: Vec::new(),
-                        collections: BTreeSet::new(),
-                        media: Vec::new(),
-                    },
-                );
+                self.add_product(Product::new(id, title, handle, now));
                 id
             }
         };

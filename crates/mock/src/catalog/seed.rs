@@ -65,27 +65,13 @@ impl Catalog {
                     )
                 })
                 .collect();
-            self.handles.insert(handle.clone(), id);
-            self.by_update.insert((now, id));
-            self.products.insert(
-                id,
-                Product {
-                    id,
-                    title,
-                    handle,
-                    status: "ACTIVE".into(),
-                    vendor: "ferry mock".into(),
-                    product_type: String::new(),
-                    tags: Vec::new(),
-                    description_html: String::new(),
-                    created_at: now,
-                    updated_at: now,
-                    options: vec![("Size".into(), values)],
-                    variants: ids,
-                    collections: BTreeSet::new(),
-                    media,
-                },
-            );
+            self.add_product(Product {
+                vendor: "ferry mock".into(),
+                options: vec![("Size".into(), values)],
+                variants: ids,
+                media,
+                ..Product::new(id, title, handle, now)
+            });
         }
     }
 
@@ -152,22 +138,17 @@ impl Catalog {
                     None => self.add_file(&f.filename, &f.alt),
                 })
                 .collect();
-            self.handles.insert(handle.clone(), id);
-            self.by_update.insert((now, id));
-            self.products.insert(
+            self.add_product(Product {
                 id,
-                Product {
-                    id,
-                    handle,
-                    tags,
-                    created_at: now,
-                    updated_at: now,
-                    variants: ids,
-                    collections: BTreeSet::new(),
-                    media,
-                    ..p
-                },
-            );
+                handle,
+                tags,
+                created_at: now,
+                updated_at: now,
+                variants: ids,
+                collections: BTreeSet::new(),
+                media,
+                ..p
+            });
         }
     }
 }

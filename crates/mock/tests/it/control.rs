@@ -1,6 +1,7 @@
 //! The control API: stores with a catalog, acting as a merchant and a shopper, reading back
 //! a store's state and counters; bad input is refused with a JSON error and changes nothing.
 
+use ferry_testkit::Answer;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -18,7 +19,7 @@ async fn call(
     if let Some(b) = body {
         req = req.json(&b);
     }
-    let resp = req.send().await.unwrap();
+    let resp = req.answer().await;
     let status = resp.status();
     (status, resp.json().await.unwrap())
 }

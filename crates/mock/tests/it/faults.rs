@@ -1,3 +1,4 @@
+use ferry_testkit::Answer;
 use std::time::Duration;
 
 use ferry_mock::{Faults, MockConfig, MockServer};
@@ -20,16 +21,15 @@ async fn injected_5xx_and_429_apply_nothing() {
     let r = h
         .rest(Method::PUT, &s, "/items/new")
         .json(&json!({"t": 1}))
-        .send()
-        .await
-        .unwrap();
+        .answer()
+        .await;
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     h.faults(Faults {
         throttle_429: 1.0,
         retry_after_s: 7,
         ..Faults::default()
     });
-    let r = h.rest(Method::GET, &s, "/items").send().await.unwrap();
+    let r = h.rest(Method::GET, &s, "/items").answer().await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(r.headers()["retry-after"], "7");
     assert_eq!(
@@ -100,11 +100,7 @@ async fn hung_requests_end_at_the_client_timeout_and_latency_is_added() {
     assert!(err.is_timeout(), "{err}");
     h.faults(Faults::with(|f| f.latency_ms = 50));
     let t = std::time::Instant::now();
-    let r = h
-        .rest(Method::GET, &s, "/items/item-1")
-        .send()
-        .await
-        .unwrap();
+    let r = h.rest(Method::GET, &s, "/items/item-1").answer().await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(t.elapsed() >= Duration::from_millis(50));
 }
@@ -136,9 +132,8 @@ async fn the_same_seed_gives_the_same_faults() {
             let r = http
                 .get(format!("{}/items/item-1", server.rest_url(store)))
                 .header("X-Shopify-Access-Token", &info.access_token)
-                .send()
-                .await
-                .unwrap();
+                .answer()
+                .await;
             out.push(r.status().as_u16());
         }
         out
@@ -161,25 +156,22 @@ async fn faults_are_validated_and_set_by_the_control_api() {
         .http
         .post(&url)
         .json(&json!({"error_5xx": 1.5}))
-        .send()
-        .await
-        .unwrap();
+        .answer()
+        .await;
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
     let unknown = h
         .http
         .post(&url)
         .json(&json!({"nonsense": 1}))
-        .send()
-        .await
-        .unwrap();
+        .answer()
+        .await;
     assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
     let ok = h
         .http
         .post(&url)
         .json(&json!({"throttle_429": 1.0, "retry_after_s": 3}))
-        .send()
-        .await
-        .unwrap();
+        .answer()
+        .await;
     assert_eq!(ok.status(), StatusCode::OK);
 }
 

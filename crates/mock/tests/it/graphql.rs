@@ -1,6 +1,7 @@
 //! The Admin GraphQL API: validation, paging, productSet, inventory with idempotency and
 //! compare-and-set, cost accounting, webhooks fired by writes.
 
+use ferry_testkit::Answer;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -77,9 +78,8 @@ async fn wrong_token_is_401_and_invalid_queries_get_graphql_errors() {
         .post(h.server.graphql_url("shop"))
         .header("X-Shopify-Access-Token", "shpat_wrong")
         .json(&json!({"query": "{ shop { name } }"}))
-        .send()
-        .await
-        .unwrap();
+        .answer()
+        .await;
     assert_eq!(resp.status(), 401);
 
     let r = h.gql(&s, "{ shop { name nonsense } }", json!({})).await;
@@ -676,9 +676,8 @@ async fn the_same_key_in_flight_is_refused_as_concurrent() {
             h2.post(url)
                 .header("X-Shopify-Access-Token", &s2.access_token)
                 .json(&json!({"query": ADJUST, "variables": v2}))
-                .send()
+                .answer()
                 .await
-                .unwrap()
                 .json::<Value>()
                 .await
                 .unwrap()

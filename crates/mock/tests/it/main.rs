@@ -9,6 +9,7 @@ mod payments;
 mod rest;
 mod webhooks;
 
+use ferry_testkit::Answer;
 use std::sync::Arc;
 
 use ferry_core::FakeClock;
@@ -66,9 +67,8 @@ impl Harness {
             .post(self.server.graphql_url(&store.name))
             .header("X-Shopify-Access-Token", &store.access_token)
             .json(&serde_json::json!({ "query": query, "variables": variables }))
-            .send()
-            .await
-            .unwrap();
+            .answer()
+            .await;
         assert_eq!(resp.status(), 200);
         resp.json().await.unwrap()
     }

@@ -1,3 +1,4 @@
+use ferry_testkit::Answer;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -20,7 +21,7 @@ impl Harness {
         if let Some(k) = key {
             r = r.header("Idempotency-Key", k);
         }
-        r.send().await.unwrap()
+        r.answer().await
     }
 }
 
@@ -69,9 +70,8 @@ async fn same_key_while_in_flight_is_409() {
                 .bearer_auth(token)
                 .header("Idempotency-Key", "k")
                 .json(&payment("pm_card_visa"))
-                .send()
+                .answer()
                 .await
-                .unwrap()
         }
     });
     ferry_testkit::eventually("first payment in flight", || async {
@@ -142,18 +142,16 @@ async fn authorize_then_capture_once() {
         .http
         .post(&url)
         .bearer_auth(&s.access_token)
-        .send()
-        .await
-        .unwrap();
+        .answer()
+        .await;
     assert_eq!(cap.status(), StatusCode::OK);
     assert_eq!(cap.json::<Value>().await.unwrap()["amount_received"], 1500);
     let twice = h
         .http
         .post(&url)
         .bearer_auth(&s.access_token)
-        .send()
-        .await
-        .unwrap();
+        .answer()
+        .await;
     assert_eq!(twice.status(), StatusCode::BAD_REQUEST, "already captured");
     let bad = h.pay("sk_wrong", None, &body).await;
     assert_eq!(bad.status(), StatusCode::UNAUTHORIZED);
@@ -181,7 +179,7 @@ async fn cancel_voids_an_authorization_and_refunds_a_capture_once() {
             .post(url)
             .bearer_auth(&s.access_token)
             .header("Idempotency-Key", key);
-        async move { req.send().await.unwrap() }
+        async move { req.answer().await }
     };
     let mut held = payment("pm_card_visa");
     held["capture"] = json!(false);

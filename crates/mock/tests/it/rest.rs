@@ -1,3 +1,4 @@
+use ferry_testkit::Answer;
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -19,26 +20,19 @@ async fn wrong_or_missing_token_is_401_and_unknown_store_404() {
         .http
         .get(&url)
         .header("X-Shopify-Access-Token", "shpat_wrong")
-        .send()
-        .await
-        .unwrap();
+        .answer()
+        .await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(body(r).await["code"], "UNAUTHORIZED");
     assert_eq!(
-        h.http.get(&url).send().await.unwrap().status(),
+        h.http.get(&url).answer().await.status(),
         StatusCode::UNAUTHORIZED
     );
-    let bearer = h
-        .http
-        .get(&url)
-        .bearer_auth(&s.access_token)
-        .send()
-        .await
-        .unwrap();
+    let bearer = h.http.get(&url).bearer_auth(&s.access_token).answer().await;
     assert_eq!(bearer.status(), StatusCode::OK);
     let other = format!("{}/items", h.server.rest_url("nope"));
     assert_eq!(
-        h.http.get(other).send().await.unwrap().status(),
+        h.http.get(other).answer().await.status(),
         StatusCode::NOT_FOUND
     );
 }
@@ -55,7 +49,7 @@ async fn pages_cover_every_item_even_when_items_change_between_pages() {
         if let Some(c) = &cursor {
             req = req.query(&[("cursor", c)]);
         }
-        let page = body(req.send().await.unwrap()).await;
+        let page = body(req.answer().await).await;
         pages += 1;
         for item in page["items"].as_array().unwrap() {
             seen.push(item["id"].as_str().unwrap().to_owned());
@@ -109,9 +103,8 @@ async fn updated_since_returns_changes_at_or_after() {
     let page = body(
         h.rest(Method::GET, &s, "/items")
             .query(&[("updated_since", since.to_string())])
-            .send()
-            .await
-            .unwrap(),
+            .answer()
+            .await,
     )
     .await;
     let ids: Vec<&str> = page["items"]
@@ -192,30 +185,21 @@ async fn request_bucket_throttles_with_retry_after() {
         .set_rest_bucket("shop", 3.0, 1.0)
         .unwrap();
     for n in 1..=3 {
-        let r = h
-            .rest(Method::GET, &s, "/items/item-1")
-            .send()
-            .await
-            .unwrap();
+        let r = h.rest(Method::GET, &s, "/items/item-1").answer().await;
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(
             r.headers()["x-shopify-shop-api-call-limit"],
             format!("{n}/3").as_str()
         );
     }
-    let r = h
-        .rest(Method::GET, &s, "/items/item-1")
-        .send()
-        .await
-        .unwrap();
+    let r = h.rest(Method::GET, &s, "/items/item-1").answer().await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(r.headers()["retry-after"], "1");
     h.clock.advance(Duration::from_secs(1));
     assert_eq!(
         h.rest(Method::GET, &s, "/items/item-1")
-            .send()
+            .answer()
             .await
-            .unwrap()
             .status(),
         StatusCode::OK
     );
@@ -230,28 +214,21 @@ async fn bad_input_is_400_and_changes_nothing() {
         [("limit", "251")],
         [("cursor", "garbage")],
     ] {
-        let r = h
-            .rest(Method::GET, &s, "/items")
-            .query(&q)
-            .send()
-            .await
-            .unwrap();
+        let r = h.rest(Method::GET, &s, "/items").query(&q).answer().await;
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{q:?}");
         assert_eq!(body(r).await["code"], "BAD_REQUEST");
     }
     let r = h
         .rest(Method::PUT, &s, "/items/x")
         .body("[1,2]")
-        .send()
-        .await
-        .unwrap();
+        .answer()
+        .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let r = h
         .rest(Method::POST, &s, "/items")
         .body("{not json")
-        .send()
-        .await
-        .unwrap();
+        .answer()
+        .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert_eq!(h.server.platform().items("shop").unwrap().len(), 2);
 }
@@ -264,9 +241,8 @@ async fn control_api_creates_and_reads_stores() {
         h.http
             .post(&url)
             .json(&json!({"name": "acme", "items": 5}))
-            .send()
-            .await
-            .unwrap(),
+            .answer()
+            .await,
     )
     .await;
     assert_eq!(created["name"], "acme");
@@ -276,14 +252,13 @@ async fn control_api_creates_and_reads_stores() {
             .unwrap()
             .starts_with("shpat_")
     );
-    let state = body(h.http.get(format!("{url}/acme")).send().await.unwrap()).await;
+    let state = body(h.http.get(format!("{url}/acme")).answer().await).await;
     assert_eq!(state["items"].as_array().unwrap().len(), 5);
     let dup = h
         .http
         .post(&url)
         .json(&json!({"name": "acme"}))
-        .send()
-        .await
-        .unwrap();
+        .answer()
+        .await;
     assert_eq!(dup.status(), StatusCode::BAD_REQUEST);
 }

@@ -16,9 +16,10 @@ use crate::plan::{
 
 impl Engine {
     pub(crate) async fn push(&self, j: PushJob) -> Result<(), SyncError> {
-        let child = self.inner.net.store(&j.child).await?;
+        let net = &self.inner.net;
+        let child = net.store(&j.child).await?;
         let shop = self.shop(&child).await?;
-        let link = self.inner.net.link(&child.name, &j.product).await?;
+        let link = net.link(&child.name, &j.product).await?;
         let Some(parent_p) = j.snapshot else {
             return self.archive_copy(&child, &shop, link, &j.cause).await;
         };
@@ -49,37 +50,33 @@ impl Engine {
             Some(e) => shop.upsert(Some(&e.id), &input).await?,
             None => {
                 // The intent first: a retry after a lost answer looks for the copy by tag.
-                self.inner
-                    .net
-                    .set_link(&child.name, &j.product, None, LinkState::Creating, 0)
+                net.set_link(&child.name, &j.product, None, LinkState::Creating, 0)
                     .await?;
                 shop.upsert(None, &input).await?
             }
         };
+        let link_copy = |state, parent_updated| {
+            net.set_link(
+                &child.name,
+                &j.product,
+                Some(&after.id),
+                state,
+                parent_updated,
+            )
+        };
         let wrote = created || existing.as_ref().is_some_and(|e| !satisfied(&input, e));
         if wrote {
-            self.inner
-                .net
-                .audit(
-                    &child.name,
-                    &after.id,
-                    if created { "create" } else { "update" },
-                    &Value::Object(changes(existing.as_ref(), &input)),
-                    &j.cause,
-                )
-                .await?;
+            net.audit(
+                &child.name,
+                &after.id,
+                if created { "create" } else { "update" },
+                &Value::Object(changes(existing.as_ref(), &input)),
+                &j.cause,
+            )
+            .await?;
         }
         if created {
-            self.inner
-                .net
-                .set_link(
-                    &child.name,
-                    &j.product,
-                    Some(&after.id),
-                    LinkState::Creating,
-                    0,
-                )
-                .await?;
+            link_copy(LinkState::Creating, 0).await?;
         }
         let old = self
             .inner
@@ -104,7 +101,7 @@ impl Engine {
                 });
             }
         }
-        let parent_name = self.inner.net.parent().await?.name;
+        let parent_name = net.parent().await?.name;
         let later_steps = async {
             // Step 2: collection membership follows the parent (by handle).
             if !collections_match(&parent_p, &child.rules, &after) {
@@ -113,9 +110,7 @@ impl Engine {
                     ids.push(self.child_collection(&child, &shop, pc).await?);
                 }
                 shop.set_collections(&after.id, &ids).await?;
-                self.inner
-                    .net
-                    .audit(
+                net.audit(
                         &child.name,
                         &after.id,
                         "collections",
@@ -162,50 +157,35 @@ impl Engine {
                     .map(|_| "restore"),
             };
             let undone = undo.is_ok();
-            self.inner
-                .net
-                .audit(
-                    &child.name,
-                    &after.id,
-                    "compensate",
-                    &json!({"undo": undo.unwrap_or("failed"), "error": e.to_string()}),
-                    &j.cause,
-                )
-                .await?;
-            self.inner
-                .net
-                .set_link(
-                    &child.name,
-                    &j.product,
-                    if created { None } else { Some(&after.id) },
-                    if created {
-                        LinkState::Failed
-                    } else {
-                        LinkState::Linked
-                    },
-                    0,
-                )
-                .await?;
+            net.audit(
+                &child.name,
+                &after.id,
+                "compensate",
+                &json!({"undo": undo.unwrap_or("failed"), "error": e.to_string()}),
+                &j.cause,
+            )
+            .await?;
+            net.set_link(
+                &child.name,
+                &j.product,
+                if created { None } else { Some(&after.id) },
+                if created {
+                    LinkState::Failed
+                } else {
+                    LinkState::Linked
+                },
+                0,
+            )
+            .await?;
             return Err(if undone {
                 SyncError::Compensated(e.to_string())
             } else {
                 e
             });
         }
-        self.inner
-            .net
-            .replace_variant_links(&child.name, &j.product, &links)
+        net.replace_variant_links(&child.name, &j.product, &links)
             .await?;
-        self.inner
-            .net
-            .set_link(
-                &child.name,
-                &j.product,
-                Some(&after.id),
-                LinkState::Linked,
-                parent_p.updated_at,
-            )
-            .await?;
+        link_copy(LinkState::Linked, parent_p.updated_at).await?;
         Ok(())
     }
 

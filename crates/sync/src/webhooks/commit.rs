@@ -113,36 +113,29 @@ async fn commit(queue: &Queue, items: &[Pending]) -> Result<Vec<CommitOutcome>, 
     let insert =
         "INSERT INTO ferry_deliveries (store, delivery_id, platform, topic, job_id, received_ms) ";
     let conflict = " ON CONFLICT (store, delivery_id) DO NOTHING RETURNING store, delivery_id";
+    // One multi-row INSERT, built for the transaction's engine.
+    macro_rules! insert_all {
+        ($db:ty, $conn:expr) => {{
+            let mut qb = QueryBuilder::<$db>::new(insert);
+            qb.push_values(&candidates, |mut b, p| {
+                b.push_bind(&p.store)
+                    .push_bind(&p.delivery_id)
+                    .push_bind(p.platform)
+                    .push_bind(&p.topic)
+                    .push_bind("")
+                    .push_bind(now);
+            });
+            qb.push(conflict);
+            qb.build_query_as()
+                .fetch_all(&mut *$conn)
+                .await
+                .map_err(|e| err(&e))?
+        }};
+    }
     let inserted: Vec<(String, String)> = if let Some(c) = tx.postgres() {
-        let mut qb = QueryBuilder::<Postgres>::new(insert);
-        qb.push_values(&candidates, |mut b, p| {
-            b.push_bind(&p.store)
-                .push_bind(&p.delivery_id)
-                .push_bind(p.platform)
-                .push_bind(&p.topic)
-                .push_bind("")
-                .push_bind(now);
-        });
-        qb.push(conflict);
-        qb.build_query_as()
-            .fetch_all(&mut *c)
-            .await
-            .map_err(|e| err(&e))?
+        insert_all!(Postgres, c)
     } else if let Some(c) = tx.sqlite() {
-        let mut qb = QueryBuilder::<Sqlite>::new(insert);
-        qb.push_values(&candidates, |mut b, p| {
-            b.push_bind(&p.store)
-                .push_bind(&p.delivery_id)
-                .push_bind(p.platform)
-                .push_bind(&p.topic)
-                .push_bind("")
-                .push_bind(now);
-        });
-        qb.push(conflict);
-        qb.build_query_as()
-            .fetch_all(&mut *c)
-            .await
-            .map_err(|e| err(&e))?
+        insert_all!(Sqlite, c)
     } else {
         Vec::new()
     };

@@ -1,6 +1,7 @@
 //! The network's admin routes over real HTTP: behind the bearer token, secrets write-only,
 //! bad input refused with a JSON error and nothing stored.
 
+use ferry_testkit::Answer;
 use std::collections::BTreeSet;
 
 use ferry_sync::Rules;
@@ -17,7 +18,7 @@ async fn call(net: &Net, method: Method, path: &str, body: Option<Value>) -> (u1
     if let Some(b) = body {
         req = req.json(&b);
     }
-    let r = req.send().await.unwrap();
+    let r = req.answer().await;
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or_default())
 }
@@ -255,7 +256,7 @@ async fn the_openapi_document_is_what_the_server_routes() {
         if op["requestBody"]["required"] == true {
             req = req.json(&json!({}));
         }
-        let r = req.send().await.unwrap();
+        let r = req.answer().await;
         let status = r.status().as_u16().to_string();
         let body = r.text().await.unwrap();
         assert!(

@@ -5,6 +5,7 @@
 
 use ferry_sync::Rules;
 use ferry_sync::orders::{Limits, OrdersOptions};
+use ferry_testkit::Answer;
 use ferry_testkit::{Backend, TestDb};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -26,16 +27,15 @@ async fn post_order(url: &str, key: Option<&str>, body: &Value) -> Reply {
     if let Some(k) = key {
         req = req.header("idempotency-key", k);
     }
-    reply(req.send().await.unwrap()).await
+    reply(req.answer().await).await
 }
 
 async fn get(url: &str, path: &str) -> Reply {
     let r = reqwest::Client::new()
         .get(format!("{url}{path}"))
         .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
+        .answer()
+        .await;
     reply(r).await
 }
 
@@ -296,9 +296,8 @@ async fn bad_orders_and_failed_ones_hold_nothing() {
             .header("idempotency-key", "text")
             .header("content-type", "text/plain")
             .body("items=1")
-            .send()
-            .await
-            .unwrap(),
+            .answer()
+            .await,
     )
     .await;
     assert_eq!(r.status, 415);

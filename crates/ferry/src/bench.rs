@@ -420,6 +420,36 @@ async fn all_or_timeout(n: &tokio::sync::Notify, limit: Duration) -> Result<()> 
         .context("jobs were not all picked up")
 }
 
+/// Starts `cmd` (a `ferry serve` or `ferry mock` printing its URL as the last word of its
+/// first line): the process, the URL, and the rest of its output.
+pub(crate) async fn spawn_listening(
+    cmd: &mut tokio::process::Command,
+    what: &str,
+) -> Result<(
+    tokio::process::Child,
+    String,
+    tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+)> {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {what}"))?;
+    let stdout = child
+        .stdout
+        .take()
+        .with_context(|| format!("{what}'s output"))?;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let first = lines.next_line().await?;
+    let url = first
+        .as_deref()
+        .and_then(|l| l.rsplit(' ').next())
+        .with_context(|| format!("{what} printed no address"))?
+        .to_owned();
+    Ok((child, url, lines))
+}
+
 pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;

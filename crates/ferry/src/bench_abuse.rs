@@ -13,14 +13,13 @@
 //! - `healthz_p99_ms_under_flood`: `/healthz` latency while 8 clients send the flood request.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use base64::Engine;
 use ferry_core::Cipher;
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 
 use crate::bench::{FreshDb, percentile, round2};
 
@@ -68,25 +67,12 @@ async fn start(bin: &PathBuf, db: &str, key: &str, secret: &str) -> Result<Serve
             String::from_utf8_lossy(&added.stderr)
         );
     }
-    let mut child = tokio::process::Command::new(bin)
+    let mut serve = tokio::process::Command::new(bin);
+    serve
         .args(["serve", "--listen", "127.0.0.1:0", "--database-url", db])
         .env("FERRY_ENCRYPTION_KEY", key)
-        .env("FERRY_LOG", "error")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting ferry serve")?;
-    let stdout = child.stdout.take().context("ferry serve's output")?;
-    let line = BufReader::new(stdout)
-        .lines()
-        .next_line()
-        .await?
-        .context("ferry serve printed no address")?;
-    let url = line
-        .rsplit(' ')
-        .next()
-        .context("ferry serve printed no address")?
-        .to_owned();
+        .env("FERRY_LOG", "error");
+    let (child, url, _) = crate::bench::spawn_listening(&mut serve, "ferry serve").await?;
     let addr = url.trim_start_matches("http://").to_owned();
     Ok(Server {
         _child: child,

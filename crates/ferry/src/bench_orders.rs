@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use ferry_core::Cipher;
 use ferry_http::stack::{Stack, StackConfig};
-use ferry_mock::{MockConfig, MockServer};
-use ferry_queue::{Queue, SystemClock, WorkerOptions};
+use ferry_mock::MockServer;
+use ferry_queue::{Queue, WorkerOptions};
 use ferry_sync::Role;
 use ferry_sync::orders::{Limits, OrdersOptions};
 use rand::{RngExt, SeedableRng};
@@ -149,12 +149,7 @@ async fn load(
 }
 
 async fn bench(url: &str, a: &OrdersArgs) -> Result<()> {
-    let mock = MockServer::start(MockConfig {
-        clock: Arc::new(SystemClock),
-        webhook_backoff: Duration::from_millis(500),
-        ..MockConfig::default()
-    })
-    .await?;
+    let mock = crate::simulated::platform(None).await?;
     let p = mock.platform();
     let queue = Queue::connect(url).await?;
     let parent = p.create_store(Some(PARENT))?;
@@ -185,34 +180,14 @@ async fn bench(url: &str, a: &OrdersArgs) -> Result<()> {
         } else {
             (format!("child-{i}"), Role::Child)
         };
-        if i > 0 {
-            p.create_store(Some(&name))?;
-        }
-        p.seed_catalog(&name, a.products, 2)?;
-        p.set_graphql_bucket(&name, 1e9, 1e9)?;
-        let info = p.store_info(&name)?;
-        stack
-            .engine
-            .add_store(
-                &name,
-                role,
-                &mock.graphql_url(&name),
-                &info.access_token,
-                &info.webhook_secret,
-                &ferry_sync::Rules::default(),
-            )
-            .await?;
+        // Unlimited: the figure is ferry's, not a rate limit's.
+        let limits = (1e9, 1e9);
+        crate::simulated::add_store(&stack, &mock, &name, role, a.products, limits).await?;
         stores.push(name);
     }
     // Plenty of stock: the figure is the orders', not a sell-out's.
-    let snap = p.snapshot(PARENT)?;
     let mut skus = Vec::new();
-    for v in snap["products"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|p| p["variants"].as_array().cloned().unwrap_or_default())
-    {
+    for v in p.variants(PARENT)? {
         if let (Some(sku), Some(item)) = (v["sku"].as_str(), v["inventory_item_id"].as_u64()) {
             p.merchant_set_stock(PARENT, item, None, 1_000_000)?;
             skus.push(sku.to_owned());

@@ -13,7 +13,6 @@ use ferry_http::stack::{Stack, StackConfig};
 use ferry_queue::{Queue, WorkerOptions};
 use ferry_sync::{Role, Rules};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::bench::{FreshDb, round2};
 
@@ -42,24 +41,10 @@ struct Mock {
 }
 
 async fn start_mock() -> Result<Mock> {
-    let mut child = tokio::process::Command::new(std::env::current_exe()?)
-        .args(["mock", "--addr", "127.0.0.1:0", "--stores", "0"])
-        .env("FERRY_LOG", "warn")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting ferry mock")?;
-    let out = child.stdout.take().context("ferry mock's stdout")?;
-    let mut lines = BufReader::new(out).lines();
-    let first = lines
-        .next_line()
-        .await?
-        .context("ferry mock printed nothing")?;
-    let url = first
-        .rsplit(' ')
-        .next()
-        .context("ferry mock's address")?
-        .to_owned();
+    let mut mock = tokio::process::Command::new(std::env::current_exe()?);
+    mock.args(["mock", "--addr", "127.0.0.1:0", "--stores", "0"])
+        .env("FERRY_LOG", "warn");
+    let (child, url, mut lines) = crate::bench::spawn_listening(&mut mock, "ferry mock").await?;
     // Keep reading so the mock never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     Ok(Mock { child, url })

@@ -6,14 +6,13 @@
 //! sync apps that poll work.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use ferry_core::Cipher;
 use ferry_http::stack::{Stack, StackConfig};
-use ferry_mock::{Faults, MockConfig, MockServer, ProductSpec};
-use ferry_queue::{Queue, SystemClock, WorkerOptions};
+use ferry_mock::{Faults, MockServer, ProductSpec};
+use ferry_queue::{Queue, WorkerOptions};
 use ferry_sync::Role;
 use serde_json::json;
 
@@ -79,14 +78,8 @@ async fn edit(
         let id = ids[i % ids.len()];
         let title = format!("{tag} {i} of {id}");
         let at = queue.now_ms();
-        mock.platform().merchant_edit_product(
-            PARENT,
-            id,
-            ProductSpec {
-                title: Some(title.clone()),
-                ..ProductSpec::default()
-            },
-        )?;
+        mock.platform()
+            .merchant_edit_product(PARENT, id, ProductSpec::titled(title.clone()))?;
         out.push((title, at));
     }
     Ok(out)
@@ -174,12 +167,7 @@ pub async fn run(a: SyncArgs) -> Result<()> {
 }
 
 async fn bench(url: &str, a: &SyncArgs) -> Result<()> {
-    let mock = MockServer::start(MockConfig {
-        clock: Arc::new(SystemClock),
-        webhook_backoff: Duration::from_millis(500),
-        ..MockConfig::default()
-    })
-    .await?;
+    let mock = crate::simulated::platform(None).await?;
     let queue = Queue::connect(url).await?;
     let mut cfg = StackConfig::new(Cipher::from_base64(&Cipher::generate_key())?);
     cfg.app.engine.public_url = String::new();
@@ -198,7 +186,8 @@ async fn bench(url: &str, a: &SyncArgs) -> Result<()> {
             format!("child-{i}")
         };
         let role = if i == 0 { Role::Parent } else { Role::Child };
-        crate::simulated::add_store(&stack, &mock, &name, role, a.products).await?;
+        let limits = crate::simulated::PLUS;
+        crate::simulated::add_store(&stack, &mock, &name, role, a.products, limits).await?;
         p.set_faults(&name, Faults::with(|f| f.latency_ms = a.api_latency_ms))?;
         stores.push(name);
     }

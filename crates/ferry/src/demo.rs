@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use ferry_core::Cipher;
 use ferry_http::stack::{Stack, StackConfig};
-use ferry_mock::{Faults, FileSpec, MockConfig, MockServer, OrderLine, Platform, ProductSpec};
-use ferry_queue::{Queue, QueueOptions, SystemClock, WorkerOptions};
-use ferry_sync::{Field, PriceRule, Role, Rules};
+use ferry_mock::{Faults, FileSpec, MockServer, OrderLine, Platform, ProductSpec};
+use ferry_queue::{Queue, QueueOptions, WorkerOptions};
+use ferry_sync::{Field, Role, Rules};
 use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
 
@@ -221,10 +221,7 @@ impl Demo {
                 self.p().merchant_edit_product(
                     PARENT,
                     id,
-                    ProductSpec {
-                        title: Some(format!("{tag} edition #{i} of {id}")),
-                        ..ProductSpec::default()
-                    },
+                    ProductSpec::titled(format!("{tag} edition #{i} of {id}")),
                 )?;
             }
         }
@@ -356,14 +353,9 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         ferry_queue::redact_url(&url)
     );
     let started = Instant::now();
-    let mock = MockServer::start(MockConfig {
-        clock: Arc::new(SystemClock),
-        seed: args.seed,
-        webhook_backoff: Duration::from_millis(500),
-        ..MockConfig::default()
-    })
-    .await
-    .context("starting the simulated platform")?;
+    let mock = crate::simulated::platform(Some(args.seed))
+        .await
+        .context("starting the simulated platform")?;
     let queue = Queue::connect_with(&url, QueueOptions::default()).await?;
     let mut cfg = StackConfig::new(Cipher::from_base64(&Cipher::generate_key())?);
     cfg.listen = args.listen;
@@ -393,7 +385,8 @@ pub async fn run(args: DemoArgs) -> Result<()> {
                 args.products * (10 - i.min(5)) / 10,
             )
         };
-        crate::simulated::add_store(&stack, &mock, &name, role, products).await?;
+        let limits = crate::simulated::PLUS;
+        crate::simulated::add_store(&stack, &mock, &name, role, products, limits).await?;
         if role == Role::Child {
             children.push(name);
         }
@@ -463,14 +456,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     demo.settle("sales").await?;
 
     let rule_child = demo.children[0].clone();
-    let rule = Rules {
-        price: Some(PriceRule {
-            percent: 15.0,
-            fixed: None,
-            ending: Some(".99".into()),
-        }),
-        ..Rules::default()
-    };
+    let rule = Rules::marked_up(15.0, ".99");
     println!(
         "\n4. A price rule on {rule_child}: +15%, ending in .99 (applied by a full reconciliation)"
     );
@@ -541,11 +527,10 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let dead = demo
         .stack
         .queue
-        .list(&ferry_queue::JobFilter {
-            state: Some(ferry_queue::JobState::Dead),
-            limit: 100,
-            ..Default::default()
-        })
+        .list(&ferry_queue::JobFilter::in_state(
+            ferry_queue::JobState::Dead,
+            100,
+        ))
         .await?;
     let counts = demo.stack.engine.network().write_counts().await?;
     println!(

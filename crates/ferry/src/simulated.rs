@@ -1,25 +1,49 @@
 //! What the demo and the sync benchmark share: stores on the in-process simulated platform
 //! joined to the network, and when the whole thing has gone quiet.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use anyhow::Result;
 use ferry_http::stack::Stack;
-use ferry_mock::MockServer;
+use ferry_mock::{MockConfig, MockServer};
+use ferry_queue::SystemClock;
 use ferry_sync::{Role, Rules};
 
-/// Creates a simulated store seeded with `products` products of 2 variants (SKUs by
-/// position, so stores seeded alike share them), on Shopify Plus limits (20,000 points
-/// restoring 1,000/s: where store networks live), and adds it to the network.
+/// Shopify Plus limits (20,000 points restoring 1,000/s: where store networks live).
+pub const PLUS: (f64, f64) = (20_000.0, 1_000.0);
+
+/// The simulated platform in process, on the real clock, its webhooks retried after 500 ms;
+/// `seed` fixes its random draws (the platform's own default without one).
+pub async fn platform(seed: Option<u64>) -> Result<MockServer> {
+    let defaults = MockConfig::default();
+    Ok(MockServer::start(MockConfig {
+        clock: Arc::new(SystemClock),
+        seed: seed.unwrap_or(defaults.seed),
+        webhook_backoff: Duration::from_millis(500),
+        ..defaults
+    })
+    .await?)
+}
+
+/// Seeds a simulated store (made unless it exists) with `products` products of 2 variants
+/// (SKUs by position, so stores seeded alike share them), gives it a GraphQL bucket of
+/// `limits` (points, restored per second), and adds it to the network.
 pub async fn add_store(
     stack: &Stack,
     mock: &MockServer,
     name: &str,
     role: Role,
     products: usize,
+    limits: (f64, f64),
 ) -> Result<()> {
     let p = mock.platform();
-    let info = p.create_store(Some(name))?;
+    let info = match p.store_info(name) {
+        Ok(info) => info,
+        Err(_) => p.create_store(Some(name))?,
+    };
     p.seed_catalog(name, products, 2)?;
-    p.set_graphql_bucket(name, 20_000.0, 1_000.0)?;
+    p.set_graphql_bucket(name, limits.0, limits.1)?;
     stack
         .engine
         .add_store(

@@ -156,6 +156,37 @@ impl Platform {
         Ok(state)
     }
 
+    /// Every variant of a store as its snapshot shows it (`sku`, `inventory_item_id`,
+    /// `inventory` per location…), product by product.
+    pub fn variants(&self, store: &str) -> Result<Vec<Value>, MockError> {
+        let snap = self.stores_catalog_snapshot(store)?;
+        let products = snap["products"].as_array().cloned().unwrap_or_default();
+        Ok(products
+            .iter()
+            .flat_map(|p| p["variants"].as_array().cloned().unwrap_or_default())
+            .collect())
+    }
+
+    /// The first variant's inventory item and the store's first location: somewhere to move
+    /// stock in a test.
+    pub fn first_item(&self, store: &str) -> Result<(u64, u64), MockError> {
+        let stores = self.lock();
+        let c = &store_ref(&stores, store)?.catalog;
+        let item = c
+            .products
+            .values()
+            .flat_map(|p| p.variants.first())
+            .find_map(|v| c.variants.get(v))
+            .map(|v| v.inventory_item_id)
+            .ok_or_else(|| MockError::NotFound(format!("a variant in {store}")))?;
+        Ok((item, c.default_location()))
+    }
+
+    fn stores_catalog_snapshot(&self, store: &str) -> Result<Value, MockError> {
+        let stores = self.lock();
+        Ok(store_ref(&stores, store)?.catalog.snapshot())
+    }
+
     /// The available quantity of an inventory item at a location (the first by default).
     pub fn available(
         &self,

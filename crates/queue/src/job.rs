@@ -268,6 +268,17 @@ pub struct JobFilter {
     pub limit: u32,
 }
 
+impl JobFilter {
+    /// The first `limit` jobs in `state`, of every queue.
+    pub fn in_state(state: JobState, limit: u32) -> JobFilter {
+        JobFilter {
+            state: Some(state),
+            limit,
+            ..JobFilter::default()
+        }
+    }
+}
+
 /// Depth and age of one queue.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct QueueStats {

@@ -83,10 +83,11 @@ pub fn plan(parent: &Product, rules: &Rules, child: Option<&Product>) -> Product
     // A new copy starts from the parent in every field; later, a field the child owns stays
     // as the child has it.
     let take = |f: Field| child.is_none() || rules.takes(f);
-    let pick = |f: Field, p: &str, c: Option<&str>| -> String {
-        match (take(f), c) {
-            (false, Some(c)) => c.to_owned(),
-            _ => p.to_owned(),
+    // A scalar field: the parent's, or the copy's own where the child keeps it.
+    let pick = |f: Field, get: fn(&Product) -> &String| -> String {
+        match (take(f), child) {
+            (false, Some(c)) => get(c).clone(),
+            _ => get(parent).clone(),
         }
     };
     let variants: Vec<VariantInput> = match child {
@@ -154,28 +155,12 @@ pub fn plan(parent: &Product, rules: &Rules, child: Option<&Product>) -> Product
         ),
     };
     ProductInput {
-        title: pick(Field::Title, &parent.title, child.map(|c| c.title.as_str())),
+        title: pick(Field::Title, |p| &p.title),
         handle: child.is_none().then(|| parent.handle.clone()),
-        status: Some(pick(
-            Field::Status,
-            &parent.status,
-            child.map(|c| c.status.as_str()),
-        )),
-        vendor: Some(pick(
-            Field::Vendor,
-            &parent.vendor,
-            child.map(|c| c.vendor.as_str()),
-        )),
-        product_type: Some(pick(
-            Field::ProductType,
-            &parent.product_type,
-            child.map(|c| c.product_type.as_str()),
-        )),
-        description_html: Some(pick(
-            Field::Description,
-            &parent.description_html,
-            child.map(|c| c.description_html.as_str()),
-        )),
+        status: Some(pick(Field::Status, |p| &p.status)),
+        vendor: Some(pick(Field::Vendor, |p| &p.vendor)),
+        product_type: Some(pick(Field::ProductType, |p| &p.product_type)),
+        description_html: Some(pick(Field::Description, |p| &p.description_html)),
         tags: tags_with(tags, &tag),
         variants,
         images,
@@ -361,7 +346,6 @@ pub fn collections_match(parent: &Product, rules: &Rules, child: &Product) -> bo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::PriceRule;
 
     fn variant(id: &str, sku: &str, price: &str, size: &str) -> Variant {
         Variant {
@@ -412,14 +396,7 @@ mod tests {
 
     #[test]
     fn a_new_copy_is_the_parent_with_the_price_rule_and_ferrys_tag() {
-        let rules = Rules {
-            price: Some(PriceRule {
-                percent: 10.0,
-                fixed: None,
-                ending: Some(".99".into()),
-            }),
-            ..Rules::default()
-        };
+        let rules = Rules::marked_up(10.0, ".99");
         let input = plan(&parent(), &rules, None);
         assert_eq!(input.title, "Tee");
         assert_eq!(input.handle.as_deref(), Some("tee"));
@@ -562,13 +539,7 @@ mod tests {
         );
 
         // A child that owns its images is left with them.
-        let own = Rules {
-            fields: Field::ALL
-                .into_iter()
-                .filter(|f| *f != Field::Images)
-                .collect(),
-            price: None,
-        };
+        let own = Rules::all_but(Field::Images);
         let input = plan(&p, &own, Some(&child));
         assert_eq!(input.images, None);
         assert!(satisfied(&input, &child));

@@ -68,6 +68,28 @@ fn all_fields() -> BTreeSet<Field> {
     Field::ALL.into_iter().collect()
 }
 
+impl Rules {
+    /// Every field but `own`, which the child keeps as it is; no price rule.
+    pub fn all_but(own: Field) -> Rules {
+        Rules {
+            fields: Field::ALL.into_iter().filter(|f| *f != own).collect(),
+            price: None,
+        }
+    }
+
+    /// Every field, and prices `percent` up (negative: down) ending in `ending` (".99").
+    pub fn marked_up(percent: f64, ending: &str) -> Rules {
+        Rules {
+            price: Some(PriceRule {
+                percent,
+                fixed: None,
+                ending: Some(ending.to_owned()),
+            }),
+            ..Rules::default()
+        }
+    }
+}
+
 impl Default for Rules {
     fn default() -> Self {
         Rules {

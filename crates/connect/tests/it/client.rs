@@ -245,15 +245,7 @@ async fn a_changed_response_shape_is_a_data_error(db: TestDb) {
         "/api/items",
         axum::routing::get(|| async { axum::Json(json!({"records": [], "next_cursor": null})) }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}/api", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    let token = ferry_connect::StaticToken(ferry_connect::Secret::new("t"));
-    let rest = ferry_connect::rest::RestConnector::new(
-        env.client(quick()),
-        &base,
-        std::sync::Arc::new(token),
-    );
+    let rest = env.serve_api(app).await;
     let e = rest.list(None, None, 10).await.unwrap_err();
     match &e {
         ConnectError::Data { path, .. } => assert_eq!(path, "items"),

@@ -59,6 +59,14 @@ impl Env {
         }
     }
 
+    /// A simulated store named `shop` with `products` × `variants` in its catalog.
+    pub fn shop(&self, products: usize, variants: usize) -> StoreInfo {
+        let p = self.mock.platform();
+        let s = p.create_store(Some("shop")).unwrap();
+        p.seed_catalog("shop", products, variants).unwrap();
+        s
+    }
+
     pub fn client(&self, opts: ClientOptions) -> ferry_connect::Client {
         ferry_connect::Client::new(self.db.clone(), self.queue.clock(), "rest", opts)
     }
@@ -79,11 +87,20 @@ impl Env {
     }
 
     pub fn rest(&self, store: &StoreInfo, opts: ClientOptions) -> RestConnector {
-        let token = StaticToken(ferry_connect::Secret::new(store.access_token.clone()));
-        RestConnector::new(
-            self.client(opts),
-            &self.mock.rest_url(&store.name),
-            Arc::new(token),
-        )
+        self.rest_at(&self.mock.rest_url(&store.name), &store.access_token, opts)
+    }
+
+    /// A REST connector to `base` presenting `token`.
+    pub fn rest_at(&self, base: &str, token: &str, opts: ClientOptions) -> RestConnector {
+        let token = StaticToken(ferry_connect::Secret::new(token.to_owned()));
+        RestConnector::new(self.client(opts), base, Arc::new(token))
+    }
+
+    /// Serves `app` on a free loopback port: a REST connector to its `/api`.
+    pub async fn serve_api(&self, app: axum::Router) -> RestConnector {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}/api", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        self.rest_at(&base, "t", quick())
     }
 }

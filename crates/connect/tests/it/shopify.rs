@@ -19,9 +19,8 @@ fn gid(kind: &str, id: u64) -> String {
 
 async fn reads_products_whole_and_streams_changes_page_by_page(db: TestDb) {
     let env = Env::start(db).await;
+    let s = env.shop(25, 2);
     let p = env.mock.platform();
-    let s = p.create_store(Some("shop")).unwrap();
-    p.seed_catalog("shop", 25, 2).unwrap();
     // One product with more variants than one page holds.
     let big = ferry_mock::ProductSpec {
         title: Some("Many sizes".into()),
@@ -139,9 +138,7 @@ async fn upserts_replace_variants_and_archive(db: TestDb) {
 
 async fn inventory_adjustments_apply_once_per_key_and_sets_retry_when_stale(db: TestDb) {
     let env = Env::start(db).await;
-    let p = env.mock.platform();
-    let s = p.create_store(Some("shop")).unwrap();
-    p.seed_catalog("shop", 1, 1).unwrap();
+    let s = env.shop(1, 1);
     let shop = env.shopify(&s, quick());
     let locations = shop.locations().await.unwrap();
     let loc = locations[0].0.clone();
@@ -186,9 +183,8 @@ async fn inventory_adjustments_apply_once_per_key_and_sets_retry_when_stale(db: 
 
 async fn graphql_throttling_is_paced_and_honoured(db: TestDb) {
     let env = Env::start(db).await;
+    let s = env.shop(30, 1);
     let p = env.mock.platform();
-    let s = p.create_store(Some("shop")).unwrap();
-    p.seed_catalog("shop", 30, 1).unwrap();
     // A small bucket: 200 points restoring 400/s. Each product read reserves 93.
     p.set_graphql_bucket("shop", 200.0, 400.0).unwrap();
     // Every caller waits in process for its turn (a short `max_wait` hands a long wait back to
@@ -223,9 +219,8 @@ async fn graphql_throttling_is_paced_and_honoured(db: TestDb) {
 
 async fn throttled_answers_are_honoured_and_applied_then_5xx_writes_apply_once(db: TestDb) {
     let env = Env::start(db).await;
+    let s = env.shop(1, 1);
     let p = env.mock.platform();
-    let s = p.create_store(Some("shop")).unwrap();
-    p.seed_catalog("shop", 1, 1).unwrap();
     // A breaker that stays closed through the run of 500s below (its own test opens it).
     let opts = ferry_connect::ClientOptions {
         breaker: ferry_connect::BreakerPolicy {

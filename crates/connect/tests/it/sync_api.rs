@@ -96,15 +96,7 @@ async fn records_without_an_id_are_skipped(db: TestDb) {
             ], "next_cursor": null, "has_more": false}))
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}/api", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    let token = ferry_connect::StaticToken(ferry_connect::Secret::new("t"));
-    let source = ferry_connect::rest::RestConnector::new(
-        env.client(quick()),
-        &base,
-        std::sync::Arc::new(token),
-    );
+    let source = env.serve_api(app).await;
     let s = SyncApi::new(
         source,
         env.rest(&dst, quick()),

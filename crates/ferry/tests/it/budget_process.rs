@@ -18,11 +18,7 @@ async fn two_worker_processes_share_one_store_budget(db: TestDb) {
     // 200 points restoring 200/s: 20 writes of 10 points a second, far fewer than 2 × 8
     // handlers would send unpaced.
     p.set_graphql_bucket("shop", 200.0, 200.0).unwrap();
-    let snap = p.snapshot("shop").unwrap();
-    let item = snap["products"][0]["variants"][0]["inventory_item_id"]
-        .as_u64()
-        .unwrap();
-    let location = snap["locations"][0]["id"].as_u64().unwrap();
+    let (item, location) = p.first_item("shop").unwrap();
     let start = p.available("shop", item, None).unwrap();
 
     let q = db.real_queue().await;
@@ -65,11 +61,7 @@ async fn two_worker_processes_share_one_store_budget(db: TestDb) {
         "each write once"
     );
     let done = q
-        .list(&JobFilter {
-            state: Some(JobState::Completed),
-            limit: 100,
-            ..JobFilter::default()
-        })
+        .list(&JobFilter::in_state(JobState::Completed, 100))
         .await
         .unwrap();
     let owners: BTreeSet<String> = done.into_iter().filter_map(|j| j.lease_owner).collect();

@@ -17,12 +17,9 @@ async fn serve(env: &[(String, String)]) -> (Child, String) {
 }
 
 fn stock(mock: &MockServer, store: &str, sku: &str) -> i64 {
-    let snap = mock.platform().snapshot(store).unwrap();
-    snap["products"]
-        .as_array()
-        .unwrap()
+    let variants = mock.platform().variants(store).unwrap();
+    variants
         .iter()
-        .flat_map(|p| p["variants"].as_array().unwrap().iter())
         .find(|v| v["sku"] == sku)
         .and_then(|v| v["inventory"][0]["available"].as_i64())
         .unwrap()

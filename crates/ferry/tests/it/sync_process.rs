@@ -29,11 +29,7 @@ fn worker(db: &str, key: &str, public: &str) -> Child {
 
 /// Up to ten jobs in `state`.
 async fn in_state(queue: &ferry_queue::Queue, state: JobState) -> Vec<ferry_queue::JobRecord> {
-    let filter = ferry_queue::JobFilter {
-        state: Some(state),
-        limit: 10,
-        ..Default::default()
-    };
+    let filter = ferry_queue::JobFilter::in_state(state, 10);
     queue.list(&filter).await.unwrap()
 }
 
@@ -115,10 +111,7 @@ async fn a_worker_killed_mid_sync_loses_nothing(db: TestDb) {
         p.merchant_edit_product(
             "parent",
             id,
-            ProductSpec {
-                title: Some(format!("After the crash {n}")),
-                ..ProductSpec::default()
-            },
+            ProductSpec::titled(format!("After the crash {n}")),
         )
         .unwrap();
         let line = OrderLine {

@@ -194,6 +194,16 @@ pub struct ProductSpec {
     pub files: Option<Vec<FileSpec>>,
 }
 
+impl ProductSpec {
+    /// Only a new title (a merchant renaming a product).
+    pub fn titled(title: impl Into<String>) -> ProductSpec {
+        ProductSpec {
+            title: Some(title.into()),
+            ..ProductSpec::default()
+        }
+    }
+}
+
 /// One `FileSetInput`: an existing file by id, or a new one from a URL.
 #[derive(Debug, Clone, Default)]
 pub struct FileSpec {

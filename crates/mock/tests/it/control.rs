@@ -47,30 +47,23 @@ async fn merchant_and_shopper_through_the_control_api() {
     let vid = variant["id"].as_u64().unwrap();
     let item = variant["inventory_item_id"].as_u64().unwrap();
 
-    let (st, _) = call(
-        &h,
-        Method::POST,
-        &format!("/stores/shop/products/{pid}"),
-        Some(json!({"title": "Renamed"})),
-    )
-    .await;
-    assert_eq!(st, 200);
-    let (st, _) = call(
-        &h,
-        Method::POST,
-        &format!("/stores/shop/variants/{vid}"),
-        Some(json!({"price": "9.5"})),
-    )
-    .await;
-    assert_eq!(st, 200);
-    let (st, _) = call(
-        &h,
-        Method::POST,
-        "/stores/shop/inventory",
-        Some(json!({"inventory_item_id": item, "available": 5})),
-    )
-    .await;
-    assert_eq!(st, 200);
+    for (path, edit) in [
+        (
+            format!("/stores/shop/products/{pid}"),
+            json!({"title": "Renamed"}),
+        ),
+        (
+            format!("/stores/shop/variants/{vid}"),
+            json!({"price": "9.5"}),
+        ),
+        (
+            "/stores/shop/inventory".to_owned(),
+            json!({"inventory_item_id": item, "available": 5}),
+        ),
+    ] {
+        let (st, _) = call(&h, Method::POST, &path, Some(edit)).await;
+        assert_eq!(st, 200, "{path}");
+    }
     let (st, order) = call(
         &h,
         Method::POST,

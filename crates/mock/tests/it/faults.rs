@@ -32,11 +32,7 @@ async fn injected_5xx_and_429_apply_nothing() {
     let r = h.rest(Method::GET, &s, "/items").answer().await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(r.headers()["retry-after"], "7");
-    assert_eq!(
-        h.server.platform().items("shop").unwrap().len(),
-        1,
-        "nothing applied"
-    );
+    assert_eq!(h.item_count("shop"), 1, "nothing applied");
     assert_eq!(h.server.platform().faults_injected("shop").unwrap(), 2);
 }
 
@@ -62,11 +58,7 @@ async fn applied_then_5xx_duplicates_naive_retries_but_not_keyed_ones() {
         post(None).await.unwrap().status(),
         StatusCode::INTERNAL_SERVER_ERROR
     );
-    assert_eq!(
-        h.server.platform().items("shop").unwrap().len(),
-        2,
-        "a naive retry duplicates"
-    );
+    assert_eq!(h.item_count("shop"), 2, "a naive retry duplicates");
     assert_eq!(
         post(Some("k")).await.unwrap().status(),
         StatusCode::INTERNAL_SERVER_ERROR
@@ -79,11 +71,7 @@ async fn applied_then_5xx_duplicates_naive_retries_but_not_keyed_ones() {
         "the retry gets the stored answer"
     );
     assert_eq!(retry.headers()["idempotent-replayed"], "true");
-    assert_eq!(
-        h.server.platform().items("shop").unwrap().len(),
-        3,
-        "the keyed create happened once"
-    );
+    assert_eq!(h.item_count("shop"), 3, "the keyed create happened once");
 }
 
 #[tokio::test]
@@ -152,27 +140,17 @@ async fn faults_are_validated_and_set_by_the_control_api() {
     let h = Harness::start().await;
     h.store("shop", 0);
     let url = format!("{}/control/stores/shop/faults", h.server.url());
-    let bad = h
-        .http
-        .post(&url)
-        .json(&json!({"error_5xx": 1.5}))
-        .answer()
-        .await;
-    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
-    let unknown = h
-        .http
-        .post(&url)
-        .json(&json!({"nonsense": 1}))
-        .answer()
-        .await;
-    assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
-    let ok = h
-        .http
-        .post(&url)
-        .json(&json!({"throttle_429": 1.0, "retry_after_s": 3}))
-        .answer()
-        .await;
-    assert_eq!(ok.status(), StatusCode::OK);
+    for (faults, status) in [
+        (json!({"error_5xx": 1.5}), StatusCode::BAD_REQUEST),
+        (json!({"nonsense": 1}), StatusCode::BAD_REQUEST),
+        (
+            json!({"throttle_429": 1.0, "retry_after_s": 3}),
+            StatusCode::OK,
+        ),
+    ] {
+        let r = h.http.post(&url).json(&faults).answer().await;
+        assert_eq!(r.status(), status, "{faults}");
+    }
 }
 
 #[tokio::test]
@@ -180,11 +158,7 @@ async fn graphql_writes_applied_then_5xx_are_replayed_by_their_idempotency_key()
     let h = Harness::start().await;
     let s = h.shop("shop", 1, 1);
     let p = h.server.platform();
-    let snap = p.snapshot("shop").unwrap();
-    let item = snap["products"][0]["variants"][0]["inventory_item_id"]
-        .as_u64()
-        .unwrap();
-    let loc = snap["locations"][0]["id"].as_u64().unwrap();
+    let (item, loc) = p.first_item("shop").unwrap();
     let start = p.available("shop", item, None).unwrap();
     h.faults(Faults::with(|f| f.applied_then_5xx = 1.0));
     let body = json!({

@@ -484,24 +484,19 @@ async fn archive_and_delete() {
         r["data"]["productUpdate"]["product"]["status"], "ARCHIVED",
         "{r}"
     );
-    let r = h
-        .gql(
+    let delete = || {
+        h.gql(
             &s,
             "mutation($id: ID!) { productDelete(input: {id: $id}) { deletedProductId userErrors { message } } }",
             json!({"id": format!("gid://shopify/Product/{b}")}),
         )
-        .await;
+    };
+    let r = delete().await;
     assert_eq!(
         r["data"]["productDelete"]["deletedProductId"],
         format!("gid://shopify/Product/{b}")
     );
-    let again = h
-        .gql(
-            &s,
-            "mutation($id: ID!) { productDelete(input: {id: $id}) { deletedProductId userErrors { message } } }",
-            json!({"id": format!("gid://shopify/Product/{b}")}),
-        )
-        .await;
+    let again = delete().await;
     assert_eq!(
         again["data"]["productDelete"]["deletedProductId"],
         Value::Null

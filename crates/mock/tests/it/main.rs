@@ -35,6 +35,11 @@ impl Harness {
         }
     }
 
+    /// How many REST items a store holds.
+    pub fn item_count(&self, store: &str) -> usize {
+        self.server.platform().items(store).unwrap().len()
+    }
+
     pub fn clock_ms(&self) -> i64 {
         ferry_core::Clock::now_ms(&self.clock)
     }

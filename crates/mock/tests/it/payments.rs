@@ -98,62 +98,43 @@ async fn same_key_while_in_flight_is_409() {
 async fn declined_card_is_402_and_replayed_as_402() {
     let h = Harness::start().await;
     let s = h.store("shop", 0);
-    let r = h
-        .pay(
-            &s.access_token,
-            Some("d"),
-            &payment(ferry_mock::DECLINED_CARD),
-        )
-        .await;
+    let declined = payment(ferry_mock::DECLINED_CARD);
+    let pay = || h.pay(&s.access_token, Some("d"), &declined);
+    let r = pay().await;
     assert_eq!(r.status(), StatusCode::PAYMENT_REQUIRED);
     assert_eq!(
         r.json::<Value>().await.unwrap()["error"]["code"],
         "card_declined"
     );
-    let again = h
-        .pay(
-            &s.access_token,
-            Some("d"),
-            &payment(ferry_mock::DECLINED_CARD),
-        )
-        .await;
-    assert_eq!(again.status(), StatusCode::PAYMENT_REQUIRED);
+    assert_eq!(pay().await.status(), StatusCode::PAYMENT_REQUIRED);
+}
+
+/// A card payment authorized and left to capture: the payment intent.
+async fn authorized(h: &Harness, s: &ferry_mock::StoreInfo) -> Value {
+    let mut body = payment("pm_card_visa");
+    body["capture"] = json!(false);
+    let r = h.pay(&s.access_token, None, &body).await;
+    r.json().await.unwrap()
 }
 
 #[tokio::test]
 async fn authorize_then_capture_once() {
     let h = Harness::start().await;
     let s = h.store("shop", 0);
-    let mut body = payment("pm_card_visa");
-    body["capture"] = json!(false);
-    let pi: Value = h
-        .pay(&s.access_token, None, &body)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let pi = authorized(&h, &s).await;
     assert_eq!(pi["status"], "requires_capture");
     let url = format!(
         "{}/v1/payment_intents/{}/capture",
         h.server.payments_url("shop"),
         pi["id"].as_str().unwrap()
     );
-    let cap = h
-        .http
-        .post(&url)
-        .bearer_auth(&s.access_token)
-        .answer()
-        .await;
+    let capture = || h.http.post(&url).bearer_auth(&s.access_token).answer();
+    let cap = capture().await;
     assert_eq!(cap.status(), StatusCode::OK);
     assert_eq!(cap.json::<Value>().await.unwrap()["amount_received"], 1500);
-    let twice = h
-        .http
-        .post(&url)
-        .bearer_auth(&s.access_token)
-        .answer()
-        .await;
+    let twice = capture().await;
     assert_eq!(twice.status(), StatusCode::BAD_REQUEST, "already captured");
-    let bad = h.pay("sk_wrong", None, &body).await;
+    let bad = h.pay("sk_wrong", None, &payment("pm_card_visa")).await;
     assert_eq!(bad.status(), StatusCode::UNAUTHORIZED);
     let invalid = h
         .pay(
@@ -181,14 +162,7 @@ async fn cancel_voids_an_authorization_and_refunds_a_capture_once() {
             .header("Idempotency-Key", key);
         async move { req.answer().await }
     };
-    let mut held = payment("pm_card_visa");
-    held["capture"] = json!(false);
-    let pi: Value = h
-        .pay(&s.access_token, None, &held)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let pi = authorized(&h, &s).await;
     let r = cancel(pi["id"].as_str().unwrap().to_owned(), "void-1").await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.json::<Value>().await.unwrap()["status"], "canceled");

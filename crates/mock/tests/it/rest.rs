@@ -139,7 +139,7 @@ async fn put_is_idempotent() {
     )
     .await;
     assert!(changed["updated_at"].as_i64() > first["updated_at"].as_i64());
-    assert_eq!(h.server.platform().items("shop").unwrap().len(), 1);
+    assert_eq!(h.item_count("shop"), 1);
 }
 
 #[tokio::test]
@@ -162,18 +162,10 @@ async fn post_honours_idempotency_keys() {
     assert_eq!(body(replay).await["id"], a["id"]);
     let mismatch = post(Some("k1"), json!({"title": "B"})).await.unwrap();
     assert_eq!(mismatch.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(
-        h.server.platform().items("shop").unwrap().len(),
-        1,
-        "one create for one key"
-    );
+    assert_eq!(h.item_count("shop"), 1, "one create for one key");
     post(None, json!({"title": "C"})).await.unwrap();
     post(None, json!({"title": "C"})).await.unwrap();
-    assert_eq!(
-        h.server.platform().items("shop").unwrap().len(),
-        3,
-        "no key, no deduplication"
-    );
+    assert_eq!(h.item_count("shop"), 3, "no key, no deduplication");
 }
 
 #[tokio::test]
@@ -218,19 +210,14 @@ async fn bad_input_is_400_and_changes_nothing() {
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{q:?}");
         assert_eq!(body(r).await["code"], "BAD_REQUEST");
     }
-    let r = h
-        .rest(Method::PUT, &s, "/items/x")
-        .body("[1,2]")
-        .answer()
-        .await;
-    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    let r = h
-        .rest(Method::POST, &s, "/items")
-        .body("{not json")
-        .answer()
-        .await;
-    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(h.server.platform().items("shop").unwrap().len(), 2);
+    for (method, path, bad) in [
+        (Method::PUT, "/items/x", "[1,2]"),
+        (Method::POST, "/items", "{not json"),
+    ] {
+        let r = h.rest(method, &s, path).body(bad).answer().await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
+    }
+    assert_eq!(h.item_count("shop"), 2);
 }
 
 #[tokio::test]

@@ -73,11 +73,7 @@ async fn failures_back_off_then_die_and_replay(db: TestDb) {
     assert_eq!(calls.load(Ordering::SeqCst), 3);
 
     let dead = q
-        .list(&JobFilter {
-            state: Some(JobState::Dead),
-            limit: 10,
-            ..JobFilter::default()
-        })
+        .list(&JobFilter::in_state(JobState::Dead, 10))
         .await
         .unwrap();
     assert_eq!(dead.len(), 1);

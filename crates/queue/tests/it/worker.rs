@@ -2,7 +2,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use ferry_queue::{Cancelled, Job, JobError, JobState, NewJob, Worker, WorkerOptions};
+use ferry_queue::{
+    Cancelled, Job, JobError, JobRecord, JobState, NewJob, Queue, Worker, WorkerBuilder,
+    WorkerOptions,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -116,47 +119,47 @@ async fn shutdown_lets_running_jobs_finish(db: TestDb) {
 
 async fn shutdown_releases_jobs_that_ignore_cancellation(db: TestDb) {
     let q = db.queue().await;
-    let w = Worker::builder(q.clone())
-        .options(WorkerOptions {
-            shutdown_grace: Duration::from_millis(50),
-            ..WorkerOptions::default()
-        })
+    let w = impatient(&q)
         .handle("stubborn", |_: serde_json::Value, _| async {
             // Ignores its cancellation token entirely.
             std::future::pending::<()>().await;
             Ok(())
         })
         .build();
-    let job = put(&q, new_job("stubborn", json!({}))).await;
-    let (stop, run) = start(&w);
-    wait_for(&q, job.id, JobState::Running).await;
-    stop.cancel();
-    run.await.unwrap().unwrap();
-    let rec = q.get(job.id).await.unwrap().unwrap();
+    let rec = stopped_while_running(&q, &w, "stubborn").await;
     assert_eq!(rec.state, JobState::Queued, "released back in line");
     assert_eq!(rec.attempt, 0, "without spending an attempt");
 }
 
 async fn shutdown_releases_jobs_that_stop_when_cancelled(db: TestDb) {
     let q = db.queue().await;
-    let w = Worker::builder(q.clone())
-        .options(WorkerOptions {
-            shutdown_grace: Duration::from_millis(50),
-            ..WorkerOptions::default()
-        })
+    let w = impatient(&q)
         .handle("cooperative", |_: serde_json::Value, ctx| async move {
             ctx.cancel.cancelled().await;
             Err(JobError::retry("interrupted"))
         })
         .build();
-    let job = put(&q, new_job("cooperative", json!({}))).await;
-    let (stop, run) = start(&w);
-    wait_for(&q, job.id, JobState::Running).await;
-    stop.cancel();
-    run.await.unwrap().unwrap();
-    let rec = q.get(job.id).await.unwrap().unwrap();
+    let rec = stopped_while_running(&q, &w, "cooperative").await;
     assert_eq!(rec.state, JobState::Queued, "released, not cancelled");
     assert_eq!(rec.attempt, 0, "without spending an attempt");
+}
+
+/// A worker that waits only 50 ms for running jobs when it stops.
+fn impatient(q: &Queue) -> WorkerBuilder {
+    Worker::builder(q.clone()).options(WorkerOptions {
+        shutdown_grace: Duration::from_millis(50),
+        ..WorkerOptions::default()
+    })
+}
+
+/// Enqueues a `kind` job, stops the worker `w` while the job runs: the job afterwards.
+async fn stopped_while_running(q: &Queue, w: &Worker, kind: &str) -> JobRecord {
+    let job = put(q, new_job(kind, json!({}))).await;
+    let (stop, run) = start(w);
+    wait_for(q, job.id, JobState::Running).await;
+    stop.cancel();
+    run.await.unwrap().unwrap();
+    q.get(job.id).await.unwrap().unwrap()
 }
 
 /// Runs the worker in the background until the returned token fires.

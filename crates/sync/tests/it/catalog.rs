@@ -1,7 +1,7 @@
 //! Catalog: parent → children.
 
 use ferry_mock::{Faults, FileSpec, ProductSpec};
-use ferry_sync::{Field, PriceRule, Rules};
+use ferry_sync::{Field, Rules};
 use ferry_testkit::TestDb;
 use serde_json::Value;
 
@@ -37,15 +37,8 @@ async fn edits_creates_and_deletes_in_the_parent_reach_every_child(db: TestDb) {
     let net = Net::start(db, 2, 6, Rules::default()).await;
     let p = net.platform();
     let edited = net.product_of(PARENT, "SKU-000001-1");
-    p.merchant_edit_product(
-        PARENT,
-        edited,
-        ProductSpec {
-            title: Some("Renamed in the parent".into()),
-            ..ProductSpec::default()
-        },
-    )
-    .unwrap();
+    p.merchant_edit_product(PARENT, edited, ProductSpec::titled("Renamed in the parent"))
+        .unwrap();
     let (variant, _) = net.variant(PARENT, "SKU-000002-2");
     p.merchant_edit_variant(PARENT, variant, Some("99.50".into()), None)
         .unwrap();
@@ -69,21 +62,8 @@ async fn edits_creates_and_deletes_in_the_parent_reach_every_child(db: TestDb) {
 
 async fn price_rules_and_fields_the_child_owns(db: TestDb) {
     let net = Net::unconnected(db, 2, 5, Rules::default()).await;
-    let marked_up = Rules {
-        price: Some(PriceRule {
-            percent: 10.0,
-            fixed: None,
-            ending: Some(".99".into()),
-        }),
-        ..Rules::default()
-    };
-    let own_titles = Rules {
-        fields: ferry_sync::Field::ALL
-            .into_iter()
-            .filter(|f| *f != Field::Title)
-            .collect(),
-        price: None,
-    };
+    let marked_up = Rules::marked_up(10.0, ".99");
+    let own_titles = Rules::all_but(Field::Title);
     let engine = &net.stack.engine;
     engine
         .network()
@@ -223,10 +203,7 @@ async fn duplicated_reordered_and_dropped_webhooks_converge(db: TestDb) {
             p.merchant_edit_product(
                 PARENT,
                 id,
-                ProductSpec {
-                    title: Some(format!("Round {round} product {n}")),
-                    ..ProductSpec::default()
-                },
+                ProductSpec::titled(format!("Round {round} product {n}")),
             )
             .unwrap();
         }
@@ -249,27 +226,17 @@ async fn reconciliation_repairs_drift_and_records_the_run(db: TestDb) {
     p.set_faults("child-1", Faults::with(|f| f.webhook_drop = 1.0))
         .unwrap();
     let copy = net.product_of("child-1", "SKU-000002-1");
-    p.merchant_edit_product(
-        "child-1",
-        copy,
-        ProductSpec {
-            title: Some("Drifted".into()),
-            ..ProductSpec::default()
-        },
-    )
-    .unwrap();
+    p.merchant_edit_product("child-1", copy, ProductSpec::titled("Drifted"))
+        .unwrap();
     let (_, item) = net.variant("child-1", "SKU-000003-2");
     p.merchant_set_stock("child-1", item, None, 555).unwrap();
     net.quiet().await;
     assert_eq!(net.by_sku("child-1")["SKU-000002-1"].0, "Drifted");
     p.set_faults("child-1", Faults::default()).unwrap();
     let child = net.stack.engine.network().store("child-1").await.unwrap();
-    let run = net
-        .stack
-        .engine
-        .reconcile_child(&child, true, &mut |_| {})
-        .await
-        .unwrap();
+    let engine = &net.stack.engine;
+    let run = engine.reconcile_child(&child, true, &mut |_| {}).await;
+    let run = run.unwrap();
     net.quiet().await;
     net.assert_in_sync(same);
     assert_eq!(
@@ -291,12 +258,8 @@ async fn reconciliation_repairs_drift_and_records_the_run(db: TestDb) {
     )
     .unwrap();
     net.quiet().await;
-    let again = net
-        .stack
-        .engine
-        .reconcile_child(&child, false, &mut |_| {})
-        .await
-        .unwrap();
+    let again = engine.reconcile_child(&child, false, &mut |_| {}).await;
+    let again = again.unwrap();
     assert_eq!(again.full_pass, 0);
     assert!(again.cursor_ms > run.cursor_ms, "{again:?} after {run:?}");
     assert!(
@@ -434,13 +397,7 @@ fn assert_copies(net: &Net, child: &str, sku: &str, when: &str) {
 
 async fn images_follow_the_parent(db: TestDb) {
     let net = Net::unconnected(db, 2, 4, Rules::default()).await;
-    let own_images = Rules {
-        fields: Field::ALL
-            .into_iter()
-            .filter(|f| *f != Field::Images)
-            .collect(),
-        price: None,
-    };
+    let own_images = Rules::all_but(Field::Images);
     net.stack
         .engine
         .network()

@@ -277,11 +277,7 @@ impl Net {
     }
 
     pub async fn dead_jobs(&self) -> Vec<ferry_queue::JobRecord> {
-        let filter = ferry_queue::JobFilter {
-            state: Some(ferry_queue::JobState::Dead),
-            limit: 500,
-            ..Default::default()
-        };
+        let filter = ferry_queue::JobFilter::in_state(ferry_queue::JobState::Dead, 500);
         self.stack.queue.list(&filter).await.unwrap()
     }
 
@@ -342,12 +338,9 @@ impl Net {
 
     /// How many variants of a store carry a SKU (a duplicate copy shows as 2).
     pub fn count_sku(&self, store: &str, sku: &str) -> usize {
-        let snap = self.platform().snapshot(store).unwrap();
-        snap["products"]
-            .as_array()
-            .unwrap()
+        let variants = self.platform().variants(store).unwrap();
+        variants
             .iter()
-            .flat_map(|p| p["variants"].as_array().unwrap().iter())
             .filter(|v| v["sku"].as_str() == Some(sku))
             .count()
     }

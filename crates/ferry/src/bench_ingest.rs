@@ -11,7 +11,7 @@ use anyhow::{Result, bail};
 use ferry_core::Cipher;
 use ferry_http::stack::AppConfig;
 use ferry_queue::Queue;
-use ferry_sync::webhooks::Platform;
+use ferry_sync::webhooks::WebhookScheme;
 use rand::RngExt;
 use serde_json::json;
 
@@ -53,7 +53,7 @@ async fn bench(db: &FreshDb, a: &IngestArgs) -> Result<()> {
     serving
         .state
         .stores
-        .put("bench", Platform::Shopify, &[SECRET.to_owned()])
+        .put("bench", WebhookScheme::Shopify, &[SECRET.to_owned()])
         .await?;
     let server = &serving.server;
     let url = format!("{}/webhooks/shopify/bench", server.url());

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use anyhow::{Context, Result};
 use ferry_core::Cipher;
 use ferry_http::stack::AppConfig;
-use ferry_sync::webhooks::{Platform, WebhookStores};
+use ferry_sync::webhooks::{WebhookScheme, WebhookStores};
 use tokio_util::sync::CancellationToken;
 
 #[derive(clap::Args, Debug)]
@@ -162,7 +162,7 @@ pub async fn run_stores(cmd: StoresCommand) -> Result<()> {
             secret,
         } => {
             let s = stores(&db, &key).await?;
-            let p = Platform::parse(&platform).with_context(|| {
+            let p = WebhookScheme::parse(&platform).with_context(|| {
                 format!("unknown platform {platform:?} (shopify, standard or stripe)")
             })?;
             s.put(&name, p, &[secret]).await?;

@@ -16,7 +16,7 @@ use sha2::Digest;
 
 use crate::app::AppState;
 use crate::error::ServerError;
-use ferry_sync::webhooks::{Platform, parse_cursor};
+use ferry_sync::webhooks::{WebhookScheme, parse_cursor};
 
 const MAX_PAGE: u32 = 500;
 
@@ -128,7 +128,7 @@ async fn create_store(
     body: axum::body::Bytes,
 ) -> Result<Response, ServerError> {
     let n: NewStore = parse_body(&body)?;
-    let platform = Platform::parse(&n.platform)
+    let platform = WebhookScheme::parse(&n.platform)
         .ok_or_else(|| ServerError::BadRequest(format!("unknown platform {:?}", n.platform)))?;
     if app.stores.get(&n.name).await?.is_some() {
         return Err(ServerError::Conflict(format!(

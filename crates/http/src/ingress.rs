@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use ferry_sync::webhooks::{CommitOutcome, Delivery, Platform, WebhookJob};
+use ferry_sync::webhooks::{CommitOutcome, Delivery, WebhookJob, WebhookScheme};
 
 use crate::app::AppState;
 use crate::error::ServerError;
@@ -31,8 +31,8 @@ fn header<'a>(h: &'a HeaderMap, names: &[&str]) -> Option<&'a str> {
 pub const MAX_HEADER_BYTES: usize = 8 * 1024;
 
 /// Counted by platform and outcome, both from fixed lists: a request can not add a series.
-fn count(platform: Option<Platform>, outcome: &'static str) {
-    let platform = platform.map_or("unknown", Platform::as_str);
+fn count(platform: Option<WebhookScheme>, outcome: &'static str) {
+    let platform = platform.map_or("unknown", WebhookScheme::as_str);
     metrics::counter!("ferry_webhooks_total", "platform" => platform, "outcome" => outcome)
         .increment(1);
 }
@@ -43,7 +43,7 @@ pub async fn receive(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let known = Platform::parse(&platform);
+    let known = WebhookScheme::parse(&platform);
     match accept(&app, known, &platform, &store, &headers, body).await {
         Ok((status, outcome, body)) => {
             count(known, outcome);
@@ -65,7 +65,7 @@ fn decoy_secrets() -> &'static [String] {
 
 async fn accept(
     app: &AppState,
-    platform: Option<Platform>,
+    platform: Option<WebhookScheme>,
     raw_platform: &str,
     store: &str,
     headers: &HeaderMap,
@@ -106,9 +106,9 @@ async fn accept(
         .map_or(decoy_secrets(), |s| s.secrets.as_slice());
     let now_s = app.queue.now_ms() / 1000;
     let verified = match platform {
-        Platform::Shopify => signature::shopify(headers, &bytes, secrets),
-        Platform::Standard => signature::standard(headers, &bytes, secrets, now_s),
-        Platform::Stripe => signature::stripe(headers, &bytes, secrets, now_s),
+        WebhookScheme::Shopify => signature::shopify(headers, &bytes, secrets),
+        WebhookScheme::Standard => signature::standard(headers, &bytes, secrets, now_s),
+        WebhookScheme::Stripe => signature::stripe(headers, &bytes, secrets, now_s),
     };
     // The decoy's refusal reads exactly like a known store's (same header, same words).
     match verified {
@@ -124,19 +124,19 @@ async fn accept(
     let doc: Value =
         serde_json::from_slice(&bytes).map_err(|e| ServerError::InvalidJson(e.to_string()))?;
     let (delivery, topic, event, triggered) = match platform {
-        Platform::Shopify => (
+        WebhookScheme::Shopify => (
             header(headers, &["x-shopify-webhook-id", "shopify-webhook-id"]),
             header(headers, &["x-shopify-topic", "shopify-topic"]).map(str::to_owned),
             header(headers, &["x-shopify-event-id", "shopify-event-id"]),
             header(headers, &["x-shopify-triggered-at", "shopify-triggered-at"]),
         ),
-        Platform::Standard => (
+        WebhookScheme::Standard => (
             header(headers, &["webhook-id"]),
             doc["type"].as_str().map(str::to_owned),
             None,
             header(headers, &["webhook-timestamp"]),
         ),
-        Platform::Stripe => (
+        WebhookScheme::Stripe => (
             doc["id"].as_str(),
             doc["type"].as_str().map(str::to_owned),
             doc["id"].as_str(),

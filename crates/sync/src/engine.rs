@@ -29,7 +29,7 @@ use ferry_queue::{Job, NewJob, Queue, WorkerBuilder};
 use crate::error::SyncError;
 use crate::jobs::*;
 use crate::network::{Network, Role, StoreConfig};
-use crate::webhooks::{Platform, WEBHOOK_QUEUE, WebhookJob, WebhookStores};
+use crate::webhooks::{WEBHOOK_QUEUE, WebhookJob, WebhookScheme, WebhookStores};
 use ferry_db::Db;
 
 pub use crate::jobs::SYNC_QUEUE;
@@ -180,7 +180,7 @@ impl Engine {
             .await?;
         self.inner
             .stores
-            .put(name, Platform::Shopify, &[webhook_secret.to_owned()])
+            .put(name, WebhookScheme::Shopify, &[webhook_secret.to_owned()])
             .await
             .map_err(|e| SyncError::Invalid(e.to_string()))?;
         self.shops().remove(name);

@@ -195,11 +195,11 @@ where
 
 /// `request.answer().await`: the response, or the test fails (a request a test makes to a
 /// server it started is expected to be answered, whatever the status).
-pub trait Answer {
+pub trait Answered {
     fn answer(self) -> impl std::future::Future<Output = reqwest::Response> + Send;
 }
 
-impl Answer for reqwest::RequestBuilder {
+impl Answered for reqwest::RequestBuilder {
     async fn answer(self) -> reqwest::Response {
         match self.send().await {
             Ok(r) => r,

@@ -48,8 +48,23 @@ impl Env {
         (Env::on(test_db, queue).await, clock)
     }
 
+    /// With the simulated platform on `mock_clock`: what it stamps on records (`updated_at`)
+    /// moves when the test moves that clock.
+    pub async fn start_mock_clock(test_db: TestDb, mock_clock: ferry_core::FakeClock) -> Env {
+        let queue = test_db.real_queue().await;
+        let cfg = MockConfig {
+            clock: Arc::new(mock_clock),
+            ..MockConfig::default()
+        };
+        Env::with(test_db, queue, cfg).await
+    }
+
     async fn on(test_db: TestDb, queue: ferry_queue::Queue) -> Env {
-        let mock = MockServer::start(MockConfig::default()).await.unwrap();
+        Env::with(test_db, queue, MockConfig::default()).await
+    }
+
+    async fn with(test_db: TestDb, queue: ferry_queue::Queue, cfg: MockConfig) -> Env {
+        let mock = MockServer::start(cfg).await.unwrap();
         let db = ferry_connect::db::open(&queue).await.unwrap();
         Env {
             mock,

@@ -49,7 +49,9 @@ fn fields(env: &Env, store: &str) -> Vec<Value> {
 }
 
 async fn records_sharing_the_cursor_time_are_not_lost(db: TestDb) {
-    let env = Env::start(db).await;
+    let mock_clock =
+        ferry_core::FakeClock::new(ferry_core::Clock::now_ms(&ferry_core::SystemClock));
+    let env = Env::start_mock_clock(db, mock_clock.clone()).await;
     let p = env.mock.platform();
     let src = p.create_store(Some("src")).unwrap();
     let dst = p.create_store(Some("dst")).unwrap();
@@ -62,7 +64,7 @@ async fn records_sharing_the_cursor_time_are_not_lost(db: TestDb) {
     let (cursor_ms, _) = s.cursor().await.unwrap().unwrap();
 
     // Later: one edit and two new records; only they are written.
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    mock_clock.advance(Duration::from_millis(5));
     p.edit_item(
         "src",
         "item-3",

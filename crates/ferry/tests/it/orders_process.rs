@@ -4,7 +4,7 @@
 //! sale in every store, and the client's retry gets the stored answer.
 
 use ferry_mock::MockServer;
-use ferry_testkit::Answer;
+use ferry_testkit::Answered;
 use ferry_testkit::{TestDb, eventually};
 use tokio::process::Child;
 

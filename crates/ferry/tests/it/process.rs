@@ -1,7 +1,7 @@
 //! The real `ferry` binary, spawned: a command with its variables, a run that must succeed, a
 //! server on a free port, a worker, and the simulated platform the network runs against.
 
-use ferry_testkit::Answer;
+use ferry_testkit::Answered;
 use std::ffi::OsStr;
 use std::process::Stdio;
 use std::sync::Arc;

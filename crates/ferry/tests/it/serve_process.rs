@@ -1,7 +1,7 @@
 //! `ferry stores add` then `ferry serve`: a signed webhook becomes a job; a forged one does not.
 
 use crate::process::{NO_ENV, ferry, serve, succeed};
-use ferry_testkit::Answer;
+use ferry_testkit::Answered;
 
 fn shopify_sig(secret: &str, body: &[u8]) -> String {
     ferry_mock::shopify_hmac(secret, body)

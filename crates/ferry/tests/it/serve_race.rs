@@ -1,7 +1,7 @@
 //! Two `ferry serve` processes on one PostgreSQL receive the same deliveries at once: each is
 //! accepted by exactly one of them and becomes exactly one job.
 
-use ferry_testkit::Answer;
+use ferry_testkit::Answered;
 use ferry_testkit::TestDb;
 
 use crate::process::serve;

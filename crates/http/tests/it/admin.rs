@@ -1,5 +1,5 @@
-use ferry_sync::webhooks::Platform;
-use ferry_testkit::Answer;
+use ferry_sync::webhooks::WebhookScheme;
+use ferry_testkit::Answered;
 use ferry_testkit::TestDb;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -101,7 +101,7 @@ async fn stores_are_managed_without_ever_showing_secrets(db: TestDb) {
         h.stores
             .put(
                 &format!("shop-{i}"),
-                Platform::Stripe,
+                WebhookScheme::Stripe,
                 &["whsec_12345678".into()],
             )
             .await
@@ -120,7 +120,7 @@ async fn stores_are_managed_without_ever_showing_secrets(db: TestDb) {
 async fn jobs_queues_and_deliveries_are_listed_paged_and_replayed(db: TestDb) {
     let h = Harness::start(db).await;
     h.stores
-        .put("shop", Platform::Shopify, &["shpss_secret_1".into()])
+        .put("shop", WebhookScheme::Shopify, &["shpss_secret_1".into()])
         .await
         .unwrap();
     for i in 0..3 {

@@ -1,7 +1,7 @@
-use ferry_testkit::Answer;
+use ferry_testkit::Answered;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ferry_sync::webhooks::Platform;
+use ferry_sync::webhooks::WebhookScheme;
 use ferry_testkit::TestDb;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -53,7 +53,7 @@ async fn job_of(h: &Harness, v: &Value) -> ferry_queue::JobRecord {
 /// A Shopify store named `shop` whose secret is [`SECRET`].
 async fn shop(h: &Harness) {
     h.stores
-        .put("shop", Platform::Shopify, &[SECRET.into()])
+        .put("shop", WebhookScheme::Shopify, &[SECRET.into()])
         .await
         .unwrap();
 }
@@ -213,7 +213,7 @@ async fn standard_webhooks_and_stripe_are_verified(db: TestDb) {
     let key = [7u8; 32];
     let whsec = format!("whsec_{}", b64(&key));
     h.stores
-        .put("acme", Platform::Standard, &[whsec])
+        .put("acme", WebhookScheme::Standard, &[whsec])
         .await
         .unwrap();
     let body = br#"{"type":"order.created","data":{}}"#;
@@ -242,7 +242,11 @@ async fn standard_webhooks_and_stripe_are_verified(db: TestDb) {
     );
 
     h.stores
-        .put("pay", Platform::Stripe, &["whsec_stripe_secret".into()])
+        .put(
+            "pay",
+            WebhookScheme::Stripe,
+            &["whsec_stripe_secret".into()],
+        )
         .await
         .unwrap();
     let body = br#"{"id":"evt_9","type":"payment_intent.succeeded"}"#;

@@ -12,7 +12,7 @@ use ferry_db::Db;
 use ferry_http::app::Running;
 use ferry_http::stack::AppConfig;
 use ferry_sync::webhooks::WebhookStores;
-use ferry_testkit::Answer;
+use ferry_testkit::Answered;
 use ferry_testkit::TestDb;
 use hmac::{KeyInit, Mac};
 

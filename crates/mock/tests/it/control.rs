@@ -1,7 +1,7 @@
 //! The control API: stores with a catalog, acting as a merchant and a shopper, reading back
 //! a store's state and counters; bad input is refused with a JSON error and changes nothing.
 
-use ferry_testkit::Answer;
+use ferry_testkit::Answered;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

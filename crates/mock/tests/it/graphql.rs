@@ -1,7 +1,7 @@
 //! The Admin GraphQL API: validation, paging, productSet, inventory with idempotency and
 //! compare-and-set, cost accounting, webhooks fired by writes.
 
-use ferry_testkit::Answer;
+use ferry_testkit::Answered;
 use std::collections::BTreeSet;
 use std::time::Duration;
 

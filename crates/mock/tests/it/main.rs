@@ -9,7 +9,7 @@ mod payments;
 mod rest;
 mod webhooks;
 
-use ferry_testkit::Answer;
+use ferry_testkit::Answered;
 use std::sync::Arc;
 
 use ferry_core::FakeClock;

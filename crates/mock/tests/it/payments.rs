@@ -1,4 +1,4 @@
-use ferry_testkit::Answer;
+use ferry_testkit::Answered;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -1,4 +1,4 @@
-use ferry_testkit::Answer;
+use ferry_testkit::Answered;
 use std::collections::HashSet;
 use std::time::Duration;
 

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 pub use commit::{CommitOutcome, Committer, Delivery, MAX_BATCH};
 pub use deliveries::{Deliveries, DeliveryRecord, parse_cursor};
-pub use stores::{Platform, WebhookStore, WebhookStores, valid_name};
+pub use stores::{WebhookScheme, WebhookStore, WebhookStores, valid_name};
 
 /// The queue webhook jobs wait in.
 pub const WEBHOOK_QUEUE: &str = "webhooks";
@@ -27,7 +27,7 @@ pub struct WebhookJob {
     #[serde(default)]
     pub request_id: Option<String>,
     pub store: String,
-    pub platform: Platform,
+    pub platform: WebhookScheme,
     #[serde(default)]
     pub topic: String,
     pub delivery_id: String,

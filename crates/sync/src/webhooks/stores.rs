@@ -12,9 +12,10 @@ use ferry_db::Db;
 
 use crate::error::SyncError;
 
+/// How a store signs and names its deliveries (the `{platform}` of `/webhooks/{platform}/{store}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Platform {
+pub enum WebhookScheme {
     /// `X-Shopify-Hmac-Sha256`.
     Shopify,
     /// Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`).
@@ -23,21 +24,21 @@ pub enum Platform {
     Stripe,
 }
 
-impl Platform {
-    pub fn parse(s: &str) -> Option<Platform> {
+impl WebhookScheme {
+    pub fn parse(s: &str) -> Option<WebhookScheme> {
         match s {
-            "shopify" => Some(Platform::Shopify),
-            "standard" => Some(Platform::Standard),
-            "stripe" => Some(Platform::Stripe),
+            "shopify" => Some(WebhookScheme::Shopify),
+            "standard" => Some(WebhookScheme::Standard),
+            "stripe" => Some(WebhookScheme::Stripe),
             _ => None,
         }
     }
 
     pub fn as_str(self) -> &'static str {
         match self {
-            Platform::Shopify => "shopify",
-            Platform::Standard => "standard",
-            Platform::Stripe => "stripe",
+            WebhookScheme::Shopify => "shopify",
+            WebhookScheme::Standard => "standard",
+            WebhookScheme::Stripe => "stripe",
         }
     }
 }
@@ -46,7 +47,7 @@ impl Platform {
 #[derive(Clone)]
 pub struct WebhookStore {
     pub name: String,
-    pub platform: Platform,
+    pub platform: WebhookScheme,
     pub secrets: Vec<String>,
 }
 
@@ -153,7 +154,7 @@ impl WebhookStores {
     pub async fn put(
         &self,
         name: &str,
-        platform: Platform,
+        platform: WebhookScheme,
         secrets: &[String],
     ) -> Result<(), SyncError> {
         if !valid_name(name) {
@@ -210,7 +211,7 @@ impl WebhookStores {
             .map_err(|e| SyncError::Crypto(format!("store {name}: {e}")))?;
         Ok(Some(WebhookStore {
             name: name.to_owned(),
-            platform: Platform::parse(&platform).ok_or_else(|| {
+            platform: WebhookScheme::parse(&platform).ok_or_else(|| {
                 SyncError::Crypto(format!("store {name}: unknown platform {platform:?}"))
             })?,
             secrets,

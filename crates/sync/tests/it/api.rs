@@ -1,7 +1,7 @@
 //! The network's admin routes over real HTTP: behind the bearer token, secrets write-only,
 //! bad input refused with a JSON error and nothing stored.
 
-use ferry_testkit::Answer;
+use ferry_testkit::Answered;
 use std::collections::BTreeSet;
 
 use ferry_sync::Rules;

@@ -5,7 +5,7 @@
 
 use ferry_sync::Rules;
 use ferry_sync::orders::{Limits, OrdersOptions};
-use ferry_testkit::Answer;
+use ferry_testkit::Answered;
 use ferry_testkit::{Backend, TestDb};
 use reqwest::StatusCode;
 use serde_json::{Value, json};

@@ -46,6 +46,56 @@ pub struct Config {
     pub orders_list_per_min: i64,
     pub orders_detail_per_min: i64,
     pub orders_recover_after_s: u64,
+    /// Named tokens with a role (`[[tokens]]` tables; last, as TOML wants tables after keys).
+    #[serde(default)]
+    pub tokens: Vec<TokenEntry>,
+}
+
+/// One `[[tokens]]` table: a name, a role, and the token or (better) its SHA-256 in hex.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenEntry {
+    pub name: String,
+    pub role: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub token: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sha256: String,
+}
+
+impl TokenEntry {
+    /// The token as the server holds it; a clear error naming the entry when it is not usable.
+    pub fn configured(&self) -> Result<ferry_http::access::ConfiguredToken> {
+        let role = ferry_http::access::Role::parse(&self.role).with_context(|| {
+            format!(
+                "invalid configuration: token {:?} has role {:?} (admin, operator, read or orders)",
+                self.name, self.role
+            )
+        })?;
+        match (self.token.is_empty(), self.sha256.is_empty()) {
+            (false, true) if self.token.len() >= 16 => Ok(
+                ferry_http::access::ConfiguredToken::from_plain(&self.name, role, &self.token),
+            ),
+            (true, false) => {
+                let mut sha256 = [0u8; 32];
+                hex::decode_to_slice(&self.sha256, &mut sha256).with_context(|| {
+                    format!(
+                        "invalid configuration: token {:?}: sha256 is 64 hex digits",
+                        self.name
+                    )
+                })?;
+                Ok(ferry_http::access::ConfiguredToken {
+                    name: self.name.clone(),
+                    role,
+                    sha256,
+                })
+            }
+            _ => bail!(
+                "invalid configuration: token {:?} needs either token (16 characters or more) or sha256",
+                self.name
+            ),
+        }
+    }
 }
 
 /// The keys, as spelled in the file; the environment variable is `FERRY_` and the key in
@@ -166,6 +216,9 @@ impl Config {
         if self.admin_tokens.iter().any(|t| t.len() < 16) {
             bail!("invalid configuration: admin tokens must be at least 16 characters");
         }
+        for t in &self.tokens {
+            t.configured()?;
+        }
         Ok(())
     }
 
@@ -179,6 +232,9 @@ impl Config {
         shown.admin_tokens = vec![MASK.to_owned(); self.admin_tokens.len()];
         if !shown.payments_token.is_empty() {
             shown.payments_token = MASK.to_owned();
+        }
+        for t in shown.tokens.iter_mut().filter(|t| !t.token.is_empty()) {
+            t.token = MASK.to_owned();
         }
         toml::to_string(&shown).context("printing the configuration")
     }

@@ -15,6 +15,7 @@ mod network;
 mod serve;
 mod simulated;
 mod sync_api;
+mod tokens;
 mod worker;
 
 use anyhow::Result;
@@ -74,6 +75,9 @@ enum Command {
     /// Register the stores that send webhooks, rotate their secrets.
     #[command(subcommand)]
     Stores(serve::StoresCommand),
+    /// API tokens with a name and a role: make, list, revoke.
+    #[command(subcommand)]
+    Tokens(tokens::TokensCommand),
     /// The stores of the sync network: add, rules, connect, list, link problems.
     #[command(subcommand)]
     Network(network::NetworkCommand),
@@ -154,6 +158,7 @@ async fn run(cli: Cli, source: config::Source) -> Result<()> {
         Command::Network(cmd) => network::run_network(cmd).await,
         Command::Sync(cmd) => network::run_sync(cmd).await,
         Command::Stores(cmd) => serve::run_stores(cmd).await,
+        Command::Tokens(cmd) => tokens::run(cmd).await,
     }
 }
 

@@ -115,6 +115,11 @@ pub async fn run(a: ServeArgs) -> Result<()> {
     }
     let mut app = AppConfig::new(cipher);
     app.admin_tokens = admin_tokens;
+    app.tokens = cfg
+        .tokens
+        .iter()
+        .map(|t| t.configured())
+        .collect::<Result<_>>()?;
     app.body_limit = a.body_limit.unwrap_or(cfg.body_limit);
     app.hardening = ferry_http::app::Hardening {
         request_timeout: std::time::Duration::from_secs(

@@ -12,8 +12,8 @@ use axum::{Json, Router};
 use ferry_queue::{Cancelled, JobFilter, JobState};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sha2::Digest;
 
+use crate::access::{self, Caller, Role};
 use crate::app::AppState;
 use crate::error::ServerError;
 use ferry_sync::webhooks::{WebhookScheme, parse_cursor};
@@ -42,6 +42,10 @@ fn table() -> Table {
         GET "/api/breakers" => list_breakers,
         GET "/api/deliveries" => list_deliveries,
         POST "/api/deliveries/{store}/{delivery}/replay" => replay_delivery,
+        GET "/api/tokens" => list_tokens,
+        POST "/api/tokens" => add_token,
+        DELETE "/api/tokens/{name}" => revoke_token,
+        GET "/api/actions" => list_actions,
     }
 }
 
@@ -64,37 +68,56 @@ pub fn protect(extra: Router<Arc<AppState>>, state: Arc<AppState>) -> Router<Arc
     extra.route_layer(axum::middleware::from_fn_with_state(state, require_token))
 }
 
-/// SHA-256 of both sides, then a constant-time compare: neither the length nor the first
-/// differing byte of a token shows in the time taken.
-fn token_matches(presented: &str, tokens: &[String]) -> bool {
-    let p = sha2::Sha256::digest(presented.as_bytes());
-    tokens.iter().fold(false, |found, t| {
-        let t = sha2::Sha256::digest(t.as_bytes());
-        let same = p
-            .iter()
-            .zip(t.iter())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-        found | same
-    })
-}
-
-async fn require_token(State(app): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+/// Who is calling (401 without a known token), whether their role reaches this route (403
+/// naming the role that would), and a record of every call that changes something.
+async fn require_token(State(app): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
     let presented = req
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match presented {
-        Some(t) if !app.admin_tokens.is_empty() && token_matches(t, &app.admin_tokens) => {
-            next.run(req).await
-        }
-        _ => {
-            metrics::counter!("ferry_admin_auth_failures_total").increment(1);
-            let body = json!({"error": {"code": "unauthorized", "message": "a valid bearer token is required"}});
-            (StatusCode::UNAUTHORIZED, Json(body)).into_response()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    let caller = match presented {
+        Some(t) => match app.access.identify(&t).await {
+            Ok(c) => c,
+            Err(e) => return e.into_response(),
+        },
+        None => None,
+    };
+    let Some(caller) = caller else {
+        metrics::counter!("ferry_admin_auth_failures_total").increment(1);
+        let body = json!({"error": {"code": "unauthorized", "message": "a valid bearer token is required"}});
+        return (StatusCode::UNAUTHORIZED, Json(body)).into_response();
+    };
+    let method = req.method().as_str().to_owned();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_default();
+    if let Err(needed) = access::permits(caller.role, &method, &route) {
+        return ServerError::Forbidden(needed).into_response();
+    }
+    let path = req.uri().path().to_owned();
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    req.extensions_mut().insert(caller.clone());
+    let response = next.run(req).await;
+    if method != "GET" {
+        let status = response.status().as_u16();
+        if let Err(e) = app
+            .access
+            .record(&caller, &method, &path, status, &request_id)
+            .await
+        {
+            tracing::error!(error = %e, "the action was not recorded");
         }
     }
+    response
 }
 
 #[derive(Deserialize)]
@@ -355,4 +378,59 @@ async fn replay_delivery(
         .ok_or_else(|| ServerError::NotFound(format!("delivery {delivery} of {store}")))?;
     let e = app.queue.replay(job_id(&job)?).await?;
     Ok(Json(json!({"delivery_id": delivery, "job_id": e.id})))
+}
+
+// ---- tokens and actions -----------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewToken {
+    name: String,
+    role: String,
+}
+
+async fn list_tokens(State(app): State<Arc<AppState>>) -> Result<Json<Value>, ServerError> {
+    Ok(Json(json!({ "results": app.access.list().await? })))
+}
+
+/// Makes a token; the answer is the only time it is shown.
+async fn add_token(
+    State(app): State<Arc<AppState>>,
+    body: axum::body::Bytes,
+) -> Result<Response, ServerError> {
+    let t: NewToken = parse_body(&body)?;
+    let role = Role::parse(&t.role).ok_or_else(|| {
+        ServerError::BadRequest(format!(
+            "unknown role {:?} (admin, operator, read or orders)",
+            t.role
+        ))
+    })?;
+    let token = app.access.add(&t.name, role).await?;
+    let body = json!({"name": t.name, "role": role, "token": token});
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+async fn revoke_token(
+    State(app): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Response, ServerError> {
+    if app.access.revoke(&name).await? {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(ServerError::NotFound(format!("token {name:?}")))
+    }
+}
+
+/// Every call that changed something, oldest first, with the token that made it.
+async fn list_actions(
+    State(app): State<Arc<AppState>>,
+    Query(p): Query<Page>,
+) -> Result<Json<Value>, ServerError> {
+    let limit = i64::from(p.limit());
+    Ok(Json(app.access.actions(p.after.as_deref(), limit).await?))
+}
+
+/// The caller, as the token check found it.
+pub fn caller(req: &axum::http::Extensions) -> Option<&Caller> {
+    req.get::<Caller>()
 }

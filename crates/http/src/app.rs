@@ -18,8 +18,8 @@ pub struct AppState {
     pub stores: WebhookStores,
     pub deliveries: Deliveries,
     pub body_limit: usize,
-    /// Bearer tokens of the admin API; none configured: the admin API refuses every call.
-    pub admin_tokens: Vec<String>,
+    /// The API's tokens and their roles; none: the API refuses every call.
+    pub access: crate::access::Access,
     pub hardening: Hardening,
     /// The connectors' circuit breakers, shown by the admin API.
     pub breakers: ferry_connect::Breakers,

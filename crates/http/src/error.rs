@@ -30,6 +30,9 @@ pub enum ServerError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// The token is valid but its role does not reach this call; the role that would.
+    #[error("this call needs a token with the {0} role")]
+    Forbidden(crate::access::Role),
     #[error("internal error")]
     Internal(String),
 }
@@ -48,6 +51,7 @@ impl ServerError {
             ServerError::BadRequest(_) => "invalid_request",
             ServerError::NotFound(_) => "not_found",
             ServerError::Conflict(_) => "conflict",
+            ServerError::Forbidden(_) => "forbidden",
             ServerError::Internal(_) => "internal",
         }
     }
@@ -64,6 +68,7 @@ impl ServerError {
             ServerError::InvalidJson(_) | ServerError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ServerError::NotFound(_) => StatusCode::NOT_FOUND,
             ServerError::Conflict(_) => StatusCode::CONFLICT,
+            ServerError::Forbidden(_) => StatusCode::FORBIDDEN,
             ServerError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -71,6 +76,12 @@ impl ServerError {
 
 impl From<sqlx::Error> for ServerError {
     fn from(e: sqlx::Error) -> Self {
+        ServerError::Internal(e.to_string())
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for ServerError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
         ServerError::Internal(e.to_string())
     }
 }
@@ -101,7 +112,10 @@ impl IntoResponse for ServerError {
         if let ServerError::Internal(detail) = &self {
             tracing::error!(error = %detail, "request failed");
         }
-        let body = json!({ "error": { "code": self.code(), "message": self.to_string() } });
+        let mut body = json!({ "error": { "code": self.code(), "message": self.to_string() } });
+        if let ServerError::Forbidden(role) = &self {
+            body["error"]["needed_role"] = json!(role.as_str());
+        }
         (self.status(), Json(body)).into_response()
     }
 }

@@ -16,6 +16,7 @@ macro_rules! api_routes {
     }};
 }
 
+pub mod access;
 pub mod admin;
 pub mod app;
 pub mod error;

@@ -11,10 +11,14 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::access::Role;
 use ferry_sync::orders::{OrderReply, Orders, client_of, error_body, internal_body, parse_key};
 
 /// The most orders a page holds.
 pub const MAX_PAGE_SIZE: i64 = 100;
+
+/// The highest page number (and page size) a listing accepts before `page_size` is capped.
+const MAX_PAGE: i64 = 100_000;
 
 type Table = (Router<Orders>, &'static [(&'static str, &'static str)]);
 
@@ -125,7 +129,21 @@ struct PageQuery {
     page_size: Option<String>,
 }
 
-async fn list(State(o): State<Orders>, headers: HeaderMap, Query(q): Query<PageQuery>) -> Response {
+/// The client whose orders a caller may see: its own for an `orders` token, any for the
+/// others (`read`, `admin`).
+fn scope<'a>(ext: &axum::http::Extensions, client: &'a str) -> Option<&'a str> {
+    match crate::admin::caller(ext) {
+        Some(c) if c.role != Role::Orders => None,
+        _ => Some(client),
+    }
+}
+
+async fn list(
+    State(o): State<Orders>,
+    headers: HeaderMap,
+    ext: axum::http::Extensions,
+    Query(q): Query<PageQuery>,
+) -> Response {
     let client = client(&headers);
     if let Some(r) = limited(&o, &client, "list", o.options().limits.list).await {
         return r;
@@ -134,7 +152,7 @@ async fn list(State(o): State<Orders>, headers: HeaderMap, Query(q): Query<PageQ
     let number = |v: &Option<String>, default: i64| -> Option<i64> {
         match v {
             None => Some(default),
-            Some(s) => s.parse::<i64>().ok().filter(|n| *n >= 1),
+            Some(s) => s.parse::<i64>().ok().filter(|n| (1..=MAX_PAGE).contains(n)),
         }
     };
     let bad = |field: &str| {
@@ -142,7 +160,7 @@ async fn list(State(o): State<Orders>, headers: HeaderMap, Query(q): Query<PageQ
             400,
             error_body(
                 "invalid_request",
-                "must be a whole number of at least 1",
+                &format!("must be a whole number from 1 to {MAX_PAGE}"),
                 Some(field),
             ),
         )
@@ -153,16 +171,34 @@ async fn list(State(o): State<Orders>, headers: HeaderMap, Query(q): Query<PageQ
     let Some(size) = number(&q.page_size, 20).map(|n| n.min(MAX_PAGE_SIZE)) else {
         return bad("page_size");
     };
-    match o.list(page, size).await {
+    match o.list(scope(&ext, &client), page, size).await {
         Ok(v) => json(200, v),
         Err(e) => json(500, internal_body(&e)),
     }
 }
 
-async fn detail(State(o): State<Orders>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn detail(
+    State(o): State<Orders>,
+    headers: HeaderMap,
+    ext: axum::http::Extensions,
+    Path(id): Path<String>,
+) -> Response {
     let client = client(&headers);
     if let Some(r) = limited(&o, &client, "detail", o.options().limits.detail).await {
         return r;
+    }
+    // Another client's order is as unknown as one that does not exist.
+    if let Some(own) = scope(&ext, &client) {
+        match o.placed_by(&id, own).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return json(
+                    404,
+                    error_body("not_found", &format!("no order {id}"), None),
+                );
+            }
+            Err(e) => return json(500, internal_body(&e)),
+        }
     }
     match o.get(&id).await {
         Ok(Some(v)) => json(200, v),

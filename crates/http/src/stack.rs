@@ -15,12 +15,16 @@ use ferry_sync::{Engine, EngineOptions, SyncError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::access::{Access, ConfiguredToken, Role};
 use crate::app::{AppState, DEFAULT_BODY_LIMIT, Hardening, Running};
 
 /// What the application is built from, beside its database.
 pub struct AppConfig {
     pub cipher: Cipher,
+    /// Tokens with every right (the `admin` role).
     pub admin_tokens: Vec<String>,
+    /// Tokens with a name and a role from the configuration (`[[tokens]]`).
+    pub tokens: Vec<ConfiguredToken>,
     pub body_limit: usize,
     pub hardening: Hardening,
     pub engine: EngineOptions,
@@ -33,6 +37,7 @@ impl AppConfig {
         AppConfig {
             cipher,
             admin_tokens: Vec::new(),
+            tokens: Vec::new(),
             body_limit: DEFAULT_BODY_LIMIT,
             hardening: Hardening::default(),
             engine: EngineOptions::default(),
@@ -64,14 +69,24 @@ pub async fn serve_on(
     let stores = WebhookStores::new(sync_db.clone(), cfg.cipher.clone(), queue.clock());
     let breakers =
         ferry_connect::Breakers::new(connect_db.clone(), queue.clock(), cfg.client.breaker);
+    let mut configured: Vec<ConfiguredToken> = cfg
+        .admin_tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| ConfiguredToken::from_plain(&format!("admin_tokens[{i}]"), Role::Admin, t))
+        .collect();
+    configured.extend(cfg.tokens);
+    let access = Access::open(&queue, configured)
+        .await
+        .map_err(|e| SyncError::Invalid(format!("the token tables: {e}")))?;
     let state = Arc::new(AppState {
+        access,
         breakers,
         committer: Committer::start(queue.clone()),
         queue: queue.clone(),
         stores: stores.clone(),
         deliveries: Deliveries::new(sync_db),
         body_limit: cfg.body_limit,
-        admin_tokens: cfg.admin_tokens,
         hardening: cfg.hardening,
     });
     let addr = listener

@@ -881,21 +881,41 @@ impl Orders {
         Self::view(o, &lines, o.status)
     }
 
-    /// A page of orders, newest first.
-    pub async fn list(&self, page: i64, page_size: i64) -> Result<Value, SyncError> {
+    /// Whether the order `id` was placed by `client`.
+    pub async fn placed_by(&self, id: &str, client: &str) -> Result<bool, SyncError> {
+        let found = row!(
+            self.engine().db(),
+            (i64,),
+            "SELECT 1 FROM ferry_orders WHERE id = $1 AND client = $2",
+            id,
+            client
+        )?;
+        Ok(found.is_some())
+    }
+
+    /// A page of orders, newest first: every client's, or only `client`'s.
+    pub async fn list(
+        &self,
+        client: Option<&str>,
+        page: i64,
+        page_size: i64,
+    ) -> Result<Value, SyncError> {
         let (count,) = row!(
             self.engine().db(),
             (i64,),
-            "SELECT COUNT(*) FROM ferry_orders"
+            "SELECT COUNT(*) FROM ferry_orders WHERE client = COALESCE($1, client)",
+            client
         )?
         .unwrap_or((0,));
         let found = rows!(
             self.engine().db(),
             OrderRow,
             "SELECT id, status, step, items, amount_cents, currency, payment_method, transaction_id, created_ms
-             FROM ferry_orders ORDER BY created_ms DESC, id DESC LIMIT $1 OFFSET $2",
+             FROM ferry_orders WHERE client = COALESCE($3, client)
+             ORDER BY created_ms DESC, id DESC LIMIT $1 OFFSET $2",
             page_size,
-            (page - 1) * page_size
+            (page - 1) * page_size,
+            client
         )?;
         Ok(json!({
             "count": count,

@@ -1,0 +1,324 @@
+//! Who may call what. Every token has a name and a role: `admin` (everything), `operator`
+//! (jobs, queues, deliveries, reconciliation, connecting stores; no secrets, tokens or rules),
+//! `read` (every GET) and `orders` (creating orders and reading its own). Tokens come from the
+//! configuration (`admin_tokens`, `[[tokens]]`) or from the database (`ferry tokens add`,
+//! `POST /api/tokens`), where only their SHA-256 is kept. Every call that changes something is
+//! recorded with the name of the token that made it.
+
+use ferry_db::{Db, exec, row, rows};
+use ferry_queue::Queue;
+use rand::RngExt;
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha2::Digest;
+
+use crate::error::ServerError;
+
+ferry_db::text_enum! {
+    /// What a token may do.
+    #[derive(Serialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum Role {
+        Admin = "admin",
+        Operator = "operator",
+        Read = "read",
+        Orders = "orders",
+    }
+}
+
+/// A token from the configuration: its plain text (a file or variable the operator keeps)
+/// or, better, only its SHA-256.
+#[derive(Debug, Clone)]
+pub struct ConfiguredToken {
+    pub name: String,
+    pub role: Role,
+    /// SHA-256 of the token.
+    pub sha256: [u8; 32],
+}
+
+impl ConfiguredToken {
+    pub fn from_plain(name: &str, role: Role, token: &str) -> ConfiguredToken {
+        ConfiguredToken {
+            name: name.to_owned(),
+            role,
+            sha256: sha256(token),
+        }
+    }
+}
+
+/// Who made a call: the token's name and role (a request extension after authentication).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub name: String,
+    pub role: Role,
+}
+
+/// A token as listed: never the token itself.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct TokenInfo {
+    pub name: String,
+    pub role: Role,
+    pub created_ms: i64,
+}
+
+/// The token registry and the record of actions.
+#[derive(Clone)]
+pub struct Access {
+    db: Db,
+    configured: std::sync::Arc<Vec<ConfiguredToken>>,
+    clock: std::sync::Arc<dyn ferry_core::Clock>,
+}
+
+fn sha256(token: &str) -> [u8; 32] {
+    sha2::Sha256::digest(token.as_bytes()).into()
+}
+
+/// The role a call needs, by method and route template; `None`: the orders routes, which the
+/// `orders` and `admin` roles may write and every role but `operator` may read.
+pub fn needed(method: &str, route: &str) -> Option<Role> {
+    if route.starts_with("/api/orders") {
+        return None;
+    }
+    Some(match (method, route) {
+        ("GET", _) => Role::Read,
+        (
+            "POST",
+            "/api/jobs/{id}/cancel"
+            | "/api/jobs/{id}/replay"
+            | "/api/queues/{queue}/pause"
+            | "/api/queues/{queue}/resume"
+            | "/api/deliveries/{store}/{delivery}/replay"
+            | "/api/sync/reconcile"
+            | "/api/network/stores/{name}/connect",
+        ) => Role::Operator,
+        _ => Role::Admin,
+    })
+}
+
+/// Whether `role` may make the call; else the role it would need.
+pub fn permits(role: Role, method: &str, route: &str) -> Result<(), Role> {
+    let ok = match (needed(method, route), role) {
+        (_, Role::Admin) => true,
+        (None, Role::Orders) => true,
+        (None, Role::Read) => method == "GET",
+        (None, Role::Operator) => false,
+        (Some(_), Role::Orders) => false,
+        (Some(Role::Read), _) => true,
+        (Some(Role::Operator), Role::Operator) => true,
+        (Some(_), _) => false,
+    };
+    if ok {
+        return Ok(());
+    }
+    Err(needed(method, route).unwrap_or(Role::Orders))
+}
+
+impl Access {
+    /// The registry on `queue`'s database, its tables migrated in.
+    pub async fn open(
+        queue: &Queue,
+        configured: Vec<ConfiguredToken>,
+    ) -> Result<Access, ServerError> {
+        let db = queue.db();
+        db.migrate_shared(sqlx::migrate!("./migrations"), "")
+            .await?;
+        Ok(Access {
+            db,
+            configured: std::sync::Arc::new(configured),
+            clock: queue.clock(),
+        })
+    }
+
+    /// The caller a presented token belongs to. The configured tokens are all compared (in
+    /// constant time, on their digests); the database is asked by digest, so neither reveals
+    /// by its timing how much of a token was right.
+    pub async fn identify(&self, presented: &str) -> Result<Option<Caller>, ServerError> {
+        let digest = sha256(presented);
+        let mut found = None;
+        for t in self.configured.iter() {
+            let same = t
+                .sha256
+                .iter()
+                .zip(digest.iter())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+            if same && found.is_none() {
+                found = Some(Caller {
+                    name: t.name.clone(),
+                    role: t.role,
+                });
+            }
+        }
+        if found.is_some() {
+            return Ok(found);
+        }
+        let stored = row!(
+            &self.db,
+            (String, Role),
+            "SELECT name, role FROM ferry_api_tokens WHERE sha256 = $1",
+            hex::encode(digest),
+        )?;
+        Ok(stored.map(|(name, role)| Caller { name, role }))
+    }
+
+    /// Makes a token named `name` with `role`: the token, shown this once.
+    pub async fn add(&self, name: &str, role: Role) -> Result<String, ServerError> {
+        if !valid_name(name) {
+            return Err(ServerError::BadRequest(
+                "a token's name is 1 to 64 letters, digits, '-', '_' or '.'".into(),
+            ));
+        }
+        if self.configured.iter().any(|t| t.name == name) {
+            return Err(ServerError::Conflict(format!(
+                "a configured token is named {name:?}"
+            )));
+        }
+        let bytes: [u8; 32] = rand::rng().random();
+        let token = format!("ferry_{}", hex::encode(bytes));
+        let added = exec!(
+            &self.db,
+            "INSERT INTO ferry_api_tokens (name, role, sha256, created_ms) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (name) DO NOTHING",
+            name,
+            role,
+            hex::encode(sha256(&token)),
+            self.clock.now_ms(),
+        )?;
+        if added == 0 {
+            return Err(ServerError::Conflict(format!(
+                "a token named {name:?} exists; revoke it first"
+            )));
+        }
+        Ok(token)
+    }
+
+    /// The tokens in the database, by name (configured ones are the configuration's).
+    pub async fn list(&self) -> Result<Vec<TokenInfo>, ServerError> {
+        Ok(rows!(
+            &self.db,
+            TokenInfo,
+            "SELECT name, role, created_ms FROM ferry_api_tokens ORDER BY name LIMIT 1000",
+        )?)
+    }
+
+    /// Removes a token: calls with it fail from now on. Whether there was one.
+    pub async fn revoke(&self, name: &str) -> Result<bool, ServerError> {
+        let n = exec!(
+            &self.db,
+            "DELETE FROM ferry_api_tokens WHERE name = $1",
+            name
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Records a call that changed something (or tried to).
+    pub async fn record(
+        &self,
+        caller: &Caller,
+        method: &str,
+        path: &str,
+        status: u16,
+        request_id: &str,
+    ) -> Result<(), ServerError> {
+        exec!(
+            &self.db,
+            "INSERT INTO ferry_api_actions (id, at_ms, actor, role, method, path, status, request_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            uuid::Uuid::now_v7().to_string(),
+            self.clock.now_ms(),
+            &caller.name,
+            caller.role,
+            method,
+            path,
+            i32::from(status),
+            request_id,
+        )?;
+        Ok(())
+    }
+
+    /// The recorded actions, oldest first, after the id `after`: `{results, next}`.
+    pub async fn actions(&self, after: Option<&str>, limit: i64) -> Result<Value, ServerError> {
+        type Row = (String, i64, String, String, String, String, i32, String);
+        let rows = rows!(
+            &self.db,
+            Row,
+            "SELECT id, at_ms, actor, role, method, path, status, request_id FROM ferry_api_actions
+             WHERE id > $1 ORDER BY id LIMIT $2",
+            after.unwrap_or(""),
+            limit,
+        )?;
+        let next = (rows.len() as i64 == limit)
+            .then(|| rows.last().map(|r| r.0.clone()))
+            .flatten();
+        let results: Vec<Value> = rows
+            .into_iter()
+            .map(
+                |(id, at_ms, actor, role, method, path, status, request_id)| {
+                    json!({"id": id, "at_ms": at_ms, "actor": actor, "role": role, "method": method,
+                       "path": path, "status": status, "request_id": request_id})
+                },
+            )
+            .collect();
+        Ok(json!({ "results": results, "next": next }))
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_role_reaches_what_it_is_for_and_nothing_else() {
+        let cases = [
+            ("GET", "/api/jobs", [true, true, true, false]),
+            ("POST", "/api/jobs/{id}/replay", [true, true, false, false]),
+            (
+                "POST",
+                "/api/queues/{queue}/pause",
+                [true, true, false, false],
+            ),
+            ("POST", "/api/sync/reconcile", [true, true, false, false]),
+            ("POST", "/api/stores", [true, false, false, false]),
+            (
+                "POST",
+                "/api/stores/{name}/rotate",
+                [true, false, false, false],
+            ),
+            ("POST", "/api/network/stores", [true, false, false, false]),
+            (
+                "PUT",
+                "/api/network/stores/{name}/rules",
+                [true, false, false, false],
+            ),
+            ("POST", "/api/tokens", [true, false, false, false]),
+            ("POST", "/api/orders", [true, false, false, true]),
+            ("GET", "/api/orders", [true, false, true, true]),
+            ("GET", "/api/orders/{id}", [true, false, true, true]),
+        ];
+        let roles = [Role::Admin, Role::Operator, Role::Read, Role::Orders];
+        for (method, route, allowed) in cases {
+            for (role, want) in roles.iter().zip(allowed) {
+                assert_eq!(
+                    permits(*role, method, route).is_ok(),
+                    want,
+                    "{role} {method} {route}"
+                );
+            }
+        }
+        assert_eq!(
+            permits(Role::Read, "POST", "/api/jobs/{id}/cancel"),
+            Err(Role::Operator)
+        );
+        assert_eq!(
+            permits(Role::Operator, "POST", "/api/stores"),
+            Err(Role::Admin)
+        );
+    }
+}

@@ -1,13 +1,11 @@
 //! What the demo and the sync benchmark share: stores on the in-process simulated platform
 //! joined to the network, and when the whole thing has gone quiet.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
 use ferry_http::stack::Stack;
 use ferry_mock::{MockConfig, MockServer};
-use ferry_queue::SystemClock;
 use ferry_sync::{Role, Rules};
 
 /// Shopify Plus limits (20,000 points restoring 1,000/s: where store networks live).
@@ -18,10 +16,8 @@ pub const PLUS: (f64, f64) = (20_000.0, 1_000.0);
 pub async fn platform(seed: Option<u64>) -> Result<MockServer> {
     let defaults = MockConfig::default();
     Ok(MockServer::start(MockConfig {
-        clock: Arc::new(SystemClock),
         seed: seed.unwrap_or(defaults.seed),
-        webhook_backoff: Duration::from_millis(500),
-        ..defaults
+        ..MockConfig::retrying_after(Duration::from_millis(500))
     })
     .await?)
 }

@@ -99,12 +99,7 @@ async fn require_token(State(app): State<Arc<AppState>>, mut req: Request, next:
         return ServerError::Forbidden(needed).into_response();
     }
     let path = req.uri().path().to_owned();
-    let request_id = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let request_id = crate::telemetry::request_id(req.headers());
     req.extensions_mut().insert(caller.clone());
     let response = next.run(req).await;
     if method != "GET" {

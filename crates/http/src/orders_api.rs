@@ -129,22 +129,37 @@ struct PageQuery {
     page_size: Option<String>,
 }
 
-/// The client whose orders a caller may see: its own for an `orders` token, any for the
-/// others (`read`, `admin`).
-fn scope<'a>(ext: &axum::http::Extensions, client: &'a str) -> Option<&'a str> {
-    match crate::admin::caller(ext) {
-        Some(c) if c.role != Role::Orders => None,
-        _ => Some(client),
+/// The API client a request comes from, and whose orders it may see: its own for an
+/// `orders` token, every client's for the others (`read`, `admin`).
+struct Client {
+    id: String,
+    sees_all: bool,
+}
+
+impl Client {
+    fn scope(&self) -> Option<&str> {
+        (!self.sees_all).then_some(self.id.as_str())
     }
 }
 
-async fn list(
-    State(o): State<Orders>,
-    headers: HeaderMap,
-    ext: axum::http::Extensions,
-    Query(q): Query<PageQuery>,
-) -> Response {
-    let client = client(&headers);
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Client {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let sees_all =
+            crate::admin::caller(&parts.extensions).is_some_and(|c| c.role != Role::Orders);
+        Ok(Client {
+            id: client(&parts.headers),
+            sees_all,
+        })
+    }
+}
+
+async fn list(State(o): State<Orders>, who: Client, Query(q): Query<PageQuery>) -> Response {
+    let client = who.id.clone();
     if let Some(r) = limited(&o, &client, "list", o.options().limits.list).await {
         return r;
     }
@@ -171,24 +186,19 @@ async fn list(
     let Some(size) = number(&q.page_size, 20).map(|n| n.min(MAX_PAGE_SIZE)) else {
         return bad("page_size");
     };
-    match o.list(scope(&ext, &client), page, size).await {
+    match o.list(who.scope(), page, size).await {
         Ok(v) => json(200, v),
         Err(e) => json(500, internal_body(&e)),
     }
 }
 
-async fn detail(
-    State(o): State<Orders>,
-    headers: HeaderMap,
-    ext: axum::http::Extensions,
-    Path(id): Path<String>,
-) -> Response {
-    let client = client(&headers);
+async fn detail(State(o): State<Orders>, who: Client, Path(id): Path<String>) -> Response {
+    let client = who.id.clone();
     if let Some(r) = limited(&o, &client, "detail", o.options().limits.detail).await {
         return r;
     }
     // Another client's order is as unknown as one that does not exist.
-    if let Some(own) = scope(&ext, &client) {
+    if let Some(own) = who.scope() {
         match o.placed_by(&id, own).await {
             Ok(true) => {}
             Ok(false) => {

@@ -43,12 +43,7 @@ pub async fn track(req: Request, next: Next) -> Response {
     let method = req.method().to_string();
     // The request id is set by the outermost layer; everything logged while the request is
     // handled carries it (and the ingress puts it into the job the delivery becomes).
-    let request_id = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let request_id = request_id(req.headers());
     let span =
         tracing::info_span!("request", request_id = %request_id, method = %method, route = %route);
     let started = Instant::now();
@@ -89,4 +84,13 @@ pub async fn render(State(app): State<Arc<AppState>>) -> impl IntoResponse {
         [("content-type", "text/plain; version=0.0.4")],
         handle().render(),
     )
+}
+
+/// The request's id (set by the outermost layer), or nothing.
+pub fn request_id(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
 }

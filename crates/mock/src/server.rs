@@ -37,6 +37,17 @@ impl Default for MockConfig {
     }
 }
 
+impl MockConfig {
+    /// The defaults, but webhook retries starting after `backoff` (tests and benchmarks that
+    /// wait for a failed delivery to arrive).
+    pub fn retrying_after(backoff: std::time::Duration) -> MockConfig {
+        MockConfig {
+            webhook_backoff: backoff,
+            ..MockConfig::default()
+        }
+    }
+}
+
 /// A running mock platform. Stops when dropped.
 pub struct MockServer {
     addr: SocketAddr,

@@ -4,11 +4,9 @@
 use ferry_testkit::Answered;
 use std::ffi::OsStr;
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_mock::{MockConfig, MockServer};
-use ferry_queue::SystemClock;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
@@ -71,13 +69,9 @@ pub async fn spawn_serve<K: AsRef<OsStr>, V: AsRef<OsStr>>(
 
 /// The simulated platform with `stores` seeded alike (shared SKUs), webhooks retried fast.
 pub async fn simulated(stores: &[&str], products: usize, variants: usize) -> MockServer {
-    let mock = MockServer::start(MockConfig {
-        clock: Arc::new(SystemClock),
-        webhook_backoff: Duration::from_millis(200),
-        ..MockConfig::default()
-    })
-    .await
-    .unwrap();
+    let mock = MockServer::start(MockConfig::retrying_after(Duration::from_millis(200)))
+        .await
+        .unwrap();
     for s in stores {
         mock.platform().create_store(Some(s)).unwrap();
         mock.platform().seed_catalog(s, products, variants).unwrap();

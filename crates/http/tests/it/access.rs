@@ -15,9 +15,7 @@ ferry_testkit::conformance!(
 /// Makes a token named and roled `role` through the API: the token.
 async fn token(h: &Harness, role: &str) -> String {
     let r = h
-        .admin(Method::POST, "/api/tokens")
-        .json(&json!({"name": role, "role": role}))
-        .answer()
+        .post_json("/api/tokens", &json!({"name": role, "role": role}))
         .await;
     assert_eq!(r.status(), 201);
     let v: Value = r.json().await.unwrap();
@@ -107,9 +105,7 @@ async fn tokens_are_made_listed_revoked_and_name_every_change(db: TestDb) {
     assert!(!listed.to_string().contains(&operator), "never the token");
 
     let again = h
-        .admin(Method::POST, "/api/tokens")
-        .json(&json!({"name": "operator", "role": "read"}))
-        .answer()
+        .post_json("/api/tokens", &json!({"name": "operator", "role": "read"}))
         .await;
     assert_eq!(again.status(), 409, "the name is taken");
     for bad in [
@@ -117,11 +113,7 @@ async fn tokens_are_made_listed_revoked_and_name_every_change(db: TestDb) {
         json!({"name": "has space", "role": "read"}),
         json!({"name": "x", "role": "read", "extra": 1}),
     ] {
-        let r = h
-            .admin(Method::POST, "/api/tokens")
-            .json(&bad)
-            .answer()
-            .await;
+        let r = h.post_json("/api/tokens", &bad).await;
         assert_eq!(r.status(), 400, "{bad}");
     }
 

@@ -83,17 +83,14 @@ async fn stores_are_managed_without_ever_showing_secrets(db: TestDb) {
         json!({"name": "bad name", "platform": "shopify", "secret": "12345678"}),
         json!({"name": "y"}),
     ] {
-        let r = h
-            .admin(Method::POST, "/api/stores")
-            .json(&bad)
-            .answer()
-            .await;
+        let r = h.post_json("/api/stores", &bad).await;
         assert_eq!(r.status(), 400, "{bad}");
     }
     let r = h
-        .admin(Method::POST, "/api/stores/shop-1/rotate")
-        .json(&json!({"secret": "shpss_api_secret_2"}))
-        .answer()
+        .post_json(
+            "/api/stores/shop-1/rotate",
+            &json!({"secret": "shpss_api_secret_2"}),
+        )
         .await;
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["active_secrets"], 2);

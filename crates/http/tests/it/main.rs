@@ -59,6 +59,14 @@ impl Harness {
             .bearer_auth(ADMIN_TOKEN)
     }
 
+    /// `POST path` with a JSON body and the admin token: the answer.
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.admin(reqwest::Method::POST, path)
+            .json(body)
+            .answer()
+            .await
+    }
+
     /// An admin API call with the token: its status and JSON body.
     pub async fn call(&self, method: reqwest::Method, path: &str) -> (u16, serde_json::Value) {
         let r = self.admin(method, path).answer().await;

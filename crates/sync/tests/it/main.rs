@@ -54,13 +54,9 @@ impl Net {
                 .with_test_writer()
                 .try_init();
         }
-        let mock = MockServer::start(MockConfig {
-            clock: Arc::new(SystemClock),
-            webhook_backoff: Duration::from_millis(100),
-            ..MockConfig::default()
-        })
-        .await
-        .unwrap();
+        let mock = MockServer::start(MockConfig::retrying_after(Duration::from_millis(100)))
+            .await
+            .unwrap();
         let key = Cipher::generate_key();
         let p = mock.platform();
         let parent = p.create_store(Some(PARENT)).unwrap();

@@ -95,14 +95,18 @@ impl std::fmt::Debug for Client {
     }
 }
 
-/// `Retry-After` in seconds (the HTTP-date form is not used by the platforms we talk to).
+/// The longest `Retry-After` believed: a server asking for more is asked again in an hour.
+const MAX_RETRY_AFTER_S: f64 = 3600.0;
+
+/// `Retry-After` in seconds (the HTTP-date form is not used by the platforms we talk to), at
+/// most an hour: whatever an upstream sends (`1e20`) is a wait, never a panic.
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     headers
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
+        .map(|s| Duration::from_secs_f64(s.min(MAX_RETRY_AFTER_S)))
 }
 
 fn snippet(body: &[u8]) -> String {
@@ -339,5 +343,33 @@ impl Client {
                 .increment(1);
             attempt += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn after(v: &str) -> Option<Duration> {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "retry-after",
+            reqwest::header::HeaderValue::from_str(v).expect("a header value"),
+        );
+        retry_after(&h)
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds_and_bounded() {
+        assert_eq!(after("2"), Some(Duration::from_secs(2)));
+        assert_eq!(after("0.5"), Some(Duration::from_millis(500)));
+        assert_eq!(
+            after("1e20"),
+            Some(Duration::from_secs(3600)),
+            "capped, not a panic"
+        );
+        assert_eq!(after("-1"), None);
+        assert_eq!(after("NaN"), None);
+        assert_eq!(after("Wed, 21 Oct 2026 07:28:00 GMT"), None);
     }
 }

@@ -226,6 +226,7 @@ impl Config {
     pub fn masked_toml(&self) -> Result<String> {
         let mut shown = self.clone();
         shown.database_url = ferry_queue::redact_url(&self.database_url);
+        shown.payments_url = ferry_queue::redact_url(&self.payments_url);
         if !shown.encryption_key.is_empty() {
             shown.encryption_key = MASK.to_owned();
         }

@@ -892,16 +892,74 @@ async fn insert_sqlite(
     resolve(plan, SqliteEngine::insert(conn, &plan.rows, now).await?)
 }
 
-/// The URL without its password, for error messages.
+/// The URL without its secrets, for messages and `ferry config`: the password of its user
+/// part, and the value of query parameters that carry one (`?password=`, `sslpassword`,
+/// `token`, `secret`, `key` and the like).
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let base = match (base.find("://"), base.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
+            let creds = &base[s + 3..at];
             match creds.find(':') {
-                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
-                None => url.to_owned(),
+                Some(c) => format!("{}{}:***{}", &base[..s + 3], &creds[..c], &base[at..]),
+                None => base.to_owned(),
             }
         }
-        _ => url.to_owned(),
+        _ => base.to_owned(),
+    };
+    let Some(query) = query else { return base };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _)) if is_secret_param(k) => format!("{k}=***"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{base}?{}", pairs.join("&"))
+}
+
+fn is_secret_param(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    [
+        "password",
+        "passwd",
+        "token",
+        "secret",
+        "key",
+        "signature",
+        "sig",
+    ]
+    .iter()
+    .any(|s| n.contains(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn urls_lose_their_secrets_and_keep_the_rest() {
+        let cases = [
+            (
+                "postgres://ferry:s3cret@db:5432/ferry",
+                "postgres://ferry:***@db:5432/ferry",
+            ),
+            (
+                "postgres://db/ferry?user=f&password=s3cret&sslmode=require",
+                "postgres://db/ferry?user=f&password=***&sslmode=require",
+            ),
+            (
+                "https://pay.example/v1?api_key=abc",
+                "https://pay.example/v1?api_key=***",
+            ),
+            ("sqlite:ferry.db", "sqlite:ferry.db"),
+            ("postgres://ferry@db/ferry", "postgres://ferry@db/ferry"),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(redact_url(url), shown);
+        }
     }
 }

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::access::{self, Caller, Role};
 use crate::app::AppState;
-use crate::error::ServerError;
+use crate::error::{Body, ServerError};
 use ferry_sync::webhooks::{WebhookScheme, parse_cursor};
 
 const MAX_PAGE: u32 = 500;
@@ -137,15 +137,11 @@ struct NewStore {
     secret: String,
 }
 
-fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ServerError> {
-    serde_json::from_slice(body).map_err(|e| ServerError::BadRequest(format!("invalid body: {e}")))
-}
-
 async fn create_store(
     State(app): State<Arc<AppState>>,
-    body: axum::body::Bytes,
+    body: Body,
 ) -> Result<Response, ServerError> {
-    let n: NewStore = parse_body(&body)?;
+    let n: NewStore = body.json()?;
     let platform = WebhookScheme::parse(&n.platform)
         .ok_or_else(|| ServerError::BadRequest(format!("unknown platform {:?}", n.platform)))?;
     if app.stores.get(&n.name).await?.is_some() {
@@ -204,9 +200,9 @@ struct Rotation {
 async fn rotate_store(
     State(app): State<Arc<AppState>>,
     Path(name): Path<String>,
-    body: axum::body::Bytes,
+    body: Body,
 ) -> Result<Json<Value>, ServerError> {
-    let r: Rotation = parse_body(&body)?;
+    let r: Rotation = body.json()?;
     app.stores
         .rotate(&name, &r.secret, r.keep.unwrap_or(1))
         .await?;
@@ -389,11 +385,8 @@ async fn list_tokens(State(app): State<Arc<AppState>>) -> Result<Json<Value>, Se
 }
 
 /// Makes a token; the answer is the only time it is shown.
-async fn add_token(
-    State(app): State<Arc<AppState>>,
-    body: axum::body::Bytes,
-) -> Result<Response, ServerError> {
-    let t: NewToken = parse_body(&body)?;
+async fn add_token(State(app): State<Arc<AppState>>, body: Body) -> Result<Response, ServerError> {
+    let t: NewToken = body.json()?;
     let role = Role::parse(&t.role).ok_or_else(|| {
         ServerError::BadRequest(format!(
             "unknown role {:?} (admin, operator, read or orders)",

@@ -86,12 +86,14 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// hardening.
 pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router {
     let hardening = state.hardening.clone();
+    let limit = crate::error::BodyLimit(state.body_limit);
     let app = Router::new()
         .merge(crate::admin::routes(state.clone()))
         .merge(crate::admin::protect(extra, state.clone()))
         .merge(public().0)
         .route_layer(axum::middleware::from_fn(crate::telemetry::track))
         .with_state(state)
+        .layer(axum::Extension(limit))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             hardening.request_timeout,

@@ -119,3 +119,36 @@ impl IntoResponse for ServerError {
         (self.status(), Json(body)).into_response()
     }
 }
+
+/// The server's body limit, put on every request by the application (see [`Body`]).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+/// A request body read whole, up to the server's body limit: over it, 413 in the JSON
+/// envelope (axum's own extractors would answer its 2 MB default in plain text).
+pub struct Body(pub axum::body::Bytes);
+
+impl Body {
+    /// The body as JSON of `T`; 400 `invalid_request` saying why not.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ServerError> {
+        serde_json::from_slice(&self.0)
+            .map_err(|e| ServerError::BadRequest(format!("invalid body: {e}")))
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
+    type Rejection = ServerError;
+
+    async fn from_request(req: axum::extract::Request, _: &S) -> Result<Self, ServerError> {
+        let limit = req
+            .extensions()
+            .get::<BodyLimit>()
+            .map_or(crate::app::DEFAULT_BODY_LIMIT, |l| l.0);
+        // A body that cannot be read whole within the limit (too large, or the client went
+        // away while sending it) is refused as too large.
+        axum::body::to_bytes(req.into_body(), limit)
+            .await
+            .map(Body)
+            .map_err(|_| ServerError::TooLarge(limit))
+    }
+}

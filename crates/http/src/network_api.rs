@@ -12,7 +12,7 @@ use ferry_sync::{Engine, SyncError};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::error::ServerError;
+use crate::error::{Body, ServerError};
 
 const MAX_PAGE: i64 = 500;
 
@@ -50,10 +50,6 @@ fn err(e: SyncError) -> ServerError {
         SyncError::NoParent => ServerError::Conflict("the network has no parent store".into()),
         other => ServerError::Internal(other.to_string()),
     }
-}
-
-fn body<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, ServerError> {
-    serde_json::from_slice(b).map_err(|e| ServerError::BadRequest(format!("invalid body: {e}")))
 }
 
 #[derive(Deserialize)]
@@ -94,8 +90,8 @@ struct NewStore {
     rules: Option<Rules>,
 }
 
-async fn add_store(State(e): State<Engine>, b: axum::body::Bytes) -> Result<Response, ServerError> {
-    let n: NewStore = body(&b)?;
+async fn add_store(State(e): State<Engine>, b: Body) -> Result<Response, ServerError> {
+    let n: NewStore = b.json()?;
     let role = Role::parse(&n.role).map_err(err)?;
     if e.network().get(&n.name).await.map_err(err)?.is_some() {
         return Err(ServerError::Conflict(format!(
@@ -120,9 +116,9 @@ async fn add_store(State(e): State<Engine>, b: axum::body::Bytes) -> Result<Resp
 async fn set_rules(
     State(e): State<Engine>,
     Path(name): Path<String>,
-    b: axum::body::Bytes,
+    b: Body,
 ) -> Result<Json<Value>, ServerError> {
-    let rules: Rules = body(&b)?;
+    let rules: Rules = b.json()?;
     e.network().set_rules(&name, &rules).await.map_err(err)?;
     Ok(Json(json!(e.network().store(&name).await.map_err(err)?)))
 }
@@ -196,14 +192,14 @@ struct Reconcile {
     full: bool,
 }
 
-async fn reconcile(State(e): State<Engine>, b: axum::body::Bytes) -> Result<Response, ServerError> {
-    let r: Reconcile = if b.is_empty() {
+async fn reconcile(State(e): State<Engine>, b: Body) -> Result<Response, ServerError> {
+    let r: Reconcile = if b.0.is_empty() {
         Reconcile {
             child: None,
             full: false,
         }
     } else {
-        body(&b)?
+        b.json()?
     };
     let job = e
         .start_reconcile(r.child.as_deref(), r.full)

@@ -86,6 +86,16 @@ async fn stores_are_managed_without_ever_showing_secrets(db: TestDb) {
         let r = h.post_json("/api/stores", &bad).await;
         assert_eq!(r.status(), 400, "{bad}");
     }
+    // Over the server's body limit (1 MiB here, not axum's 2 MB): 413 in the JSON envelope.
+    let big = json!({"name": "big", "platform": "shopify", "secret": "s".repeat(1_100_000)});
+    let r = h.post_json("/api/stores", &big).await;
+    assert_eq!(r.status(), 413);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "payload_too_large", "{v}");
+    assert!(
+        h.stores.get("big").await.unwrap().is_none(),
+        "nothing stored"
+    );
     let r = h
         .post_json(
             "/api/stores/shop-1/rotate",

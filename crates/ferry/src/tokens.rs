@@ -40,9 +40,7 @@ async fn access(db: &DbArgs) -> Result<Access> {
         .iter()
         .map(|t| t.configured())
         .collect::<Result<_>>()?;
-    Access::open(&queue, configured)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))
+    Ok(Access::open(&queue, configured).await?)
 }
 
 pub async fn run(cmd: TokensCommand) -> Result<()> {
@@ -51,30 +49,18 @@ pub async fn run(cmd: TokensCommand) -> Result<()> {
             let role = Role::parse(&role).with_context(|| {
                 format!("unknown role {role:?} (admin, operator, read or orders)")
             })?;
-            let token = access(&db)
-                .await?
-                .add(&name, role)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let token = access(&db).await?.add(&name, role).await?;
             println!("{token}");
             eprintln!("token {name} ({role}) made; it is not shown again");
         }
         TokensCommand::List { db } => {
-            let listed = access(&db)
-                .await?
-                .list()
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let listed = access(&db).await?.list().await?;
             for t in listed {
                 println!("{}", serde_json::to_string(&t)?);
             }
         }
         TokensCommand::Revoke { db, name } => {
-            let gone = access(&db)
-                .await?
-                .revoke(&name)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let gone = access(&db).await?.revoke(&name).await?;
             if !gone {
                 bail!("no token named {name:?}");
             }

@@ -13,6 +13,7 @@ use reqwest::header::HeaderMap;
 use crate::breaker::{BreakerPolicy, Breakers};
 use crate::budget::{BucketShape, Budget, ServerBucket};
 use crate::error::ConnectError;
+use crate::outbound::Outbound;
 use crate::secret::Secret;
 use ferry_db::Db;
 
@@ -32,6 +33,8 @@ pub struct ClientOptions {
     /// go out at once and only react to refusals: how most clients work, kept as a peer for
     /// `ferry bench api`.
     pub pace: bool,
+    /// Where calls may go and how much of an answer is read.
+    pub outbound: Outbound,
 }
 
 impl Default for ClientOptions {
@@ -44,6 +47,7 @@ impl Default for ClientOptions {
             backoff_cap: Duration::from_secs(5),
             breaker: BreakerPolicy::default(),
             pace: true,
+            outbound: Outbound::default(),
         }
     }
 }
@@ -109,6 +113,41 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .map(|s| Duration::from_secs_f64(s.min(MAX_RETRY_AFTER_S)))
 }
 
+pub(crate) enum Read {
+    TooLarge,
+    Failed(reqwest::Error),
+}
+
+/// The body, refused past `max` bytes (by its declared length at once, else while reading).
+pub(crate) async fn read_limited(
+    mut resp: reqwest::Response,
+    max: usize,
+) -> Result<bytes::Bytes, Read> {
+    if resp.content_length().is_some_and(|n| n > max as u64) {
+        return Err(Read::TooLarge);
+    }
+    let mut out = bytes::BytesMut::new();
+    while let Some(chunk) = resp.chunk().await.map_err(Read::Failed)? {
+        if out.len() + chunk.len() > max {
+            return Err(Read::TooLarge);
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out.freeze())
+}
+
+/// The outbound policy's reason, when the resolver refused every address of a host.
+fn refused(e: &reqwest::Error) -> Option<String> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(r) = s.downcast_ref::<crate::outbound::Refused>() {
+            return Some(r.0.clone());
+        }
+        source = s.source();
+    }
+    None
+}
+
 fn snippet(body: &[u8]) -> String {
     let s = String::from_utf8_lossy(body);
     let mut out: String = s.chars().take(300).collect();
@@ -126,11 +165,7 @@ impl Client {
         opts: ClientOptions,
     ) -> Client {
         Client {
-            // Redirects are not followed: a platform that moves an API is a configuration error.
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap_or_default(),
+            http: crate::outbound::http_client(&opts.outbound),
             budget: Budget::new(db.clone(), clock.clone()),
             breakers: Breakers::new(db, clock, opts.breaker),
             opts,
@@ -211,24 +246,44 @@ impl Client {
                     .await?;
             }
             let token = creds.token().await?;
-            let started = Instant::now();
-            let sent = build(&self.http, &token)
+            let request = build(&self.http, &token)
                 .timeout(self.opts.timeout)
-                .send()
-                .await;
+                .build()
+                .map_err(|e| ConnectError::Outbound(e.without_url().to_string()))?;
+            // Every call, not only registration: a URL stored before the policy changed is
+            // refused here, before the token leaves.
+            self.opts
+                .outbound
+                .check_url(request.url().as_str())
+                .map_err(|r| ConnectError::Outbound(r.0))?;
+            let started = Instant::now();
+            let sent = self.http.execute(request).await;
             let failure = match sent {
-                Err(e) => ConnectError::Transient {
-                    endpoint: call.endpoint.to_owned(),
+                Err(e) => match refused(&e) {
+                    Some(why) => {
+                        self.record(&call, "refused", started);
+                        return Err(ConnectError::Outbound(why));
+                    }
                     // Without the URL: it may carry a token in its query.
-                    message: e.without_url().to_string(),
-                    retry_after: None,
+                    None => ConnectError::transient(call.endpoint, e.without_url().to_string()),
                 },
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     let headers = resp.headers().clone();
-                    let body = match resp.bytes().await {
+                    let body = match read_limited(resp, self.opts.outbound.max_body_bytes).await {
                         Ok(b) => b,
-                        Err(e) => {
+                        Err(Read::TooLarge) => {
+                            self.record(&call, "data", started);
+                            return Err(ConnectError::data(
+                                call.endpoint,
+                                "$",
+                                format!(
+                                    "the answer is larger than {} bytes (max_upstream_body_bytes)",
+                                    self.opts.outbound.max_body_bytes
+                                ),
+                            ));
+                        }
+                        Err(Read::Failed(e)) => {
                             self.record(&call, "transient", started);
                             self.breakers.failure(call.key).await?;
                             if attempt < self.opts.max_retries {
@@ -236,11 +291,10 @@ impl Client {
                                 tokio::time::sleep(self.backoff(attempt)).await;
                                 continue;
                             }
-                            return Err(ConnectError::Transient {
-                                endpoint: call.endpoint.to_owned(),
-                                message: e.without_url().to_string(),
-                                retry_after: None,
-                            });
+                            return Err(ConnectError::transient(
+                                call.endpoint,
+                                e.without_url().to_string(),
+                            ));
                         }
                     };
                     let answer = Answer {
@@ -282,7 +336,8 @@ impl Client {
                         },
                         500..=599 => ConnectError::Transient {
                             endpoint: call.endpoint.to_owned(),
-                            message: format!("{status}: {}", snippet(&answer.body)),
+                            message: format!("{status}"),
+                            upstream: snippet(&answer.body),
                             retry_after: retry_after(&answer.headers),
                         },
                         _ => {
@@ -292,7 +347,8 @@ impl Client {
                             return Err(ConnectError::Client {
                                 endpoint: call.endpoint.to_owned(),
                                 status,
-                                message: snippet(&answer.body),
+                                message: String::new(),
+                                upstream: snippet(&answer.body),
                             });
                         }
                     }

@@ -21,10 +21,13 @@ pub enum ErrorClass {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
-    #[error("transient failure calling {endpoint}: {message}")]
+    /// `message` is ferry's own words; `upstream` what the platform answered (a snippet of
+    /// its body, or empty), kept in the job's record and never logged.
+    #[error("transient failure calling {endpoint}: {message}{}", said(upstream))]
     Transient {
         endpoint: String,
         message: String,
+        upstream: String,
         retry_after: Option<Duration>,
     },
     #[error("rate limited on {endpoint}; retry after {retry_after:?}")]
@@ -32,11 +35,16 @@ pub enum ConnectError {
         endpoint: String,
         retry_after: Duration,
     },
-    #[error("{endpoint} refused the request ({status}): {message}")]
+    #[error(
+        "{endpoint} refused the request ({status}){}{}",
+        said(message),
+        said(upstream)
+    )]
     Client {
         endpoint: String,
         status: u16,
         message: String,
+        upstream: String,
     },
     #[error("{endpoint} rejected the input: {}", errors.iter().map(|e| format!("{} ({})", e.message, e.code.as_deref().unwrap_or("-"))).collect::<Vec<_>>().join("; "))]
     UserErrors {
@@ -59,6 +67,17 @@ pub enum ConnectError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]
     Config(String),
+    /// The outbound policy refused the URL: the call was never sent.
+    #[error("not sent: {0}")]
+    Outbound(String),
+}
+
+fn said(s: &str) -> String {
+    if s.is_empty() {
+        String::new()
+    } else {
+        format!(": {s}")
+    }
 }
 
 /// A platform's `userErrors` entry: the input it refused and why.
@@ -85,7 +104,8 @@ impl ConnectError {
             ConnectError::RateLimited { .. } => ErrorClass::RateLimited,
             ConnectError::Client { .. }
             | ConnectError::UserErrors { .. }
-            | ConnectError::Config(_) => ErrorClass::Client,
+            | ConnectError::Config(_)
+            | ConnectError::Outbound(_) => ErrorClass::Client,
             ConnectError::Auth { .. } => ErrorClass::Auth,
             ConnectError::Data { .. } => ErrorClass::Data,
             ConnectError::BreakerOpen { .. } => ErrorClass::Open,
@@ -107,6 +127,40 @@ impl ConnectError {
             self.class(),
             ErrorClass::Transient | ErrorClass::RateLimited | ErrorClass::Open
         )
+    }
+
+    /// The error without what the platform wrote: for logs, metrics and run records. The
+    /// whole text goes only to the job's own record (`last_error`), read with a token.
+    pub fn brief(&self) -> String {
+        match self {
+            ConnectError::Transient {
+                endpoint, message, ..
+            } => format!("transient failure calling {endpoint}: {message}"),
+            ConnectError::Client {
+                endpoint,
+                status,
+                message,
+                ..
+            } => format!("{endpoint} refused the request ({status}){}", said(message)),
+            ConnectError::UserErrors { endpoint, errors } => format!(
+                "{endpoint} rejected the input: {}",
+                errors
+                    .iter()
+                    .map(|e| e.code.as_deref().unwrap_or("-"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            other => other.to_string(),
+        }
+    }
+
+    pub(crate) fn transient(endpoint: &str, message: impl Into<String>) -> ConnectError {
+        ConnectError::Transient {
+            endpoint: endpoint.to_owned(),
+            message: message.into(),
+            upstream: String::new(),
+            retry_after: None,
+        }
     }
 
     pub(crate) fn data(endpoint: &str, path: &str, message: impl Into<String>) -> ConnectError {

@@ -2,16 +2,18 @@
 //! after a 401; one refresh at a time per credential (in this process by a lock, across
 //! processes on PostgreSQL by a row lock held over the refresh); the rotated refresh token is
 //! stored with the new access token in one statement, so a crash never loses the only valid
-//! refresh token.
+//! refresh token. Both tokens are sealed at rest like store tokens, and the token endpoint is
+//! called under the outbound policy (no redirects: one would carry the refresh token away).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_core::Clock;
+use ferry_core::{Cipher, Clock};
 use serde::Deserialize;
 
 use crate::auth::{BoxFuture, Credentials};
 use crate::error::ConnectError;
+use crate::outbound::Outbound;
 use crate::secret::Secret;
 use ferry_db::Db;
 
@@ -24,7 +26,9 @@ struct Cached {
 pub struct OAuth {
     db: Db,
     clock: Arc<dyn Clock>,
+    cipher: Cipher,
     http: reqwest::Client,
+    outbound: Outbound,
     /// The credential's name in `ferry_credentials`.
     key: String,
     token_url: String,
@@ -51,12 +55,22 @@ struct TokenResponse {
 
 impl OAuth {
     /// Credentials named `key`, refreshed at `token_url`. The first refresh token comes from
-    /// [`OAuth::store_refresh_token`] (when the merchant connects the store).
-    pub fn new(db: Db, clock: Arc<dyn Clock>, key: &str, token_url: &str) -> OAuth {
+    /// [`OAuth::store_refresh_token`] (when the merchant connects the store). `cipher` seals
+    /// the tokens in the database; `outbound` says where `token_url` may be.
+    pub fn new(
+        db: Db,
+        clock: Arc<dyn Clock>,
+        cipher: Cipher,
+        outbound: &Outbound,
+        key: &str,
+        token_url: &str,
+    ) -> OAuth {
         OAuth {
             db,
             clock,
-            http: reqwest::Client::new(),
+            cipher,
+            http: crate::outbound::http_client(outbound),
+            outbound: outbound.clone(),
             key: key.to_owned(),
             token_url: token_url.to_owned(),
             skew: Duration::from_secs(60),
@@ -72,11 +86,42 @@ impl OAuth {
              VALUES ($1, NULL, 0, $2, $3)
              ON CONFLICT (key) DO UPDATE SET access_token = NULL, expires_at_ms = 0, refresh_token = $2, updated_ms = $3",
             &self.key,
-            refresh.expose(),
+            self.seal(refresh.expose()),
             self.clock.now_ms(),
         )?;
         *self.cache.lock().await = None;
         Ok(())
+    }
+
+    fn context(&self) -> String {
+        format!("credentials:{}", self.key)
+    }
+
+    fn seal(&self, token: &str) -> String {
+        self.cipher.seal(&self.context(), token.as_bytes())
+    }
+
+    fn open(&self, sealed: &str) -> Result<String, ConnectError> {
+        self.cipher
+            .open(&self.context(), sealed)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| {
+                ConnectError::Config(format!(
+                    "the stored tokens of {} could not be opened (another encryption key?)",
+                    self.key
+                ))
+            })
+    }
+
+    /// The stored row opened: access token (if any), its expiry, the refresh token.
+    fn opened(
+        &self,
+        row: Option<(Option<String>, i64, String)>,
+    ) -> Result<(Option<String>, i64, String), ConnectError> {
+        let (access, expires, refresh) = row.ok_or_else(|| self.missing())?;
+        let access = access.map(|a| self.open(&a)).transpose()?;
+        Ok((access, expires, self.open(&refresh)?))
     }
 
     fn fresh(&self, c: &Cached) -> bool {
@@ -87,6 +132,9 @@ impl OAuth {
     /// refresh token.
     async fn exchange(&self, refresh: &str) -> Result<(Cached, String), ConnectError> {
         let endpoint = "POST oauth/token";
+        self.outbound
+            .check_url(&self.token_url)
+            .map_err(|r| ConnectError::Outbound(r.0))?;
         let resp = self
             .http
             .post(&self.token_url)
@@ -94,22 +142,23 @@ impl OAuth {
             .json(&serde_json::json!({"grant_type": "refresh_token", "refresh_token": refresh}))
             .send()
             .await
-            .map_err(|e| ConnectError::Transient {
-                endpoint: endpoint.into(),
-                message: e.without_url().to_string(),
-                retry_after: None,
-            })?;
+            .map_err(|e| ConnectError::transient(endpoint, e.without_url().to_string()))?;
         let status = resp.status().as_u16();
-        let body = resp.bytes().await.unwrap_or_default();
+        let body = match crate::client::read_limited(resp, self.outbound.max_body_bytes).await {
+            Ok(b) => b,
+            Err(crate::client::Read::TooLarge) => {
+                return Err(ConnectError::data(endpoint, "$", "the answer is too large"));
+            }
+            Err(crate::client::Read::Failed(e)) => {
+                return Err(ConnectError::transient(
+                    endpoint,
+                    e.without_url().to_string(),
+                ));
+            }
+        };
         match status {
             200..=299 => {}
-            500..=599 => {
-                return Err(ConnectError::Transient {
-                    endpoint: endpoint.into(),
-                    message: format!("{status}"),
-                    retry_after: None,
-                });
-            }
+            500..=599 => return Err(ConnectError::transient(endpoint, format!("{status}"))),
             // The body is not echoed: it may quote the refresh token.
             _ => {
                 return Err(ConnectError::Auth {
@@ -143,7 +192,7 @@ impl OAuth {
                 .bind(&self.key)
                 .fetch_optional(&mut *tx)
                 .await?;
-                let (access, expires, refresh) = row.ok_or_else(|| self.missing())?;
+                let (access, expires, refresh) = self.opened(row)?;
                 if let Some(a) = access.filter(|a| stale.is_none_or(|s| s.expose() != a)) {
                     let c = Cached {
                         access: Secret::new(a),
@@ -159,9 +208,9 @@ impl OAuth {
                     "UPDATE ferry_credentials SET access_token = $2, expires_at_ms = $3, refresh_token = $4, updated_ms = $5 WHERE key = $1",
                 )
                 .bind(&self.key)
-                .bind(c.access.expose())
+                .bind(self.seal(c.access.expose()))
                 .bind(c.expires_at_ms)
-                .bind(&next)
+                .bind(self.seal(&next))
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
@@ -176,7 +225,7 @@ impl OAuth {
                 .bind(&self.key)
                 .fetch_optional(pool)
                 .await?;
-                let (access, expires, refresh) = row.ok_or_else(|| self.missing())?;
+                let (access, expires, refresh) = self.opened(row)?;
                 if let Some(a) = access.filter(|a| stale.is_none_or(|s| s.expose() != a)) {
                     let c = Cached {
                         access: Secret::new(a),
@@ -191,9 +240,9 @@ impl OAuth {
                     "UPDATE ferry_credentials SET access_token = $2, expires_at_ms = $3, refresh_token = $4, updated_ms = $5 WHERE key = $1",
                 )
                 .bind(&self.key)
-                .bind(c.access.expose())
+                .bind(self.seal(c.access.expose()))
                 .bind(c.expires_at_ms)
-                .bind(&next)
+                .bind(self.seal(&next))
                 .bind(now)
                 .execute(pool)
                 .await?;

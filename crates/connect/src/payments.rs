@@ -110,9 +110,9 @@ impl PaymentsConnector {
             }
             Err(ConnectError::Client {
                 status: 402,
-                message,
+                upstream,
                 ..
-            }) => Ok(Charge::Declined { message }),
+            }) => Ok(Charge::Declined { message: upstream }),
             Err(e) => Err(e),
         }
     }

@@ -108,6 +108,8 @@ async fn bench(db: &FreshDb, a: &ApiArgs, unpaced: bool) -> Result<serde_json::V
                 .args(["worker", "--database-url", &db.url, "--concurrency"])
                 .arg(a.concurrency.to_string())
                 .env("FERRY_SHOPIFY_TOKEN", &store.access_token)
+                // The simulated platform answers on loopback over plain http.
+                .env("FERRY_ALLOW_INSECURE_STORE_URLS", "true")
                 .envs(unpaced.then_some(("FERRY_BENCH_UNPACED", "1")))
                 .env("FERRY_LOG", "error")
                 .stdout(std::process::Stdio::null())

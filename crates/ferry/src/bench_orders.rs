@@ -156,6 +156,8 @@ async fn bench(url: &str, a: &OrdersArgs) -> Result<()> {
     let payments = format!("{}/stores/{PARENT}/payments/v1", mock.url());
     let mut cfg = StackConfig::new(Cipher::from_base64(&Cipher::generate_key())?);
     cfg.app.engine.public_url = String::new();
+    // The simulated platform answers on loopback over plain http.
+    cfg.app.client.outbound = ferry_connect::Outbound::insecure();
     cfg.app.admin_tokens = vec![TOKEN.to_owned()];
     cfg.worker = WorkerOptions {
         concurrency: 64,

@@ -171,6 +171,8 @@ async fn bench(url: &str, a: &SyncArgs) -> Result<()> {
     let queue = Queue::connect(url).await?;
     let mut cfg = StackConfig::new(Cipher::from_base64(&Cipher::generate_key())?);
     cfg.app.engine.public_url = String::new();
+    // The simulated platform answers on loopback over plain http.
+    cfg.app.client.outbound = ferry_connect::Outbound::insecure();
     cfg.worker = WorkerOptions {
         concurrency: 64,
         poll_interval: Duration::from_millis(200),

@@ -46,9 +46,32 @@ pub struct Config {
     pub orders_list_per_min: i64,
     pub orders_detail_per_min: i64,
     pub orders_recover_after_s: u64,
+    pub allow_insecure_store_urls: bool,
+    #[serde(deserialize_with = "list")]
+    pub allowed_store_hosts: Vec<String>,
+    pub max_upstream_body_bytes: usize,
     /// Named tokens with a role (`[[tokens]]` tables; last, as TOML wants tables after keys).
     #[serde(default)]
     pub tokens: Vec<TokenEntry>,
+}
+
+impl Config {
+    /// Where stores may be called and how much of an answer is read.
+    pub fn outbound(&self) -> ferry_connect::Outbound {
+        ferry_connect::Outbound {
+            allow_insecure: self.allow_insecure_store_urls,
+            allowed_hosts: self.allowed_store_hosts.clone(),
+            max_body_bytes: self.max_upstream_body_bytes.max(1024),
+        }
+    }
+
+    /// The connectors' client options under this configuration.
+    pub fn client_options(&self) -> ferry_connect::ClientOptions {
+        ferry_connect::ClientOptions {
+            outbound: self.outbound(),
+            ..ferry_connect::ClientOptions::default()
+        }
+    }
 }
 
 /// One `[[tokens]]` table: a name, a role, and the token or (better) its SHA-256 in hex.
@@ -101,7 +124,7 @@ impl TokenEntry {
 /// The keys, as spelled in the file; the environment variable is `FERRY_` and the key in
 /// capitals. Only these are read from the environment (FERRY_CONFIG, FERRY_WEBHOOK_SECRET
 /// and the like are a command's inputs, not configuration).
-const KEYS: [&str; 21] = [
+const KEYS: [&str; 24] = [
     "database_url",
     "encryption_key",
     "log",
@@ -123,6 +146,9 @@ const KEYS: [&str; 21] = [
     "orders_list_per_min",
     "orders_detail_per_min",
     "orders_recover_after_s",
+    "allow_insecure_store_urls",
+    "allowed_store_hosts",
+    "max_upstream_body_bytes",
 ];
 
 /// A list from a TOML array or from one comma-separated string (`FERRY_ADMIN_TOKENS=a,b`).

@@ -360,6 +360,8 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let mut cfg = StackConfig::new(Cipher::from_base64(&Cipher::generate_key())?);
     cfg.listen = args.listen;
     cfg.app.engine.public_url = String::new();
+    // The simulated platform answers on loopback over plain http.
+    cfg.app.client.outbound = ferry_connect::Outbound::insecure();
     let admin_token: String = {
         let mut r = rand::rngs::StdRng::seed_from_u64(args.seed ^ 0x5eed);
         (0..ADMIN_TOKEN_LEN)

@@ -39,7 +39,7 @@ pub async fn engine(a: &EngineArgs) -> Result<Engine> {
         db,
         queue.clock(),
         "shopify",
-        ferry_connect::ClientOptions::default(),
+        crate::config::get().client_options(),
     );
     let opts = EngineOptions {
         public_url: a.public_url(),

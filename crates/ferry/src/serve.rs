@@ -139,6 +139,7 @@ pub async fn run(a: ServeArgs) -> Result<()> {
         max_connections: a.max_connections.unwrap_or(cfg.max_connections).max(1),
     };
     app.orders = cfg.orders();
+    app.client = cfg.client_options();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;

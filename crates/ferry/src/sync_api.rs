@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use ferry_connect::rest::RestConnector;
 use ferry_connect::sync_api::{SyncApi, SyncReport};
-use ferry_connect::{Client, ClientOptions, Secret, StaticToken};
+use ferry_connect::{Client, Secret, StaticToken};
 use tokio_util::sync::CancellationToken;
 
 #[derive(clap::Args, Debug)]
@@ -98,7 +98,12 @@ pub async fn run(args: SyncApiArgs) -> Result<()> {
     let db = ferry_connect::db::open(&queue)
         .await
         .context("preparing the database")?;
-    let client = Client::new(db.clone(), queue.clock(), "rest", ClientOptions::default());
+    let client = Client::new(
+        db.clone(),
+        queue.clock(),
+        "rest",
+        crate::config::get().client_options(),
+    );
     let token = |t: &str| Arc::new(StaticToken(Secret::new(t.to_owned())));
     let mut sync = SyncApi::new(
         RestConnector::new(client.clone(), &args.source, token(&args.source_token)),

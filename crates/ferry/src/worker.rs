@@ -130,7 +130,7 @@ pub async fn run(args: WorkerArgs) -> Result<()> {
     let client_opts = ferry_connect::ClientOptions {
         // Only `ferry bench api` turns pacing off, to measure the peer it is compared with.
         pace: std::env::var("FERRY_BENCH_UNPACED").is_err(),
-        ..ferry_connect::ClientOptions::default()
+        ..crate::config::get().client_options()
     };
     let client = ferry_connect::Client::new(db, queue.clock(), "shopify", client_opts);
     let mut builder = diagnostics(Worker::builder(queue.clone()).options(opts));

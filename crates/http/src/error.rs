@@ -102,7 +102,8 @@ impl From<ferry_sync::SyncError> for ServerError {
             SyncError::Invalid(m) => ServerError::BadRequest(m),
             SyncError::UnknownStore(s) => ServerError::UnknownStore(s),
             SyncError::NoParent => ServerError::Conflict("the network has no parent store".into()),
-            other => ServerError::Internal(other.to_string()),
+            SyncError::Conflict(m) => ServerError::Conflict(m),
+            other => ServerError::Internal(other.brief()),
         }
     }
 }

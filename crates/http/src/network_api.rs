@@ -43,12 +43,11 @@ pub fn operations() -> &'static [(&'static str, &'static str)] {
     table().1
 }
 
+/// As everywhere, but an unknown network store is a plain 404 here (the caller named it).
 fn err(e: SyncError) -> ServerError {
     match e {
-        SyncError::Invalid(m) => ServerError::BadRequest(m),
         SyncError::UnknownStore(s) => ServerError::NotFound(format!("network store {s:?}")),
-        SyncError::NoParent => ServerError::Conflict("the network has no parent store".into()),
-        other => ServerError::Internal(other.to_string()),
+        other => other.into(),
     }
 }
 

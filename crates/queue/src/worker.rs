@@ -686,7 +686,8 @@ impl WorkerInner {
                 .await
             {
                 Ok(Some(JobState::Dead)) => {
-                    tracing::warn!(id = %d.id, outcome = ?d.outcome, "job is dead")
+                    // Its error is in its record, not here: it may quote a platform's answer.
+                    tracing::warn!(id = %d.id, "job is dead")
                 }
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, id = %d.id, "could not record job outcome"),

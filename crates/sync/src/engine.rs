@@ -89,7 +89,8 @@ macro_rules! kind {
                     if waits {
                         tracing::debug!(kind = <$payload as Job>::KIND, "{err}");
                     } else {
-                        tracing::warn!(kind = <$payload as Job>::KIND, error = %err, "sync job failed");
+                        // The brief form: what the platform answered stays in the job's record.
+                        tracing::warn!(kind = <$payload as Job>::KIND, error = %err.brief(), "sync job failed");
                     }
                     err.into_job_error()
                 })
@@ -173,6 +174,22 @@ impl Engine {
             return Err(SyncError::Invalid(
                 "the webhook secret must be at least 8 characters".into(),
             ));
+        }
+        // Before anything is written: the URL under the outbound policy (with its current
+        // addresses), and the name not taken by a webhook store outside the network (whose
+        // secrets this would replace).
+        self.inner
+            .client
+            .options()
+            .outbound
+            .check_store_url(graphql_url)
+            .await
+            .map_err(|r| SyncError::Invalid(format!("graphql_url: {r}")))?;
+        if self.inner.net.get(name).await?.is_none() && self.inner.stores.get(name).await?.is_some()
+        {
+            return Err(SyncError::Conflict(format!(
+                "a webhook store named {name:?} exists outside the network; choose another name"
+            )));
         }
         self.inner
             .net

@@ -17,6 +17,9 @@ pub enum SyncError {
     Invalid(String),
     #[error("unknown store {0:?}")]
     UnknownStore(String),
+    /// The request clashes with what exists (a name taken by something else).
+    #[error("{0}")]
+    Conflict(String),
     #[error("the network has no parent store")]
     NoParent,
     #[error("a stored credential could not be opened: {0}")]
@@ -40,9 +43,22 @@ impl SyncError {
             SyncError::Db(_) | SyncError::Queue(_) | SyncError::Migrate(_) => JobError::retry(self),
             SyncError::Invalid(_)
             | SyncError::UnknownStore(_)
+            | SyncError::Conflict(_)
             | SyncError::NoParent
             | SyncError::Crypto(_)
             | SyncError::Compensated(_) => JobError::fatal(self),
+        }
+    }
+
+    /// The error without what a platform wrote (see [`ConnectError::brief`]): for logs and
+    /// run records.
+    pub fn brief(&self) -> String {
+        match self {
+            SyncError::Connect(e) => e.brief(),
+            SyncError::Compensated(_) => {
+                "a later step failed for good (earlier steps undone)".into()
+            }
+            other => other.to_string(),
         }
     }
 

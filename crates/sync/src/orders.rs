@@ -302,7 +302,7 @@ impl Orders {
             let known = match found.as_slice() {
                 [(variant, item)] => Some((variant.clone(), item.clone())),
                 [] => self.engine().parent_sku(&it.sku).await.map_err(|e| {
-                    tracing::warn!(error = %e, "the parent store could not be read for an order");
+                    tracing::warn!(error = %e.brief(), "the parent store could not be read for an order");
                     answer(
                         503,
                         error_body(
@@ -332,7 +332,7 @@ impl Orders {
         match self.create_inner(client, key, body).await {
             Ok(a) => a,
             Err(e) => {
-                tracing::error!(error = %e, "order failed inside ferry");
+                tracing::error!(error = %e.brief(), "order failed inside ferry");
                 answer(
                     500,
                     error_body("internal", "the order could not be processed", None),

@@ -100,7 +100,7 @@ impl Engine {
         } else {
             RunState::Failed
         };
-        run.error = outcome.as_ref().err().map(|e| e.to_string());
+        run.error = outcome.as_ref().err().map(SyncError::brief);
         exec!(
             self.db(),
             "UPDATE ferry_sync_runs SET state = $2, finished_ms = $3, checked = $4, created = $5, updated = $6, stock_fixed = $7, cursor_ms = $8, error = $9 WHERE id = $1",

@@ -161,7 +161,8 @@ impl ShopifyConnector {
             return Err(ConnectError::Client {
                 endpoint: endpoint.to_owned(),
                 status: answer.status,
-                message,
+                message: String::new(),
+                upstream: message,
             });
         }
         match v.get_mut("data") {
@@ -668,6 +669,7 @@ impl ShopifyConnector {
                             endpoint: endpoint.to_owned(),
                             status: 404,
                             message: format!("{item} is not stocked at {location}"),
+                            upstream: String::new(),
                         }
                     })?,
                 };
@@ -693,13 +695,10 @@ impl ShopifyConnector {
                 Err(e) => return Err(e),
             }
         }
-        Err(ConnectError::Transient {
-            endpoint: endpoint.to_owned(),
-            message: format!(
-                "the quantity kept changing over {CAS_ATTEMPTS} compare-and-set attempts"
-            ),
-            retry_after: None,
-        })
+        Err(ConnectError::transient(
+            endpoint,
+            format!("the quantity kept changing over {CAS_ATTEMPTS} compare-and-set attempts"),
+        ))
     }
 
     /// Subscribes `uri` to a topic (`PRODUCTS_UPDATE`, `INVENTORY_LEVELS_UPDATE`, …).

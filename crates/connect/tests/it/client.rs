@@ -11,7 +11,7 @@ ferry_testkit::conformance! {
     transient_errors_are_retried_client_errors_are_not,
     requests_are_paced_before_the_bucket_overflows, throttled_answers_are_waited_out_or_handed_back,
     keyed_posts_are_never_duplicated_by_retries, breaker_opens_and_recovers,
-    a_changed_response_shape_is_a_data_error,
+    a_changed_response_shape_is_a_data_error, the_outbound_policy_holds_on_every_call,
 }
 
 async fn transient_errors_are_retried_client_errors_are_not(db: TestDb) {
@@ -58,6 +58,12 @@ async fn transient_errors_are_retried_client_errors_are_not(db: TestDb) {
         "a 4xx is not retried"
     );
     assert!(!e.is_retryable());
+    assert!(
+        e.to_string().len() > e.brief().len() && !e.brief().contains("JSON object"),
+        "the platform's words stay in the job's record, not in the brief form: {} / {}",
+        e,
+        e.brief()
+    );
 
     let wrong = ferry_mock::StoreInfo {
         access_token: "shpat_wrong".into(),
@@ -252,4 +258,47 @@ async fn a_changed_response_shape_is_a_data_error(db: TestDb) {
         other => panic!("expected a data error: {other}"),
     }
     assert!(!e.is_retryable());
+}
+
+async fn the_outbound_policy_holds_on_every_call(db: TestDb) {
+    let env = Env::start(db).await;
+    let p = env.mock.platform();
+    let s = p.create_store(Some("shop")).unwrap();
+
+    // A production client refuses plain http to loopback before anything is sent.
+    let strict = ferry_connect::ClientOptions {
+        outbound: ferry_connect::Outbound::default(),
+        ..quick()
+    };
+    let e = env.rest(&s, strict).put("a", &json!({})).await.unwrap_err();
+    assert!(matches!(e, ConnectError::Outbound(_)), "{e}");
+    assert!(!e.is_retryable());
+    assert_eq!(p.counters("shop").unwrap().rest_requests, 0, "nothing sent");
+
+    // Listing the host is not enough for plain http: https or the insecure switch.
+    let listed = ferry_connect::ClientOptions {
+        outbound: ferry_connect::Outbound {
+            allowed_hosts: vec!["127.0.0.1".into()],
+            ..ferry_connect::Outbound::default()
+        },
+        ..quick()
+    };
+    let e = env.rest(&s, listed).put("a", &json!({})).await.unwrap_err();
+    assert!(matches!(e, ConnectError::Outbound(_)), "{e}");
+
+    // Answers are read up to the limit, never whole past it.
+    let rest = env.rest(&s, quick());
+    rest.put("big", &json!({"text": "x".repeat(4096)}))
+        .await
+        .unwrap();
+    let small = ferry_connect::ClientOptions {
+        outbound: ferry_connect::Outbound {
+            max_body_bytes: 1024,
+            ..ferry_connect::Outbound::insecure()
+        },
+        ..quick()
+    };
+    let e = env.rest(&s, small).get("big").await.unwrap_err();
+    assert_eq!(e.class(), ErrorClass::Data, "{e}");
+    assert!(e.to_string().contains("larger than 1024 bytes"), "{e}");
 }

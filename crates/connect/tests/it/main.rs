@@ -30,6 +30,7 @@ pub fn quick() -> ClientOptions {
         backoff_base: Duration::from_millis(5),
         backoff_cap: Duration::from_millis(20),
         max_wait: Duration::from_secs(3),
+        outbound: ferry_connect::Outbound::insecure(),
         ..ClientOptions::default()
     }
 }

@@ -14,10 +14,17 @@ ferry_testkit::conformance!(
     a_401_refreshes_once_and_rotated_tokens_survive_a_restart,
 );
 
+/// One key for every process of a test: a restarted process opens what the first sealed.
+fn cipher() -> ferry_core::Cipher {
+    ferry_core::Cipher::from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap()
+}
+
 fn oauth(env: &Env, store: &str) -> Arc<OAuth> {
     let mut o = OAuth::new(
         env.db.clone(),
         env.queue.clock(),
+        cipher(),
+        &ferry_connect::Outbound::insecure(),
         &format!("oauth:{store}"),
         &env.mock.oauth_url(store),
     );
@@ -79,6 +86,15 @@ async fn tokens_refresh_ahead_of_expiry_once_for_all_callers(db: TestDb) {
     );
 }
 
+async fn rest2_token(env: &Env) -> String {
+    oauth(env, "shop")
+        .token()
+        .await
+        .unwrap()
+        .expose()
+        .to_owned()
+}
+
 async fn a_401_refreshes_once_and_rotated_tokens_survive_a_restart(db: TestDb) {
     let env = Env::start(db).await;
     let p = env.mock.platform();
@@ -99,6 +115,19 @@ async fn a_401_refreshes_once_and_rotated_tokens_survive_a_restart(db: TestDb) {
     p.revoke_access_tokens("shop").unwrap();
     rest2.put("c", &json!({})).await.unwrap();
     assert_eq!(p.oauth_counters("shop").unwrap().refused, 0);
+    let stored: (String, String) = ferry_db::row!(
+        &env.db,
+        (String, String),
+        "SELECT access_token, refresh_token FROM ferry_credentials WHERE key = $1",
+        "oauth:shop"
+    )
+    .unwrap()
+    .unwrap();
+    let live = rest2_token(&env).await;
+    assert!(
+        stored.0.starts_with("v1:") && stored.1.starts_with("v1:") && !stored.0.contains(&live),
+        "tokens are sealed at rest"
+    );
     let stale = oauth(&env, "other");
     stale
         .store_refresh_token(&Secret::new(first))

@@ -13,7 +13,11 @@ use tokio::process::{Child, ChildStdout, Command};
 /// `ferry ARGS` with `env` set, quiet logs, killed when dropped.
 pub fn ferry<K: AsRef<OsStr>, V: AsRef<OsStr>>(args: &[&str], env: &[(K, V)]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ferry"));
-    c.args(args).env("FERRY_LOG", "warn").kill_on_drop(true);
+    // The simulated platform answers on loopback over plain http.
+    c.args(args)
+        .env("FERRY_LOG", "warn")
+        .env("FERRY_ALLOW_INSECURE_STORE_URLS", "true")
+        .kill_on_drop(true);
     for (k, v) in env {
         c.env(k, v);
     }

@@ -24,6 +24,7 @@ async fn until_closed(s: &mut TcpStream) -> String {
 async fn trickling_and_idle_connections_are_cut_off_and_capped(db: TestDb) {
     let queue = db.real_queue().await;
     let mut cfg = AppConfig::new(Cipher::from_base64(&Cipher::generate_key()).unwrap());
+    cfg.client.outbound = ferry_connect::Outbound::insecure();
     cfg.hardening.header_read_timeout = Duration::from_millis(300);
     cfg.hardening.max_connections = 4;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

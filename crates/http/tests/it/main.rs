@@ -33,6 +33,7 @@ impl Harness {
         let queue = test_db.real_queue().await;
         let cipher = Cipher::from_base64(&Cipher::generate_key()).unwrap();
         let mut cfg = AppConfig::new(cipher);
+        cfg.client.outbound = ferry_connect::Outbound::insecure();
         cfg.admin_tokens = vec![ADMIN_TOKEN.to_owned()];
         cfg.hardening = ferry_http::app::Hardening {
             cors_origins: vec!["https://admin.example".to_owned()],

@@ -116,6 +116,24 @@ async fn bad_input_is_refused_and_changes_nothing(db: TestDb) {
             json!({"name": "child-1", "role": "child", "graphql_url": "http://a", "token": "t", "webhook_secret": "0123456789"}),
             409,
         ),
+        // Where a store token may not go: cloud metadata, private ranges, plain http beyond
+        // loopback, the unspecified address.
+        (
+            json!({"name": "new", "role": "child", "graphql_url": "https://169.254.169.254/latest/meta-data", "token": "t", "webhook_secret": "0123456789"}),
+            400,
+        ),
+        (
+            json!({"name": "new", "role": "child", "graphql_url": "https://10.0.0.7/admin/api/graphql.json", "token": "t", "webhook_secret": "0123456789"}),
+            400,
+        ),
+        (
+            json!({"name": "new", "role": "child", "graphql_url": "http://shop.example.com/graphql", "token": "t", "webhook_secret": "0123456789"}),
+            400,
+        ),
+        (
+            json!({"name": "new", "role": "child", "graphql_url": "https://0.0.0.0/graphql", "token": "t", "webhook_secret": "0123456789"}),
+            400,
+        ),
     ];
     for (body, want) in cases {
         let (s, e) = call(
@@ -148,6 +166,47 @@ async fn bad_input_is_refused_and_changes_nothing(db: TestDb) {
         (s, e["error"]["code"].as_str()),
         (400, Some("invalid_request"))
     );
+    let (s, e) = call(
+        &net,
+        Method::POST,
+        "/api/network/stores",
+        Some(
+            json!({"name": "new", "role": "child", "graphql_url": "https://[fd00::1]/graphql", "token": "t", "webhook_secret": "0123456789"}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 400);
+    let message = e["error"]["message"].as_str().unwrap();
+    assert!(message.contains("allowed_store_hosts"), "{message}");
+
+    // A network store may not take the name of a webhook store outside the network: its
+    // secrets would be replaced.
+    let (s, e) = call(
+        &net,
+        Method::POST,
+        "/api/stores",
+        Some(json!({"name": "legacy", "platform": "standard", "secret": "whsec_legacy_secret"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{e}");
+    let url = net.mock.graphql_url("child-1");
+    let (s, e) = call(
+        &net,
+        Method::POST,
+        "/api/network/stores",
+        Some(
+            json!({"name": "legacy", "role": "child", "graphql_url": url, "token": "t", "webhook_secret": "0123456789"}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (409, Some("conflict")),
+        "{e}"
+    );
+    let (_, legacy) = call(&net, Method::GET, "/api/stores/legacy", None).await;
+    assert_eq!(legacy["platform"], "standard", "{legacy}");
+
     let (s, _) = call(&net, Method::GET, "/api/network/stores/nope", None).await;
     assert_eq!(s, 404);
     let (s, _) = call(&net, Method::POST, "/api/network/stores/nope/connect", None).await;

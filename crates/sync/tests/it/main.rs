@@ -124,6 +124,7 @@ impl Net {
     ) -> Stack {
         let queue = db.real_queue().await;
         let mut cfg = StackConfig::new(Cipher::from_base64(key).unwrap());
+        cfg.app.client.outbound = ferry_connect::Outbound::insecure();
         cfg.app.engine.public_url = String::new();
         cfg.app.admin_tokens = vec![ADMIN_TOKEN.to_owned()];
         cfg.app.engine.settle = Duration::from_millis(100);
@@ -295,7 +296,10 @@ impl Net {
             db,
             Arc::new(SystemClock),
             "merchant",
-            ferry_connect::ClientOptions::default(),
+            ferry_connect::ClientOptions {
+                outbound: ferry_connect::Outbound::insecure(),
+                ..ferry_connect::ClientOptions::default()
+            },
         );
         let token = self.platform().store_info(store).unwrap().access_token;
         ferry_connect::shopify::ShopifyConnector::new(

@@ -59,7 +59,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// Sends orders from `concurrency` clients for `seconds`; (201s, other statuses, latencies).
 async fn load(
     url: String,
-    skus: Arc<Vec<String>>,
+    skus: Arc<Vec<(String, i64)>>,
     a: &OrdersArgs,
     direct: Option<(String, String)>,
 ) -> (usize, usize, usize, Vec<f64>) {
@@ -90,8 +90,8 @@ async fn load(
                     sent[rng.random_range(0..sent.len())].clone()
                 } else {
                     n += 1;
-                    let sku = &skus[rng.random_range(0..skus.len())];
-                    let body = json!({"items": [{"sku": sku, "quantity": 1}], "amount_cents": 1999,
+                    let (sku, price) = &skus[rng.random_range(0..skus.len())];
+                    let body = json!({"items": [{"sku": sku, "quantity": 1}], "amount_cents": price,
                         "currency": "EUR", "payment_method": "pm_card_visa"});
                     (format!("c{c}-{n}"), body)
                 };
@@ -192,7 +192,7 @@ async fn bench(url: &str, a: &OrdersArgs) -> Result<()> {
     for v in p.variants(PARENT)? {
         if let (Some(sku), Some(item)) = (v["sku"].as_str(), v["inventory_item_id"].as_u64()) {
             p.merchant_set_stock(PARENT, item, None, 1_000_000)?;
-            skus.push(sku.to_owned());
+            skus.push((sku.to_owned(), p.price_cents(PARENT, sku)?));
         }
     }
     for s in &stores {

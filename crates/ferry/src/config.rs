@@ -84,6 +84,9 @@ pub struct TokenEntry {
     pub token: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub sha256: String,
+    /// Orders made with it may give each line's unit price.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub set_prices: bool,
 }
 
 impl TokenEntry {
@@ -96,9 +99,10 @@ impl TokenEntry {
             )
         })?;
         match (self.token.is_empty(), self.sha256.is_empty()) {
-            (false, true) if self.token.len() >= 16 => Ok(
-                ferry_http::access::ConfiguredToken::from_plain(&self.name, role, &self.token),
-            ),
+            (false, true) if self.token.len() >= 16 => Ok(ferry_http::access::ConfiguredToken {
+                set_prices: self.set_prices,
+                ..ferry_http::access::ConfiguredToken::from_plain(&self.name, role, &self.token)
+            }),
             (true, false) => {
                 let mut sha256 = [0u8; 32];
                 hex::decode_to_slice(&self.sha256, &mut sha256).with_context(|| {
@@ -111,6 +115,7 @@ impl TokenEntry {
                     name: self.name.clone(),
                     role,
                     sha256,
+                    set_prices: self.set_prices,
                 })
             }
             _ => bail!(

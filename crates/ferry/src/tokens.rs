@@ -19,6 +19,10 @@ pub enum TokensCommand {
         /// stores), read (every GET) or orders (create orders, read its own).
         #[arg(long)]
         role: String,
+        /// Orders made with this token may give each line's unit price (`price_cents`)
+        /// instead of paying the parent's current price.
+        #[arg(long)]
+        set_prices: bool,
     },
     /// The tokens in the database, as JSON lines (never the tokens themselves).
     List {
@@ -45,11 +49,16 @@ async fn access(db: &DbArgs) -> Result<Access> {
 
 pub async fn run(cmd: TokensCommand) -> Result<()> {
     match cmd {
-        TokensCommand::Add { db, name, role } => {
+        TokensCommand::Add {
+            db,
+            name,
+            role,
+            set_prices,
+        } => {
             let role = Role::parse(&role).with_context(|| {
                 format!("unknown role {role:?} (admin, operator, read or orders)")
             })?;
-            let token = access(&db).await?.add(&name, role).await?;
+            let token = access(&db).await?.add(&name, role, set_prices).await?;
             println!("{token}");
             eprintln!("token {name} ({role}) made; it is not shown again");
         }

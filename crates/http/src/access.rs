@@ -34,6 +34,8 @@ pub struct ConfiguredToken {
     pub role: Role,
     /// SHA-256 of the token.
     pub sha256: [u8; 32],
+    /// Orders made with it may carry their own unit prices.
+    pub set_prices: bool,
 }
 
 impl ConfiguredToken {
@@ -42,6 +44,7 @@ impl ConfiguredToken {
             name: name.to_owned(),
             role,
             sha256: sha256(token),
+            set_prices: false,
         }
     }
 }
@@ -51,6 +54,8 @@ impl ConfiguredToken {
 pub struct Caller {
     pub name: String,
     pub role: Role,
+    /// May give an order line's unit price (the token's `set_prices`; every admin may).
+    pub set_prices: bool,
 }
 
 /// A token as listed: never the token itself.
@@ -58,6 +63,7 @@ pub struct Caller {
 pub struct TokenInfo {
     pub name: String,
     pub role: Role,
+    pub set_prices: bool,
     pub created_ms: i64,
 }
 
@@ -146,6 +152,7 @@ impl Access {
                 found = Some(Caller {
                     name: t.name.clone(),
                     role: t.role,
+                    set_prices: t.set_prices || t.role == Role::Admin,
                 });
             }
         }
@@ -154,15 +161,25 @@ impl Access {
         }
         let stored = row!(
             &self.db,
-            (String, Role),
-            "SELECT name, role FROM ferry_api_tokens WHERE sha256 = $1",
+            (String, Role, bool),
+            "SELECT name, role, set_prices FROM ferry_api_tokens WHERE sha256 = $1",
             hex::encode(digest),
         )?;
-        Ok(stored.map(|(name, role)| Caller { name, role }))
+        Ok(stored.map(|(name, role, set_prices)| Caller {
+            name,
+            role,
+            set_prices: set_prices || role == Role::Admin,
+        }))
     }
 
-    /// Makes a token named `name` with `role`: the token, shown this once.
-    pub async fn add(&self, name: &str, role: Role) -> Result<String, ServerError> {
+    /// Makes a token named `name` with `role` (and whether its orders may carry their own
+    /// prices): the token, shown this once.
+    pub async fn add(
+        &self,
+        name: &str,
+        role: Role,
+        set_prices: bool,
+    ) -> Result<String, ServerError> {
         if !valid_name(name) {
             return Err(ServerError::BadRequest(
                 "a token's name is 1 to 64 letters, digits, '-', '_' or '.'".into(),
@@ -177,12 +194,13 @@ impl Access {
         let token = format!("ferry_{}", hex::encode(bytes));
         let added = exec!(
             &self.db,
-            "INSERT INTO ferry_api_tokens (name, role, sha256, created_ms) VALUES ($1, $2, $3, $4)
+            "INSERT INTO ferry_api_tokens (name, role, sha256, created_ms, set_prices) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (name) DO NOTHING",
             name,
             role,
             hex::encode(sha256(&token)),
             self.clock.now_ms(),
+            set_prices,
         )?;
         if added == 0 {
             return Err(ServerError::Conflict(format!(
@@ -197,7 +215,7 @@ impl Access {
         Ok(rows!(
             &self.db,
             TokenInfo,
-            "SELECT name, role, created_ms FROM ferry_api_tokens ORDER BY name LIMIT 1000",
+            "SELECT name, role, set_prices, created_ms FROM ferry_api_tokens ORDER BY name LIMIT 1000",
         )?)
     }
 

@@ -378,6 +378,8 @@ async fn replay_delivery(
 struct NewToken {
     name: String,
     role: String,
+    #[serde(default)]
+    set_prices: bool,
 }
 
 async fn list_tokens(State(app): State<Arc<AppState>>) -> Result<Json<Value>, ServerError> {
@@ -393,8 +395,8 @@ async fn add_token(State(app): State<Arc<AppState>>, body: Body) -> Result<Respo
             t.role
         ))
     })?;
-    let token = app.access.add(&t.name, role).await?;
-    let body = json!({"name": t.name, "role": role, "token": token});
+    let token = app.access.add(&t.name, role, t.set_prices).await?;
+    let body = json!({"name": t.name, "role": role, "set_prices": t.set_prices, "token": token});
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 

@@ -78,8 +78,8 @@ async fn limited(o: &Orders, client: &str, route: &str, limit: i64) -> Option<Re
     }
 }
 
-async fn create(State(o): State<Orders>, headers: HeaderMap, body: Body) -> Response {
-    let client = client(&headers);
+async fn create(State(o): State<Orders>, who: Client, headers: HeaderMap, body: Body) -> Response {
+    let client = who.id.clone();
     if let Some(r) = limited(&o, &client, "create", o.options().limits.create).await {
         return r;
     }
@@ -114,7 +114,9 @@ async fn create(State(o): State<Orders>, headers: HeaderMap, body: Body) -> Resp
         status,
         body,
         replay,
-    } = o.create(&client, key.as_deref(), &bytes).await;
+    } = o
+        .create(&client, who.set_prices, key.as_deref(), &bytes)
+        .await;
     let mut r = json(status, body);
     if replay {
         r.headers_mut()
@@ -134,6 +136,8 @@ struct PageQuery {
 struct Client {
     id: String,
     sees_all: bool,
+    /// May give a line's unit price.
+    set_prices: bool,
 }
 
 impl Client {
@@ -149,11 +153,11 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Client {
         parts: &mut axum::http::request::Parts,
         _: &S,
     ) -> Result<Self, Self::Rejection> {
-        let sees_all =
-            crate::admin::caller(&parts.extensions).is_some_and(|c| c.role != Role::Orders);
+        let caller = crate::admin::caller(&parts.extensions);
         Ok(Client {
             id: client(&parts.headers),
-            sees_all,
+            sees_all: caller.is_some_and(|c| c.role != Role::Orders),
+            set_prices: caller.is_some_and(|c| c.set_prices),
         })
     }
 }

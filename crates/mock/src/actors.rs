@@ -167,6 +167,23 @@ impl Platform {
             .collect())
     }
 
+    /// The price of the variant with `sku`, in cents (prices here have two decimals).
+    pub fn price_cents(&self, store: &str, sku: &str) -> Result<i64, MockError> {
+        let stores = self.lock();
+        let c = &store_ref(&stores, store)?.catalog;
+        let v = c
+            .skus
+            .get(&sku.to_lowercase())
+            .and_then(|ids| ids.iter().next())
+            .and_then(|id| c.variants.get(id))
+            .ok_or_else(|| MockError::NotFound(format!("SKU {sku} in {store}")))?;
+        let (whole, frac) = v.price.split_once('.').unwrap_or((&v.price, ""));
+        let cents = format!("{whole}{frac:0<2}");
+        cents
+            .parse()
+            .map_err(|_| MockError::NotFound(format!("a price in cents for {sku}")))
+    }
+
     /// The first variant's inventory item and the store's first location: somewhere to move
     /// stock in a test.
     pub fn first_item(&self, store: &str) -> Result<(u64, u64), MockError> {

@@ -339,6 +339,14 @@ impl Platform {
         }
     }
 
+    /// Sets a shop's currency (EUR unless set): one of the schema's `CurrencyCode` values.
+    pub fn set_currency(&self, store: &str, currency: &str) -> Result<(), MockError> {
+        let mut stores = self.lock();
+        let s = store_mut(&mut stores, store)?;
+        s.catalog.currency = currency.to_owned();
+        Ok(())
+    }
+
     /// Sets the faults injected into a store's API requests.
     pub fn set_faults(&self, store: &str, faults: crate::faults::Faults) -> Result<(), MockError> {
         faults.validate()?;

@@ -107,7 +107,16 @@ fn invalid(field: &str, message: &str) -> OrderReply {
 pub struct ItemRequest {
     pub sku: String,
     pub quantity: i64,
+    /// The unit price in the currency's minor units, set by the client instead of the
+    /// parent's: only for tokens allowed to (`set_prices`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_cents: Option<i64>,
 }
+
+/// The most lines an order may have (one call to the parent checks them all).
+pub const MAX_LINES: usize = 100;
+/// The most units of one line.
+pub const MAX_QUANTITY: i64 = 1_000_000;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -125,6 +134,47 @@ struct Line {
     quantity: i64,
     variant: String,
     item: String,
+    /// The unit price charged, in minor units (0 in orders stored before prices were kept).
+    #[serde(default)]
+    price_cents: i64,
+}
+
+/// Digits after the point of a currency's minor unit (ISO 4217): 2 unless listed.
+fn minor_digits(currency: &str) -> u32 {
+    match currency {
+        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX"
+        | "UYI" | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
+        "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
+        _ => 2,
+    }
+}
+
+/// A platform's decimal price ("12.5") in minor units (1250); `None` when it is not one.
+fn minor_units(price: &str, currency: &str) -> Option<i64> {
+    let digits = minor_digits(currency) as usize;
+    let (whole, frac) = price.trim().split_once('.').unwrap_or((price.trim(), ""));
+    if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // Digits past the minor unit must be zeros ("12.50" in EUR, "1200.0" in JPY).
+    let (kept, rest) = frac.split_at(frac.len().min(digits));
+    if rest.bytes().any(|b| b != b'0') {
+        return None;
+    }
+    let scale = 10i64.checked_pow(digits as u32)?;
+    let kept_value = if kept.is_empty() {
+        0
+    } else {
+        kept.parse::<i64>().ok()? * 10i64.pow((digits - kept.len()) as u32)
+    };
+    whole
+        .parse::<i64>()
+        .ok()?
+        .checked_mul(scale)?
+        .checked_add(kept_value)
 }
 
 ferry_db::text_enum! {
@@ -251,8 +301,14 @@ impl Orders {
 
     // ---- the request ------------------------------------------------------------------
 
-    /// Checks a request against the catalog: every field, every SKU in the parent.
-    async fn validate(&self, body: &[u8]) -> Result<(OrderRequest, Vec<Line>), OrderReply> {
+    /// Checks a request against the catalog: every field, every SKU in the parent, and the
+    /// amount against the parent's current prices. `set_prices`: the caller may give a
+    /// line's unit price instead.
+    async fn validate(
+        &self,
+        body: &[u8],
+        set_prices: bool,
+    ) -> Result<(OrderRequest, Vec<Line>), OrderReply> {
         let req: OrderRequest = serde_json::from_slice(body).map_err(|e| {
             let field = ["items", "amount_cents", "currency", "payment_method"]
                 .into_iter()
@@ -262,6 +318,12 @@ impl Orders {
         })?;
         if req.items.is_empty() {
             return Err(invalid("items", "an order needs at least one item"));
+        }
+        if req.items.len() > MAX_LINES {
+            return Err(invalid(
+                "items",
+                &format!("an order has at most {MAX_LINES} lines"),
+            ));
         }
         if req.amount_cents <= 0 {
             return Err(invalid("amount_cents", "must be more than 0"));
@@ -275,61 +337,140 @@ impl Orders {
         if req.payment_method.trim().is_empty() {
             return Err(invalid("payment_method", "must not be empty"));
         }
-        let parent = self
-            .engine()
+        // Every line on its own first: nothing is asked of the parent for a request that
+        // is wrong anyway.
+        let mut lower: Vec<String> = Vec::with_capacity(req.items.len());
+        for (i, it) in req.items.iter().enumerate() {
+            if !(1..=MAX_QUANTITY).contains(&it.quantity) {
+                return Err(invalid(
+                    &format!("items[{i}].quantity"),
+                    &format!("must be 1 to {MAX_QUANTITY}"),
+                ));
+            }
+            let field = format!("items[{i}].sku");
+            if it.sku.trim().is_empty() || it.sku.len() > 255 {
+                return Err(invalid(&field, "must be 1 to 255 characters"));
+            }
+            let sku = it.sku.to_lowercase();
+            if let Some(j) = lower.iter().position(|o| *o == sku) {
+                return Err(invalid(
+                    &field,
+                    &format!(
+                        "items[{j}].sku and items[{i}].sku name the same SKU (compared without case); give one line per SKU"
+                    ),
+                ));
+            }
+            lower.push(sku);
+            if let Some(p) = it.price_cents {
+                let field = format!("items[{i}].price_cents");
+                if !set_prices {
+                    return Err(invalid(
+                        &field,
+                        "this token may not set prices (its set_prices option is off); leave price_cents out to pay the parent's price",
+                    ));
+                }
+                if p < 0 {
+                    return Err(invalid(&field, "must be 0 or more"));
+                }
+            }
+        }
+        self.engine()
             .network()
             .parent()
             .await
             .map_err(|e| answer(503, error_body("no_network", &e.to_string(), None)))?;
-        let mut lines = Vec::with_capacity(req.items.len());
-        for (i, it) in req.items.iter().enumerate() {
-            let field = format!("items[{i}].quantity");
-            if it.quantity <= 0 {
-                return Err(invalid(&field, "must be more than 0"));
-            }
-            let field = format!("items[{i}].sku");
-            if req.items[..i].iter().any(|o| o.sku == it.sku) {
-                return Err(invalid(&field, "listed twice; give one line per SKU"));
-            }
-            let found = rows!(
-                self.engine().db(),
-                (String, String),
-                "SELECT variant, item FROM ferry_skus WHERE store = $1 AND sku = $2",
-                &parent.name,
-                it.sku.to_lowercase()
+        let skus: Vec<String> = req.items.iter().map(|i| i.sku.clone()).collect();
+        let priced = self.engine().parent_priced(&skus).await.map_err(|e| {
+            tracing::warn!(error = %e.brief(), "the parent store could not be read for an order");
+            answer(
+                503,
+                error_body(
+                    "upstream_unavailable",
+                    "the parent store could not be read; try again",
+                    None,
+                ),
             )
-            .map_err(|e| answer(500, internal_body(&e)))?;
-            let known = match found.as_slice() {
-                [(variant, item)] => Some((variant.clone(), item.clone())),
-                [] => self.engine().parent_sku(&it.sku).await.map_err(|e| {
-                    tracing::warn!(error = %e.brief(), "the parent store could not be read for an order");
+        })?;
+        let mut lines = Vec::with_capacity(req.items.len());
+        let mut expected: i64 = 0;
+        for (i, it) in req.items.iter().enumerate() {
+            let field = format!("items[{i}].sku");
+            let found: Vec<_> = priced
+                .variants
+                .iter()
+                .filter(|v| {
+                    v.variant.sku.as_deref().map(str::to_lowercase) == Some(lower[i].clone())
+                })
+                .collect();
+            let v = match found.as_slice() {
+                [v] => v,
+                [] => return Err(invalid(&field, &format!("unknown SKU {:?}", it.sku))),
+                _ => {
+                    return Err(invalid(
+                        &field,
+                        &format!(
+                            "SKU {:?} is on several variants of the parent; it can not be ordered until that is fixed",
+                            it.sku
+                        ),
+                    ));
+                }
+            };
+            let unit = match it.price_cents {
+                Some(p) => p,
+                None => minor_units(&v.price, &priced.currency).ok_or_else(|| {
+                    tracing::warn!(currency = %priced.currency, "the parent's price could not be read");
                     answer(
                         503,
                         error_body(
                             "upstream_unavailable",
-                            "the parent store could not be read; try again",
+                            "the parent's price could not be read; try again",
                             None,
                         ),
                     )
                 })?,
-                _ => None,
             };
-            let Some((variant, item)) = known else {
-                return Err(invalid(&field, &format!("unknown SKU {:?}", it.sku)));
-            };
+            expected = unit
+                .checked_mul(it.quantity)
+                .and_then(|l| expected.checked_add(l))
+                .ok_or_else(|| invalid("items", "the order's total is too large"))?;
             lines.push(Line {
                 sku: it.sku.clone(),
                 quantity: it.quantity,
-                variant,
-                item,
+                variant: v.variant.id.clone(),
+                item: v.variant.inventory_item_id.clone(),
+                price_cents: unit,
             });
+        }
+        if req.currency != priced.currency || req.amount_cents != expected {
+            let mut body = error_body(
+                "AMOUNT_MISMATCH",
+                &format!(
+                    "amount_cents is {} {}; the lines at the parent's current prices make {expected} {}",
+                    req.amount_cents, req.currency, priced.currency
+                ),
+                Some(if req.currency != priced.currency {
+                    "currency"
+                } else {
+                    "amount_cents"
+                }),
+            );
+            body["error"]["expected_amount_cents"] = json!(expected);
+            body["error"]["expected_currency"] = json!(priced.currency);
+            return Err(answer(422, body));
         }
         Ok((req, lines))
     }
 
-    /// `POST /api/orders`: the whole answer, replays included.
-    pub async fn create(&self, client: &str, key: Option<&str>, body: &[u8]) -> OrderReply {
-        match self.create_inner(client, key, body).await {
+    /// `POST /api/orders`: the whole answer, replays included. `set_prices`: whether the
+    /// caller may give a line's price instead of the parent's.
+    pub async fn create(
+        &self,
+        client: &str,
+        set_prices: bool,
+        key: Option<&str>,
+        body: &[u8],
+    ) -> OrderReply {
+        match self.create_inner(client, set_prices, key, body).await {
             Ok(a) => a,
             Err(e) => {
                 tracing::error!(error = %e.brief(), "order failed inside ferry");
@@ -344,6 +485,7 @@ impl Orders {
     async fn create_inner(
         &self,
         client: &str,
+        set_prices: bool,
         key: Option<&str>,
         body: &[u8],
     ) -> Result<OrderReply, SyncError> {
@@ -359,7 +501,7 @@ impl Orders {
             ));
         };
         // Validation saves nothing: a refused request may be sent again with the same key.
-        let (req, lines) = match self.validate(body).await {
+        let (req, lines) = match self.validate(body, set_prices).await {
             Ok(v) => v,
             Err(a) => return Ok(a),
         };

@@ -17,8 +17,8 @@ use crate::budget::{BucketShape, ServerBucket};
 use crate::client::{Answer, Call, Client, Verdict};
 use crate::error::{ConnectError, UserError};
 use model::{
-    GqlMedia, GqlProduct, GqlVariantConnection, InventoryDelta, More, Product, ProductInput,
-    VariantRef,
+    GqlMedia, GqlProduct, GqlVariantConnection, InventoryDelta, More, Priced, PricedVariant,
+    Product, ProductInput, VariantRef,
 };
 
 pub const API_VERSION: &str = "2026-04";
@@ -389,32 +389,52 @@ impl ShopifyConnector {
                 queries::VARIANTS_BY_SKU_COST,
             )
             .await?;
-        let nodes = d["productVariants"]["nodes"].as_array().ok_or_else(|| {
-            ConnectError::data(endpoint, "productVariants.nodes", "expected a list")
-        })?;
-        let mut out = Vec::new();
-        for n in nodes {
-            let field = |path: &str, v: &Value| {
-                v.as_str()
-                    .map(str::to_owned)
-                    .ok_or_else(|| ConnectError::data(endpoint, path, "expected a string"))
-            };
-            let found_sku = n["sku"].as_str().map(str::to_owned);
-            // The search is by token: keep exact matches only.
-            if found_sku.as_deref().map(str::to_lowercase) != Some(sku.to_lowercase()) {
-                continue;
-            }
-            out.push(VariantRef {
-                id: field("productVariants.nodes.id", &n["id"])?,
-                sku: found_sku,
-                product_id: field("productVariants.nodes.product.id", &n["product"]["id"])?,
-                inventory_item_id: field(
-                    "productVariants.nodes.inventoryItem.id",
-                    &n["inventoryItem"]["id"],
-                )?,
-            });
+        let sku = sku.to_lowercase();
+        Ok(variant_refs(endpoint, &d, |s| s.to_lowercase() == sku)?
+            .into_iter()
+            .map(|(v, _)| v)
+            .collect())
+    }
+
+    /// The variants of `skus` (compared without case) with their current prices, and the
+    /// shop's currency: one call, whatever the number of SKUs (at most 100).
+    pub async fn priced_by_skus(&self, skus: &[String]) -> Result<Priced, ConnectError> {
+        let endpoint = "query Priced";
+        if skus.is_empty() || skus.len() > 100 {
+            return Err(ConnectError::Config(
+                "priced_by_skus takes 1 to 100 SKUs".into(),
+            ));
         }
-        Ok(out)
+        let q = skus
+            .iter()
+            .map(|s| format!("sku:\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"")))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        // Room for a SKU carried by several variants (refused by the caller, so it must be seen).
+        let first = (skus.len() * 2 + 2).min(250);
+        let d = self
+            .graphql(
+                endpoint,
+                queries::PRICED_BY_SKUS,
+                json!({"q": q, "first": first}),
+                queries::priced_by_skus_cost(first),
+            )
+            .await?;
+        let currency = d["shop"]["currencyCode"]
+            .as_str()
+            .ok_or_else(|| ConnectError::data(endpoint, "shop.currencyCode", "expected a string"))?
+            .to_owned();
+        let lower: Vec<String> = skus.iter().map(|s| s.to_lowercase()).collect();
+        let variants = variant_refs(endpoint, &d, |s| lower.contains(&s.to_lowercase()))?
+            .into_iter()
+            .map(|(variant, n)| {
+                let price = n["price"].as_str().map(str::to_owned).ok_or_else(|| {
+                    ConnectError::data(endpoint, "productVariants.nodes.price", "expected a string")
+                })?;
+                Ok(PricedVariant { variant, price })
+            })
+            .collect::<Result<_, ConnectError>>()?;
+        Ok(Priced { currency, variants })
     }
 
     /// Creates or updates a product to be exactly `input` in the fields ferry owns. Variants
@@ -738,6 +758,43 @@ impl ShopifyConnector {
             .filter_map(|n| Some((n["id"].as_str()?.to_owned(), n["name"].as_str()?.to_owned())))
             .collect())
     }
+}
+
+/// The variants of a `productVariants` answer whose SKU `wanted` accepts (the search is by
+/// token, so near matches come back too), each with its node.
+fn variant_refs<'d>(
+    endpoint: &str,
+    d: &'d Value,
+    wanted: impl Fn(&str) -> bool,
+) -> Result<Vec<(VariantRef, &'d Value)>, ConnectError> {
+    let nodes = d["productVariants"]["nodes"]
+        .as_array()
+        .ok_or_else(|| ConnectError::data(endpoint, "productVariants.nodes", "expected a list"))?;
+    let mut out = Vec::new();
+    for n in nodes {
+        let field = |path: &str, v: &Value| {
+            v.as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| ConnectError::data(endpoint, path, "expected a string"))
+        };
+        let found_sku = n["sku"].as_str().map(str::to_owned);
+        if !found_sku.as_deref().is_some_and(&wanted) {
+            continue;
+        }
+        out.push((
+            VariantRef {
+                id: field("productVariants.nodes.id", &n["id"])?,
+                sku: found_sku,
+                product_id: field("productVariants.nodes.product.id", &n["product"]["id"])?,
+                inventory_item_id: field(
+                    "productVariants.nodes.inventoryItem.id",
+                    &n["inventoryItem"]["id"],
+                )?,
+            },
+            n,
+        ));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

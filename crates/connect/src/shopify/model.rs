@@ -102,6 +102,21 @@ pub struct VariantRef {
     pub inventory_item_id: String,
 }
 
+/// A variant found by SKU with its current price.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PricedVariant {
+    pub variant: VariantRef,
+    /// A decimal string in the shop's currency, as the platform prints it.
+    pub price: String,
+}
+
+/// Variants found by SKU with their prices, and the currency the prices are in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Priced {
+    pub currency: String,
+    pub variants: Vec<PricedVariant>,
+}
+
 /// One inventory change asked for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InventoryDelta {

@@ -67,6 +67,20 @@ query BySku($q: String!) {
 }"#;
 pub const VARIANTS_BY_SKU_COST: f64 = 2.0 + 50.0 * 3.0;
 
+/// The variants of several SKUs with their prices, and the shop's currency (an order's check).
+pub const PRICED_BY_SKUS: &str = r#"
+query Priced($q: String!, $first: Int!) {
+  shop { currencyCode }
+  productVariants(first: $first, query: $q) {
+    nodes { id sku price product { id } inventoryItem { id } }
+  }
+}"#;
+
+/// Its cost with `first` variants.
+pub fn priced_by_skus_cost(first: usize) -> f64 {
+    3.0 + first as f64 * 3.0
+}
+
 pub const PRODUCT_SET: &str = r#"
 mutation Set($input: ProductSetInput!, $identifier: ProductSetIdentifiers) {
   productSet(input: $input, identifier: $identifier, synchronous: true) {

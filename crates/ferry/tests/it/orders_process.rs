@@ -75,8 +75,9 @@ async fn a_server_killed_mid_order_leaves_it_to_a_worker(db: TestDb) {
 
     // The provider holds the charge; the server dies with it in flight.
     p.hold_writes();
-    let body = serde_json::json!({"items": [{"sku": sku, "quantity": 2}], "amount_cents": 999,
-        "currency": "EUR", "payment_method": "pm_card_visa"});
+    // An admin token may set the unit price: the amount is checked against it.
+    let body = serde_json::json!({"items": [{"sku": sku, "quantity": 2, "price_cents": 500}],
+        "amount_cents": 1000, "currency": "EUR", "payment_method": "pm_card_visa"});
     let sent = {
         let (url, body) = (url.clone(), body.clone());
         tokio::spawn(async move { post(&url, "crash-1", &body).await.status() })

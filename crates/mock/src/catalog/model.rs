@@ -260,6 +260,8 @@ pub struct QuantityChange {
 pub(crate) struct Catalog {
     /// The shop's name, for `shop { name }` and webhook headers.
     pub shop: String,
+    /// The shop's currency (ISO 4217), for `shop { currencyCode }`: prices are in it.
+    pub currency: String,
     pub(crate) next_id: u64,
     pub products: BTreeMap<u64, Product>,
     /// (updated_at, id): the order of `sortKey: UPDATED_AT`.
@@ -303,6 +305,7 @@ impl Catalog {
     pub fn new(shop: &str, id_base: u64, locations: usize, now: i64) -> Catalog {
         let mut c = Catalog {
             shop: shop.to_owned(),
+            currency: "EUR".to_owned(),
             next_id: id_base,
             products: BTreeMap::new(),
             by_update: BTreeSet::new(),

@@ -1,6 +1,7 @@
-//! Shopify's search syntax, the part ferry uses: `field:value` terms joined by spaces (AND),
-//! with `:>`, `:>=`, `:<`, `:<=` on dates and numbers, quoted values, and `*` as a prefix
-//! wildcard. Unknown fields are ignored with a warning, as the real API does.
+//! Shopify's search syntax, the part ferry uses: `field:value` terms joined by spaces (AND)
+//! and by `OR` (AND binds tighter: `a b OR c` is `(a b) OR c`), with `:>`, `:>=`, `:<`, `:<=`
+//! on dates and numbers, quoted values, and `*` as a prefix wildcard. Unknown fields are
+//! ignored with a warning, as the real API does.
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Cmp {
@@ -27,7 +28,8 @@ pub(crate) enum Field<'a> {
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Search {
-    terms: Vec<Term>,
+    /// Alternatives (joined by OR), each a list of terms that must all hold.
+    groups: Vec<Vec<Term>>,
     pub warnings: Vec<String>,
 }
 
@@ -66,19 +68,28 @@ fn parse_time(v: &str) -> Option<i64> {
 
 impl Search {
     pub fn parse(q: Option<&str>) -> Search {
-        let mut s = Search::default();
+        let mut s = Search {
+            groups: vec![Vec::new()],
+            ..Search::default()
+        };
         for tok in tokens(q.unwrap_or_default()) {
             if tok == "AND" {
                 continue;
             }
-            if tok == "OR" || tok == "NOT" || tok.starts_with('(') || tok.starts_with('-') {
+            if tok == "OR" {
+                if s.groups.last().is_some_and(|g| !g.is_empty()) {
+                    s.groups.push(Vec::new());
+                }
+                continue;
+            }
+            if tok == "NOT" || tok.starts_with('(') || tok.starts_with('-') {
                 s.warnings.push(format!(
                     "'{tok}' is not supported by this platform and was ignored"
                 ));
                 continue;
             }
             let Some((field, rest)) = tok.split_once(':') else {
-                s.terms.push(Term {
+                s.term(Term {
                     field: None,
                     cmp: Cmp::Eq,
                     value: tok,
@@ -96,7 +107,7 @@ impl Search {
             } else {
                 (Cmp::Eq, rest)
             };
-            s.terms.push(Term {
+            s.term(Term {
                 field: Some(field.to_lowercase()),
                 cmp,
                 value: value.trim_matches(|c| c == '\'' || c == '"').to_owned(),
@@ -105,9 +116,23 @@ impl Search {
         s
     }
 
+    fn term(&mut self, t: Term) {
+        if let Some(g) = self.groups.last_mut() {
+            g.push(t);
+        }
+    }
+
+    /// The terms, when there are no alternatives.
+    fn only(&self) -> Option<&[Term]> {
+        match self.groups.as_slice() {
+            [one] => Some(one),
+            _ => None,
+        }
+    }
+
     /// The lower bound of `updated_at` the query asks for (to start an index walk there).
     pub fn updated_after(&self) -> Option<i64> {
-        self.terms
+        self.only()?
             .iter()
             .filter(|t| t.field.as_deref() == Some("updated_at"))
             .filter_map(|t| match t.cmp {
@@ -118,35 +143,46 @@ impl Search {
             .max()
     }
 
-    /// The value of a plain `field:value` term (no wildcard), lower-cased.
-    pub fn exact(&self, field: &str) -> Option<String> {
-        self.terms
+    /// The values of a plain `field:value` term (no wildcard), lower-cased, when every
+    /// alternative has one: the records to look at are those with one of these values.
+    pub fn exact(&self, field: &str) -> Option<Vec<String>> {
+        self.groups
             .iter()
-            .find(|t| {
-                t.field.as_deref() == Some(field) && t.cmp == Cmp::Eq && !t.value.ends_with('*')
+            .map(|g| {
+                g.iter()
+                    .find(|t| {
+                        t.field.as_deref() == Some(field)
+                            && t.cmp == Cmp::Eq
+                            && !t.value.ends_with('*')
+                    })
+                    .map(|t| t.value.to_lowercase())
             })
-            .map(|t| t.value.to_lowercase())
+            .collect()
     }
 
     /// Drops terms on fields `known` rejects, with a warning each (done once per query).
     pub fn check_fields(&mut self, known: &[&str]) {
         let mut warnings = Vec::new();
-        self.terms.retain(|t| match &t.field {
-            Some(f) if !known.contains(&f.as_str()) => {
-                warnings.push(format!("Invalid search field for this query: '{f}'"));
-                false
-            }
-            _ => true,
-        });
+        for g in &mut self.groups {
+            g.retain(|t| match &t.field {
+                Some(f) if !known.contains(&f.as_str()) => {
+                    warnings.push(format!("Invalid search field for this query: '{f}'"));
+                    false
+                }
+                _ => true,
+            });
+        }
         self.warnings.extend(warnings);
     }
 
     /// Whether a record matches: `get(field)` gives its values of a field (`None` for the
     /// default text field, searched by `title`).
     pub fn matches<'a>(&self, get: impl Fn(&str) -> Vec<Field<'a>>) -> bool {
-        self.terms.iter().all(|t| {
-            let name = t.field.as_deref().unwrap_or("title");
-            get(name).iter().any(|v| t.test(v))
+        self.groups.iter().any(|g| {
+            g.iter().all(|t| {
+                let name = t.field.as_deref().unwrap_or("title");
+                get(name).iter().any(|v| t.test(v))
+            })
         })
     }
 }
@@ -207,6 +243,29 @@ mod tests {
         assert!(p.matches(rec(0, "ABC-10")));
         let d = Search::parse(Some("updated_at:>=2026-01-01"));
         assert!(d.matches(rec(t, "")));
+    }
+
+    #[test]
+    fn alternatives_join_with_or() {
+        let s = Search::parse(Some("sku:\"A-1\" OR sku:b-2 OR sku:c status:active"));
+        let rec = |sku: &'static str, status: &'static str| {
+            move |f: &str| match f {
+                "sku" => vec![Field::Str(sku)],
+                "status" => vec![Field::Str(status)],
+                _ => vec![],
+            }
+        };
+        assert!(s.matches(rec("a-1", "draft")));
+        assert!(s.matches(rec("B-2", "draft")));
+        assert!(!s.matches(rec("c", "draft")), "AND binds tighter than OR");
+        assert!(s.matches(rec("c", "active")));
+        assert!(!s.matches(rec("d", "active")));
+        assert_eq!(
+            s.exact("sku"),
+            Some(vec!["a-1".to_owned(), "b-2".to_owned(), "c".to_owned()])
+        );
+        assert_eq!(s.updated_after(), None, "no single bound over alternatives");
+        assert_eq!(Search::parse(Some("sku:a OR title:x")).exact("sku"), None);
     }
 
     #[test]

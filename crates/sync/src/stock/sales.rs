@@ -22,20 +22,15 @@ pub(crate) struct ApiSale {
 }
 
 impl Engine {
-    /// The parent's variant and inventory item with this SKU, asked of the platform (for a SKU
-    /// the index has not seen: a product made after the parent was connected). `None` when
-    /// no variant, or more than one, carries it.
-    pub(crate) async fn parent_sku(
+    /// The parent's variants of these SKUs with their current prices and the parent's
+    /// currency, asked of the platform in one call (an order is checked against them).
+    pub(crate) async fn parent_priced(
         &self,
-        sku: &str,
-    ) -> Result<Option<(String, String)>, SyncError> {
+        skus: &[String],
+    ) -> Result<ferry_connect::shopify::model::Priced, SyncError> {
         let parent = self.inner.net.parent().await?;
         let shop = self.shop(&parent).await?;
-        let found = shop.variants_by_sku(sku).await?;
-        Ok(match found.as_slice() {
-            [v] => Some((v.id.clone(), v.inventory_item_id.clone())),
-            _ => None,
-        })
+        Ok(shop.priced_by_skus(skus).await?)
     }
 
     /// The parent's available stock of an item as the platform says it now.

@@ -56,8 +56,15 @@ async fn reply(r: reqwest::Response) -> Reply {
     }
 }
 
-fn order(sku: &str, quantity: i64) -> Value {
-    json!({"items": [{"sku": sku, "quantity": quantity}], "amount_cents": 1500, "currency": "EUR", "payment_method": "pm_card_visa"})
+/// The parent's current price of a SKU, in cents (1 € for a SKU it does not have).
+fn price(net: &Net, sku: &str) -> i64 {
+    net.platform().price_cents(PARENT, sku).unwrap_or(100)
+}
+
+/// An order of one line at the parent's price.
+fn order(net: &Net, sku: &str, quantity: i64) -> Value {
+    let amount = price(net, sku) * quantity;
+    json!({"items": [{"sku": sku, "quantity": quantity}], "amount_cents": amount, "currency": "EUR", "payment_method": "pm_card_visa"})
 }
 
 /// Every store's available stock of a SKU.
@@ -94,9 +101,10 @@ async fn an_order_reserves_charges_and_reaches_every_store(db: TestDb) {
     let url = net.stack.server.url();
     restock(&net, &["SKU-000001-1", "SKU-000002-2"], 20).await;
     let before = (stock(&net, "SKU-000001-1"), stock(&net, "SKU-000002-2"));
+    let amount = price(&net, "SKU-000001-1") * 2 + price(&net, "SKU-000002-2");
     let body = json!({
         "items": [{"sku": "SKU-000001-1", "quantity": 2}, {"sku": "SKU-000002-2", "quantity": 1}],
-        "amount_cents": 4200, "currency": "EUR", "payment_method": "pm_card_visa"
+        "amount_cents": amount, "currency": "EUR", "payment_method": "pm_card_visa"
     });
     let r = post_order(&url, Some("order-1"), &body).await;
     assert_eq!(r.status, 201, "{}", r.body);
@@ -119,7 +127,7 @@ async fn an_order_reserves_charges_and_reaches_every_store(db: TestDb) {
     assert_eq!(paid[0]["id"], json!(txn));
     assert_eq!(
         (paid[0]["amount"].as_i64(), paid[0]["status"].as_str()),
-        (Some(4200), Some("succeeded"))
+        (Some(amount), Some("succeeded"))
     );
 
     // The same key and body: the stored answer again, nothing new.
@@ -127,7 +135,7 @@ async fn an_order_reserves_charges_and_reaches_every_store(db: TestDb) {
     assert_eq!((again.status.as_u16(), again.replay), (201, true));
     assert_eq!(again.body, r.body);
     // The key with another body: refused.
-    let other = post_order(&url, Some("order-1"), &order("SKU-000001-1", 1)).await;
+    let other = post_order(&url, Some("order-1"), &order(&net, "SKU-000001-1", 1)).await;
     assert_eq!(other.status, 422);
     assert_eq!(other.body["error"]["code"], "idempotency_key_reused");
     net.quiet().await;
@@ -160,7 +168,7 @@ async fn duplicates_at_once_make_one_order_and_one_charge(db: TestDb) {
     let before = stock(&net, "SKU-000001-1");
     // The provider holds the charge, so every duplicate arrives while the first is running.
     net.platform().hold_writes();
-    let body = order("SKU-000001-1", 3);
+    let body = order(&net, "SKU-000001-1", 3);
     let sends: Vec<_> = (0..8)
         .map(|_| {
             let (url, body) = (url.clone(), body.clone());
@@ -209,8 +217,8 @@ async fn a_server_that_dies_mid_order_leaves_it_finished(db: TestDb) {
     let before = stock(&net, "SKU-000002-1");
     net.platform().hold_writes();
     let sent = {
-        let url = url.clone();
-        tokio::spawn(async move { post_order(&url, Some("dies"), &order("SKU-000002-1", 2)).await })
+        let (url, body) = (url.clone(), order(&net, "SKU-000002-1", 2));
+        tokio::spawn(async move { post_order(&url, Some("dies"), &body).await })
     };
     ferry_testkit::eventually("the charge is in flight", || async {
         net.platform().payments_in_flight() == 1
@@ -236,7 +244,7 @@ async fn a_server_that_dies_mid_order_leaves_it_finished(db: TestDb) {
         stock(&net, "SKU-000002-1"),
         before.iter().map(|s| s - 2).collect::<Vec<_>>()
     );
-    let retry = post_order(&url, Some("dies"), &order("SKU-000002-1", 2)).await;
+    let retry = post_order(&url, Some("dies"), &order(&net, "SKU-000002-1", 2)).await;
     assert_eq!(
         (retry.status.as_u16(), retry.replay),
         (201, true),
@@ -251,6 +259,156 @@ ferry_testkit::conformance! {
     a_server_that_dies_mid_order_leaves_it_finished,
 }
 
+/// An orders token for a client: (the token, the API's answer).
+async fn orders_token(url: &str, name: &str, set_prices: bool) -> String {
+    let r = reqwest::Client::new()
+        .post(format!("{url}/api/tokens"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"name": name, "role": "orders", "set_prices": set_prices}))
+        .answer()
+        .await;
+    assert_eq!(r.status(), 201);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["set_prices"], set_prices);
+    body["token"].as_str().unwrap().to_owned()
+}
+
+async fn post_as(url: &str, token: &str, key: &str, body: &Value) -> Reply {
+    let r = reqwest::Client::new()
+        .post(format!("{url}/api/orders"))
+        .bearer_auth(token)
+        .header("idempotency-key", key)
+        .json(body)
+        .answer()
+        .await;
+    reply(r).await
+}
+
+#[tokio::test]
+async fn amounts_are_checked_against_the_parents_prices() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let net = Net::start(db, 1, 2, Rules::default()).await;
+    let url = net.stack.server.url();
+    restock(&net, &["SKU-000001-1", "SKU-000002-1"], 50).await;
+    let before = stock(&net, "SKU-000001-1");
+    let portal = orders_token(&url, "portal", false).await;
+    let p1 = price(&net, "SKU-000001-1");
+    let p2 = price(&net, "SKU-000002-1");
+
+    // A cent for ten units: refused with the expected amount, nothing held or charged.
+    let mut cheap = order(&net, "SKU-000001-1", 10);
+    cheap["amount_cents"] = json!(1);
+    let r = post_as(&url, &portal, "cheap", &cheap).await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(r.body["error"]["code"], "AMOUNT_MISMATCH");
+    assert_eq!(r.body["error"]["field"], "amount_cents");
+    assert_eq!(r.body["error"]["expected_amount_cents"], json!(p1 * 10));
+    assert_eq!(r.body["error"]["expected_currency"], "EUR");
+    // The parent's currency, not another one.
+    let mut dollars = order(&net, "SKU-000001-1", 1);
+    dollars["currency"] = json!("USD");
+    let r = post_as(&url, &portal, "usd", &dollars).await;
+    assert_eq!(
+        (r.status.as_u16(), r.body["error"]["field"].as_str()),
+        (422, Some("currency")),
+        "{}",
+        r.body
+    );
+
+    // Two lines, the sum of both at the parent's prices: accepted.
+    let two = json!({
+        "items": [{"sku": "SKU-000001-1", "quantity": 2}, {"sku": "SKU-000002-1", "quantity": 3}],
+        "amount_cents": p1 * 2 + p2 * 3, "currency": "EUR", "payment_method": "pm_card_visa"
+    });
+    let r = post_as(&url, &portal, "two", &two).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+
+    // The same SKU twice, spelled differently: 400 naming both lines.
+    let twice = json!({
+        "items": [{"sku": "SKU-000001-1", "quantity": 1}, {"sku": "sku-000001-1", "quantity": 1}],
+        "amount_cents": p1 * 2, "currency": "EUR", "payment_method": "pm_card_visa"
+    });
+    let r = post_as(&url, &portal, "twice", &twice).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.body["error"]["field"], "items[1].sku");
+    let message = r.body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("items[0].sku") && message.contains("items[1].sku"),
+        "{message}"
+    );
+
+    // At most 100 lines; 100 unknown SKUs cost the parent one call, not one a line.
+    let lines = |n: usize| -> Vec<Value> {
+        (0..n)
+            .map(|i| json!({"sku": format!("NOPE-{i}"), "quantity": 1}))
+            .collect()
+    };
+    let many = json!({"items": lines(101), "amount_cents": 101, "currency": "EUR", "payment_method": "pm_card_visa"});
+    let r = post_as(&url, &portal, "many", &many).await;
+    assert_eq!(
+        (r.status.as_u16(), r.body["error"]["field"].as_str()),
+        (400, Some("items"))
+    );
+    let calls = net.platform().counters(PARENT).unwrap().graphql_requests;
+    let unknown = json!({"items": lines(100), "amount_cents": 100, "currency": "EUR", "payment_method": "pm_card_visa"});
+    let r = post_as(&url, &portal, "unknown", &unknown).await;
+    assert_eq!(
+        (r.status.as_u16(), r.body["error"]["field"].as_str()),
+        (400, Some("items[0].sku"))
+    );
+    assert_eq!(
+        net.platform().counters(PARENT).unwrap().graphql_requests,
+        calls + 1
+    );
+
+    // A price of the client's own: refused for a token without set_prices, taken from one
+    // with it (and charged at that price).
+    let mut own = order(&net, "SKU-000001-1", 4);
+    own["items"][0]["price_cents"] = json!(250);
+    own["amount_cents"] = json!(1000);
+    let r = post_as(&url, &portal, "own", &own).await;
+    assert_eq!(
+        (r.status.as_u16(), r.body["error"]["field"].as_str()),
+        (400, Some("items[0].price_cents")),
+        "{}",
+        r.body
+    );
+    let wholesale = orders_token(&url, "wholesale", true).await;
+    let r = post_as(&url, &wholesale, "own", &own).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert!(
+        charges(&net)
+            .iter()
+            .any(|c| c["amount"] == json!(1000) && c["status"] == "succeeded"),
+        "{:?}",
+        charges(&net)
+    );
+    // Totals that do not fit are refused, not wrapped.
+    let mut huge = order(&net, "SKU-000001-1", 1_000_000);
+    huge["items"][0]["price_cents"] = json!(i64::MAX / 2);
+    let r = post_as(&url, &wholesale, "huge", &huge).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = post_as(
+        &url,
+        &wholesale,
+        "lots",
+        &order(&net, "SKU-000001-1", 1_000_001),
+    )
+    .await;
+    assert_eq!(
+        (r.status.as_u16(), r.body["error"]["field"].as_str()),
+        (400, Some("items[0].quantity"))
+    );
+
+    net.quiet().await;
+    assert_eq!(
+        stock(&net, "SKU-000001-1"),
+        before.iter().map(|s| s - 2 - 4).collect::<Vec<_>>(),
+        "only the two accepted orders moved stock"
+    );
+    assert_eq!(charges(&net).len(), 2, "refused orders charged nothing");
+}
+
 #[tokio::test]
 async fn bad_orders_and_failed_ones_hold_nothing() {
     let db = TestDb::new(Backend::Sqlite).await.unwrap();
@@ -259,23 +417,24 @@ async fn bad_orders_and_failed_ones_hold_nothing() {
     restock(&net, &["SKU-000001-1", "SKU-000001-2", "SKU-000002-1"], 10).await;
     let before = stock(&net, "SKU-000001-1");
     let before2 = stock(&net, "SKU-000001-2");
-    let r = post_order(&url, None, &order("SKU-000001-1", 1)).await;
+    let r = post_order(&url, None, &order(&net, "SKU-000001-1", 1)).await;
     assert_eq!(r.status, 400);
     assert_eq!(r.body["error"]["code"], "idempotency_key_missing");
     let mut bad = Vec::new();
-    let mut b = order("NOPE", 1);
+    let mut b = order(&net, "NOPE", 1);
     bad.push((b.clone(), "items[0].sku"));
-    b = order("SKU-000001-1", 0);
+    b = order(&net, "SKU-000001-1", 0);
+    b["amount_cents"] = json!(100);
     bad.push((b.clone(), "items[0].quantity"));
-    b = order("SKU-000001-1", 1);
+    b = order(&net, "SKU-000001-1", 1);
     b["currency"] = json!("EURO");
     bad.push((b.clone(), "currency"));
     b["currency"] = json!("ABC");
     bad.push((b.clone(), "currency"));
-    b = order("SKU-000001-1", 1);
+    b = order(&net, "SKU-000001-1", 1);
     b["amount_cents"] = json!(0);
     bad.push((b.clone(), "amount_cents"));
-    b = order("SKU-000001-1", 1);
+    b = order(&net, "SKU-000001-1", 1);
     b["items"] = json!([]);
     bad.push((b.clone(), "items"));
     for (i, (body, field)) in bad.iter().enumerate() {
@@ -301,26 +460,26 @@ async fn bad_orders_and_failed_ones_hold_nothing() {
     )
     .await;
     assert_eq!(r.status, 415);
-    let fixed = post_order(&url, Some("bad-0"), &order("SKU-000001-2", 1)).await;
+    let fixed = post_order(&url, Some("bad-0"), &order(&net, "SKU-000001-2", 1)).await;
     assert_eq!(fixed.status, 201, "{}", fixed.body);
 
     // More than the parent has: 422, nothing held.
     let r = post_order(
         &url,
         Some("too-many"),
-        &order("SKU-000001-1", before[0] + 1),
+        &order(&net, "SKU-000001-1", before[0] + 1),
     )
     .await;
     assert_eq!(r.status, 422);
     assert_eq!(r.body["error"]["code"], "insufficient_stock");
     // A declined card: 402, the reservation let go.
-    let mut declined = order("SKU-000001-1", before[0]);
+    let mut declined = order(&net, "SKU-000001-1", before[0]);
     declined["payment_method"] = json!(ferry_mock::DECLINED_CARD);
     let r = post_order(&url, Some("declined"), &declined).await;
     assert_eq!(r.status, 402);
     assert_eq!(r.body["error"]["code"], "payment_failed");
     // So all of it can still be bought.
-    let all = post_order(&url, Some("all"), &order("SKU-000001-1", before[0])).await;
+    let all = post_order(&url, Some("all"), &order(&net, "SKU-000001-1", before[0])).await;
     assert_eq!(all.status, 201, "{}", all.body);
     let failed = get(&url, "/api/orders?page=1&page_size=10").await;
     let states: Vec<&str> = failed.body["results"]
@@ -343,10 +502,15 @@ async fn bad_orders_and_failed_ones_hold_nothing() {
             ..net.orders.clone()
         })
         .await;
-    let r = post_order(&down.server.url(), Some("down"), &order("SKU-000001-2", 1)).await;
+    let r = post_order(
+        &down.server.url(),
+        Some("down"),
+        &order(&net, "SKU-000001-2", 1),
+    )
+    .await;
     assert_eq!(r.status, 503, "{}", r.body);
     assert_eq!(r.body["error"]["code"], "upstream_unavailable");
-    let r = post_order(&url, Some("after-down"), &order("SKU-000002-1", 1)).await;
+    let r = post_order(&url, Some("after-down"), &order(&net, "SKU-000002-1", 1)).await;
     assert_eq!(r.status, 201);
     net.quiet().await;
     assert_eq!(
@@ -380,7 +544,7 @@ async fn rate_limits_hold_across_two_servers(db: TestDb) {
         .into_iter()
         .enumerate()
     {
-        let r = post_order(url, Some(key), &order("SKU-000001-1", 1)).await;
+        let r = post_order(url, Some(key), &order(&net, "SKU-000001-1", 1)).await;
         assert_eq!(r.replay, i == 1, "{i}: {}", r.body);
         statuses.push(r.status.as_u16());
         if r.status == 429 {

@@ -216,6 +216,7 @@ impl<'c> Obj<'c> {
                 "id" => leaf(gid("Shop", 1)),
                 "name" => leaf(cat.shop.clone()),
                 "myshopifyDomain" => leaf(format!("{}.myshopify.com", cat.shop)),
+                "currencyCode" => leaf(cat.currency.clone()),
                 _ => return Err(err(format!("unknown field {name}"))),
             }),
             Kind::Product(id) => {

@@ -128,18 +128,21 @@ impl<'c> Obj<'c> {
                 let search = self.search(args, &["sku", "product_id", "id", "title", "updated_at"]);
                 let after = after_id(args)?;
                 // An exact SKU goes through the SKU index instead of every variant.
-                let by_sku: Option<Vec<u64>> = search.exact("sku").map(|sku| {
-                    cat.skus
-                        .get(&sku)
-                        .map(|set| {
+                let by_sku: Option<Vec<u64>> = search.exact("sku").map(|skus| {
+                    let mut ids: Vec<u64> = skus
+                        .iter()
+                        .filter_map(|sku| cat.skus.get(sku))
+                        .flat_map(|set| {
                             set.range((
                                 after.map_or(Bound::Unbounded, Bound::Excluded),
                                 Bound::Unbounded,
                             ))
                             .copied()
-                            .collect()
                         })
-                        .unwrap_or_default()
+                        .collect();
+                    ids.sort_unstable();
+                    ids.dedup();
+                    ids
                 });
                 let matches = |id: &u64| {
                     cat.variants.get(id).is_some_and(|v| {

@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Request, State};
+
+use crate::extract::{Page, Path, Query, page_limit};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -17,8 +19,6 @@ use crate::access::{self, Caller, Role};
 use crate::app::AppState;
 use crate::error::{Body, ServerError};
 use ferry_sync::webhooks::{WebhookScheme, parse_cursor};
-
-const MAX_PAGE: u32 = 500;
 
 type Table = (
     Router<Arc<AppState>>,
@@ -115,18 +115,6 @@ async fn require_token(State(app): State<Arc<AppState>>, mut req: Request, next:
     response
 }
 
-#[derive(Deserialize)]
-struct Page {
-    after: Option<String>,
-    limit: Option<u32>,
-}
-
-impl Page {
-    fn limit(&self) -> u32 {
-        self.limit.unwrap_or(100).clamp(1, MAX_PAGE)
-    }
-}
-
 // ---- stores ---------------------------------------------------------------------------
 
 #[derive(Deserialize)]
@@ -178,12 +166,13 @@ async fn list_stores(
     State(app): State<Arc<AppState>>,
     Query(p): Query<Page>,
 ) -> Result<Json<Value>, ServerError> {
-    let names = app.stores.names(p.after.as_deref(), p.limit()).await?;
+    let limit = p.limit()?;
+    let names = app.stores.names(p.after.as_deref(), limit).await?;
     let mut items = Vec::with_capacity(names.len());
     for n in &names {
         items.push(store_view(&app, n).await?);
     }
-    let next = (names.len() as u32 == p.limit())
+    let next = (names.len() as u32 == limit)
         .then(|| names.last().cloned())
         .flatten();
     Ok(Json(json!({"items": items, "next": next})))
@@ -194,7 +183,8 @@ async fn list_stores(
 struct Rotation {
     secret: String,
     /// Older secrets still accepted (default 1: the previous one, while senders switch).
-    keep: Option<usize>,
+    #[serde(default, deserialize_with = "ferry_sync::whole::opt_i64")]
+    keep: Option<i64>,
 }
 
 async fn rotate_store(
@@ -203,9 +193,13 @@ async fn rotate_store(
     body: Body,
 ) -> Result<Json<Value>, ServerError> {
     let r: Rotation = body.json()?;
-    app.stores
-        .rotate(&name, &r.secret, r.keep.unwrap_or(1))
-        .await?;
+    let keep = r.keep.unwrap_or(1);
+    if !(0..=10).contains(&keep) {
+        return Err(ServerError::BadRequest(
+            "keep is 0 to 10 older secrets".into(),
+        ));
+    }
+    app.stores.rotate(&name, &r.secret, keep as usize).await?;
     Ok(Json(store_view(&app, &name).await?))
 }
 
@@ -218,7 +212,7 @@ struct JobQuery {
     kind: Option<String>,
     group: Option<String>,
     after: Option<String>,
-    limit: Option<u32>,
+    limit: Option<i64>,
 }
 
 fn job_id(s: &str) -> Result<uuid::Uuid, ServerError> {
@@ -237,7 +231,7 @@ async fn list_jobs(
         ),
         None => None,
     };
-    let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
+    let limit = page_limit(q.limit)?;
     let filter = JobFilter {
         queue: q.queue,
         state,
@@ -322,14 +316,14 @@ struct DeliveryQuery {
     store: Option<String>,
     /// `received_ms:store:delivery_id` of the last item of the previous page.
     after: Option<String>,
-    limit: Option<u32>,
+    limit: Option<i64>,
 }
 
 async fn list_deliveries(
     State(app): State<Arc<AppState>>,
     Query(q): Query<DeliveryQuery>,
 ) -> Result<Json<Value>, ServerError> {
-    let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
+    let limit = page_limit(q.limit)?;
     let after = match q.after.as_deref() {
         None => None,
         Some(c) => Some(
@@ -416,7 +410,7 @@ async fn list_actions(
     State(app): State<Arc<AppState>>,
     Query(p): Query<Page>,
 ) -> Result<Json<Value>, ServerError> {
-    let limit = i64::from(p.limit());
+    let limit = i64::from(p.limit()?);
     Ok(Json(app.access.actions(p.after.as_deref(), limit).await?))
 }
 

@@ -30,6 +30,9 @@ pub enum ServerError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// Well-formed, but refused for what it names (a store URL outside the outbound policy).
+    #[error("{0}")]
+    Unprocessable(String),
     /// The token is valid but its role does not reach this call; the role that would.
     #[error("this call needs a token with the {0} role")]
     Forbidden(crate::access::Role),
@@ -51,6 +54,7 @@ impl ServerError {
             ServerError::BadRequest(_) => "invalid_request",
             ServerError::NotFound(_) => "not_found",
             ServerError::Conflict(_) => "conflict",
+            ServerError::Unprocessable(_) => "unprocessable",
             ServerError::Forbidden(_) => "forbidden",
             ServerError::Internal(_) => "internal",
         }
@@ -68,6 +72,7 @@ impl ServerError {
             ServerError::InvalidJson(_) | ServerError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ServerError::NotFound(_) => StatusCode::NOT_FOUND,
             ServerError::Conflict(_) => StatusCode::CONFLICT,
+            ServerError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ServerError::Forbidden(_) => StatusCode::FORBIDDEN,
             ServerError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -90,6 +95,12 @@ impl From<ferry_queue::QueueError> for ServerError {
     fn from(e: ferry_queue::QueueError) -> Self {
         match e {
             ferry_queue::QueueError::NotFound(id) => ServerError::NotFound(format!("job {id}")),
+            e @ ferry_queue::QueueError::NotReplayable { .. } => {
+                ServerError::Conflict(e.to_string())
+            }
+            e @ (ferry_queue::QueueError::InvalidJob(_) | ferry_queue::QueueError::Cron { .. }) => {
+                ServerError::BadRequest(e.to_string())
+            }
             other => ServerError::Internal(other.to_string()),
         }
     }
@@ -103,6 +114,7 @@ impl From<ferry_sync::SyncError> for ServerError {
             SyncError::UnknownStore(s) => ServerError::UnknownStore(s),
             SyncError::NoParent => ServerError::Conflict("the network has no parent store".into()),
             SyncError::Conflict(m) => ServerError::Conflict(m),
+            SyncError::Refused(m) => ServerError::Unprocessable(m),
             other => ServerError::Internal(other.brief()),
         }
     }

@@ -20,6 +20,7 @@ pub mod access;
 pub mod admin;
 pub mod app;
 pub mod error;
+pub mod extract;
 pub mod ingress;
 pub mod network_api;
 pub mod openapi;

@@ -2,7 +2,9 @@
 //! stores of the network (tokens and secrets write-only), rules, connecting, links, link
 //! problems, the audit log, reconciliation runs.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
+
+use crate::extract::{Page, Path, Query};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
@@ -13,8 +15,6 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::error::{Body, ServerError};
-
-const MAX_PAGE: i64 = 500;
 
 type Table = (Router<Engine>, &'static [(&'static str, &'static str)]);
 
@@ -48,19 +48,6 @@ fn err(e: SyncError) -> ServerError {
     match e {
         SyncError::UnknownStore(s) => ServerError::NotFound(format!("network store {s:?}")),
         other => other.into(),
-    }
-}
-
-#[derive(Deserialize)]
-struct Page {
-    after: Option<String>,
-    limit: Option<i64>,
-    store: Option<String>,
-}
-
-impl Page {
-    fn limit(&self) -> i64 {
-        self.limit.unwrap_or(100).clamp(1, MAX_PAGE)
     }
 }
 
@@ -135,13 +122,14 @@ async fn links(
     Path(name): Path<String>,
     Query(p): Query<Page>,
 ) -> Result<Json<Value>, ServerError> {
+    let limit = i64::from(p.limit()?);
     e.network().store(&name).await.map_err(err)?;
     let items = e
         .network()
-        .links(&name, p.after.as_deref().unwrap_or(""), p.limit())
+        .links(&name, p.after.as_deref().unwrap_or(""), limit)
         .await
         .map_err(err)?;
-    let next = (items.len() as i64 == p.limit())
+    let next = (items.len() as i64 == limit)
         .then(|| items.last().map(|l| l.parent_product.clone()))
         .flatten();
     Ok(Json(json!({"items": items, "next": next})))
@@ -163,23 +151,20 @@ async fn problems(
 }
 
 async fn audit(State(e): State<Engine>, Query(p): Query<Page>) -> Result<Json<Value>, ServerError> {
+    let limit = i64::from(p.limit()?);
     let items = e
         .network()
-        .audit_log(
-            p.store.as_deref(),
-            p.after.as_deref().unwrap_or(""),
-            p.limit(),
-        )
+        .audit_log(p.store.as_deref(), p.after.as_deref().unwrap_or(""), limit)
         .await
         .map_err(err)?;
-    let next = (items.len() as i64 == p.limit())
+    let next = (items.len() as i64 == limit)
         .then(|| items.last().map(|a| a.id.clone()))
         .flatten();
     Ok(Json(json!({"items": items, "next": next})))
 }
 
 async fn runs(State(e): State<Engine>, Query(p): Query<Page>) -> Result<Json<Value>, ServerError> {
-    let items = e.runs(p.limit()).await.map_err(err)?;
+    let items = e.runs(i64::from(p.limit()?)).await.map_err(err)?;
     Ok(Json(json!({"items": items})))
 }
 

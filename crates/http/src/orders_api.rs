@@ -5,7 +5,9 @@
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
+
+use crate::extract::{Path, Query};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -168,27 +170,27 @@ async fn list(State(o): State<Orders>, who: Client, Query(q): Query<PageQuery>) 
         return r;
     }
     // Which parameter is bad, if one is.
-    let number = |v: &Option<String>, default: i64| -> Option<i64> {
+    let number = |v: &Option<String>, default: i64, max: i64| -> Option<i64> {
         match v {
             None => Some(default),
-            Some(s) => s.parse::<i64>().ok().filter(|n| (1..=MAX_PAGE).contains(n)),
+            Some(s) => s.parse::<i64>().ok().filter(|n| (1..=max).contains(n)),
         }
     };
-    let bad = |field: &str| {
+    let bad = |field: &str, max: i64| {
         json(
             400,
             error_body(
                 "invalid_request",
-                &format!("must be a whole number from 1 to {MAX_PAGE}"),
+                &format!("must be a whole number from 1 to {max}"),
                 Some(field),
             ),
         )
     };
-    let Some(page) = number(&q.page, 1) else {
-        return bad("page");
+    let Some(page) = number(&q.page, 1, MAX_PAGE) else {
+        return bad("page", MAX_PAGE);
     };
-    let Some(size) = number(&q.page_size, 20).map(|n| n.min(MAX_PAGE_SIZE)) else {
-        return bad("page_size");
+    let Some(size) = number(&q.page_size, 20, MAX_PAGE_SIZE) else {
+        return bad("page_size", MAX_PAGE_SIZE);
     };
     match o.list(who.scope(), page, size).await {
         Ok(v) => json(200, v),

@@ -170,21 +170,31 @@ impl Engine {
         webhook_secret: &str,
         rules: &crate::rules::Rules,
     ) -> Result<(), SyncError> {
-        if webhook_secret.len() < 8 {
+        if !(8..=crate::MAX_SECRET).contains(&webhook_secret.chars().count()) {
+            return Err(SyncError::Invalid(format!(
+                "the webhook secret must be 8 to {} characters",
+                crate::MAX_SECRET
+            )));
+        }
+        if graphql_url.chars().count() > 2048 {
             return Err(SyncError::Invalid(
-                "the webhook secret must be at least 8 characters".into(),
+                "graphql_url is longer than 2048 characters".into(),
             ));
         }
-        // Before anything is written: the URL under the outbound policy (with its current
-        // addresses), and the name not taken by a webhook store outside the network (whose
-        // secrets this would replace).
+        // Before anything is written: the fields (400), a second parent (409), the URL under
+        // the outbound policy with its current addresses (422), and the name not taken by a
+        // webhook store outside the network, whose secrets this would replace (409).
+        self.inner
+            .net
+            .check(name, role, graphql_url, token, rules)
+            .await?;
         self.inner
             .client
             .options()
             .outbound
             .check_store_url(graphql_url)
             .await
-            .map_err(|r| SyncError::Invalid(format!("graphql_url: {r}")))?;
+            .map_err(|r| SyncError::Refused(format!("graphql_url: {r}")))?;
         if self.inner.net.get(name).await?.is_none() && self.inner.stores.get(name).await?.is_some()
         {
             return Err(SyncError::Conflict(format!(

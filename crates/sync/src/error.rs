@@ -20,6 +20,9 @@ pub enum SyncError {
     /// The request clashes with what exists (a name taken by something else).
     #[error("{0}")]
     Conflict(String),
+    /// Well-formed, but what it names is refused (a store URL outside the outbound policy).
+    #[error("{0}")]
+    Refused(String),
     #[error("the network has no parent store")]
     NoParent,
     #[error("a stored credential could not be opened: {0}")]
@@ -44,6 +47,7 @@ impl SyncError {
             SyncError::Invalid(_)
             | SyncError::UnknownStore(_)
             | SyncError::Conflict(_)
+            | SyncError::Refused(_)
             | SyncError::NoParent
             | SyncError::Crypto(_)
             | SyncError::Compensated(_) => JobError::fatal(self),

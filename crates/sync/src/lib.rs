@@ -18,6 +18,17 @@
 //! - `reconcile`: comparing every child with the parent and repairing drift, runs recorded.
 //! - `orders`: the orders saga (reserve, charge, confirm as deltas) and its recovery.
 
+pub mod whole;
+
+/// The longest webhook secret taken (a key, not a document).
+pub const MAX_SECRET: usize = 1024;
+
+/// Nothing but ASCII whitespace (the API documents `[^ \t\n\r\v\f]` for "not blank").
+pub fn blank(s: &str) -> bool {
+    s.bytes()
+        .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c))
+}
+
 pub mod catalog;
 pub mod db;
 pub mod engine;

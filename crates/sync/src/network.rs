@@ -170,8 +170,9 @@ impl Network {
         self.clock.now_ms()
     }
 
-    /// Adds a store to the network (or replaces its URL, token and rules).
-    pub async fn put(
+    /// What [`Network::put`] refuses, checked without writing: 400 for a bad field, 409
+    /// for a second parent.
+    pub async fn check(
         &self,
         name: &str,
         role: Role,
@@ -189,19 +190,34 @@ impl Network {
                 "graphql_url {graphql_url:?} is not an http(s) URL"
             )));
         }
-        if token.trim().is_empty() {
-            return Err(SyncError::Invalid("the access token is empty".into()));
+        if crate::blank(token) || token.chars().count() > 4096 {
+            return Err(SyncError::Invalid(
+                "the access token is 1 to 4096 characters, not only spaces".into(),
+            ));
         }
         rules.validate().map_err(SyncError::Invalid)?;
         if role == Role::Parent
             && let Ok(p) = self.parent().await
             && p.name != name
         {
-            return Err(SyncError::Invalid(format!(
+            return Err(SyncError::Conflict(format!(
                 "the network already has a parent ({})",
                 p.name
             )));
         }
+        Ok(())
+    }
+
+    /// Adds a store to the network (or replaces its URL, token and rules).
+    pub async fn put(
+        &self,
+        name: &str,
+        role: Role,
+        graphql_url: &str,
+        token: &str,
+        rules: &Rules,
+    ) -> Result<(), SyncError> {
+        self.check(name, role, graphql_url, token, rules).await?;
         let sealed = self
             .cipher
             .seal(&format!("network:{name}"), token.as_bytes());

@@ -106,10 +106,15 @@ fn invalid(field: &str, message: &str) -> OrderReply {
 #[serde(deny_unknown_fields)]
 pub struct ItemRequest {
     pub sku: String,
+    #[serde(deserialize_with = "crate::whole::i64")]
     pub quantity: i64,
     /// The unit price in the currency's minor units, set by the client instead of the
     /// parent's: only for tokens allowed to (`set_prices`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::whole::opt_i64"
+    )]
     pub price_cents: Option<i64>,
 }
 
@@ -117,11 +122,15 @@ pub struct ItemRequest {
 pub const MAX_LINES: usize = 100;
 /// The most units of one line.
 pub const MAX_QUANTITY: i64 = 1_000_000;
+/// The largest amount or unit price, in minor units (10^15: far past any order, far inside
+/// what JSON numbers carry exactly).
+pub const MAX_AMOUNT: i64 = 1_000_000_000_000_000;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OrderRequest {
     pub items: Vec<ItemRequest>,
+    #[serde(deserialize_with = "crate::whole::i64")]
     pub amount_cents: i64,
     pub currency: String,
     pub payment_method: String,
@@ -325,8 +334,11 @@ impl Orders {
                 &format!("an order has at most {MAX_LINES} lines"),
             ));
         }
-        if req.amount_cents <= 0 {
-            return Err(invalid("amount_cents", "must be more than 0"));
+        if !(1..=MAX_AMOUNT).contains(&req.amount_cents) {
+            return Err(invalid(
+                "amount_cents",
+                &format!("must be 1 to {MAX_AMOUNT}"),
+            ));
         }
         if req.currency.len() != 3 || !CURRENCIES.split(' ').any(|c| c == req.currency) {
             return Err(invalid(
@@ -334,8 +346,11 @@ impl Orders {
                 "must be an ISO 4217 code in capitals, such as EUR",
             ));
         }
-        if req.payment_method.trim().is_empty() {
-            return Err(invalid("payment_method", "must not be empty"));
+        if crate::blank(&req.payment_method) || req.payment_method.chars().count() > 255 {
+            return Err(invalid(
+                "payment_method",
+                "must be 1 to 255 characters, not only spaces",
+            ));
         }
         // Every line on its own first: nothing is asked of the parent for a request that
         // is wrong anyway.
@@ -348,8 +363,11 @@ impl Orders {
                 ));
             }
             let field = format!("items[{i}].sku");
-            if it.sku.trim().is_empty() || it.sku.len() > 255 {
-                return Err(invalid(&field, "must be 1 to 255 characters"));
+            if crate::blank(&it.sku) || it.sku.chars().count() > 255 {
+                return Err(invalid(
+                    &field,
+                    "must be 1 to 255 characters, not only spaces",
+                ));
             }
             let sku = it.sku.to_lowercase();
             if let Some(j) = lower.iter().position(|o| *o == sku) {
@@ -369,8 +387,8 @@ impl Orders {
                         "this token may not set prices (its set_prices option is off); leave price_cents out to pay the parent's price",
                     ));
                 }
-                if p < 0 {
-                    return Err(invalid(&field, "must be 0 or more"));
+                if !(0..=MAX_AMOUNT).contains(&p) {
+                    return Err(invalid(&field, &format!("must be 0 to {MAX_AMOUNT}")));
                 }
             }
         }

@@ -142,7 +142,23 @@ impl PriceRule {
             return Err("price.percent must be above -100 and at most 10000".into());
         }
         if let Some(f) = &self.fixed {
-            cents(f).ok_or_else(|| format!("price.fixed {f:?} is not an amount"))?;
+            // Strictly `-?D{1,9}(.D{1,2})?`: what the API documents, nothing the parser would
+            // also forgive (spaces, "5.", ".5").
+            let (whole, frac) = f
+                .strip_prefix('-')
+                .unwrap_or(f)
+                .split_once('.')
+                .map_or((f.strip_prefix('-').unwrap_or(f), None), |(w, d)| {
+                    (w, Some(d))
+                });
+            let digits = |s: &str, n: std::ops::RangeInclusive<usize>| {
+                n.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
+            };
+            if !digits(whole, 1..=9) || frac.is_some_and(|d| !digits(d, 1..=2)) {
+                return Err(format!(
+                    "price.fixed {f:?} is not an amount like \"2.50\" or \"-1\""
+                ));
+            }
         }
         if let Some(e) = &self.ending {
             let ok =

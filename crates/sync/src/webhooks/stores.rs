@@ -162,10 +162,15 @@ impl WebhookStores {
                 "a store name is 1 to 64 of [A-Za-z0-9_-]".into(),
             ));
         }
-        if secrets.is_empty() || secrets.iter().any(|s| s.len() < 8) {
-            return Err(SyncError::Invalid(
-                "a store needs at least one secret of 8 or more characters".into(),
-            ));
+        if secrets.is_empty()
+            || secrets
+                .iter()
+                .any(|s| !(8..=crate::MAX_SECRET).contains(&s.chars().count()))
+        {
+            return Err(SyncError::Invalid(format!(
+                "a store needs at least one secret of 8 to {} characters",
+                crate::MAX_SECRET
+            )));
         }
         let sealed = self.seal(name, secrets);
         self.cache().forget(name);

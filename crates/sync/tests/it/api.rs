@@ -110,7 +110,7 @@ async fn bad_input_is_refused_and_changes_nothing(db: TestDb) {
         ),
         (
             json!({"name": "new", "role": "parent", "graphql_url": "http://a", "token": "t", "webhook_secret": "0123456789"}),
-            400,
+            409,
         ),
         (
             json!({"name": "child-1", "role": "child", "graphql_url": "http://a", "token": "t", "webhook_secret": "0123456789"}),
@@ -120,19 +120,19 @@ async fn bad_input_is_refused_and_changes_nothing(db: TestDb) {
         // loopback, the unspecified address.
         (
             json!({"name": "new", "role": "child", "graphql_url": "https://169.254.169.254/latest/meta-data", "token": "t", "webhook_secret": "0123456789"}),
-            400,
+            422,
         ),
         (
             json!({"name": "new", "role": "child", "graphql_url": "https://10.0.0.7/admin/api/graphql.json", "token": "t", "webhook_secret": "0123456789"}),
-            400,
+            422,
         ),
         (
             json!({"name": "new", "role": "child", "graphql_url": "http://shop.example.com/graphql", "token": "t", "webhook_secret": "0123456789"}),
-            400,
+            422,
         ),
         (
             json!({"name": "new", "role": "child", "graphql_url": "https://0.0.0.0/graphql", "token": "t", "webhook_secret": "0123456789"}),
-            400,
+            422,
         ),
     ];
     for (body, want) in cases {
@@ -175,7 +175,10 @@ async fn bad_input_is_refused_and_changes_nothing(db: TestDb) {
         ),
     )
     .await;
-    assert_eq!(s, 400);
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (422, Some("unprocessable"))
+    );
     let message = e["error"]["message"].as_str().unwrap();
     assert!(message.contains("allowed_store_hosts"), "{message}");
 

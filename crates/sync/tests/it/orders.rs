@@ -149,10 +149,16 @@ async fn an_order_reserves_charges_and_reaches_every_store(db: TestDb) {
     let missing = get(&url, "/api/orders/ord_nope").await;
     assert_eq!(missing.status, 404);
     assert_eq!(missing.body["error"]["code"], "not_found");
-    let list = get(&url, "/api/orders?page=1&page_size=500").await;
+    let over = get(&url, "/api/orders?page=1&page_size=500").await;
+    assert_eq!(
+        (over.status.as_u16(), over.body["error"]["field"].as_str()),
+        (400, Some("page_size")),
+        "range-checked, not silently capped"
+    );
+    let list = get(&url, "/api/orders?page=1&page_size=100").await;
     assert_eq!(list.status, 200);
     assert_eq!(list.body["count"], 1);
-    assert_eq!(list.body["page_size"], 100, "capped");
+    assert_eq!(list.body["page_size"], 100);
     assert_eq!(list.body["results"][0]["id"], json!(id));
     let audit = net.audit("child-1").await;
     assert!(

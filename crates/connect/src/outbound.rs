@@ -337,6 +337,45 @@ mod tests {
         assert!(call.await.expect("the task").is_err(), "no server answered");
     }
 
+    /// A redirect is handed back, never followed: it would carry the token elsewhere.
+    #[tokio::test]
+    async fn redirects_are_not_followed() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // A port nobody listens on: following the redirect would fail the call.
+        let target = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port")
+            .local_addr()
+            .expect("an address");
+        let server = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port");
+        let url = format!(
+            "http://{}/oauth/token",
+            server.local_addr().expect("an address")
+        );
+        tokio::spawn(async move {
+            let (mut socket, _) = server.accept().await.expect("a connection");
+            let mut buf = [0u8; 1024];
+            let _ = socket.read(&mut buf).await;
+            let answer = format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nlocation: http://{target}/steal\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+            socket.write_all(answer.as_bytes()).await.expect("written");
+        });
+        let resp = http_client(&Outbound::insecure())
+            .post(url)
+            .bearer_auth("secret-token")
+            .send()
+            .await
+            .expect("an answer");
+        assert_eq!(
+            resp.status().as_u16(),
+            307,
+            "the redirect itself, not followed"
+        );
+    }
+
     #[tokio::test]
     async fn names_are_checked_by_what_they_resolve_to() {
         let strict = Outbound::default();

@@ -144,8 +144,12 @@ pub struct Body(pub axum::body::Bytes);
 impl Body {
     /// The body as JSON of `T`; 400 `invalid_request` saying why not.
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ServerError> {
-        serde_json::from_slice(&self.0)
-            .map_err(|e| ServerError::BadRequest(format!("invalid body: {e}")))
+        let v: serde_json::Value = serde_json::from_slice(&self.0)
+            .map_err(|e| ServerError::BadRequest(format!("invalid body: {e}")))?;
+        if ferry_sync::has_nul(&v) {
+            return Err(ServerError::BadRequest(crate::extract::NUL_REFUSED.into()));
+        }
+        serde_json::from_value(v).map_err(|e| ServerError::BadRequest(format!("invalid body: {e}")))
     }
 }
 

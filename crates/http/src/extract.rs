@@ -14,6 +14,15 @@ pub const MAX_PAGE: u32 = 500;
 /// Items a page holds when `limit` is not given.
 pub const DEFAULT_PAGE: u32 = 100;
 
+/// Why text with a NUL is refused: PostgreSQL's text can not hold one, and no name, key or
+/// filter needs it. Refused the same on both engines, before anything reaches the database.
+pub const NUL_REFUSED: &str = "text may not contain NUL (U+0000) characters";
+
+/// Whether a URI part carries a NUL, raw or percent-encoded.
+fn has_nul(s: &str) -> bool {
+    s.contains('\0') || s.contains("%00")
+}
+
 /// The query string, deserialized; 400 `invalid_request` naming what was wrong.
 pub struct Query<T>(pub T);
 
@@ -21,6 +30,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     type Rejection = ServerError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ServerError> {
+        if parts.uri.query().is_some_and(has_nul) {
+            return Err(ServerError::BadRequest(NUL_REFUSED.into()));
+        }
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| Query(q.0))
@@ -35,6 +47,9 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
     type Rejection = ServerError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ServerError> {
+        if has_nul(parts.uri.path()) {
+            return Err(ServerError::BadRequest(NUL_REFUSED.into()));
+        }
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| Path(p.0))

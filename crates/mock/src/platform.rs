@@ -109,6 +109,8 @@ pub struct Platform {
     /// While set, payment requests wait here mid-processing (tests of in-flight keys).
     hold: Mutex<Option<Arc<tokio::sync::Semaphore>>>,
     webhooks: Mutex<crate::webhooks::Webhooks>,
+    /// Apps of the Dev Dashboard and the tokens they were given.
+    pub(crate) apps: Mutex<crate::apps::Apps>,
     deliveries: tokio::sync::mpsc::UnboundedSender<crate::webhooks::Delivery>,
     /// Taken by the server, which runs the deliverer.
     delivery_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<crate::webhooks::Delivery>>>,
@@ -126,6 +128,7 @@ impl Platform {
             payments: Mutex::default(),
             hold: Mutex::default(),
             webhooks: Mutex::default(),
+            apps: Mutex::default(),
             deliveries,
             delivery_rx: Mutex::new(Some(delivery_rx)),
         }
@@ -447,22 +450,32 @@ impl Platform {
         Ok(out)
     }
 
-    /// Checks a presented access token against the store's, in constant time.
-    pub(crate) fn authorize(&self, store: &str, token: Option<&str>) -> Result<(), MockError> {
-        let stores = self.lock();
-        let s = store_ref(&stores, store)?;
-        let now = self.now_ms();
-        let issued = |t: &str| {
-            s.oauth.as_ref().is_some_and(|o| {
+    /// Checks a presented access token: the store's own (in constant time), one its REST
+    /// OAuth issued, or an app's unexpired token for this store. Who it belongs to.
+    pub(crate) fn authorize(
+        &self,
+        store: &str,
+        token: Option<&str>,
+    ) -> Result<crate::apps::Caller, MockError> {
+        {
+            let stores = self.lock();
+            let s = store_ref(&stores, store)?;
+            let Some(t) = token else {
+                return Err(MockError::Unauthorized);
+            };
+            let now = self.now_ms();
+            let issued = s.oauth.as_ref().is_some_and(|o| {
                 o.access
                     .iter()
                     .any(|(a, exp)| *exp > now && ct_eq(t.as_bytes(), a.as_bytes()))
-            })
-        };
-        match token {
-            Some(t) if ct_eq(t.as_bytes(), s.info.access_token.as_bytes()) || issued(t) => Ok(()),
-            _ => Err(MockError::Unauthorized),
+            });
+            if ct_eq(t.as_bytes(), s.info.access_token.as_bytes()) || issued {
+                return Ok(crate::apps::Caller::Static);
+            }
         }
+        token
+            .and_then(|t| self.caller(store, t))
+            .ok_or(MockError::Unauthorized)
     }
 }
 

@@ -65,6 +65,7 @@ impl MockServer {
             .merge(crate::payments::routes())
             .merge(crate::graphql::routes())
             .merge(crate::oauth::routes())
+            .merge(crate::apps::routes())
             .route("/control/stores", post(create_store))
             .route("/control/stores/{store}", get(store_state))
             .route("/control/stores/{store}/webhooks", post(subscribe))
@@ -110,6 +111,12 @@ impl MockServer {
     }
 
     /// The URL of a store's Admin GraphQL API.
+    /// Where a store's shop domain points (`https://{shop}.myshopify.com` on Shopify): its
+    /// `/admin/oauth/…` and `/admin/api/…` are under it.
+    pub fn shop_url(&self, store: &str) -> String {
+        format!("{}/stores/{store}", self.url())
+    }
+
     pub fn graphql_url(&self, store: &str) -> String {
         format!(
             "{}/stores/{store}/admin/api/{}/graphql.json",

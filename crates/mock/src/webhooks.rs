@@ -31,6 +31,10 @@ pub struct Subscription {
     pub id: String,
     pub topic: String,
     pub url: String,
+    /// The client secret of the app that subscribed (its deliveries are signed with it);
+    /// `None`: the store's own webhook secret.
+    #[serde(skip)]
+    pub secret: Option<String>,
 }
 
 /// Per store: what was sent, retried, and given up on.
@@ -160,6 +164,7 @@ impl Platform {
             id: format!("wh_{}", w.next_id),
             topic: topic.to_owned(),
             url: url.to_owned(),
+            secret: None,
         };
         w.subscriptions
             .entry(store.to_owned())
@@ -225,7 +230,10 @@ impl Platform {
             });
             let delivery = Delivery {
                 store: store.to_owned(),
-                secret: info.webhook_secret.clone(),
+                secret: s
+                    .secret
+                    .clone()
+                    .unwrap_or_else(|| info.webhook_secret.clone()),
                 topic: topic.to_owned(),
                 url: s.url.clone(),
                 body: body.clone(),

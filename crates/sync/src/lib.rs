@@ -20,6 +20,17 @@
 
 pub mod whole;
 
+/// Whether any string in a JSON document (keys included) holds a NUL: PostgreSQL's text can
+/// not, so requests are refused before anything is stored.
+pub fn has_nul(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(a) => a.iter().any(has_nul),
+        serde_json::Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
 /// The longest webhook secret taken (a key, not a document).
 pub const MAX_SECRET: usize = 1024;
 

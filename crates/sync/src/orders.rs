@@ -318,7 +318,15 @@ impl Orders {
         body: &[u8],
         set_prices: bool,
     ) -> Result<(OrderRequest, Vec<Line>), OrderReply> {
-        let req: OrderRequest = serde_json::from_slice(body).map_err(|e| {
+        let raw: Value = serde_json::from_slice(body)
+            .map_err(|e| invalid("body", &format!("invalid order: {e}")))?;
+        if crate::has_nul(&raw) {
+            return Err(invalid(
+                "body",
+                "text may not contain NUL (U+0000) characters",
+            ));
+        }
+        let req: OrderRequest = serde_json::from_value(raw).map_err(|e| {
             let field = ["items", "amount_cents", "currency", "payment_method"]
                 .into_iter()
                 .find(|f| e.to_string().contains(&format!("`{f}`")))

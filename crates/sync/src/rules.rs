@@ -57,11 +57,21 @@ pub struct PriceRule {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rules {
-    /// The fields the child takes from the parent (default: all of them).
-    #[serde(default = "all_fields")]
+    /// The fields the child takes from the parent (default: all of them). Each once: a list
+    /// naming one twice is refused rather than read as a set.
+    #[serde(default = "all_fields", deserialize_with = "unique_fields")]
     pub fields: BTreeSet<Field>,
     #[serde(default)]
     pub price: Option<PriceRule>,
+}
+
+fn unique_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeSet<Field>, D::Error> {
+    let listed = Vec::<Field>::deserialize(d)?;
+    let set: BTreeSet<Field> = listed.iter().copied().collect();
+    if set.len() != listed.len() {
+        return Err(serde::de::Error::custom("fields names a field twice"));
+    }
+    Ok(set)
 }
 
 fn all_fields() -> BTreeSet<Field> {
@@ -214,6 +224,13 @@ impl Rules {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_field_named_twice_is_refused() {
+        assert!(serde_json::from_str::<Rules>(r#"{"fields": ["tags", "tags"]}"#).is_err());
+        let r: Rules = serde_json::from_str(r#"{"fields": ["tags", "title"]}"#).expect("rules");
+        assert_eq!(r.fields.len(), 2);
+    }
 
     #[test]
     fn cents_parse_and_print() {

@@ -9,6 +9,43 @@ use crate::{Harness, b64, hmac_sha256};
 ferry_testkit::conformance! {
     every_admin_route_needs_the_token, stores_are_managed_without_ever_showing_secrets,
     jobs_queues_and_deliveries_are_listed_paged_and_replayed,
+    nul_in_any_text_is_refused_before_the_database,
+}
+
+/// PostgreSQL's text can not hold a NUL: a query, a path or a body with one is a 400 on both
+/// engines, never a 500, and stores nothing.
+async fn nul_in_any_text_is_refused_before_the_database(db: TestDb) {
+    let h = Harness::start(db).await;
+    for path in [
+        "/api/deliveries?store=a%00b",
+        "/api/jobs?kind=%00",
+        "/api/audit?store=x%00",
+        "/api/stores/a%00b",
+        "/api/network/stores/a%00b/links",
+    ] {
+        let (status, body) = h.call(Method::GET, path).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("invalid_request")),
+            "{path}: {body}"
+        );
+    }
+    let r = h
+        .post_json(
+            "/api/stores",
+            &json!({"name": "shop", "platform": "shopify", "secret": "whsec_ab\u{0}cdefgh"}),
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    let r = h
+        .admin(Method::POST, "/api/stores")
+        .header("content-type", "application/json")
+        .body(r#"{"name": "shop", "platform": "shopify", "secret": "whsec_ab\u0000cdefgh"}"#)
+        .answer()
+        .await;
+    assert_eq!(r.status(), 400, "an escaped NUL as well");
+    let (status, _) = h.call(Method::GET, "/api/stores/shop").await;
+    assert_eq!(status, 404, "nothing was stored");
 }
 
 /// Every admin route (from the router's own list, so a new one is covered at once), with

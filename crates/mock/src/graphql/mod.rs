@@ -88,7 +88,7 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, MockError> {
-    p.authorize(&store, crate::platform::presented_token(&headers))?;
+    let caller = p.authorize(&store, crate::platform::presented_token(&headers))?;
     p.count(&store, |c| {
         c.requests += 1;
         c.graphql_requests += 1;
@@ -101,7 +101,7 @@ async fn handle(
     let req: Request = serde_json::from_slice(&body).map_err(|e| {
         MockError::BadRequest(format!("the body must be JSON with a query string: {e}"))
     })?;
-    p.graphql(&store, req).await
+    p.graphql(&store, req, caller).await
 }
 
 /// Idempotency keys of the root fields, by response key: the `@idempotent(key:)` argument,
@@ -134,7 +134,12 @@ fn idempotency_keys(
 }
 
 impl Platform {
-    async fn graphql(&self, store: &str, req: Request) -> Result<Response, MockError> {
+    async fn graphql(
+        &self,
+        store: &str,
+        req: Request,
+        caller: crate::apps::Caller,
+    ) -> Result<Response, MockError> {
         let schema: &Valid<Schema> = &SCHEMA;
         let status = |p: &Platform| -> Result<Value, MockError> {
             let now = p.now_ms();
@@ -318,7 +323,10 @@ impl Platform {
                 actual,
             )
         };
-        for s in new_subs {
+        for mut s in new_subs {
+            if let crate::apps::Caller::App { client_secret } = &caller {
+                s.secret = Some(client_secret.clone());
+            }
             self.add_subscription(store, s);
         }
         for (topic, payload) in events {

@@ -443,6 +443,9 @@ async fn bad_orders_and_failed_ones_hold_nothing() {
     b = order(&net, "SKU-000001-1", 1);
     b["items"] = json!([]);
     bad.push((b.clone(), "items"));
+    b = order(&net, "SKU-000001-1", 1);
+    b["payment_method"] = json!("pm_\u{0}visa");
+    bad.push((b.clone(), "body"));
     for (i, (body, field)) in bad.iter().enumerate() {
         let r = post_order(&url, Some(&format!("bad-{i}")), body).await;
         assert_eq!(r.status, 400, "{body}");

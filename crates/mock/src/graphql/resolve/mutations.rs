@@ -171,6 +171,7 @@ impl<'c> Obj<'c> {
                     id: gid("WebhookSubscription", id),
                     topic,
                     url: uri.to_owned(),
+                    secret: None,
                 };
                 ctx.new_subscriptions.borrow_mut().push(s.clone());
                 Ok(record(

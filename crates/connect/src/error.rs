@@ -53,6 +53,17 @@ pub enum ConnectError {
     },
     #[error("{endpoint} refused the credentials (401)")]
     Auth { endpoint: String },
+    /// A token endpoint refused the grant (`invalid_grant`, `invalid_client`,
+    /// `shop_not_permitted`…): only its error code is kept.
+    #[error("{endpoint} refused the grant: {code}")]
+    Refused { endpoint: String, code: String },
+    /// The store must be installed again (its refresh tokens were refused): calls wait.
+    #[error("{key} needs to be installed again: {reason}")]
+    Reauthorize {
+        key: String,
+        reason: String,
+        retry_after: Duration,
+    },
     #[error("unexpected response from {endpoint} at {path}: {message}")]
     Data {
         endpoint: String,
@@ -106,7 +117,8 @@ impl ConnectError {
             | ConnectError::UserErrors { .. }
             | ConnectError::Config(_)
             | ConnectError::Outbound(_) => ErrorClass::Client,
-            ConnectError::Auth { .. } => ErrorClass::Auth,
+            ConnectError::Auth { .. } | ConnectError::Refused { .. } => ErrorClass::Auth,
+            ConnectError::Reauthorize { .. } => ErrorClass::Open,
             ConnectError::Data { .. } => ErrorClass::Data,
             ConnectError::BreakerOpen { .. } => ErrorClass::Open,
         }
@@ -117,7 +129,8 @@ impl ConnectError {
         match self {
             ConnectError::Transient { retry_after, .. } => *retry_after,
             ConnectError::RateLimited { retry_after, .. }
-            | ConnectError::BreakerOpen { retry_after, .. } => Some(*retry_after),
+            | ConnectError::BreakerOpen { retry_after, .. }
+            | ConnectError::Reauthorize { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }

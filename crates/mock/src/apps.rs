@@ -460,6 +460,19 @@ impl Platform {
         }
     }
 
+    /// Drops an app's refresh tokens that were issued and never used (what a lost or
+    /// revoked rotation leaves): the ones they replaced stay valid, as Shopify's grace rule has it.
+    pub fn forget_unused_refresh_tokens(&self, client_id: &str) {
+        self.apps()
+            .refresh
+            .retain(|_, r| r.client_id != client_id || r.predecessor.is_none());
+    }
+
+    /// Revokes every refresh token of an app (the merchant uninstalled it, say).
+    pub fn revoke_refresh_tokens(&self, client_id: &str) {
+        self.apps().refresh.retain(|_, r| r.client_id != client_id);
+    }
+
     pub fn app_counters(&self, client_id: &str) -> AppCounters {
         self.apps()
             .counters

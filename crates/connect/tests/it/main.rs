@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is what it should do
 
+mod apps;
 mod client;
 mod metrics_out;
 mod oauth;
@@ -58,6 +59,18 @@ impl Env {
             ..MockConfig::default()
         };
         Env::with(test_db, queue, cfg).await
+    }
+
+    /// Ferry and the simulated platform on one fake clock: tokens expire for both when the
+    /// test moves it.
+    pub async fn start_shared_clock(test_db: TestDb) -> (Env, ferry_core::FakeClock) {
+        let queue = test_db.queue().await;
+        let clock = test_db.clock.clone();
+        let cfg = MockConfig {
+            clock: Arc::new(clock.clone()),
+            ..MockConfig::default()
+        };
+        (Env::with(test_db, queue, cfg).await, clock)
     }
 
     async fn on(test_db: TestDb, queue: ferry_queue::Queue) -> Env {

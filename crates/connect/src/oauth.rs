@@ -513,8 +513,9 @@ impl OAuth {
         ))
     }
 
+    /// Nothing stored for a refresh-token credential: the store was never installed.
     fn missing(&self) -> ConnectError {
-        ConnectError::Config(format!("no refresh token stored for {}", self.key))
+        self.reauthorize("not installed yet: open /oauth/shopify/install for this store")
     }
 }
 

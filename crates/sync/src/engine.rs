@@ -26,6 +26,7 @@ use ferry_connect::{Client, Secret, StaticToken};
 use ferry_core::Cipher;
 use ferry_queue::{Job, NewJob, Queue, WorkerBuilder};
 
+use crate::credentials::{AccessView, AppRef, Kind};
 use crate::error::SyncError;
 use crate::jobs::*;
 use crate::network::{Network, Role, StoreConfig};
@@ -46,6 +47,10 @@ pub struct EngineOptions {
     /// The most jobs writing to one store at once, so one store's backlog never takes every
     /// worker.
     pub store_concurrency: u32,
+    /// Where a shop's admin lives, `{shop}` standing for its handle (`example` of
+    /// `example.myshopify.com`): its API and token endpoint are under it. Changed only to
+    /// reach the simulated platform.
+    pub shop_url: String,
 }
 
 impl Default for EngineOptions {
@@ -55,6 +60,7 @@ impl Default for EngineOptions {
             settle: Duration::from_millis(500),
             intent_ttl: Duration::from_secs(60),
             store_concurrency: 4,
+            shop_url: "https://{shop}.myshopify.com".into(),
         }
     }
 }
@@ -129,6 +135,16 @@ impl Engine {
 
     pub fn network(&self) -> &Network {
         &self.inner.net
+    }
+
+    /// The admin base of a shop domain (see [`EngineOptions::shop_url`]).
+    pub fn shop_base(&self, domain: &str) -> String {
+        self.inner
+            .opts
+            .shop_url
+            .replace("{shop}", crate::credentials::shop_handle(domain))
+            .trim_end_matches('/')
+            .to_owned()
     }
 
     pub fn queue(&self) -> &Queue {
@@ -214,6 +230,87 @@ impl Engine {
         Ok(())
     }
 
+    /// Adds a store reached through an app (the 2026 way): `kind` is
+    /// [`Kind::ClientCredentials`] (ferry asks for its tokens) or [`Kind::AuthorizationCode`]
+    /// (tokens come from the install flow). Its API is under the shop domain; the app's client
+    /// secret is its webhook secret.
+    pub async fn add_app_store(
+        &self,
+        name: &str,
+        role: Role,
+        shop_domain: &str,
+        kind: Kind,
+        app: &AppRef,
+        rules: &crate::rules::Rules,
+    ) -> Result<(), SyncError> {
+        if !crate::credentials::valid_shop_domain(shop_domain) {
+            return Err(SyncError::Invalid(
+                "shop_domain is a store's myshopify.com domain, such as example.myshopify.com"
+                    .into(),
+            ));
+        }
+        if kind == Kind::Static {
+            return Err(SyncError::Invalid(
+                "a store reached through an app uses client_credentials or authorization_code"
+                    .into(),
+            ));
+        }
+        let app = self.inner.net.resolve_app(app).await?;
+        let graphql_url = format!(
+            "{}/admin/api/{}/graphql.json",
+            self.shop_base(shop_domain),
+            ferry_connect::shopify::API_VERSION
+        );
+        // The same checks and the same writes as a store with a token; the token column holds
+        // a marker, never used.
+        self.add_store(
+            name,
+            role,
+            &graphql_url,
+            "(from the app)",
+            app.client_secret.expose(),
+            rules,
+        )
+        .await?;
+        self.inner
+            .net
+            .set_access(name, kind, shop_domain, &app)
+            .await?;
+        self.shops().remove(name);
+        Ok(())
+    }
+
+    /// How a store gets its token, and the token's state (never the token).
+    pub async fn access_view(&self, name: &str) -> Result<AccessView, SyncError> {
+        let (kind, shop_domain, app) = self.inner.net.access(name).await?;
+        let token = match (&kind, &app) {
+            (Kind::Static, _) | (_, None) => None,
+            (kind, Some(a)) => {
+                crate::credentials::app_credentials(
+                    self,
+                    name,
+                    *kind,
+                    a,
+                    &format!("{}/admin/oauth/access_token", self.shop_base(&shop_domain)),
+                )
+                .status()
+                .await?
+            }
+        };
+        let missing_scopes = token
+            .as_ref()
+            .filter(|t| !t.scopes.is_empty())
+            .map(|t| crate::credentials::missing_scopes(&t.scopes))
+            .unwrap_or_default();
+        Ok(AccessView {
+            credentials: kind,
+            shop_domain,
+            app: app.map(|a| a.name).unwrap_or_default(),
+            token,
+            missing_scopes,
+        })
+    }
+
     /// Enqueues the connection of a store (webhooks, location; for a child, linking its
     /// catalog by SKU and copying what it lacks). The job's id.
     pub async fn connect_store(&self, name: &str) -> Result<String, SyncError> {
@@ -274,12 +371,20 @@ impl Engine {
         if let Some(s) = self.shops().get(&store.name) {
             return Ok(s.clone());
         }
-        let token = self.inner.net.token(&store.name).await?;
-        let shop = ShopifyConnector::new(
-            self.inner.client.clone(),
-            &store.graphql_url,
-            Arc::new(StaticToken(Secret::new(token))),
-        );
+        let creds: Arc<dyn ferry_connect::Credentials> =
+            match self.inner.net.access(&store.name).await? {
+                (Kind::Static, _, _) | (_, _, None) => Arc::new(StaticToken(Secret::new(
+                    self.inner.net.token(&store.name).await?,
+                ))),
+                (kind, domain, Some(app)) => crate::credentials::app_credentials(
+                    self,
+                    &store.name,
+                    kind,
+                    &app,
+                    &format!("{}/admin/oauth/access_token", self.shop_base(&domain)),
+                ),
+            };
+        let shop = ShopifyConnector::new(self.inner.client.clone(), &store.graphql_url, creds);
         self.shops().insert(store.name.clone(), shop.clone());
         Ok(shop)
     }
@@ -314,7 +419,7 @@ impl Engine {
         self.inner.net.now_ms()
     }
 
-    pub(crate) fn client(&self) -> &Client {
+    pub fn client(&self) -> &Client {
         &self.inner.client
     }
 }

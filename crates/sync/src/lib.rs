@@ -41,6 +41,7 @@ pub fn blank(s: &str) -> bool {
 }
 
 pub mod catalog;
+pub mod credentials;
 pub mod db;
 pub mod engine;
 pub mod error;

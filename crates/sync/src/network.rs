@@ -166,6 +166,10 @@ impl Network {
         Network { db, cipher, clock }
     }
 
+    pub(crate) fn cipher(&self) -> &Cipher {
+        &self.cipher
+    }
+
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
     }

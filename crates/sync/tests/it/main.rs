@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is what it should do
 
 mod api;
+mod apps;
 mod catalog;
 mod inventory;
 mod orders;
@@ -73,7 +74,7 @@ impl Net {
             },
             ..Default::default()
         };
-        let stack = Net::stack_on(&db, &key, &orders).await;
+        let stack = Net::stack_on(&db, &key, &orders, &mock.url()).await;
         let mut names = Vec::new();
         for (i, role) in std::iter::once(Role::Parent)
             .chain(std::iter::repeat_n(Role::Child, children))
@@ -121,11 +122,14 @@ impl Net {
         db: &TestDb,
         key: &str,
         orders: &ferry_sync::orders::OrdersOptions,
+        mock_url: &str,
     ) -> Stack {
         let queue = db.real_queue().await;
         let mut cfg = StackConfig::new(Cipher::from_base64(key).unwrap());
         cfg.app.client.outbound = ferry_connect::Outbound::insecure();
         cfg.app.engine.public_url = String::new();
+        // Shop domains lead to the simulated platform.
+        cfg.app.engine.shop_url = format!("{mock_url}/stores/{{shop}}");
         cfg.app.admin_tokens = vec![ADMIN_TOKEN.to_owned()];
         cfg.app.engine.settle = Duration::from_millis(100);
         cfg.worker = WorkerOptions {
@@ -145,7 +149,7 @@ impl Net {
 
     /// Another stack on the same database (a second server, or this one restarted).
     pub async fn another_stack(&self, orders: &ferry_sync::orders::OrdersOptions) -> Stack {
-        Net::stack_on(&self.db, &self.key, orders).await
+        Net::stack_on(&self.db, &self.key, orders, &self.mock.url()).await
     }
 
     pub fn platform(&self) -> &Arc<Platform> {

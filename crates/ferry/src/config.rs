@@ -50,6 +50,7 @@ pub struct Config {
     #[serde(deserialize_with = "list")]
     pub allowed_store_hosts: Vec<String>,
     pub max_upstream_body_bytes: usize,
+    pub shop_url: String,
     /// Named tokens with a role (`[[tokens]]` tables; last, as TOML wants tables after keys).
     #[serde(default)]
     pub tokens: Vec<TokenEntry>,
@@ -129,7 +130,7 @@ impl TokenEntry {
 /// The keys, as spelled in the file; the environment variable is `FERRY_` and the key in
 /// capitals. Only these are read from the environment (FERRY_CONFIG, FERRY_WEBHOOK_SECRET
 /// and the like are a command's inputs, not configuration).
-const KEYS: [&str; 24] = [
+const KEYS: [&str; 25] = [
     "database_url",
     "encryption_key",
     "log",
@@ -154,6 +155,7 @@ const KEYS: [&str; 24] = [
     "allow_insecure_store_urls",
     "allowed_store_hosts",
     "max_upstream_body_bytes",
+    "shop_url",
 ];
 
 /// A list from a TOML array or from one comma-separated string (`FERRY_ADMIN_TOKENS=a,b`).

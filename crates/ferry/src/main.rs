@@ -78,6 +78,9 @@ enum Command {
     /// API tokens with a name and a role: make, list, revoke.
     #[command(subcommand)]
     Tokens(tokens::TokensCommand),
+    /// Apps made in Shopify's Dev Dashboard that stores are reached through: add, list.
+    #[command(subcommand)]
+    Apps(network::AppsCommand),
     /// The stores of the sync network: add, rules, connect, list, link problems.
     #[command(subcommand)]
     Network(network::NetworkCommand),
@@ -155,6 +158,7 @@ async fn run(cli: Cli, source: config::Source) -> Result<()> {
         Command::Mock(args) => mock::run(args).await,
         Command::SyncApi(args) => sync_api::run(args).await,
         Command::Serve(args) => serve::run(args).await,
+        Command::Apps(cmd) => network::run_apps(cmd).await,
         Command::Network(cmd) => network::run_network(cmd).await,
         Command::Sync(cmd) => network::run_sync(cmd).await,
         Command::Stores(cmd) => serve::run_stores(cmd).await,

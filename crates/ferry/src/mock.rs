@@ -51,6 +51,10 @@ pub struct MockArgs {
     /// Share of webhook deliveries dropped.
     #[arg(long, default_value_t = 0.0)]
     webhook_drop: f64,
+    /// Every access token (and refresh token) lives this long instead of Shopify's lifetimes
+    /// (a day for client credentials, an hour for offline tokens), so renewals happen soon.
+    #[arg(long)]
+    token_ttl_s: Option<u64>,
 }
 
 impl MockArgs {
@@ -81,6 +85,22 @@ pub async fn run(args: MockArgs) -> Result<()> {
         .with_context(|| format!("listening on {}", args.addr))?;
     println!("ferry mock listening on {}", server.url());
     println!("control API: {}/control/stores", server.url());
+    server
+        .platform()
+        .set_token_ttl(args.token_ttl_s.map(std::time::Duration::from_secs));
+    // One app of the stores' organization, for the client credentials grant and the install
+    // flow (`ferry apps add ferry --client-id …` with FERRY_CLIENT_SECRET).
+    let app = server.platform().create_app(
+        "ferry",
+        ferry_mock::DEFAULT_ORGANIZATION,
+        &ferry_sync::credentials::NEEDED_SCOPES,
+    );
+    println!(
+        "app ferry: client id {}  client secret {}  (shop domains: store-N.myshopify.com; shop_url = \"{}/stores/{{shop}}\")",
+        app.client_id,
+        app.client_secret,
+        server.url()
+    );
     for _ in 0..args.stores {
         let info = server.platform().create_store(None)?;
         server.platform().seed_items(&info.name, args.products)?;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use ferry_core::Cipher;
+use ferry_sync::credentials::{AppRef, Kind};
 use ferry_sync::{Engine, EngineOptions, Role, Rules};
 
 use crate::DbArgs;
@@ -43,6 +44,7 @@ pub async fn engine(a: &EngineArgs) -> Result<Engine> {
     );
     let opts = EngineOptions {
         public_url: a.public_url(),
+        shop_url: crate::config::get().shop_url.clone(),
         ..EngineOptions::default()
     };
     let stores = ferry_sync::webhooks::WebhookStores::new(
@@ -55,7 +57,9 @@ pub async fn engine(a: &EngineArgs) -> Result<Engine> {
 
 #[derive(clap::Subcommand, Debug)]
 pub enum NetworkCommand {
-    /// Adds a store to the network (or replaces its URL, token, secret and rules).
+    /// Adds a store to the network (or replaces its URL, token, secret and rules): through an
+    /// app (`--shop-domain` with `--app` or `--client-id`), or with a legacy app's token
+    /// (`--graphql-url`, FERRY_STORE_TOKEN, FERRY_WEBHOOK_SECRET).
     Add {
         #[command(flatten)]
         engine: EngineArgs,
@@ -63,15 +67,28 @@ pub enum NetworkCommand {
         /// parent or child.
         #[arg(long)]
         role: String,
-        /// The store's Admin GraphQL endpoint (…/admin/api/2026-04/graphql.json).
-        #[arg(long)]
-        graphql_url: String,
-        /// Its Admin API access token.
+        /// The store's domain, such as example.myshopify.com (a store reached through an app).
+        #[arg(long, conflicts_with = "graphql_url")]
+        shop_domain: Option<String>,
+        /// A registered app (`ferry apps add`) the store is reached through.
+        #[arg(long, requires = "shop_domain", conflicts_with = "client_id")]
+        app: Option<String>,
+        /// The store's own app: its client id; the secret comes from FERRY_CLIENT_SECRET.
+        #[arg(long, requires = "shop_domain")]
+        client_id: Option<String>,
+        /// client_credentials (an app of the store's organization: ferry asks for tokens) or
+        /// authorization_code (the store installs the app through /oauth/shopify/install).
+        #[arg(long, default_value = "client_credentials")]
+        grant: String,
+        /// A legacy app's Admin GraphQL endpoint (…/admin/api/2026-04/graphql.json).
+        #[arg(long, required_unless_present = "shop_domain")]
+        graphql_url: Option<String>,
+        /// A legacy app's Admin API access token.
         #[arg(long, env = "FERRY_STORE_TOKEN", hide_env_values = true)]
-        token: String,
-        /// The secret its webhooks are signed with.
+        token: Option<String>,
+        /// The secret a legacy app's webhooks are signed with.
         #[arg(long, env = "FERRY_WEBHOOK_SECRET", hide_env_values = true)]
-        webhook_secret: String,
+        webhook_secret: Option<String>,
         /// Sync rules as JSON: `{"fields": ["title", …], "price": {"percent": 10, "ending": ".99"}}`.
         #[arg(long, default_value = "{}")]
         rules: String,
@@ -100,6 +117,59 @@ pub enum NetworkCommand {
         engine: EngineArgs,
         child: String,
     },
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum AppsCommand {
+    /// Registers an app made in Shopify's Dev Dashboard (or replaces it): its client id, the
+    /// scopes it asks for; the client secret from FERRY_CLIENT_SECRET (never a flag). Stores
+    /// name it with `ferry network add … --app NAME`.
+    Add {
+        #[command(flatten)]
+        engine: EngineArgs,
+        name: String,
+        #[arg(long)]
+        client_id: String,
+        /// Comma-separated (default: what ferry needs).
+        #[arg(long)]
+        scopes: Option<String>,
+    },
+    /// The registered apps, as JSON lines (never their secrets).
+    List {
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
+}
+
+pub async fn run_apps(cmd: AppsCommand) -> Result<()> {
+    match cmd {
+        AppsCommand::Add {
+            engine: e,
+            name,
+            client_id,
+            scopes,
+        } => {
+            let secret = std::env::var("FERRY_CLIENT_SECRET")
+                .context("set FERRY_CLIENT_SECRET to the app's client secret (never a flag)")?;
+            let scopes = scopes.unwrap_or_else(|| ferry_sync::credentials::NEEDED_SCOPES.join(","));
+            let missing = ferry_sync::credentials::missing_scopes(&scopes);
+            engine(&e)
+                .await?
+                .network()
+                .put_app(&name, &client_id, &secret, &scopes)
+                .await?;
+            println!("app {name} saved (scopes {scopes})");
+            if !missing.is_empty() {
+                eprintln!("warning: ferry also needs {}", missing.join(", "));
+            }
+        }
+        AppsCommand::List { engine: e } => {
+            for a in engine(&e).await?.network().apps().await? {
+                println!("{}", serde_json::to_string(&a)?);
+            }
+        }
+    }
+    Ok(())
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -148,6 +218,10 @@ pub async fn run_network(cmd: NetworkCommand) -> Result<()> {
             engine: e,
             name,
             role,
+            shop_domain,
+            app,
+            client_id,
+            grant,
             graphql_url,
             token,
             webhook_secret,
@@ -155,16 +229,52 @@ pub async fn run_network(cmd: NetworkCommand) -> Result<()> {
         } => {
             let engine = engine(&e).await?;
             let role = Role::parse(&role)?;
-            engine
-                .add_store(
-                    &name,
-                    role,
-                    &graphql_url,
-                    &token,
-                    &webhook_secret,
-                    &parse_rules(&rules)?,
-                )
-                .await?;
+            let rules = parse_rules(&rules)?;
+            match (shop_domain, graphql_url) {
+                (Some(domain), _) => {
+                    let kind = match grant.as_str() {
+                        "client_credentials" => Kind::ClientCredentials,
+                        "authorization_code" => Kind::AuthorizationCode,
+                        other => {
+                            bail!("--grant {other:?}: client_credentials or authorization_code")
+                        }
+                    };
+                    let app = match (app, client_id) {
+                        (Some(a), _) => AppRef::Named(a),
+                        (None, Some(id)) => AppRef::Own {
+                            client_id: id,
+                            client_secret: std::env::var("FERRY_CLIENT_SECRET").context(
+                                "set FERRY_CLIENT_SECRET to the app's client secret (never a flag)",
+                            )?,
+                        },
+                        (None, None) => {
+                            bail!("give --app NAME or --client-id (with FERRY_CLIENT_SECRET)")
+                        }
+                    };
+                    engine
+                        .add_app_store(&name, role, &domain, kind, &app, &rules)
+                        .await?;
+                    if kind == Kind::AuthorizationCode {
+                        println!(
+                            "store {name} ({}) added; install the app on it: open {}/oauth/shopify/install?shop={domain}",
+                            role.as_str(),
+                            e.public_url().trim_end_matches('/')
+                        );
+                        return Ok(());
+                    }
+                }
+                (None, Some(url)) => {
+                    let (Some(token), Some(secret)) = (token, webhook_secret) else {
+                        bail!(
+                            "a store with --graphql-url needs FERRY_STORE_TOKEN and FERRY_WEBHOOK_SECRET"
+                        );
+                    };
+                    engine
+                        .add_store(&name, role, &url, &token, &secret, &rules)
+                        .await?;
+                }
+                (None, None) => bail!("give --shop-domain (an app) or --graphql-url (a token)"),
+            }
             println!(
                 "store {name} ({}) added; its webhooks go to {}/webhooks/shopify/{name}; connect it with `ferry network connect {name}`",
                 role.as_str(),

@@ -150,6 +150,7 @@ pub async fn run(args: WorkerArgs) -> Result<()> {
             stores,
             ferry_sync::EngineOptions {
                 public_url,
+                shop_url: crate::config::get().shop_url.clone(),
                 ..ferry_sync::EngineOptions::default()
             },
         )

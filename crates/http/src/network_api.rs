@@ -8,6 +8,7 @@ use crate::extract::{Page, Path, Query};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
+use ferry_sync::credentials::{AppRef, Kind};
 use ferry_sync::network::Role;
 use ferry_sync::rules::Rules;
 use ferry_sync::{Engine, SyncError};
@@ -30,6 +31,8 @@ fn table() -> Table {
         GET "/api/audit" => audit,
         GET "/api/sync/runs" => runs,
         POST "/api/sync/reconcile" => reconcile,
+        GET "/api/apps" => list_apps,
+        POST "/api/apps" => put_app,
     }
 }
 
@@ -61,19 +64,33 @@ async fn get_store(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ServerError> {
     let s = e.network().store(&name).await.map_err(err)?;
-    Ok(Json(json!(s)))
+    let mut v = json!(s);
+    // How its token is obtained and where that stands (never the token).
+    v["access"] = json!(e.access_view(&name).await.map_err(err)?);
+    Ok(Json(v))
 }
 
+/// A store with a legacy app's token (`graphql_url`, `token`, `webhook_secret`), or one reached
+/// through an app (`shop_domain`, `credentials`, and `app` or `client_id` with `client_secret`).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NewStore {
     name: String,
     role: String,
-    graphql_url: String,
-    token: String,
-    webhook_secret: String,
+    graphql_url: Option<String>,
+    token: Option<String>,
+    webhook_secret: Option<String>,
+    shop_domain: Option<String>,
+    credentials: Option<String>,
+    app: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
     #[serde(default)]
     rules: Option<Rules>,
+}
+
+fn bad(m: &str) -> ServerError {
+    ServerError::BadRequest(m.into())
 }
 
 async fn add_store(State(e): State<Engine>, b: Body) -> Result<Response, ServerError> {
@@ -85,18 +102,93 @@ async fn add_store(State(e): State<Engine>, b: Body) -> Result<Response, ServerE
             n.name
         )));
     }
-    e.add_store(
-        &n.name,
-        role,
-        &n.graphql_url,
-        &n.token,
-        &n.webhook_secret,
-        &n.rules.unwrap_or_default(),
-    )
-    .await
-    .map_err(err)?;
+    let rules = n.rules.unwrap_or_default();
+    match (n.graphql_url, n.shop_domain) {
+        (Some(url), None) => {
+            let app_fields = n.credentials.is_some()
+                || n.app.is_some()
+                || n.client_id.is_some()
+                || n.client_secret.is_some();
+            if app_fields {
+                return Err(bad(
+                    "a store with graphql_url takes token and webhook_secret, not an app",
+                ));
+            }
+            let (Some(token), Some(secret)) = (n.token, n.webhook_secret) else {
+                return Err(bad(
+                    "a store with graphql_url needs token and webhook_secret",
+                ));
+            };
+            e.add_store(&n.name, role, &url, &token, &secret, &rules)
+                .await
+                .map_err(err)?;
+        }
+        (None, Some(domain)) => {
+            if n.token.is_some() || n.webhook_secret.is_some() {
+                return Err(bad(
+                    "a store reached through an app takes no token or webhook_secret",
+                ));
+            }
+            let kind = match n.credentials.as_deref() {
+                Some("client_credentials") => Kind::ClientCredentials,
+                Some("authorization_code") => Kind::AuthorizationCode,
+                _ => {
+                    return Err(bad(
+                        "credentials is client_credentials or authorization_code",
+                    ));
+                }
+            };
+            let app = match (n.app, n.client_id, n.client_secret) {
+                (Some(a), None, None) => AppRef::Named(a),
+                (None, Some(client_id), Some(client_secret)) => AppRef::Own {
+                    client_id,
+                    client_secret,
+                },
+                _ => return Err(bad("give app, or client_id with client_secret")),
+            };
+            e.add_app_store(&n.name, role, &domain, kind, &app, &rules)
+                .await
+                .map_err(err)?;
+        }
+        _ => {
+            return Err(bad(
+                "give graphql_url (a token) or shop_domain (an app), not both",
+            ));
+        }
+    }
     let s = e.network().store(&n.name).await.map_err(err)?;
     Ok((StatusCode::CREATED, Json(json!(s))).into_response())
+}
+
+async fn list_apps(State(e): State<Engine>) -> Result<Json<Value>, ServerError> {
+    Ok(Json(
+        json!({"items": e.network().apps().await.map_err(err)?}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewApp {
+    name: String,
+    client_id: String,
+    client_secret: String,
+    scopes: Option<String>,
+}
+
+/// Registers (or replaces) an app; its secret is write-only.
+async fn put_app(State(e): State<Engine>, b: Body) -> Result<Response, ServerError> {
+    let a: NewApp = b.json()?;
+    let scopes = a
+        .scopes
+        .unwrap_or_else(|| ferry_sync::credentials::NEEDED_SCOPES.join(","));
+    e.network()
+        .put_app(&a.name, &a.client_id, &a.client_secret, &scopes)
+        .await
+        .map_err(err)?;
+    let missing = ferry_sync::credentials::missing_scopes(&scopes);
+    let body = json!({"name": a.name, "client_id": a.client_id, "scopes": scopes,
+                      "missing_scopes": missing});
+    Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
 async fn set_rules(

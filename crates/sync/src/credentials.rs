@@ -137,6 +137,11 @@ impl Network {
                 crate::MAX_SECRET
             )));
         }
+        if scopes.chars().count() > 2048 {
+            return Err(SyncError::Invalid(
+                "scopes is at most 2048 characters".into(),
+            ));
+        }
         let sealed = self
             .cipher()
             .seal(&Self::app_context(name), client_secret.as_bytes());
@@ -186,7 +191,7 @@ impl Network {
             AppRef::Named(n) => self
                 .app(n)
                 .await?
-                .ok_or_else(|| SyncError::Invalid(format!("no app named {n:?} (ferry apps add)"))),
+                .ok_or_else(|| SyncError::Refused(format!("no app named {n:?} (ferry apps add)"))),
             AppRef::Own {
                 client_id,
                 client_secret,

@@ -75,6 +75,11 @@ pub struct StoreConfig {
     pub location_id: String,
     pub rules: Rules,
     pub state: StoreState,
+    /// How ferry gets its token: `static`, `client_credentials` or `authorization_code`.
+    pub credentials: crate::credentials::Kind,
+    /// For a store reached through an app: its myshopify.com domain.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub shop_domain: String,
 }
 
 #[derive(sqlx::FromRow)]
@@ -85,6 +90,8 @@ struct StoreRow {
     location_id: String,
     rules: String,
     state: StoreState,
+    credentials: crate::credentials::Kind,
+    shop_domain: String,
 }
 
 impl StoreRow {
@@ -97,6 +104,8 @@ impl StoreRow {
             graphql_url: self.graphql_url,
             location_id: self.location_id,
             state: self.state,
+            credentials: self.credentials,
+            shop_domain: self.shop_domain,
         })
     }
 }
@@ -159,7 +168,8 @@ fn valid_name(n: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-const STORE_COLUMNS: &str = "name, role, graphql_url, location_id, rules, state";
+const STORE_COLUMNS: &str =
+    "name, role, graphql_url, location_id, rules, state, credentials, shop_domain";
 
 impl Network {
     pub fn new(db: Db, cipher: Cipher, clock: Arc<dyn Clock>) -> Network {

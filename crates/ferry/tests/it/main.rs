@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is what it should do
 
+mod apps_process;
 mod budget_process;
 mod config_process;
 mod mock_process;

@@ -123,8 +123,9 @@ async fn accept(
         Err(Rejection::BadSignature(why)) => return Err(ServerError::InvalidSignature(why)),
         Err(Rejection::StaleTimestamp) => return Err(ServerError::StaleTimestamp),
     }
-    let doc: Value =
+    let mut doc: Value =
         serde_json::from_slice(&bytes).map_err(|e| ServerError::InvalidJson(e.to_string()))?;
+    ferry_sync::replace_nul(&mut doc);
     let (delivery, topic, event, triggered) = match platform {
         WebhookScheme::Shopify => (
             header(headers, &["x-shopify-webhook-id", "shopify-webhook-id"]),

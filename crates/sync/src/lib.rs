@@ -31,6 +31,27 @@ pub fn has_nul(v: &serde_json::Value) -> bool {
     }
 }
 
+/// Replaces every NUL in the strings (and keys) of a JSON document with U+FFFD: a signed
+/// webhook is the platform's word and is kept, but PostgreSQL's jsonb can not hold U+0000.
+/// Done on both engines, so a delivery reads the same whichever one stores it.
+pub fn replace_nul(v: &mut serde_json::Value) {
+    if !has_nul(v) {
+        return;
+    }
+    match v {
+        serde_json::Value::String(s) if s.contains('\0') => *s = s.replace('\0', "\u{FFFD}"),
+        serde_json::Value::Array(a) => a.iter_mut().for_each(replace_nul),
+        serde_json::Value::Object(o) => {
+            let taken = std::mem::take(o);
+            for (k, mut item) in taken {
+                replace_nul(&mut item);
+                o.insert(k.replace('\0', "\u{FFFD}"), item);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The longest webhook secret taken (a key, not a document).
 pub const MAX_SECRET: usize = 1024;
 

@@ -81,12 +81,20 @@ async fn a_signed_delivery_is_accepted_once(db: TestDb) {
     assert_eq!(payload["body"]["title"], "Mug");
     assert_eq!(payload["topic"], "products/update");
 
+    // A NUL in a signed payload (which PostgreSQL's jsonb can not hold) is kept as U+FFFD.
+    let nul = br#"{"id":8,"title":"Mug\u0000 2","tags":{"a\u0000":"b"}}"#;
+    let r = shopify(&h, "shop", SECRET, "wh-nul", nul).answer().await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let job = job_of(&h, &r.json().await.unwrap()).await;
+    assert_eq!(job.payload["body"]["title"], "Mug\u{FFFD} 2");
+    assert_eq!(job.payload["body"]["tags"]["a\u{FFFD}"], "b");
+
     let again = shopify(&h, "shop", SECRET, "wh-1", body).answer().await;
     assert_eq!(again.status(), StatusCode::OK);
     assert_eq!(again.json::<Value>().await.unwrap()["status"], "duplicate");
     assert_eq!(
         (h.deliveries().await, h.webhook_jobs().await),
-        (1, 1),
+        (2, 2),
         "nothing more stored"
     );
 }

@@ -292,8 +292,37 @@ impl OAuth {
         }
     }
 
+    /// Exchanges an authorization code (the install flow's callback) for an expiring offline
+    /// token and its refresh token, and stores them: the scopes granted.
+    pub async fn install(&self, code: &str) -> Result<String, ConnectError> {
+        let x = self.request(&[("code", code), ("expiring", "1")]).await?;
+        let refresh = x.refresh.clone().ok_or_else(|| {
+            ConnectError::data("POST oauth/access_token", "refresh_token", "missing")
+        })?;
+        let scopes = x.scopes.clone().unwrap_or_default();
+        self.store_tokens(
+            &Secret::new(x.access),
+            x.lifetime_ms / 1000,
+            &Secret::new(refresh),
+            &scopes,
+        )
+        .await?;
+        Ok(scopes)
+    }
+
     /// Asks the token endpoint: by the client credentials, or with `refresh`.
     async fn exchange(&self, refresh: Option<&str>) -> Result<Exchanged, ConnectError> {
+        match refresh {
+            Some(r) => {
+                self.request(&[("grant_type", "refresh_token"), ("refresh_token", r)])
+                    .await
+            }
+            None => self.request(&[("grant_type", "client_credentials")]).await,
+        }
+    }
+
+    /// A form request to the token endpoint: the client's id and secret, then `fields`.
+    async fn request(&self, fields: &[(&str, &str)]) -> Result<Exchanged, ConnectError> {
         let endpoint = "POST oauth/access_token";
         self.outbound
             .check_url(&self.token_url)
@@ -303,13 +332,7 @@ impl OAuth {
             form.push(("client_id", id));
             form.push(("client_secret", secret.expose()));
         }
-        match refresh {
-            Some(r) => {
-                form.push(("grant_type", "refresh_token"));
-                form.push(("refresh_token", r));
-            }
-            None => form.push(("grant_type", "client_credentials")),
-        }
+        form.extend_from_slice(fields);
         let body = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(&form)
             .finish();

@@ -79,18 +79,24 @@ pub fn operations() -> &'static [(&'static str, &'static str)] {
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
 pub fn router(state: Arc<AppState>) -> Router {
-    router_with(state, Router::new())
+    router_with(state, Router::new(), Router::new())
 }
 
 /// The application with `extra` admin routes (the sync engine's), behind the same tokens and
-/// hardening.
-pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router {
+/// hardening, and `open` routes that need no token (the install flow's, which checks its own
+/// signatures).
+pub fn router_with(
+    state: Arc<AppState>,
+    extra: Router<Arc<AppState>>,
+    open: Router<Arc<AppState>>,
+) -> Router {
     let hardening = state.hardening.clone();
     let limit = crate::error::BodyLimit(state.body_limit);
     let app = Router::new()
         .merge(crate::admin::routes(state.clone()))
         .merge(crate::admin::protect(extra, state.clone()))
         .merge(public().0)
+        .merge(open)
         .route_layer(axum::middleware::from_fn(crate::telemetry::track))
         .with_state(state)
         .layer(axum::Extension(limit))
@@ -209,7 +215,7 @@ pub async fn start_with(
     extra: Router<Arc<AppState>>,
 ) -> std::io::Result<Running> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    start_on(listener, state, extra)
+    start_on(listener, state, extra, Router::new())
 }
 
 /// Serves on a listener bound beforehand (so its address can be known before the routes).
@@ -217,12 +223,13 @@ pub fn start_on(
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
     extra: Router<Arc<AppState>>,
+    open: Router<Arc<AppState>>,
 ) -> std::io::Result<Running> {
     let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
     crate::telemetry::handle();
     let hardening = state.hardening.clone();
-    let app = router_with(state, extra);
+    let app = router_with(state, extra, open);
     tokio::spawn(serve(listener, app, hardening, stopped));
     Ok(Running {
         addr,

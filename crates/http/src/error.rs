@@ -146,6 +146,12 @@ impl Body {
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ServerError> {
         let v: serde_json::Value = serde_json::from_slice(&self.0)
             .map_err(|e| ServerError::BadRequest(format!("invalid body: {e}")))?;
+        // Every body of this API is an object (serde would read a struct from an array).
+        if !v.is_object() {
+            return Err(ServerError::BadRequest(
+                "invalid body: expected a JSON object".into(),
+            ));
+        }
         if ferry_sync::has_nul(&v) {
             return Err(ServerError::BadRequest(crate::extract::NUL_REFUSED.into()));
         }

@@ -22,6 +22,7 @@ pub mod app;
 pub mod error;
 pub mod extract;
 pub mod ingress;
+pub mod install;
 pub mod network_api;
 pub mod openapi;
 pub mod orders_api;

@@ -101,7 +101,8 @@ pub async fn serve_on(
     let orders = Orders::new(engine.clone(), cfg.orders);
     let routes =
         crate::network_api::routes(engine.clone()).merge(crate::orders_api::routes(orders.clone()));
-    let server = crate::app::start_on(listener, state.clone(), routes)
+    let open = crate::install::routes(engine.clone());
+    let server = crate::app::start_on(listener, state.clone(), routes, open)
         .map_err(|e| SyncError::Invalid(format!("serving on {addr}: {e}")))?;
     Ok(Serving {
         server,

@@ -137,6 +137,15 @@ impl Engine {
         &self.inner.net
     }
 
+    pub fn options(&self) -> &EngineOptions {
+        &self.inner.opts
+    }
+
+    /// Drops a store's cached connector (its credentials changed).
+    pub(crate) fn forget_shop(&self, name: &str) {
+        self.shops().remove(name);
+    }
+
     /// The admin base of a shop domain (see [`EngineOptions::shop_url`]).
     pub fn shop_base(&self, domain: &str) -> String {
         self.inner

@@ -66,6 +66,7 @@ pub mod credentials;
 pub mod db;
 pub mod engine;
 pub mod error;
+pub mod install;
 pub mod jobs;
 pub mod network;
 pub mod onboarding;

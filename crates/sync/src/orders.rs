@@ -320,6 +320,9 @@ impl Orders {
     ) -> Result<(OrderRequest, Vec<Line>), OrderReply> {
         let raw: Value = serde_json::from_slice(body)
             .map_err(|e| invalid("body", &format!("invalid order: {e}")))?;
+        if !raw.is_object() {
+            return Err(invalid("body", "invalid order: expected a JSON object"));
+        }
         if crate::has_nul(&raw) {
             return Err(invalid(
                 "body",

@@ -287,6 +287,7 @@ async fn the_openapi_document_is_what_the_server_routes() {
         .chain(ferry_http::app::operations())
         .chain(ferry_http::network_api::operations())
         .chain(ferry_http::orders_api::operations())
+        .chain(ferry_http::install::operations())
         .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
         .collect();
     assert_eq!(documented, routed, "document vs routers");

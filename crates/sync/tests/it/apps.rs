@@ -7,10 +7,13 @@ use ferry_sync::credentials::{AppRef, Kind, NEEDED_SCOPES};
 use ferry_sync::network::Role;
 use ferry_testkit::TestDb;
 
+use ferry_testkit::Answered;
+
 use crate::{Net, PARENT, same};
 
 ferry_testkit::conformance! {
     a_child_on_client_credentials_syncs_across_token_lifetimes,
+    a_child_installed_through_the_install_flow_syncs,
 }
 
 async fn a_child_on_client_credentials_syncs_across_token_lifetimes(db: TestDb) {
@@ -77,4 +80,110 @@ async fn a_child_on_client_credentials_syncs_across_token_lifetimes(db: TestDb) 
         "{:?}",
         net.dead_jobs().await
     );
+}
+
+/// `GET url` without following a redirect: the status and where it points.
+async fn hop(url: &str) -> (u16, String, String) {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = http.get(url).answer().await;
+    let status = r.status().as_u16();
+    let location = r
+        .headers()
+        .get("location")
+        .map(|l| l.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, location, r.text().await.unwrap())
+}
+
+async fn a_child_installed_through_the_install_flow_syncs(db: TestDb) {
+    let mut net = Net::unconnected(db, 1, 4, Rules::default()).await;
+    let p = net.platform().clone();
+    // Another organization's app: only the install flow reaches this store.
+    let app = p.create_app("partner", "org-9", &NEEDED_SCOPES);
+    p.create_store(Some("installed")).unwrap();
+    let engine = net.stack.engine.clone();
+    engine
+        .add_app_store(
+            "installed",
+            Role::Child,
+            "installed.myshopify.com",
+            Kind::AuthorizationCode,
+            &AppRef::Own {
+                client_id: app.client_id.clone(),
+                client_secret: app.client_secret.clone(),
+            },
+            &Rules::default(),
+        )
+        .await
+        .unwrap();
+    let server = net.stack.server.url();
+
+    // An unknown shop is refused before anything is made.
+    let (status, _, _) = hop(&format!(
+        "{server}/oauth/shopify/install?shop=nope.myshopify.com"
+    ))
+    .await;
+    assert_eq!(status, 400);
+    let (status, _, _) = hop(&format!(
+        "{server}/oauth/shopify/install?shop=https://evil.example"
+    ))
+    .await;
+    assert_eq!(status, 400);
+
+    // The merchant's browser: ferry → the store's consent → ferry's callback.
+    let (status, consent, _) = hop(&format!(
+        "{server}/oauth/shopify/install?shop=installed.myshopify.com"
+    ))
+    .await;
+    assert_eq!(status, 303);
+    assert!(
+        consent.contains("/stores/installed/admin/oauth/authorize?"),
+        "{consent}"
+    );
+    let (status, callback, _) = hop(&consent).await;
+    assert_eq!(status, 303);
+    assert!(
+        callback.starts_with(&format!("{server}/oauth/shopify/callback?")),
+        "{callback}"
+    );
+
+    // A forged signature is refused and does not use up the state.
+    let forged = callback.replace("hmac=", "hmac=0");
+    let (status, _, body) = hop(&forged).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("hmac"), "{body}");
+    let (status, _, page) = hop(&callback).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("installed is connected"), "{page}");
+    // The same callback again: the state was single-use.
+    let (status, _, body) = hop(&callback).await;
+    assert_eq!(status, 400);
+    assert!(body.contains("state"), "{body}");
+
+    let view = engine.access_view("installed").await.unwrap();
+    assert_eq!(view.credentials, Kind::AuthorizationCode);
+    assert_eq!(view.token.unwrap().state, "ok");
+    net.children.push("installed".into());
+    net.connect_all().await;
+    net.assert_in_sync(same);
+    // Its tokens expire: the refresh token rotates and the network goes on.
+    let sku = "SKU-000002-1";
+    let before = net.by_sku(PARENT)[sku].2;
+    p.expire_app_tokens(&app.client_id);
+    p.place_order(
+        "installed",
+        &[OrderLine {
+            variant_id: None,
+            sku: Some(sku.into()),
+            quantity: 2,
+        }],
+    )
+    .unwrap();
+    net.quiet().await;
+    net.assert_in_sync(same);
+    assert_eq!(net.by_sku(PARENT)[sku].2, before - 2);
+    assert!(p.app_counters(&app.client_id).refreshes >= 1);
 }

@@ -25,6 +25,10 @@ pub struct DemoArgs {
     /// Child stores.
     #[arg(long, default_value_t = 3)]
     children: usize,
+    /// How long the stores' tokens live: the stores are connected through an app on the
+    /// client credentials grant, so the run shows ferry renewing them while it syncs.
+    #[arg(long, default_value_t = 20)]
+    token_ttl_s: u64,
     /// The database (default: a new SQLite file in a temporary directory).
     #[arg(long)]
     database_url: Option<String>,
@@ -44,6 +48,8 @@ const ADMIN_TOKEN_LEN: usize = 32;
 
 struct Demo {
     mock: MockServer,
+    /// The app the stores are reached through.
+    app: ferry_mock::AppInfo,
     stack: Stack,
     children: Vec<String>,
     started: Instant,
@@ -362,6 +368,8 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     cfg.app.engine.public_url = String::new();
     // The simulated platform answers on loopback over plain http.
     cfg.app.client.outbound = ferry_connect::Outbound::insecure();
+    // Shop domains lead to the simulated platform.
+    cfg.app.engine.shop_url = format!("{}/stores/{{shop}}", mock.url());
     let admin_token: String = {
         let mut r = rand::rngs::StdRng::seed_from_u64(args.seed ^ 0x5eed);
         (0..ADMIN_TOKEN_LEN)
@@ -375,6 +383,23 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         ..WorkerOptions::default()
     };
     let stack = Stack::start(queue, cfg).await?;
+    // The stores' organization's app, as a merchant makes it in the Dev Dashboard since 2026.
+    let scopes = ferry_sync::credentials::NEEDED_SCOPES;
+    let app = mock
+        .platform()
+        .create_app("ferry", ferry_mock::DEFAULT_ORGANIZATION, &scopes);
+    mock.platform()
+        .set_token_ttl(Some(Duration::from_secs(args.token_ttl_s.max(2))));
+    stack
+        .engine
+        .network()
+        .put_app(
+            "ferry",
+            &app.client_id,
+            &app.client_secret,
+            &scopes.join(","),
+        )
+        .await?;
     let mut children = Vec::new();
     for i in 0..=args.children {
         let (name, role, products) = if i == 0 {
@@ -388,13 +413,15 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             )
         };
         let limits = crate::simulated::PLUS;
-        crate::simulated::add_store(&stack, &mock, &name, role, products, limits).await?;
+        crate::simulated::add_app_store(&stack, &mock, &name, role, products, limits, "ferry")
+            .await?;
         if role == Role::Child {
             children.push(name);
         }
     }
     let mut demo = Demo {
         mock,
+        app,
         stack,
         children,
         started,
@@ -589,11 +616,18 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         "  final reconciliation repaired {repaired} things; dead jobs: {}",
         dead.len()
     );
+    let tokens = demo.p().app_counters(&demo.app.client_id);
+    println!(
+        "  tokens: {} obtained by the client credentials grant ({} s each, renewed before they expired); {} calls met an expired token",
+        tokens.client_credentials, args.token_ttl_s, tokens.expired_calls
+    );
     let verdict = json!({
         "stores": demo.stores().len(),
         "products": args.products,
         "mismatches": problems.len(),
         "dead_jobs": dead.len(),
+        "token_grants": tokens.client_credentials,
+        "expired_token_calls": tokens.expired_calls,
         "elapsed_s": demo.started.elapsed().as_secs_f64(),
     });
     if problems.is_empty() {

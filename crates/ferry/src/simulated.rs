@@ -33,13 +33,7 @@ pub async fn add_store(
     products: usize,
     limits: (f64, f64),
 ) -> Result<()> {
-    let p = mock.platform();
-    let info = match p.store_info(name) {
-        Ok(info) => info,
-        Err(_) => p.create_store(Some(name))?,
-    };
-    p.seed_catalog(name, products, 2)?;
-    p.set_graphql_bucket(name, limits.0, limits.1)?;
+    let info = seed_store(mock, name, products, limits)?;
     stack
         .engine
         .add_store(
@@ -48,6 +42,51 @@ pub async fn add_store(
             &mock.graphql_url(name),
             &info.access_token,
             &info.webhook_secret,
+            &Rules::default(),
+        )
+        .await?;
+    Ok(())
+}
+
+/// A simulated store (made unless it exists) seeded with `products` products of 2 variants and
+/// a GraphQL bucket of `limits`.
+fn seed_store(
+    mock: &MockServer,
+    name: &str,
+    products: usize,
+    limits: (f64, f64),
+) -> Result<ferry_mock::StoreInfo> {
+    let p = mock.platform();
+    let info = match p.store_info(name) {
+        Ok(info) => info,
+        Err(_) => p.create_store(Some(name))?,
+    };
+    p.seed_catalog(name, products, 2)?;
+    p.set_graphql_bucket(name, limits.0, limits.1)?;
+    Ok(info)
+}
+
+/// As [`add_store`], but the store is reached the 2026 way: through the registered app `app`
+/// on the client credentials grant, by its shop domain (`{name}.myshopify.com`; the engine's
+/// `shop_url` must lead to `mock`).
+pub async fn add_app_store(
+    stack: &Stack,
+    mock: &MockServer,
+    name: &str,
+    role: Role,
+    products: usize,
+    limits: (f64, f64),
+    app: &str,
+) -> Result<()> {
+    seed_store(mock, name, products, limits)?;
+    stack
+        .engine
+        .add_app_store(
+            name,
+            role,
+            &format!("{name}.myshopify.com"),
+            ferry_sync::credentials::Kind::ClientCredentials,
+            &ferry_sync::credentials::AppRef::Named(app.to_owned()),
             &Rules::default(),
         )
         .await?;

@@ -88,6 +88,22 @@ pub fn shop_handle(domain: &str) -> &str {
     domain.strip_suffix(".myshopify.com").unwrap_or(domain)
 }
 
+/// An app's client id and secret as the API documents them.
+fn check_client(client_id: &str, client_secret: &str) -> Result<(), SyncError> {
+    if crate::blank(client_id) || client_id.chars().count() > 255 {
+        return Err(SyncError::Invalid(
+            "client_id is 1 to 255 characters, not only spaces".into(),
+        ));
+    }
+    if !(8..=crate::MAX_SECRET).contains(&client_secret.chars().count()) {
+        return Err(SyncError::Invalid(format!(
+            "the client secret is 8 to {} characters",
+            crate::MAX_SECRET
+        )));
+    }
+    Ok(())
+}
+
 fn valid_app_name(n: &str) -> bool {
     !n.is_empty()
         && n.len() <= 64
@@ -126,17 +142,7 @@ impl Network {
                 "an app name is 1 to 64 of [A-Za-z0-9_-]".into(),
             ));
         }
-        if crate::blank(client_id) || client_id.len() > 255 {
-            return Err(SyncError::Invalid(
-                "client_id is 1 to 255 characters".into(),
-            ));
-        }
-        if !(8..=crate::MAX_SECRET).contains(&client_secret.chars().count()) {
-            return Err(SyncError::Invalid(format!(
-                "the client secret is 8 to {} characters",
-                crate::MAX_SECRET
-            )));
-        }
+        check_client(client_id, client_secret)?;
         if scopes.chars().count() > 2048 {
             return Err(SyncError::Invalid(
                 "scopes is at most 2048 characters".into(),
@@ -196,17 +202,7 @@ impl Network {
                 client_id,
                 client_secret,
             } => {
-                if crate::blank(client_id) || client_id.len() > 255 {
-                    return Err(SyncError::Invalid(
-                        "client_id is 1 to 255 characters".into(),
-                    ));
-                }
-                if !(8..=crate::MAX_SECRET).contains(&client_secret.chars().count()) {
-                    return Err(SyncError::Invalid(format!(
-                        "the client secret is 8 to {} characters",
-                        crate::MAX_SECRET
-                    )));
-                }
+                check_client(client_id, client_secret)?;
                 Ok(App {
                     name: String::new(),
                     client_id: client_id.clone(),

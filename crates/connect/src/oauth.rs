@@ -401,58 +401,12 @@ impl OAuth {
             Db::Postgres(pool) => {
                 // The row lock makes the renewal single-flight across processes.
                 let mut tx = pool.begin().await?;
-                let raw: Option<RawRow> = sqlx::query_as(ROW_LOCKED)
-                    .bind(&self.key)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let row = self.opened(raw.ok_or_else(|| self.missing())?)?;
-                let (cached, update) = match self.decide(&row, stale).await {
-                    Ok(d) => d,
-                    Err(e) => {
-                        if let ConnectError::Reauthorize { reason, .. } = &e {
-                            self.warn_reauthorize(reason);
-                            bind_mark!(sqlx::query(MARK), self, reason)
-                                .execute(&mut *tx)
-                                .await?;
-                            tx.commit().await?;
-                        }
-                        return Err(e);
-                    }
-                };
-                if let Some(u) = update {
-                    bind_update!(sqlx::query(UPDATE), self, u)
-                        .execute(&mut *tx)
-                        .await?;
-                }
+                let out = renew_on!(self, stale, ROW_LOCKED, &mut *tx);
                 tx.commit().await?;
-                Ok(cached)
+                out
             }
-            Db::Sqlite(pool) => {
-                // One process per SQLite database: the in-process lock is the single flight.
-                let raw: Option<RawRow> = sqlx::query_as(ROW)
-                    .bind(&self.key)
-                    .fetch_optional(pool)
-                    .await?;
-                let row = self.opened(raw.ok_or_else(|| self.missing())?)?;
-                let (cached, update) = match self.decide(&row, stale).await {
-                    Ok(d) => d,
-                    Err(e) => {
-                        if let ConnectError::Reauthorize { reason, .. } = &e {
-                            self.warn_reauthorize(reason);
-                            bind_mark!(sqlx::query(MARK), self, reason)
-                                .execute(pool)
-                                .await?;
-                        }
-                        return Err(e);
-                    }
-                };
-                if let Some(u) = update {
-                    bind_update!(sqlx::query(UPDATE), self, u)
-                        .execute(pool)
-                        .await?;
-                }
-                Ok(cached)
-            }
+            // One process per SQLite database: the in-process lock is the single flight.
+            Db::Sqlite(pool) => renew_on!(self, stale, ROW, pool),
         }
     }
 
@@ -552,6 +506,38 @@ struct Update {
     scopes: Option<String>,
     now: i64,
 }
+
+/// A renewal on one engine's connection (`$ex`): the row read with `$row`, then what
+/// [`OAuth::decide`] says written (the new tokens, or the mark of a needed reinstallation).
+macro_rules! renew_on {
+    ($o:ident, $stale:ident, $row:expr, $ex:expr) => {{
+        let raw: Option<RawRow> = sqlx::query_as($row)
+            .bind(&$o.key)
+            .fetch_optional($ex)
+            .await?;
+        let row = $o.opened(raw.ok_or_else(|| $o.missing())?)?;
+        match $o.decide(&row, $stale).await {
+            Ok((cached, update)) => {
+                if let Some(u) = update {
+                    bind_update!(sqlx::query(UPDATE), $o, u)
+                        .execute($ex)
+                        .await?;
+                }
+                Ok(cached)
+            }
+            Err(e) => {
+                if let ConnectError::Reauthorize { reason, .. } = &e {
+                    $o.warn_reauthorize(reason);
+                    bind_mark!(sqlx::query(MARK), $o, reason)
+                        .execute($ex)
+                        .await?;
+                }
+                Err(e)
+            }
+        }
+    }};
+}
+use renew_on;
 
 /// Binds an [`Update`] to [`UPDATE`] (on either engine's query).
 macro_rules! bind_update {

@@ -12,6 +12,7 @@ use ferry_testkit::Answered;
 use crate::{Net, PARENT, same};
 
 ferry_testkit::conformance! {
+    a_store_missing_a_scope_is_not_connected,
     a_child_on_client_credentials_syncs_across_token_lifetimes,
     a_child_installed_through_the_install_flow_syncs,
 }
@@ -186,4 +187,51 @@ async fn a_child_installed_through_the_install_flow_syncs(db: TestDb) {
     net.assert_in_sync(same);
     assert_eq!(net.by_sku(PARENT)[sku].2, before - 2);
     assert!(p.app_counters(&app.client_id).refreshes >= 1);
+}
+
+async fn a_store_missing_a_scope_is_not_connected(db: TestDb) {
+    let net = Net::unconnected(db, 1, 2, Rules::default()).await;
+    let p = net.platform().clone();
+    // An app configured without write_files and read_orders.
+    let scopes: Vec<&str> = NEEDED_SCOPES
+        .into_iter()
+        .filter(|s| *s != "write_files" && *s != "read_orders")
+        .collect();
+    let app = p.create_app("narrow", DEFAULT_ORGANIZATION, &scopes);
+    p.create_store(Some("narrow")).unwrap();
+    let engine = net.stack.engine.clone();
+    engine
+        .add_app_store(
+            "narrow",
+            Role::Child,
+            "narrow.myshopify.com",
+            Kind::ClientCredentials,
+            &AppRef::Own {
+                client_id: app.client_id.clone(),
+                client_secret: app.client_secret.clone(),
+            },
+            &Rules::default(),
+        )
+        .await
+        .unwrap();
+    net.connect_all().await;
+    engine.connect_store("narrow").await.unwrap();
+    net.quiet().await;
+    let dead = net.dead_jobs().await;
+    let error = dead
+        .iter()
+        .find_map(|j| j.last_error.clone())
+        .expect("the connect job failed");
+    assert!(
+        error.contains("read_orders") && error.contains("write_files"),
+        "{error}"
+    );
+    let store = engine.network().store("narrow").await.unwrap();
+    assert_ne!(
+        store.state,
+        ferry_sync::network::StoreState::Connected,
+        "not connected"
+    );
+    let view = engine.access_view("narrow").await.unwrap();
+    assert_eq!(view.missing_scopes, vec!["read_orders", "write_files"]);
 }

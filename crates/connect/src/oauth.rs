@@ -56,6 +56,25 @@ pub struct TokenStatus {
     pub scopes: String,
 }
 
+/// The stored state of the credential named `key`, without building one (no client, no
+/// secret): what the API and connect read. `None` when nothing is stored yet.
+pub async fn status(db: &Db, key: &str) -> Result<Option<TokenStatus>, ConnectError> {
+    let row = ferry_db::row!(
+        db,
+        (String, Option<String>, i64, String),
+        "SELECT state, reason, expires_at_ms, scopes FROM ferry_credentials WHERE key = $1",
+        key
+    )?;
+    Ok(
+        row.map(|(state, reason, expires_at_ms, scopes)| TokenStatus {
+            state,
+            reason,
+            expires_at_ms,
+            scopes,
+        }),
+    )
+}
+
 pub struct OAuth {
     db: Db,
     clock: Arc<dyn Clock>,
@@ -217,20 +236,7 @@ impl OAuth {
 
     /// The stored state, without any token: `None` when nothing is stored yet.
     pub async fn status(&self) -> Result<Option<TokenStatus>, ConnectError> {
-        let row = ferry_db::row!(
-            &self.db,
-            (String, Option<String>, i64, String),
-            "SELECT state, reason, expires_at_ms, scopes FROM ferry_credentials WHERE key = $1",
-            &self.key
-        )?;
-        Ok(
-            row.map(|(state, reason, expires_at_ms, scopes)| TokenStatus {
-                state,
-                reason,
-                expires_at_ms,
-                scopes,
-            }),
-        )
+        status(&self.db, &self.key).await
     }
 
     fn context(&self) -> String {

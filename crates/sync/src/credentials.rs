@@ -285,6 +285,11 @@ impl Network {
     }
 }
 
+/// The name of a store's tokens in `ferry_credentials`.
+pub(crate) fn token_key(store: &str) -> String {
+    format!("shopify:{store}")
+}
+
 /// The OAuth credential of a store reached through an app, at `token_url`.
 pub(crate) fn app_credentials(
     engine: &crate::engine::Engine,
@@ -303,7 +308,7 @@ pub(crate) fn app_credentials(
             engine.queue().clock(),
             engine.network().cipher().clone(),
             &engine.client().options().outbound,
-            &format!("shopify:{store}"),
+            &token_key(store),
             token_url,
         )
         .for_app(grant, &app.client_id, app.client_secret.clone()),

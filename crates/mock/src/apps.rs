@@ -5,9 +5,10 @@
 //! by one of three grants, form-encoded or JSON:
 //! - `client_credentials`: stores of the app's own organization only (`shop_not_permitted`
 //!   otherwise); a token for 24 hours, no refresh token.
-//! - the authorization code (after `GET /stores/{s}/admin/oauth/authorize`, which stands for the
-//!   merchant's consent and redirects back at once with a signed query): an expiring offline
-//!   token (1 hour) and a refresh token.
+//! - the authorization code (after `GET /stores/{s}/admin/oauth/authorize`, the consent page
+//!   naming the app and its scopes, whose Install button posts back to the same address and is
+//!   redirected to the app with a code in a signed query): an expiring offline token (1 hour)
+//!   and a refresh token.
 //! - `refresh_token`: a new pair; the refresh token rotates on every use, and the previous one
 //!   stays valid until the new one is first used.
 //!
@@ -53,6 +54,8 @@ pub struct AppInfo {
 struct Issued {
     store: String,
     client_id: String,
+    /// Comma-separated, as granted.
+    scopes: String,
     expires_at: i64,
 }
 
@@ -85,6 +88,10 @@ pub struct AppCounters {
     pub refresh_refused: u64,
     /// API calls refused because the app's token had expired.
     pub expired_calls: u64,
+    /// Tokens issued for a store while the one issued just before it for the same store still
+    /// had more than half its lifetime left: renewals that raced (a client renewing near the
+    /// end of a lifetime never causes one).
+    pub early_grants: u64,
 }
 
 #[derive(Debug, Default)]
@@ -97,7 +104,25 @@ pub(crate) struct Apps {
     ttl_ms: Option<i64>,
     organizations: HashMap<String, String>,
     counters: HashMap<String, AppCounters>,
+    /// (issued at, expires at) of the last token issued per (client id, store).
+    latest: HashMap<(String, String), (i64, i64)>,
+    /// What a store's own static token (a legacy custom app) was granted, when not
+    /// [`LEGACY_SCOPES`].
+    static_scopes: HashMap<String, Vec<String>>,
 }
+
+/// What a legacy custom app's static token is granted unless a test narrows it.
+pub const LEGACY_SCOPES: &[&str] = &[
+    "read_products",
+    "write_products",
+    "read_inventory",
+    "write_inventory",
+    "read_locations",
+    "read_orders",
+    "write_orders",
+    "read_files",
+    "write_files",
+];
 
 impl Apps {
     fn ttl(&self, default: i64) -> i64 {
@@ -107,6 +132,36 @@ impl Apps {
     fn count(&mut self, client_id: &str, f: impl FnOnce(&mut AppCounters)) {
         f(self.counters.entry(client_id.to_owned()).or_default());
     }
+
+    /// Records an access token issued to `client_id` for `store` at `now` with `scopes`, living
+    /// `ttl` ms.
+    fn issue(
+        &mut self,
+        token: String,
+        store: &str,
+        client_id: &str,
+        scopes: &str,
+        now: i64,
+        ttl: i64,
+    ) {
+        let key = (client_id.to_owned(), store.to_owned());
+        let early = self
+            .latest
+            .insert(key, (now, now + ttl))
+            .is_some_and(|(from, to)| to - now > (to - from) / 2);
+        if early {
+            self.count(client_id, |c| c.early_grants += 1);
+        }
+        self.access.insert(
+            token,
+            Issued {
+                store: store.to_owned(),
+                client_id: client_id.to_owned(),
+                scopes: scopes.to_owned(),
+                expires_at: now + ttl,
+            },
+        );
+    }
 }
 
 /// Who a presented token belongs to.
@@ -115,13 +170,20 @@ pub(crate) enum Caller {
     /// The store's own static token (a legacy custom app).
     Static,
     /// An app's token: webhooks it subscribes are signed with its client secret.
-    App { client_secret: String },
+    App {
+        client_secret: String,
+        /// Comma-separated, as granted.
+        scopes: String,
+    },
 }
 
 pub(crate) fn routes() -> Router<Arc<Platform>> {
     Router::new()
         .route("/stores/{store}/admin/oauth/access_token", post(token))
-        .route("/stores/{store}/admin/oauth/authorize", get(authorize))
+        .route(
+            "/stores/{store}/admin/oauth/authorize",
+            get(consent).post(approve),
+        )
 }
 
 /// An OAuth error as Shopify's token endpoint words it.
@@ -212,14 +274,7 @@ async fn token(
                 );
             }
             let ttl = apps.ttl(CLIENT_CREDENTIALS_TTL_MS);
-            apps.access.insert(
-                access.clone(),
-                Issued {
-                    store,
-                    client_id: client_id.clone(),
-                    expires_at: now + ttl,
-                },
-            );
+            apps.issue(access.clone(), &store, &client_id, &scopes, now, ttl);
             apps.count(&client_id, |c| c.client_credentials += 1);
             Json(json!({"access_token": access, "scope": scopes, "expires_in": ttl / 1000}))
                 .into_response()
@@ -297,14 +352,7 @@ fn issue_offline(
 ) -> Response {
     let ttl = apps.ttl(OFFLINE_TTL_MS);
     let refresh_ttl = apps.ttl_ms.map_or(REFRESH_TTL_MS, |t| t * 100);
-    apps.access.insert(
-        access.clone(),
-        Issued {
-            store: store.to_owned(),
-            client_id: client_id.to_owned(),
-            expires_at: now + ttl,
-        },
-    );
+    apps.issue(access.clone(), store, client_id, scopes, now, ttl);
     apps.refresh.insert(
         refresh.clone(),
         RefreshGrant {
@@ -333,45 +381,93 @@ struct AuthorizeQuery {
     state: Option<String>,
 }
 
-/// The merchant's consent, given at once: back to `redirect_uri` with a code and the query
-/// signed as Shopify signs it (HMAC-SHA256 in hex of the sorted `k=v` pairs joined by `&`,
-/// with the app's client secret).
-async fn authorize(
+/// An authorization request that names a known store and app, with the app and what it may
+/// be granted of what it asked for.
+fn checked(
+    p: &Platform,
+    store: &str,
+    q: AuthorizeQuery,
+) -> Result<(AppInfo, Vec<String>, String, String), MockError> {
+    if p.store_info(store).is_err() {
+        return Err(MockError::UnknownStore(store.to_owned()));
+    }
+    let (Some(client_id), Some(redirect), Some(state)) = (q.client_id, q.redirect_uri, q.state)
+    else {
+        return Err(MockError::BadRequest(
+            "client_id, redirect_uri and state are required".into(),
+        ));
+    };
+    let Some(app) = p.apps().apps.get(&client_id).cloned() else {
+        return Err(MockError::BadRequest("unknown client_id".into()));
+    };
+    // Granted: what was asked, of what the app may ask.
+    let granted = q
+        .scope
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| app.scopes.iter().any(|a| a == s))
+        .map(str::to_owned)
+        .collect();
+    Ok((app, granted, redirect, state))
+}
+
+/// The merchant's consent page: the app, the store and the scopes, and an Install button that
+/// posts the request back (hidden fields a test reads with [`consent_form`]).
+async fn consent(
     State(p): State<Arc<Platform>>,
     Path(store): Path<String>,
     Query(q): Query<AuthorizeQuery>,
 ) -> Response {
-    if p.store_info(&store).is_err() {
-        return MockError::UnknownStore(store).into_response();
-    }
-    let (Some(client_id), Some(redirect), Some(state)) = (q.client_id, q.redirect_uri, q.state)
-    else {
-        return MockError::BadRequest("client_id, redirect_uri and state are required".into())
-            .into_response();
+    let asked = q.scope.clone().unwrap_or_default();
+    let (app, granted, redirect, state) = match checked(&p, &store, q) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let hidden = [
+        ("client_id", app.client_id.as_str()),
+        ("scope", asked.as_str()),
+        ("redirect_uri", redirect.as_str()),
+        ("state", state.as_str()),
+    ]
+    .iter()
+    .map(|(k, v)| format!(r#"<input type="hidden" name="{k}" value="{}">"#, escape(v)))
+    .collect::<String>();
+    let scopes = granted
+        .iter()
+        .map(|s| format!("<li>{}</li>", escape(s)))
+        .collect::<String>();
+    let page = format!(
+        r#"<!doctype html><title>Install {app}</title><h1>Install {app} on {store}?</h1><p>It will be able to:</p><ul>{scopes}</ul><form method="post" action="/stores/{store}/admin/oauth/authorize">{hidden}<button type="submit">Install</button></form>"#,
+        app = escape(&app.name),
+        store = escape(&store),
+    );
+    axum::response::Html(page).into_response()
+}
+
+/// The merchant pressed Install: back to `redirect_uri` with a code and the query signed as
+/// Shopify signs it (HMAC-SHA256 in hex of the sorted `k=v` pairs joined by `&`, with the app's
+/// client secret).
+async fn approve(
+    State(p): State<Arc<Platform>>,
+    Path(store): Path<String>,
+    axum::extract::Form(q): axum::extract::Form<AuthorizeQuery>,
+) -> Response {
+    let (app, granted, redirect, state) = match checked(&p, &store, q) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
     };
     let now = p.now_ms();
     let code = p.secret("");
-    let mut apps = p.apps();
-    let Some(app) = apps.apps.get(&client_id).cloned() else {
-        return MockError::BadRequest("unknown client_id".into()).into_response();
-    };
-    // Granted: what was asked, of what the app may ask.
-    let asked = q.scope.unwrap_or_default();
-    let granted: Vec<&str> = asked
-        .split(',')
-        .map(str::trim)
-        .filter(|s| app.scopes.iter().any(|a| a == s))
-        .collect();
-    apps.codes.insert(
+    p.apps().codes.insert(
         code.clone(),
         Code {
             store: store.clone(),
-            client_id,
+            client_id: app.client_id.clone(),
             scopes: granted.join(","),
             expires_at: now + CODE_TTL_MS,
         },
     );
-    drop(apps);
     let shop = format!("{store}.myshopify.com");
     let timestamp = (now / 1000).to_string();
     let host = base64::Engine::encode(
@@ -393,6 +489,40 @@ async fn authorize(
     query.append_pair("hmac", &hmac);
     let sep = if redirect.contains('?') { '&' } else { '?' };
     Redirect::to(&format!("{redirect}{sep}{}", query.finish())).into_response()
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// What pressing Install on a consent page sends: the form's action and its hidden fields.
+/// `None` when `page` is not a consent page.
+pub fn consent_form(page: &str) -> Option<(String, Vec<(String, String)>)> {
+    let unescape = |s: &str| {
+        s.replace("&quot;", "\"")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&")
+    };
+    fn after<'a>(hay: &'a str, marker: &str) -> Option<&'a str> {
+        let at = hay.find(marker)? + marker.len();
+        Some(&hay[at..])
+    }
+    let form = after(page, r#"<form method="post" action=""#)?;
+    let action = form.split('"').next()?.to_owned();
+    let mut fields = Vec::new();
+    let mut rest = form;
+    while let Some(tail) = after(rest, r#"<input type="hidden" name=""#) {
+        let (name, tail) = tail.split_once('"')?;
+        let tail = after(tail, r#"value=""#)?;
+        let (value, tail) = tail.split_once('"')?;
+        fields.push((name.to_owned(), unescape(value)));
+        rest = tail;
+    }
+    Some((action, fields))
 }
 
 /// Shopify's signature of an OAuth query: the pairs (without `hmac` and `signature`) sorted by
@@ -496,6 +626,35 @@ impl Platform {
         let secret = apps.apps.get(&issued.client_id)?.client_secret.clone();
         Some(Caller::App {
             client_secret: secret,
+            scopes: issued.scopes,
         })
+    }
+
+    /// The scopes `caller` holds on `store` (`currentAppInstallation { accessScopes }`).
+    pub(crate) fn granted_scopes(&self, store: &str, caller: &Caller) -> Vec<String> {
+        match caller {
+            Caller::App { scopes, .. } => scopes
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            Caller::Static => self
+                .apps()
+                .static_scopes
+                .get(store)
+                .cloned()
+                .unwrap_or_else(|| LEGACY_SCOPES.iter().map(|s| (*s).to_owned()).collect()),
+        }
+    }
+
+    /// Narrows what a store's own static token was granted (a legacy app configured without
+    /// some scopes).
+    pub fn set_static_scopes(&self, store: &str, scopes: &[&str]) -> Result<(), MockError> {
+        store_ref(&self.lock(), store)?;
+        self.apps().static_scopes.insert(
+            store.to_owned(),
+            scopes.iter().map(|s| (*s).to_owned()).collect(),
+        );
+        Ok(())
     }
 }

@@ -6,7 +6,7 @@
 //! of every write), `graphql` (the Admin API: schema, resolvers, cost), `rest` (the items API for
 //! the generic connector), `payments`, `webhooks` (signed deliveries with retries), `faults`,
 //! `actors` (merchant and shopper actions), `apps` (Dev Dashboard apps: the token endpoint's three
-//! grants, the install redirect, expiring tokens), `server` (routes and the control API).
+//! grants, the consent page, expiring tokens), `server` (routes and the control API).
 
 mod actors;
 mod apps;
@@ -24,7 +24,7 @@ mod signing;
 mod webhooks;
 
 pub use actors::OrderLine;
-pub use apps::{AppCounters, AppInfo, DEFAULT_ORGANIZATION, sign_query};
+pub use apps::{AppCounters, AppInfo, DEFAULT_ORGANIZATION, consent_form, sign_query};
 pub use bucket::LeakyBucket;
 pub use catalog::{FileSpec, ProductSpec, UserError, VariantSpec};
 pub use error::MockError;

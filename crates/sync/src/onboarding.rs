@@ -33,9 +33,10 @@ impl Engine {
             .next()
             .map(|(id, _)| id)
             .ok_or_else(|| SyncError::Invalid(format!("{} has no location", store.name)))?;
-        // The token is in hand now: a store reached through an app must have granted every
-        // scope ferry needs, or a later write would fail halfway.
-        let missing = self.access_view(&store.name).await?.missing_scopes;
+        // The token is in hand now: it must hold every scope ferry needs, or a later write
+        // would fail halfway. The store says what it holds, whatever the kind of token.
+        let granted = shop.granted_scopes().await?;
+        let missing = crate::credentials::missing_scopes(&granted);
         if !missing.is_empty() {
             return Err(SyncError::Invalid(format!(
                 "{} did not grant the scopes ferry needs: {} (grant them in the app's configuration, then connect again)",

@@ -739,6 +739,33 @@ impl ShopifyConnector {
             .ok_or_else(|| ConnectError::data(endpoint, "webhookSubscription.id", "missing"))
     }
 
+    /// The scopes the token in use holds, comma-separated (`read_products,write_products`).
+    pub async fn granted_scopes(&self) -> Result<String, ConnectError> {
+        let endpoint = "query AccessScopes";
+        let d = self
+            .graphql(
+                endpoint,
+                queries::ACCESS_SCOPES,
+                json!({}),
+                queries::ACCESS_SCOPES_COST,
+            )
+            .await?;
+        let scopes = d["currentAppInstallation"]["accessScopes"]
+            .as_array()
+            .ok_or_else(|| {
+                ConnectError::data(
+                    endpoint,
+                    "currentAppInstallation.accessScopes",
+                    "expected a list",
+                )
+            })?;
+        Ok(scopes
+            .iter()
+            .filter_map(|s| s["handle"].as_str())
+            .collect::<Vec<_>>()
+            .join(","))
+    }
+
     /// The store's locations: (id, name).
     pub async fn locations(&self) -> Result<Vec<(String, String)>, ConnectError> {
         let endpoint = "query Locations";

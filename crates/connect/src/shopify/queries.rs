@@ -133,6 +133,11 @@ pub const LOCATIONS: &str = r#"
 query Locations { locations(first: 50) { nodes { id name } } }"#;
 pub const LOCATIONS_COST: f64 = 2.0 + 50.0;
 
+/// What the token in use was granted (any kind of token: a legacy app's too).
+pub const ACCESS_SCOPES: &str = r#"
+query AccessScopes { currentAppInstallation { accessScopes { handle } } }"#;
+pub const ACCESS_SCOPES_COST: f64 = 2.0;
+
 pub const MUTATION_COST: f64 = 10.0;
 
 /// Products carrying a tag (ferry tags its copies, to find one made by a write whose answer

@@ -136,6 +136,13 @@ async fn install(env: &Env, store: &str, app: &AppInfo, creds: &OAuth) {
         ])
         .answer()
         .await;
+    let page = r.text().await.unwrap();
+    let (action, fields) = ferry_mock::consent_form(&page).expect("the consent page");
+    let r = http
+        .post(format!("{}{action}", env.mock.url()))
+        .form(&fields)
+        .answer()
+        .await;
     let location = reqwest::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
     let code = location
         .query_pairs()

@@ -266,6 +266,7 @@ impl Platform {
             self.hold_point().await;
         }
         let subscriptions = self.subscriptions(store);
+        let scopes = self.granted_scopes(store, &caller);
         let (response, events, new_subs, warnings, throttle, actual) = {
             let now = self.now_ms();
             let mut stores = self.lock();
@@ -279,6 +280,7 @@ impl Platform {
                 idem_keys: keys,
                 concurrent_keys: concurrent,
                 subscriptions,
+                scopes,
                 new_subscriptions: RefCell::new(Vec::new()),
                 warnings: RefCell::new(Vec::new()),
             };
@@ -324,7 +326,7 @@ impl Platform {
             )
         };
         for mut s in new_subs {
-            if let crate::apps::Caller::App { client_secret } = &caller {
+            if let crate::apps::Caller::App { client_secret, .. } = &caller {
                 s.secret = Some(client_secret.clone());
             }
             self.add_subscription(store, s);

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ferry_mock::{AppInfo, DEFAULT_ORGANIZATION, StoreInfo, sign_query};
+use ferry_mock::{AppInfo, DEFAULT_ORGANIZATION, StoreInfo, consent_form, sign_query};
 use ferry_testkit::Answered;
 use serde_json::{Value, json};
 
@@ -124,6 +124,37 @@ async fn client_credentials_give_a_day_long_token_to_the_organizations_stores() 
     );
 }
 
+#[tokio::test]
+async fn a_token_asked_for_while_the_last_one_is_young_counts_as_a_race() {
+    let h = Harness::start().await;
+    h.shop("own", 1, 1);
+    h.shop("second", 1, 1);
+    let a = app(&h);
+    let grant = |store: &'static str| {
+        let a = a.clone();
+        let h = &h;
+        async move {
+            let form = [
+                ("grant_type", "client_credentials"),
+                ("client_id", a.client_id.as_str()),
+                ("client_secret", a.client_secret.as_str()),
+            ];
+            assert_eq!(token_form(h, store, &form).await.0, 200);
+        }
+    };
+    let races = || h.server.platform().app_counters(&a.client_id).early_grants;
+    grant("own").await;
+    grant("second").await;
+    assert_eq!(races(), 0, "a first token per store");
+    // Renewed in the last tenth of its day: no race.
+    h.clock.advance(Duration::from_secs(86_400 * 9 / 10));
+    grant("own").await;
+    assert_eq!(races(), 0);
+    // Asked again at once, as a second process renewing the same store would.
+    grant("own").await;
+    assert_eq!(races(), 1);
+}
+
 /// The install redirect's query, with its signature checked as an app checks it.
 async fn install(h: &Harness, a: &AppInfo, store: &str) -> Vec<(String, String)> {
     let http = reqwest::Client::builder()
@@ -145,6 +176,20 @@ async fn install(h: &Harness, a: &AppInfo, store: &str) -> Vec<(String, String)>
             ("state", "nonce-1"),
             ("grant_options[]", ""),
         ])
+        .answer()
+        .await;
+    assert_eq!(r.status(), 200, "the consent page");
+    let page = r.text().await.unwrap();
+    assert!(page.contains("Install ferry on "), "{page}");
+    assert!(
+        page.contains("<li>read_products</li>") && !page.contains("<li>read_orders</li>"),
+        "it lists what the app may be granted: {page}"
+    );
+    // The merchant presses Install.
+    let (action, fields) = consent_form(&page).expect("an Install form");
+    let r = http
+        .post(format!("{}{action}", h.server.url()))
+        .form(&fields)
         .answer()
         .await;
     assert_eq!(r.status(), 303, "redirected back");

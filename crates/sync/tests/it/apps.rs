@@ -15,6 +15,7 @@ ferry_testkit::conformance! {
     a_store_missing_a_scope_is_not_connected,
     a_child_on_client_credentials_syncs_across_token_lifetimes,
     a_child_installed_through_the_install_flow_syncs,
+    a_legacy_token_missing_a_scope_is_not_connected,
 }
 
 async fn a_child_on_client_credentials_syncs_across_token_lifetimes(db: TestDb) {
@@ -99,6 +100,21 @@ async fn hop(url: &str) -> (u16, String, String) {
     (status, location, r.text().await.unwrap())
 }
 
+/// The merchant presses Install on the consent page at `url`: where the platform sends them.
+async fn press_install(url: &str, page: &str) -> String {
+    let (action, fields) = ferry_mock::consent_form(page).expect("an Install form");
+    let mut target = reqwest::Url::parse(url).unwrap();
+    target.set_query(None);
+    target.set_path(&action);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = http.post(target).form(&fields).answer().await;
+    assert_eq!(r.status(), 303);
+    r.headers()["location"].to_str().unwrap().to_owned()
+}
+
 async fn a_child_installed_through_the_install_flow_syncs(db: TestDb) {
     let mut net = Net::unconnected(db, 1, 4, Rules::default()).await;
     let p = net.platform().clone();
@@ -144,8 +160,10 @@ async fn a_child_installed_through_the_install_flow_syncs(db: TestDb) {
         consent.contains("/stores/installed/admin/oauth/authorize?"),
         "{consent}"
     );
-    let (status, callback, _) = hop(&consent).await;
-    assert_eq!(status, 303);
+    let (status, _, page) = hop(&consent).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Install partner on installed?"), "{page}");
+    let callback = press_install(&consent, &page).await;
     assert!(
         callback.starts_with(&format!("{server}/oauth/shopify/callback?")),
         "{callback}"
@@ -234,4 +252,39 @@ async fn a_store_missing_a_scope_is_not_connected(db: TestDb) {
     );
     let view = engine.access_view("narrow").await.unwrap();
     assert_eq!(view.missing_scopes, vec!["read_orders", "write_files"]);
+}
+
+async fn a_legacy_token_missing_a_scope_is_not_connected(db: TestDb) {
+    let net = Net::unconnected(db, 1, 2, Rules::default()).await;
+    // A legacy custom app configured without read_locations (write_products implies the read).
+    net.platform()
+        .set_static_scopes(
+            "child-1",
+            &[
+                "write_products",
+                "write_inventory",
+                "read_orders",
+                "write_files",
+            ],
+        )
+        .unwrap();
+    net.connect_all().await;
+    let error = net
+        .dead_jobs()
+        .await
+        .iter()
+        .find_map(|j| j.last_error.clone())
+        .expect("the connect job failed");
+    assert!(
+        error.contains("child-1 did not grant the scopes ferry needs: read_locations"),
+        "{error}"
+    );
+    let child = net.stack.engine.network().store("child-1").await.unwrap();
+    assert_ne!(child.state, ferry_sync::network::StoreState::Connected);
+    let parent = net.stack.engine.network().store(PARENT).await.unwrap();
+    assert_eq!(
+        parent.state,
+        ferry_sync::network::StoreState::Connected,
+        "the parent's token holds them all"
+    );
 }

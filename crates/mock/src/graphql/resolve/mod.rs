@@ -48,6 +48,8 @@ pub(crate) struct Ctx {
     /// Keys another request was applying when this one arrived.
     pub concurrent_keys: std::collections::HashSet<String>,
     pub subscriptions: Vec<Subscription>,
+    /// What the caller's token was granted.
+    pub scopes: Vec<String>,
     pub new_subscriptions: RefCell<Vec<Subscription>>,
     pub warnings: RefCell<Vec<String>>,
 }

@@ -39,6 +39,19 @@ impl<'c> Obj<'c> {
         let id_of = |kind: &str| parse_gid(str_arg(args, "id").unwrap_or_default(), kind);
         match name {
             "shop" => Ok(self.obj(Kind::Shop)),
+            "currentAppInstallation" => {
+                let scopes = self
+                    .ctx
+                    .scopes
+                    .iter()
+                    .map(|h| record(self.ctx, "AccessScope", vec![("handle", leaf(h.clone()))]))
+                    .collect();
+                Ok(record(
+                    self.ctx,
+                    "AppInstallation",
+                    vec![("accessScopes", Val::List(scopes))],
+                ))
+            }
             "node" => {
                 let raw = str_arg(args, "id").unwrap_or_default();
                 let kind = raw

@@ -31,6 +31,9 @@ pub enum BenchCommand {
     /// What a client with no token can make `ferry serve` do: a signature flood, metric
     /// series, store enumeration, slow connections, /healthz under a flood.
     Abuse(crate::bench_abuse::AbuseArgs),
+    /// Stores on an app's client credentials with short-lived tokens, synced by several
+    /// processes: renewals, renewal races (0), calls with an expired token (0), mismatches (0).
+    Tokens(crate::bench_tokens::TokensArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -91,6 +94,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Reconcile(a) => crate::bench_reconcile::run(a).await,
         BenchCommand::Orders(a) => crate::bench_orders::run(a).await,
         BenchCommand::Abuse(a) => crate::bench_abuse::run(a).await,
+        BenchCommand::Tokens(a) => crate::bench_tokens::run(a).await,
         BenchCommand::Claim(a) => {
             let db = FreshDb::create(a.database_url.as_deref()).await?;
             let result = bench_claim(&db, &a).await;

@@ -312,7 +312,7 @@ fn by_sku(snapshot: &Value, parent: bool) -> BTreeMap<String, Row> {
 }
 
 /// Every difference between a child and the parent, in words.
-fn mismatches(parent: &Value, child: &Value, rules: &Rules, name: &str) -> Vec<String> {
+pub(crate) fn mismatches(parent: &Value, child: &Value, rules: &Rules, name: &str) -> Vec<String> {
     let parent = by_sku(parent, true);
     let child = by_sku(child, false);
     let mut out = Vec::new();

@@ -7,6 +7,7 @@ mod bench_ingest;
 mod bench_orders;
 mod bench_reconcile;
 mod bench_sync;
+mod bench_tokens;
 mod config;
 mod demo;
 mod jobs;

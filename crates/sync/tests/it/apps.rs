@@ -188,23 +188,77 @@ async fn a_child_installed_through_the_install_flow_syncs(db: TestDb) {
     net.children.push("installed".into());
     net.connect_all().await;
     net.assert_in_sync(same);
-    // Its tokens expire: the refresh token rotates and the network goes on.
+    // Beside it, a child of the merchant's own organization on the client credentials grant.
+    let own = p.create_app("ferry", DEFAULT_ORGANIZATION, &NEEDED_SCOPES);
+    p.create_store(Some("cc-child")).unwrap();
+    p.seed_catalog("cc-child", 4, 2).unwrap();
+    engine
+        .add_app_store(
+            "cc-child",
+            Role::Child,
+            "cc-child.myshopify.com",
+            Kind::ClientCredentials,
+            &AppRef::Own {
+                client_id: own.client_id.clone(),
+                client_secret: own.client_secret.clone(),
+            },
+            &Rules::default(),
+        )
+        .await
+        .unwrap();
+    net.children.push("cc-child".into());
+    net.connect_all().await;
+    net.assert_in_sync(same);
+
+    // Three token lifetimes end while the parent is edited and both children sell: the
+    // refresh token rotates, the client credentials are granted again, every call refused for
+    // an expired token is renewed and replayed, and the network converges.
     let sku = "SKU-000002-1";
     let before = net.by_sku(PARENT)[sku].2;
-    p.expire_app_tokens(&app.client_id);
-    p.place_order(
-        "installed",
-        &[OrderLine {
-            variant_id: None,
-            sku: Some(sku.into()),
-            quantity: 2,
-        }],
-    )
-    .unwrap();
-    net.quiet().await;
+    let parent_product = p.snapshot(PARENT).unwrap()["products"][0]["id"]
+        .as_u64()
+        .unwrap();
+    for round in 0..3 {
+        p.expire_app_tokens(&app.client_id);
+        p.expire_app_tokens(&own.client_id);
+        p.merchant_edit_product(
+            PARENT,
+            parent_product,
+            ferry_mock::ProductSpec::titled(format!("Lifetime {round}")),
+        )
+        .unwrap();
+        for child in ["installed", "cc-child"] {
+            p.place_order(
+                child,
+                &[OrderLine {
+                    variant_id: None,
+                    sku: Some(sku.into()),
+                    quantity: 1,
+                }],
+            )
+            .unwrap();
+        }
+        net.quiet().await;
+    }
     net.assert_in_sync(same);
-    assert_eq!(net.by_sku(PARENT)[sku].2, before - 2);
-    assert!(p.app_counters(&app.client_id).refreshes >= 1);
+    assert_eq!(net.by_sku(PARENT)[sku].2, before - 6, "each sale once");
+    let (installed, granted) = (
+        p.app_counters(&app.client_id),
+        p.app_counters(&own.client_id),
+    );
+    assert!(installed.refreshes >= 3, "{installed:?}");
+    assert!(granted.client_credentials >= 4, "{granted:?}");
+    assert!(
+        installed.expired_calls > 0 && granted.expired_calls > 0,
+        "expired tokens were met: {installed:?} {granted:?}"
+    );
+    assert_eq!(installed.refresh_refused, 0, "{installed:?}");
+    // Every 401 was answered by a renewal and a replay: nothing failed for good.
+    assert!(
+        net.dead_jobs().await.is_empty(),
+        "{:?}",
+        net.dead_jobs().await
+    );
 }
 
 async fn a_store_missing_a_scope_is_not_connected(db: TestDb) {

@@ -65,6 +65,15 @@ macro_rules! common_ops {
                 Ok(())
             }
 
+            pub(crate) async fn is_paused(&self, queue: &str) -> Result<bool> {
+                Ok(sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM ferry_queues WHERE name = $1 AND paused = (1 = 1))",
+                )
+                .bind(queue)
+                .fetch_one(&self.$r)
+                .await?)
+            }
+
             pub(crate) async fn set_queue_group_cap(&self, queue: &str, cap: Option<i32>) -> Result<()> {
                 sqlx::query(
                     "INSERT INTO ferry_queues (name, group_max_running) VALUES ($1, $2) \

@@ -4,9 +4,11 @@
 //! by priority and rotating fairly between groups, with per-group caps; held under a lease that
 //! a heartbeat extends, so a dead worker's jobs run again within seconds; retried with
 //! backoff, snoozed, killed as dead and replayed; deduplicated by singleton keys; expired at a
-//! deadline; scheduled by cron once per tick across processes.
+//! deadline; scheduled by cron once per tick across processes. A worker holds a local buffer of
+//! claimed jobs, so one round trip feeds many handlers, whatever its concurrency.
 
 mod backoff;
+mod buffer;
 mod common;
 mod cron;
 mod error;

@@ -535,6 +535,14 @@ impl Queue {
         Ok(())
     }
 
+    /// Whether `queue` is paused (a worker hands back the jobs it holds in its buffer).
+    pub async fn is_paused(&self, queue: &str) -> Result<bool> {
+        match &self.inner.backend {
+            Backend::Postgres(pg) => pg.is_paused(queue).await,
+            Backend::Sqlite(s) => s.is_paused(queue).await,
+        }
+    }
+
     async fn set_paused(&self, queue: &str, paused: bool) -> Result<()> {
         match &self.inner.backend {
             Backend::Postgres(pg) => pg.set_paused(queue, paused).await,

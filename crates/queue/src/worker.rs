@@ -17,9 +17,13 @@ use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 use crate::backoff::Backoff;
+use crate::buffer::{Buffer, Held, Target};
 use crate::error::Result;
 use crate::job::{ClaimedJob, DEFAULT_QUEUE, Job, JobState, Outcome};
 use crate::queue::Queue;
+
+/// The shortest stretch over which handlers' completions count as a rate.
+const RATE_WINDOW: Duration = Duration::from_millis(20);
 
 /// What a handler knows about the job it runs.
 #[derive(Debug, Clone)]
@@ -126,8 +130,13 @@ pub struct WorkerOptions {
     pub queues: Vec<String>,
     /// Handlers running at once.
     pub concurrency: usize,
-    /// Most jobs claimed by one statement.
+    /// Most jobs claimed by one statement when there is no buffer.
     pub claim_batch: usize,
+    /// Most jobs held claimed ahead of the handlers, per queue: a local buffer refilled in one
+    /// statement as it drains (its size follows the rate jobs start at and the claim's round
+    /// trip, from the concurrency up to this), leases renewed while held, handed back on
+    /// shutdown or pause. 0: claim only for free handler slots. Used when `batch` is on.
+    pub buffer: usize,
     /// Claim loops per queue. Several keep claims in flight while others wait on the
     /// database; most useful without batching, where each claim takes one job.
     pub fetchers: usize,
@@ -155,6 +164,7 @@ impl Default for WorkerOptions {
             queues: vec![DEFAULT_QUEUE.to_owned()],
             concurrency: 16,
             claim_batch: 100,
+            buffer: 500,
             fetchers: 2,
             batch: true,
             lease: Duration::from_secs(5),
@@ -230,6 +240,7 @@ impl WorkerBuilder {
                 handlers: self.handlers,
                 in_flight: Mutex::default(),
                 releasing: Default::default(),
+                finished: Default::default(),
             }),
         }
     }
@@ -251,6 +262,8 @@ struct WorkerInner {
     opts: WorkerOptions,
     handlers: HashMap<String, Handler>,
     in_flight: Mutex<HashMap<Uuid, InFlight>>,
+    /// Handlers that have returned, ever (the buffer's size follows their rate).
+    finished: std::sync::atomic::AtomicUsize,
 }
 
 /// Runs jobs. Cheap to clone.
@@ -339,7 +352,18 @@ impl Worker {
         }
         let permits = Arc::new(Semaphore::new(w.opts.concurrency));
         let mut claimers = Vec::new();
+        let buffered = w.opts.batch && w.opts.buffer > 0;
         for q in &w.opts.queues {
+            if buffered {
+                claimers.push(tokio::spawn(self.clone().buffered_loop(
+                    q.clone(),
+                    permits.clone(),
+                    handlers.clone(),
+                    done_tx.clone(),
+                    stop_claiming.clone(),
+                )));
+                continue;
+            }
             for _ in 0..w.opts.fetchers.max(1) {
                 claimers.push(tokio::spawn(self.clone().claim_loop(
                     q.clone(),
@@ -447,40 +471,8 @@ impl Worker {
             let got = jobs.len();
             for job in jobs {
                 let Some(permit) = slots.pop() else { break };
-                let token = CancellationToken::new();
-                w.lock_in_flight().insert(
-                    job.id,
-                    InFlight {
-                        attempt: job.attempt,
-                        cancel: token.clone(),
-                        finished: false,
-                    },
-                );
-                let this = self.clone();
-                let done = done.clone();
-                handlers.spawn(async move {
-                    let (id, attempt) = (job.id, job.attempt);
-                    let outcome = this.inner.execute(job, token).await;
-                    if let Some(f) = this.inner.lock_in_flight().get_mut(&id) {
-                        f.finished = true;
-                    }
-                    drop(permit);
-                    if this.inner.opts.batch {
-                        let _ = done.send(Done {
-                            id,
-                            attempt,
-                            outcome,
-                        });
-                    } else {
-                        this.inner
-                            .record(vec![Done {
-                                id,
-                                attempt,
-                                outcome,
-                            }])
-                            .await;
-                    }
-                });
+                let token = self.hold(&job);
+                self.start(job, token, permit, &handlers, &done);
             }
             drop(slots);
             if got < wanted {
@@ -491,6 +483,181 @@ impl Worker {
                     _ = stop.cancelled() => return,
                 }
             }
+        }
+    }
+
+    /// Marks a claimed job as held by this worker (its lease renewed by the heartbeat from now
+    /// on): the token that cancels it.
+    fn hold(&self, job: &ClaimedJob) -> CancellationToken {
+        let token = CancellationToken::new();
+        self.inner.lock_in_flight().insert(
+            job.id,
+            InFlight {
+                attempt: job.attempt,
+                cancel: token.clone(),
+                finished: false,
+            },
+        );
+        token
+    }
+
+    /// Runs a held job in its slot; its outcome goes to the acknowledgements.
+    fn start(
+        &self,
+        job: ClaimedJob,
+        token: CancellationToken,
+        permit: tokio::sync::OwnedSemaphorePermit,
+        handlers: &TaskTracker,
+        done: &mpsc::UnboundedSender<Done>,
+    ) {
+        let this = self.clone();
+        let done = done.clone();
+        handlers.spawn(async move {
+            let (id, attempt) = (job.id, job.attempt);
+            let outcome = if token.is_cancelled() {
+                // Cancelled (or its lease lost) while it waited in the buffer: never started.
+                Outcome::Cancelled
+            } else {
+                this.inner.execute(job, token).await
+            };
+            if let Some(f) = this.inner.lock_in_flight().get_mut(&id) {
+                f.finished = true;
+            }
+            this.inner
+                .finished
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            drop(permit);
+            let d = Done {
+                id,
+                attempt,
+                outcome,
+            };
+            if this.inner.opts.batch {
+                let _ = done.send(d);
+            } else {
+                this.inner.record(vec![d]).await;
+            }
+        });
+    }
+
+    /// The claim loop with a local buffer: claims many jobs per statement into the buffer (in
+    /// the background, when it falls to its low mark) and starts them, fairly, as handler
+    /// slots free up. Buffered jobs go back in line, without spending an attempt, on shutdown
+    /// or when the queue is paused.
+    async fn buffered_loop(
+        self,
+        queue: String,
+        permits: Arc<Semaphore>,
+        handlers: TaskTracker,
+        done: mpsc::UnboundedSender<Done>,
+        stop: CancellationToken,
+    ) {
+        type Refill =
+            Pin<Box<dyn Future<Output = (Result<Vec<ClaimedJob>>, Duration, usize)> + Send>>;
+        let w = &self.inner;
+        let waker = w.queue.waker(&queue);
+        let mut buffer = Buffer::default();
+        let mut target = Target::new(w.opts.concurrency, w.opts.buffer);
+        let mut refill: Option<Refill> = None;
+        // Set when a claim found fewer jobs than it asked for (or failed): no claim until a
+        // wake-up or this moment.
+        let mut idle_until: Option<tokio::time::Instant> = None;
+        let mut failures = 0u32;
+        let finished = || w.finished.load(std::sync::atomic::Ordering::Relaxed);
+        let (mut counted, mut since) = (finished(), std::time::Instant::now());
+        let mut pause_check = tokio::time::interval(w.opts.heartbeat);
+        pause_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let claim = |want: usize| -> Refill {
+            let (q, name, owner, lease) =
+                (w.queue.clone(), queue.clone(), w.id.clone(), w.opts.lease);
+            Box::pin(async move {
+                let t = std::time::Instant::now();
+                let r = q.claim(&name, &owner, want, lease).await;
+                (r, t.elapsed(), want)
+            })
+        };
+        loop {
+            if refill.is_none() && idle_until.is_none() && buffer.len() <= target.low_mark() {
+                refill = Some(claim(target.size().saturating_sub(buffer.len()).max(1)));
+            }
+            tokio::select! {
+                biased;
+                _ = stop.cancelled() => break,
+                (r, rtt, want) = async {
+                    match refill.as_mut() {
+                        Some(f) => f.await,
+                        None => std::future::pending().await,
+                    }
+                }, if refill.is_some() => {
+                    refill = None;
+                    match r {
+                        Ok(jobs) => {
+                            failures = 0;
+                            target.claimed_in(rtt);
+                            if since.elapsed() >= RATE_WINDOW {
+                                let now = finished();
+                                target.finished(now - counted, since.elapsed());
+                                (counted, since) = (now, std::time::Instant::now());
+                            }
+                            if jobs.len() < want {
+                                idle_until = Some(tokio::time::Instant::now() + w.opts.poll_interval);
+                            }
+                            for job in jobs {
+                                let cancel = self.hold(&job);
+                                buffer.push(Held { job, cancel });
+                            }
+                        }
+                        Err(e) => {
+                            failures += 1;
+                            tracing::error!(error = %e, queue, "claim failed");
+                            idle_until = Some(tokio::time::Instant::now() + w.opts.poll_interval * failures.min(10));
+                        }
+                    }
+                }
+                permit = permits.clone().acquire_owned(), if !buffer.is_empty() => {
+                    let Ok(permit) = permit else { break };
+                    if let Some(h) = buffer.pop() {
+                        self.start(h.job, h.cancel, permit, &handlers, &done);
+                    }
+                }
+                _ = waker.notified(), if idle_until.is_some() && failures == 0 => idle_until = None,
+                _ = async {
+                    match idle_until {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                }, if idle_until.is_some() => idle_until = None,
+                _ = pause_check.tick(), if !buffer.is_empty() => {
+                    if let Ok(true) = w.queue.is_paused(&queue).await {
+                        self.hand_back(buffer.drain(), &done);
+                    }
+                }
+            }
+        }
+        // A claim under way may have leased jobs already: take them, then hand everything back.
+        if let Some(f) = refill
+            && let Ok(Ok(jobs)) = tokio::time::timeout(Duration::from_secs(5), f)
+                .await
+                .map(|r| r.0)
+        {
+            for job in jobs {
+                let cancel = self.hold(&job);
+                buffer.push(Held { job, cancel });
+            }
+        }
+        self.hand_back(buffer.drain(), &done);
+    }
+
+    /// Puts held, never-started jobs back in line without spending an attempt.
+    fn hand_back(&self, held: Vec<Held>, done: &mpsc::UnboundedSender<Done>) {
+        for h in held {
+            let _ = done.send(Done {
+                id: h.job.id,
+                attempt: h.job.attempt,
+                outcome: Outcome::Snoozed {
+                    delay: Duration::ZERO,
+                },
+            });
         }
     }
 

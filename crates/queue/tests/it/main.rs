@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is what it should do
 
+mod buffer;
 mod enqueue_claim;
 mod failures;
 mod fairness;

@@ -3,7 +3,7 @@
 // the last completion; 500 jobs enqueued one every 10 ms for pickup latency. The last line is
 // JSON with the same field names.
 //
-//   node bench.mjs postgres://postgres@127.0.0.1:5432/postgres [--jobs N] [--no-batch]
+//   node bench.mjs postgres://postgres@127.0.0.1:5432/postgres [--jobs N] [--concurrency C] [--no-batch]
 import pg from "pg";
 import { run, makeWorkerUtils, Logger } from "graphile-worker";
 
@@ -11,7 +11,7 @@ const args = process.argv.slice(2);
 const admin = args.find((a) => a.startsWith("postgres")) ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const jobs = Number(args[args.indexOf("--jobs") + 1] || 0) || 50000;
 const batched = !args.includes("--no-batch");
-const concurrency = 24;
+const concurrency = Number(args[args.indexOf("--concurrency") + 1] || 0) || 24;
 
 const name = `gw_bench_${process.pid}_${Date.now()}`;
 const adminClient = new pg.Client({ connectionString: admin });

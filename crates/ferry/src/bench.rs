@@ -36,7 +36,7 @@ pub enum BenchCommand {
     Tokens(crate::bench_tokens::TokensArgs),
 }
 
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct QueueArgs {
     /// A PostgreSQL server (a fresh database is created on it and dropped afterwards) or a new
     /// SQLite file. Default: a temporary SQLite file.
@@ -60,6 +60,20 @@ pub struct QueueArgs {
     /// Jobs per enqueue_batch call.
     #[arg(long, default_value_t = 1_000)]
     batch_size: usize,
+    /// Also run peers in this invocation, on the same PostgreSQL server at the same settings
+    /// (jobs, concurrency, batching), alternating with ferry: `graphile` (graphile-worker),
+    /// `pgboss` (pg-boss); each installed from npm by its script under --peer-dir.
+    #[arg(long, requires = "database_url", value_delimiter = ',')]
+    peer: Vec<String>,
+    /// Concurrencies to measure one after another (default: --concurrency).
+    #[arg(long, value_delimiter = ',')]
+    concurrencies: Vec<usize>,
+    /// Rounds per concurrency, ferry and the peer alternating which goes first.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
+    /// Where the peers' scripts are.
+    #[arg(long, default_value = "bench/peers")]
+    peer_dir: std::path::PathBuf,
 }
 
 #[derive(clap::Args, Debug)]
@@ -82,11 +96,13 @@ pub struct ClaimArgs {
 
 pub async fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
+        BenchCommand::Queue(a) if !a.peer.is_empty() || a.concurrencies.len() > 1 => {
+            side_by_side(&a).await
+        }
         BenchCommand::Queue(a) => {
-            let db = FreshDb::create(a.database_url.as_deref()).await?;
-            let result = bench_queue(&db, &a).await;
-            db.drop_db().await;
-            result
+            let out = queue_once(&a).await?;
+            println!("{out}");
+            Ok(())
         }
         BenchCommand::Api(a) => crate::bench_api::run(a).await,
         BenchCommand::Ingest(a) => crate::bench_ingest::run(a).await,
@@ -188,7 +204,124 @@ fn worker_options(a: &QueueArgs, queue: &str, fetchers: usize) -> WorkerOptions 
     }
 }
 
-async fn bench_queue(db: &FreshDb, a: &QueueArgs) -> Result<()> {
+/// One run of the queue benchmark on a fresh database: its JSON line.
+async fn queue_once(a: &QueueArgs) -> Result<serde_json::Value> {
+    let db = FreshDb::create(a.database_url.as_deref()).await?;
+    let result = bench_queue(&db, a).await;
+    db.drop_db().await;
+    result
+}
+
+/// One run of a peer's script at `a`'s settings: the JSON of its last line.
+async fn peer_once(a: &QueueArgs, peer: &str, url: &str) -> Result<serde_json::Value> {
+    let dir = match peer {
+        "graphile" => a.peer_dir.join("graphile-worker"),
+        "pgboss" => a.peer_dir.join("pg-boss"),
+        other => bail!("unknown peer {other:?} (graphile, pgboss)"),
+    };
+    let mut cmd = tokio::process::Command::new(dir.join("run.sh"));
+    cmd.arg(url)
+        .args(["--jobs", &a.jobs.to_string()])
+        .args(["--concurrency", &a.concurrency.to_string()]);
+    if a.no_batch {
+        cmd.arg("--no-batch");
+    }
+    let out = cmd
+        .output()
+        .await
+        .with_context(|| format!("running {}", dir.join("run.sh").display()))?;
+    // Its figures are the JSON line it printed (a failure while it tears its database down
+    // afterwards does not void them).
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .rev()
+        .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .with_context(|| {
+            format!(
+                "the {peer} benchmark printed no figures: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+}
+
+/// Each peer once at `a`'s settings, its line printed and kept in `runs` (one list per peer).
+async fn run_peers(a: &QueueArgs, url: &str, runs: &mut [Vec<serde_json::Value>]) -> Result<()> {
+    for (p, kept) in a.peer.iter().zip(runs.iter_mut()) {
+        let r = peer_once(a, p, url).await?;
+        println!("{p}: {r}");
+        kept.push(r);
+    }
+    Ok(())
+}
+
+/// ferry and, with --peer, the peers at each concurrency, `rounds` times each, alternating which
+/// goes first; every run's line, then per concurrency the medians and ferry's ratio to the peer.
+async fn side_by_side(a: &QueueArgs) -> Result<()> {
+    let concurrencies = if a.concurrencies.is_empty() {
+        vec![a.concurrency]
+    } else {
+        a.concurrencies.clone()
+    };
+    let url = a.database_url.clone().unwrap_or_default();
+    let mut summary = Vec::new();
+    for &c in &concurrencies {
+        let at = QueueArgs {
+            concurrency: c,
+            ..a.clone()
+        };
+        let mut ours = Vec::new();
+        let mut theirs: Vec<Vec<serde_json::Value>> = vec![Vec::new(); a.peer.len()];
+        for round in 0..a.rounds.max(1) {
+            // Odd rounds run the peers first: neither side always meets a warm server.
+            let peers_first = round % 2 == 1;
+            if peers_first {
+                run_peers(&at, &url, &mut theirs).await?;
+            }
+            ours.push(queue_once(&at).await?);
+            println!("ferry: {}", ours[ours.len() - 1]);
+            if !peers_first {
+                run_peers(&at, &url, &mut theirs).await?;
+            }
+        }
+        let med = |runs: &[serde_json::Value], k: &str| {
+            let mut v: Vec<f64> = runs.iter().filter_map(|r| r[k].as_f64()).collect();
+            v.sort_by(f64::total_cmp);
+            percentile(&v, 0.5)
+        };
+        let mut line = json!({
+            "concurrency": c,
+            "batch": !a.no_batch,
+            "jobs": a.jobs,
+            "rounds": a.rounds.max(1),
+            "backend": ours.first().map(|r| r["backend"].clone()),
+            "delete_completed": a.delete_completed,
+        });
+        for k in [
+            "process_per_s",
+            "enqueue_batch_per_s",
+            "enqueue_single_per_s",
+            "pickup_p50_ms",
+            "pickup_p99_ms",
+        ] {
+            let mine = med(&ours, k);
+            line[format!("ferry_{k}")] = json!(round2(mine));
+            for (p, runs) in a.peer.iter().zip(&theirs) {
+                let other = med(runs, k);
+                line[format!("{p}_{k}")] = json!(round2(other));
+                if other > 0.0 {
+                    line[format!("ratio_{p}_{k}")] = json!(round2(mine / other));
+                }
+            }
+        }
+        summary.push(line);
+    }
+    for line in summary {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+async fn bench_queue(db: &FreshDb, a: &QueueArgs) -> Result<serde_json::Value> {
     let q = Queue::connect(&db.url).await?;
     let backend = q.backend();
     println!(
@@ -318,23 +451,19 @@ async fn bench_queue(db: &FreshDb, a: &QueueArgs) -> Result<()> {
         lat.last().copied().unwrap_or(0.0)
     );
 
-    println!(
-        "{}",
-        json!({
-            "backend": backend,
-            "jobs": a.jobs,
-            "concurrency": a.concurrency,
-            "batch": !a.no_batch,
-            "fetchers": fetchers,
-            "delete_completed": a.delete_completed,
-            "enqueue_single_per_s": enqueue_single_per_s.round(),
-            "enqueue_batch_per_s": enqueue_batch_per_s.round(),
-            "process_per_s": process_per_s.round(),
-            "pickup_p50_ms": round2(p50),
-            "pickup_p99_ms": round2(p99),
-        })
-    );
-    Ok(())
+    Ok(json!({
+        "backend": backend,
+        "jobs": a.jobs,
+        "concurrency": a.concurrency,
+        "batch": !a.no_batch,
+        "fetchers": fetchers,
+        "delete_completed": a.delete_completed,
+        "enqueue_single_per_s": enqueue_single_per_s.round(),
+        "enqueue_batch_per_s": enqueue_batch_per_s.round(),
+        "process_per_s": process_per_s.round(),
+        "pickup_p50_ms": round2(p50),
+        "pickup_p99_ms": round2(p99),
+    }))
 }
 
 async fn bench_claim(db: &FreshDb, a: &ClaimArgs) -> Result<()> {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use ferry_core::Cipher;
 use ferry_http::stack::AppConfig;
 use ferry_queue::Queue;
@@ -31,6 +31,10 @@ pub struct IngestArgs {
     /// Requests per second on a fixed schedule (open loop).
     #[arg(long)]
     rate: Option<u64>,
+    /// On PostgreSQL, skip the machine's ceiling measured in the same run (`pgbench -b
+    /// simple-update`, 8 clients, as long as the ingest ran, on a fresh database of the server).
+    #[arg(long)]
+    no_pgbench: bool,
 }
 
 const SECRET: &str = "shpss_bench_ingest_secret";
@@ -39,10 +43,51 @@ pub async fn run(a: IngestArgs) -> Result<()> {
     let db = FreshDb::create(a.database_url.as_deref()).await?;
     let result = bench(&db, &a).await;
     db.drop_db().await;
-    result
+    let mut out = result?;
+    if let (Some(server), false) = (&a.database_url, a.no_pgbench)
+        && !server.starts_with("sqlite:")
+    {
+        let tps = pgbench(server, a.seconds).await?;
+        let accepted = out["accepted_per_s"].as_f64().unwrap_or(0.0);
+        out["pgbench_simple_update_tps_8_clients"] = json!(round2(tps));
+        out["ratio_to_pgbench"] = json!(round2(accepted / tps.max(1.0)));
+        println!("pgbench -b simple-update, 8 clients, same server: {tps:.0} tps");
+    }
+    println!("{out}");
+    Ok(())
 }
 
-async fn bench(db: &FreshDb, a: &IngestArgs) -> Result<()> {
+/// The server's own ceiling for small write transactions: `pgbench -b simple-update` with 8
+/// clients for `seconds`, on a fresh database (scale 8) dropped afterwards. Transactions/s.
+async fn pgbench(server: &str, seconds: u64) -> Result<f64> {
+    let db = FreshDb::create(Some(server)).await?;
+    let run = async {
+        let init = tokio::process::Command::new("pgbench")
+            .args(["-i", "-q", "-s", "8", &db.url])
+            .output()
+            .await
+            .context("running pgbench -i (PostgreSQL's client tools)")?;
+        if !init.status.success() {
+            bail!("pgbench -i: {}", String::from_utf8_lossy(&init.stderr));
+        }
+        let out = tokio::process::Command::new("pgbench")
+            .args(["-n", "-b", "simple-update", "-c", "8", "-j", "2"])
+            .args(["-T", &seconds.max(1).to_string(), &db.url])
+            .output()
+            .await?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines()
+            .find_map(|l| l.strip_prefix("tps = "))
+            .and_then(|t| t.split_whitespace().next())
+            .and_then(|t| t.parse::<f64>().ok())
+            .with_context(|| format!("pgbench printed no tps: {text}"))
+    };
+    let tps = run.await;
+    db.drop_db().await;
+    tps
+}
+
+async fn bench(db: &FreshDb, a: &IngestArgs) -> Result<serde_json::Value> {
     if a.concurrency == 0 || a.seconds == 0 || a.rate == Some(0) {
         bail!("--seconds, --concurrency and --rate must be more than zero");
     }
@@ -157,9 +202,7 @@ async fn bench(db: &FreshDb, a: &IngestArgs) -> Result<()> {
         duplicates_sent.load(Ordering::Relaxed),
         errors.load(Ordering::Relaxed)
     );
-    println!(
-        "{}",
-        json!({
+    Ok(json!({
             "bench": "ingest",
             "backend": queue.backend(),
             "concurrency": a.concurrency,
@@ -172,7 +215,5 @@ async fn bench(db: &FreshDb, a: &IngestArgs) -> Result<()> {
             "duplicates_stored": duplicates_stored,
             "jobs_stored": stored,
             "errors": errors.load(Ordering::Relaxed),
-        })
-    );
-    Ok(())
+    }))
 }

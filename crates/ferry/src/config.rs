@@ -37,6 +37,7 @@ pub struct Config {
     #[serde(deserialize_with = "list")]
     pub queues: Vec<String>,
     pub concurrency: usize,
+    pub buffer: usize,
     pub public_url: String,
     pub reconcile_cron: String,
     pub payments_url: String,
@@ -130,7 +131,7 @@ impl TokenEntry {
 /// The keys, as spelled in the file; the environment variable is `FERRY_` and the key in
 /// capitals. Only these are read from the environment (FERRY_CONFIG, FERRY_WEBHOOK_SECRET
 /// and the like are a command's inputs, not configuration).
-const KEYS: [&str; 25] = [
+const KEYS: [&str; 26] = [
     "database_url",
     "encryption_key",
     "log",
@@ -143,6 +144,7 @@ const KEYS: [&str; 25] = [
     "max_connections",
     "queues",
     "concurrency",
+    "buffer",
     "public_url",
     "reconcile_cron",
     "payments_url",

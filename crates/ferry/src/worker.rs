@@ -124,6 +124,7 @@ pub async fn run(args: WorkerArgs) -> Result<()> {
         .unwrap_or_else(|| cfg.reconcile_cron.clone());
     let opts = WorkerOptions {
         listen: !args.no_listen,
+        buffer: cfg.buffer,
         ..WorkerOptions::default()
     };
     let db = ferry_connect::db::open(&queue).await?;

@@ -237,6 +237,44 @@ impl PgEngine {
         rows.iter().map(decode_claimed).collect()
     }
 
+    /// Completes `done` and claims up to `n` jobs of `queue` in one statement (one commit):
+    /// the completion runs first (the claim's batch size depends on its result, which orders
+    /// them), so a job that frees a group's slot makes room for the claim.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn complete_and_claim(
+        &self,
+        done: &[Uuid],
+        owner: &str,
+        now: i64,
+        delete: bool,
+        queue: &str,
+        n: i64,
+        lease_until: i64,
+        capped: bool,
+    ) -> Result<Vec<ClaimedJob>> {
+        let claim = if capped {
+            "ferry_claim_capped($5, $3, $6 + 0 * d.n, $2, $7, $8)"
+        } else {
+            "ferry_claim($5, $3, $6 + 0 * d.n, $2, $7)"
+        };
+        let sql = format!(
+            "SELECT c.* FROM (SELECT ferry_complete($1, $2, $3, $4) AS n) d \
+             CROSS JOIN LATERAL {claim} c"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(done)
+            .bind(owner)
+            .bind(now)
+            .bind(delete)
+            .bind(queue)
+            .bind(n)
+            .bind(lease_until)
+            .bind(n.saturating_mul(4).max(64))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(decode_claimed).collect()
+    }
+
     pub(crate) async fn complete(
         &self,
         ids: &[Uuid],

@@ -296,6 +296,40 @@ impl Queue {
         }
     }
 
+    /// [`Queue::complete`] and then [`Queue::claim`] of up to `n` jobs of `queue`, in one
+    /// transaction on PostgreSQL: a worker acknowledging one job per transaction takes its next
+    /// job with the same commit.
+    pub async fn complete_and_claim(
+        &self,
+        owner: &str,
+        done: &[(Uuid, i32)],
+        delete: bool,
+        queue: &str,
+        n: usize,
+        lease: Duration,
+    ) -> Result<Vec<ClaimedJob>> {
+        let Backend::Postgres(pg) = &self.inner.backend else {
+            // SQLite commits without a round trip to another process: two statements cost
+            // what one does.
+            self.complete(owner, done, delete).await?;
+            return self.claim(queue, owner, n, lease).await;
+        };
+        if n == 0 || done.is_empty() {
+            self.complete(owner, done, delete).await?;
+            return self.claim(queue, owner, n, lease).await;
+        }
+        let capped = self.has_caps(queue).await?;
+        let ids: Vec<Uuid> = done.iter().map(|d| d.0).collect();
+        let now = self.now_ms();
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        let lease_until = now.saturating_add(ms(lease));
+        let mut jobs = pg
+            .complete_and_claim(&ids, owner, now, delete, queue, n, lease_until, capped)
+            .await?;
+        jobs.sort_by_key(|j| (std::cmp::Reverse(j.priority), j.fair_round, j.id));
+        Ok(jobs)
+    }
+
     /// Records a non-successful outcome of a claimed job and returns its new state (`None` if
     /// this owner no longer held it).
     pub async fn finish(

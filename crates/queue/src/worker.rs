@@ -472,7 +472,7 @@ impl Worker {
             for job in jobs {
                 let Some(permit) = slots.pop() else { break };
                 let token = self.hold(&job);
-                self.start(job, token, permit, &handlers, &done);
+                self.start(job, token, permit, &handlers, &done, Some(stop.clone()));
             }
             drop(slots);
             if got < wanted {
@@ -501,7 +501,9 @@ impl Worker {
         token
     }
 
-    /// Runs a held job in its slot; its outcome goes to the acknowledgements.
+    /// Runs a held job in its slot; its outcome goes to the acknowledgements. Without batching,
+    /// while `claiming` has not fired, a completed job's acknowledgement also claims the slot's
+    /// next job, in the same transaction (one commit per job instead of two).
     fn start(
         &self,
         job: ClaimedJob,
@@ -509,33 +511,64 @@ impl Worker {
         permit: tokio::sync::OwnedSemaphorePermit,
         handlers: &TaskTracker,
         done: &mpsc::UnboundedSender<Done>,
+        claiming: Option<CancellationToken>,
     ) {
         let this = self.clone();
         let done = done.clone();
         handlers.spawn(async move {
-            let (id, attempt) = (job.id, job.attempt);
-            let outcome = if token.is_cancelled() {
-                // Cancelled (or its lease lost) while it waited in the buffer: never started.
-                Outcome::Cancelled
-            } else {
-                this.inner.execute(job, token).await
-            };
-            if let Some(f) = this.inner.lock_in_flight().get_mut(&id) {
-                f.finished = true;
-            }
-            this.inner
-                .finished
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            drop(permit);
-            let d = Done {
-                id,
-                attempt,
-                outcome,
-            };
-            if this.inner.opts.batch {
-                let _ = done.send(d);
-            } else {
-                this.inner.record(vec![d]).await;
+            let (mut job, mut token) = (job, token);
+            loop {
+                let (id, attempt) = (job.id, job.attempt);
+                let queue = job.queue.clone();
+                let outcome = if token.is_cancelled() {
+                    // Cancelled (or its lease lost) while it waited in the buffer: never started.
+                    Outcome::Cancelled
+                } else {
+                    this.inner.execute(job, token).await
+                };
+                if let Some(f) = this.inner.lock_in_flight().get_mut(&id) {
+                    f.finished = true;
+                }
+                this.inner
+                    .finished
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let d = Done {
+                    id,
+                    attempt,
+                    outcome,
+                };
+                if this.inner.opts.batch {
+                    drop(permit);
+                    let _ = done.send(d);
+                    return;
+                }
+                let chain = claiming.as_ref().is_some_and(|c| !c.is_cancelled());
+                if !(chain && d.outcome == Outcome::Completed) {
+                    drop(permit);
+                    this.inner.record(vec![d]).await;
+                    return;
+                }
+                let w = &this.inner;
+                let delete = w.opts.maintenance.keep_finished.is_zero();
+                let next = w
+                    .queue
+                    .complete_and_claim(&w.id, &[(id, attempt)], delete, &queue, 1, w.opts.lease)
+                    .await;
+                w.lock_in_flight().remove(&id);
+                match next {
+                    Ok(mut jobs) => match jobs.pop() {
+                        Some(j) => {
+                            token = this.hold(&j);
+                            job = j;
+                        }
+                        None => return,
+                    },
+                    Err(e) => {
+                        // The job stays running; its lease lapses and it runs again.
+                        tracing::error!(error = %e, %id, "could not record a completed job");
+                        return;
+                    }
+                }
             }
         });
     }
@@ -617,7 +650,7 @@ impl Worker {
                 permit = permits.clone().acquire_owned(), if !buffer.is_empty() => {
                     let Ok(permit) = permit else { break };
                     if let Some(h) = buffer.pop() {
-                        self.start(h.job, h.cancel, permit, &handlers, &done);
+                        self.start(h.job, h.cancel, permit, &handlers, &done, None);
                     }
                 }
                 _ = waker.notified(), if idle_until.is_some() && failures == 0 => idle_until = None,

@@ -17,6 +17,7 @@ ferry_testkit::conformance! {
     worker_runs_typed_jobs_within_its_concurrency, running_job_sees_its_cancellation,
     shutdown_lets_running_jobs_finish, shutdown_releases_jobs_that_ignore_cancellation,
     shutdown_releases_jobs_that_stop_when_cancelled,
+    one_job_per_transaction_runs_each_job_once,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -183,4 +184,57 @@ async fn wait_for(q: &ferry_queue::Queue, id: uuid::Uuid, want: JobState) {
         async move { state(&q, id).await == want }
     })
     .await;
+}
+
+async fn one_job_per_transaction_runs_each_job_once(db: TestDb) {
+    let q = db.queue().await;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let w = Worker::builder(q.clone())
+        .options(WorkerOptions {
+            concurrency: 4,
+            batch: false,
+            ..WorkerOptions::default()
+        })
+        .handle("one", move |p: serde_json::Value, _| {
+            let s = s.clone();
+            async move {
+                s.lock().unwrap().push(p["i"].as_u64().unwrap());
+                if p["i"] == 7 {
+                    return Err(JobError::fatal("seven never works"));
+                }
+                Ok(())
+            }
+        })
+        .build();
+    let jobs: Vec<NewJob> = (0..60).map(|i| new_job("one", json!({ "i": i }))).collect();
+    let ids: Vec<uuid::Uuid> = q
+        .enqueue_batch(jobs)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    let (stop, run) = start(&w);
+    eventually("every job acknowledged", || {
+        let q = q.clone();
+        async move {
+            let s = q.stats("default").await.unwrap();
+            s.ready == 0 && s.running == 0
+        }
+    })
+    .await;
+    stop.cancel();
+    run.await.unwrap().unwrap();
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..60).collect::<Vec<u64>>(), "each ran exactly once");
+    for (i, id) in ids.iter().enumerate() {
+        let want = if i == 7 {
+            JobState::Dead
+        } else {
+            JobState::Completed
+        };
+        assert_eq!(state(&q, *id).await, want, "job {i}");
+    }
 }

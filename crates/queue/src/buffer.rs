@@ -81,9 +81,6 @@ impl Buffer {
     }
 }
 
-/// What the buffer holds before any rate is measured.
-const STARTING: usize = 100;
-
 /// How many jobs to hold: enough that handlers never wait on a claim's round trip (the rate
 /// jobs start at, times the round trip, with room to spare), at least one claim's worth of the
 /// worker's concurrency, at most `max`. Fed after every claim.
@@ -130,11 +127,6 @@ impl Target {
 
     /// Jobs to hold after a refill.
     pub(crate) fn size(&self) -> usize {
-        if self.rate_per_s == 0.0 {
-            // Nothing measured yet: a claim's worth that keeps a cold start from crawling up
-            // from the concurrency one small claim at a time.
-            return STARTING.clamp(self.floor, self.max);
-        }
         // Four round trips' worth: a refill starts at half, so two are left when it lands.
         let cover = (self.rate_per_s * self.rtt.as_secs_f64() * 4.0).ceil() as usize;
         cover.clamp(self.floor, self.max)
@@ -193,7 +185,9 @@ mod tests {
     #[test]
     fn the_target_follows_the_rate_and_the_round_trip() {
         let mut t = Target::new(10, 500);
-        assert_eq!(t.size(), 100, "a claim's worth until something is measured");
+        // Nothing beyond the handlers until a rate says so: workers sharing a backlog of slow
+        // jobs must each get some.
+        assert_eq!(t.size(), 10, "the concurrency until something is measured");
         // 50,000 jobs/s and a 2 ms claim: 400 cover four round trips.
         t.claimed_in(Duration::from_millis(2));
         t.finished(5_000, Duration::from_millis(100));

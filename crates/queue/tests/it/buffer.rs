@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use ferry_queue::{JobState, NewJob, Queue, Worker, WorkerOptions};
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
-use crate::{eventually, new_job};
+use crate::{eventually, new_job, start};
 use ferry_testkit::TestDb;
 
 ferry_testkit::conformance! {
@@ -39,20 +38,6 @@ fn recording(q: &Queue, concurrency: usize) -> (Worker, Arc<Mutex<Vec<String>>>)
         .build();
     assert!(WorkerOptions::default().buffer >= 100, "the buffer is on");
     (w, order)
-}
-
-fn start(
-    w: &Worker,
-) -> (
-    CancellationToken,
-    tokio::task::JoinHandle<ferry_queue::Result<()>>,
-) {
-    let stop = CancellationToken::new();
-    let run = tokio::spawn({
-        let (w, stop) = (w.clone(), stop.clone());
-        async move { w.run(stop).await }
-    });
-    (stop, run)
 }
 
 async fn backlog(q: &Queue, group: &str, n: usize) {

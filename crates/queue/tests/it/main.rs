@@ -35,3 +35,18 @@ pub fn new_job(kind: &str, payload: serde_json::Value) -> NewJob {
 pub async fn put(q: &Queue, job: NewJob) -> Enqueued {
     q.enqueue(job).await.unwrap()
 }
+
+/// Runs the worker in the background until the returned token fires.
+pub fn start(
+    w: &ferry_queue::Worker,
+) -> (
+    tokio_util::sync::CancellationToken,
+    tokio::task::JoinHandle<ferry_queue::Result<()>>,
+) {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let run = tokio::spawn({
+        let (w, stop) = (w.clone(), stop.clone());
+        async move { w.run(stop).await }
+    });
+    (stop, run)
+}

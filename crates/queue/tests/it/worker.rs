@@ -8,9 +8,8 @@ use ferry_queue::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
-use crate::{eventually, new_job, put, state};
+use crate::{eventually, new_job, put, start, state};
 use ferry_testkit::TestDb;
 
 ferry_testkit::conformance! {
@@ -161,21 +160,6 @@ async fn stopped_while_running(q: &Queue, w: &Worker, kind: &str) -> JobRecord {
     stop.cancel();
     run.await.unwrap().unwrap();
     q.get(job.id).await.unwrap().unwrap()
-}
-
-/// Runs the worker in the background until the returned token fires.
-fn start(
-    w: &Worker,
-) -> (
-    CancellationToken,
-    tokio::task::JoinHandle<ferry_queue::Result<()>>,
-) {
-    let stop = CancellationToken::new();
-    let run = tokio::spawn({
-        let (w, stop) = (w.clone(), stop.clone());
-        async move { w.run(stop).await }
-    });
-    (stop, run)
 }
 
 async fn wait_for(q: &ferry_queue::Queue, id: uuid::Uuid, want: JobState) {

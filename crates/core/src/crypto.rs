@@ -79,6 +79,17 @@ impl Cipher {
     }
 }
 
+/// Equality of two secrets (or their digests) whose time does not depend on where they differ:
+/// every byte is looked at whatever the earlier ones were. Different lengths answer at once
+/// (a length is not the secret).
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,5 +115,13 @@ mod tests {
             Cipher::from_base64("c2hvcnQ=").err(),
             Some(CryptoError::BadKey)
         );
+    }
+
+    #[test]
+    fn ct_eq_compares_whole_secrets() {
+        assert!(super::ct_eq(b"shpss_abc", b"shpss_abc"));
+        assert!(!super::ct_eq(b"shpss_abc", b"shpss_abd"));
+        assert!(!super::ct_eq(b"shpss_abc", b"shpss_ab"));
+        assert!(super::ct_eq(b"", b""));
     }
 }

@@ -5,4 +5,4 @@ mod clock;
 pub mod crypto;
 
 pub use clock::{Clock, FakeClock, SystemClock, ms};
-pub use crypto::{Cipher, CryptoError};
+pub use crypto::{Cipher, CryptoError, ct_eq};

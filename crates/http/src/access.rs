@@ -142,12 +142,7 @@ impl Access {
         let digest = sha256(presented);
         let mut found = None;
         for t in self.configured.iter() {
-            let same = t
-                .sha256
-                .iter()
-                .zip(digest.iter())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
+            let same = ferry_core::ct_eq(&t.sha256, &digest);
             if same && found.is_none() {
                 found = Some(Caller {
                     name: t.name.clone(),

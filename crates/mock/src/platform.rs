@@ -511,7 +511,4 @@ pub(crate) fn presented_token(headers: &axum::http::HeaderMap) -> Option<&str> {
         })
 }
 
-/// Equality whose time does not depend on where the inputs differ.
-pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
+pub(crate) use ferry_core::ct_eq;

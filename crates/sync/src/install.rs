@@ -58,10 +58,6 @@ pub fn query_signature(client_secret: &str, pairs: &[(String, String)]) -> Strin
     hex::encode(mac.finalize().into_bytes())
 }
 
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 impl Engine {
     /// The store of the network awaiting installation under this shop domain, and its app.
     async fn awaiting(&self, shop: &str) -> Result<(String, App), SyncError> {
@@ -142,7 +138,7 @@ impl Engine {
         };
         let (store, app) = self.awaiting(get("shop")?).await?;
         let expected = query_signature(app.client_secret.expose(), pairs);
-        if !same(
+        if !ferry_core::ct_eq(
             get("hmac")?.to_ascii_lowercase().as_bytes(),
             expected.as_bytes(),
         ) {

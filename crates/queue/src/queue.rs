@@ -308,16 +308,15 @@ impl Queue {
         n: usize,
         lease: Duration,
     ) -> Result<Vec<ClaimedJob>> {
-        let Backend::Postgres(pg) = &self.inner.backend else {
-            // SQLite commits without a round trip to another process: two statements cost
-            // what one does.
-            self.complete(owner, done, delete).await?;
-            return self.claim(queue, owner, n, lease).await;
+        // SQLite commits without a round trip to another process: two statements cost what
+        // one does (and an empty side needs no shared statement either).
+        let pg = match &self.inner.backend {
+            Backend::Postgres(pg) if n > 0 && !done.is_empty() => pg,
+            _ => {
+                self.complete(owner, done, delete).await?;
+                return self.claim(queue, owner, n, lease).await;
+            }
         };
-        if n == 0 || done.is_empty() {
-            self.complete(owner, done, delete).await?;
-            return self.claim(queue, owner, n, lease).await;
-        }
         let capped = self.has_caps(queue).await?;
         let ids: Vec<Uuid> = done.iter().map(|d| d.0).collect();
         let now = self.now_ms();

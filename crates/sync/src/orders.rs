@@ -1096,18 +1096,22 @@ impl Orders {
         }))
     }
 
-    /// Counts a request against its client's limit for `route` this minute, on the database
-    /// (so every server shares it); `Some(seconds to wait)` when over.
+    /// Counts a request against its client's limit for `route`, on the database (so every
+    /// server shares it); `Some(seconds to wait)` when over. The count is a sliding minute:
+    /// this minute's requests plus last minute's weighted by how much of it still lies within
+    /// sixty seconds, so a client cannot send twice its limit across a minute's boundary.
     pub async fn over_limit(
         &self,
         client: &str,
         route: &str,
         limit: i64,
     ) -> Result<Option<u64>, SyncError> {
+        const MINUTE: i64 = 60_000;
         let now = self.now();
-        let window = now - now.rem_euclid(60_000);
+        let window = now - now.rem_euclid(MINUTE);
+        let db = self.engine().db();
         let (count,) = row!(
-            self.engine().db(),
+            db,
             (i64,),
             "INSERT INTO ferry_rate_windows (client, route, window_ms, count) VALUES ($1, $2, $3, 1)
              ON CONFLICT (client, route, window_ms) DO UPDATE SET count = ferry_rate_windows.count + 1
@@ -1117,10 +1121,39 @@ impl Orders {
             window
         )?
         .unwrap_or((0,));
-        if count <= limit {
+        if count == 1 {
+            // A new minute for this client and route: what came before the last one is no
+            // longer needed, which keeps the table at two rows per client and route.
+            exec!(
+                db,
+                "DELETE FROM ferry_rate_windows WHERE client = $1 AND route = $2 AND window_ms < $3",
+                client,
+                route,
+                window - MINUTE
+            )?;
+        }
+        let (previous,) = row!(
+            db,
+            (i64,),
+            "SELECT count FROM ferry_rate_windows WHERE client = $1 AND route = $2 AND window_ms = $3",
+            client,
+            route,
+            window - MINUTE
+        )?
+        .unwrap_or((0,));
+        let into = now - window;
+        let weighted =
+            |at: i64| count as f64 + previous as f64 * (MINUTE - at) as f64 / MINUTE as f64;
+        if weighted(into) <= limit as f64 {
             return Ok(None);
         }
-        let wait_ms = window + 60_000 - now;
-        Ok(Some(((wait_ms + 999) / 1000).max(1) as u64))
+        // When last minute's share has shrunk enough, or this minute is over.
+        let wait_ms = if count < limit && previous > 0 {
+            let at = MINUTE as f64 * (1.0 - (limit - count) as f64 / previous as f64);
+            (at.ceil() as i64 - into).max(1)
+        } else {
+            window + MINUTE - now
+        };
+        Ok(Some(((wait_ms + 999) / 1000).clamp(1, 60) as u64))
     }
 }

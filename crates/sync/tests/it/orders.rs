@@ -263,6 +263,7 @@ ferry_testkit::conformance! {
     an_order_reserves_charges_and_reaches_every_store,
     duplicates_at_once_make_one_order_and_one_charge,
     a_server_that_dies_mid_order_leaves_it_finished,
+    the_limit_slides_across_a_minute_boundary,
 }
 
 /// An orders token for a client: (the token, the API's answer).
@@ -575,4 +576,44 @@ async fn rate_limits_hold_across_two_servers(db: TestDb) {
     assert_eq!(lists, vec![200, 200, 429], "each route has its own limit");
 
     assert_eq!(get(&ub, "/api/orders/ord_x").await.status, 404);
+}
+
+/// The limit is a sliding minute: a client that spent its limit at the end of one minute
+/// cannot spend it again at the start of the next, and gets in again as the old minute's
+/// share fades. On the fake clock, straight against the counter every server shares.
+async fn the_limit_slides_across_a_minute_boundary(db: TestDb) {
+    use ferry_sync::orders::Orders;
+    let clock = db.clock.clone();
+    let queue = db.queue().await;
+    let key = ferry_core::Cipher::from_base64(&ferry_core::Cipher::generate_key()).unwrap();
+    let connect_db = ferry_connect::db::open(&queue).await.unwrap();
+    let client = ferry_connect::Client::new(
+        connect_db,
+        queue.clock(),
+        "shopify",
+        ferry_connect::ClientOptions::default(),
+    );
+    let stores = ferry_sync::webhooks::WebhookStores::new(queue.db(), key.clone(), queue.clock());
+    let engine = ferry_sync::Engine::new(queue, key, client, stores, Default::default())
+        .await
+        .unwrap();
+    let orders = Orders::new(engine, OrdersOptions::default());
+    // Five seconds before a minute ends.
+    clock.set(1_767_225_600_000 + 55_000);
+    for _ in 0..4 {
+        assert_eq!(orders.over_limit("c", "create", 4).await.unwrap(), None);
+    }
+    let wait = orders.over_limit("c", "create", 4).await.unwrap();
+    assert_eq!(wait, Some(5), "over in the first minute: wait for the next");
+    // One second into the next minute, last minute's five still count almost whole: with
+    // this one, 1 + 5 × 59/60 > 4, and 1 + 5 × 36/60 = 4 is reached 24 s in.
+    clock.advance(std::time::Duration::from_secs(6));
+    let wait = orders.over_limit("c", "create", 4).await.unwrap();
+    assert_eq!(wait, Some(23), "the boundary does not reset the count");
+    // Another client and another route have their own counts.
+    assert_eq!(orders.over_limit("d", "create", 4).await.unwrap(), None);
+    assert_eq!(orders.over_limit("c", "list", 4).await.unwrap(), None);
+    // Forty-five seconds in, a quarter of last minute's five is left: 2 + 1.25 ≤ 4.
+    clock.advance(std::time::Duration::from_secs(44));
+    assert_eq!(orders.over_limit("c", "create", 4).await.unwrap(), None);
 }

@@ -1,13 +1,23 @@
 // graphile-worker measured the way `ferry bench queue` measures ferry: a fresh database, N jobs
 // enqueued in batches of 1,000 (addJobs), then processed by no-op tasks from worker start to
-// the last completion; 500 jobs enqueued one every 10 ms for pickup latency. The last line is
-// JSON with the same field names.
+// the last completion; pickup latency as ../pickup.mjs says. The last line is JSON with the
+// same field names.
 //
 //   node bench.mjs postgres://postgres@127.0.0.1:5432/postgres [--jobs N] [--concurrency C] [--no-batch]
 import pg from "pg";
 import { run, makeWorkerUtils, Logger } from "graphile-worker";
+import { enqueuePaced, percentile, pickupFromAnotherProcess, PICKUP_JOBS, r2, wallMs } from "../pickup.mjs";
 
 const args = process.argv.slice(2);
+if (args.includes("--pickup-enqueuer")) {
+  const utils = await makeWorkerUtils({
+    connectionString: args[args.indexOf("--pickup-enqueuer") + 1],
+    logger: makeLogger(),
+  });
+  console.log(JSON.stringify(await enqueuePaced((p) => utils.addJob("pickup", p))));
+  await utils.release();
+  process.exit(0);
+}
 const admin = args.find((a) => a.startsWith("postgres")) ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const jobs = Number(args[args.indexOf("--jobs") + 1] || 0) || 50000;
 const batched = !args.includes("--no-batch");
@@ -66,26 +76,19 @@ try {
   await runner.stop();
   const process_per_s = jobs / ((performance.now() - t) / 1000);
 
-  // 4. pickup latency
+  // 4. pickup latency, the jobs enqueued by another process
   const lat = [];
   let resolvePick;
   const picked = new Promise((r) => (resolvePick = r));
   const pickRunner = await start({
-    pickup: async (p) => { lat.push(performance.now() - p.t); if (lat.length === 500) resolvePick(); },
+    pickup: async (p) => { lat.push(wallMs() - p.t); if (lat.length === PICKUP_JOBS) resolvePick(); },
   });
   await new Promise((r) => setTimeout(r, 200));
-  for (let i = 0; i < 500; i++) {
-    const next = performance.now() + 10;
-    await utils.addJob("pickup", { t: performance.now() });
-    const wait = next - performance.now();
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-  }
+  const enqueue = await pickupFromAnotherProcess(url);
   await picked;
   await pickRunner.stop();
   await utils.release();
   lat.sort((a, b) => a - b);
-  const pct = (p) => lat[Math.max(0, Math.ceil(lat.length * p) - 1)];
-  const r2 = (x) => Math.round(x * 100) / 100;
   console.log(`graphile-worker 0.18.0, jobs ${jobs}, concurrency ${concurrency}, batch ${batched}`);
   console.log(JSON.stringify({
     backend: "postgres (graphile-worker 0.18.0)",
@@ -95,8 +98,9 @@ try {
     enqueue_single_per_s: Math.round(enqueueSingle),
     enqueue_batch_per_s: Math.round(enqueueBatch),
     process_per_s: Math.round(process_per_s),
-    pickup_p50_ms: r2(pct(0.5)),
-    pickup_p99_ms: r2(pct(0.99)),
+    pickup_p50_ms: r2(percentile(lat, 0.5)),
+    pickup_p99_ms: r2(percentile(lat, 0.99)),
+    pickup_enqueue_p99_ms: enqueue.enqueue_p99_ms,
   }));
 } finally {
   await adminClient.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);

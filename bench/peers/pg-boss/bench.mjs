@@ -1,7 +1,7 @@
 // pg-boss measured the way `ferry bench queue` measures ferry: a fresh database, N jobs
 // enqueued in batches of 1,000 (insert), then processed by no-op handlers from worker start to
-// the last completion; 500 jobs sent one every 10 ms for pickup latency. The last line is JSON
-// with the same field names.
+// the last completion; pickup latency as ../pickup.mjs says. The last line is JSON with the
+// same field names.
 //
 //   node bench.mjs postgres://postgres@127.0.0.1:5432/postgres [--jobs N] [--concurrency C] [--no-batch]
 //
@@ -10,8 +10,23 @@
 // shortest interval, 0.5 s, is used.
 import pg from "pg";
 import { PgBoss } from "pg-boss";
+import { enqueuePaced, percentile, pickupFromAnotherProcess, PICKUP_JOBS, r2, wallMs } from "../pickup.mjs";
 
 const args = process.argv.slice(2);
+if (args.includes("--pickup-enqueuer")) {
+  // Sends only: no maintenance or scheduling in this process.
+  const boss = new PgBoss({
+    connectionString: args[args.indexOf("--pickup-enqueuer") + 1],
+    max: 2,
+    supervise: false,
+    schedule: false,
+  });
+  boss.on("error", (e) => console.error(e.message));
+  await boss.start();
+  console.log(JSON.stringify(await enqueuePaced((p) => boss.send("pickup", p))));
+  await boss.stop({ graceful: false });
+  process.exit(0);
+}
 const admin = args.find((a) => a.startsWith("postgres")) ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const num = (flag, dflt) => (args.includes(flag) ? Number(args[args.indexOf(flag) + 1]) : dflt);
 const jobs = num("--jobs", 50000);
@@ -69,26 +84,19 @@ try {
   const process_per_s = jobs / ((performance.now() - t) / 1000);
   await boss.offWork("noop");
 
-  // 4. pickup latency
+  // 4. pickup latency, the jobs sent by another process
   const lat = [];
   let resolvePick;
   const picked = new Promise((r) => (resolvePick = r));
   await boss.work("pickup", { batchSize, localConcurrency: concurrency, pollingIntervalSeconds: 0.5 }, async (batch) => {
-    for (const j of batch) lat.push(performance.now() - j.data.t);
-    if (lat.length >= 500) resolvePick();
+    for (const j of batch) lat.push(wallMs() - j.data.t);
+    if (lat.length >= PICKUP_JOBS) resolvePick();
   });
   await new Promise((r) => setTimeout(r, 200));
-  for (let i = 0; i < 500; i++) {
-    const next = performance.now() + 10;
-    await boss.send("pickup", { t: performance.now() });
-    const wait = next - performance.now();
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-  }
+  const enqueue = await pickupFromAnotherProcess(url);
   await picked;
   await boss.offWork("pickup");
   lat.sort((a, b) => a - b);
-  const pct = (p) => lat[Math.max(0, Math.ceil(lat.length * p) - 1)];
-  const r2 = (x) => Math.round(x * 100) / 100;
   console.log(`pg-boss 12.38.0, jobs ${jobs}, concurrency ${concurrency}, batch ${batched}`);
   console.log(JSON.stringify({
     backend: "postgres (pg-boss 12.38.0)",
@@ -98,8 +106,9 @@ try {
     enqueue_single_per_s: Math.round(enqueueSingle),
     enqueue_batch_per_s: Math.round(enqueueBatch),
     process_per_s: Math.round(process_per_s),
-    pickup_p50_ms: r2(pct(0.5)),
-    pickup_p99_ms: r2(pct(0.99)),
+    pickup_p50_ms: r2(percentile(lat, 0.5)),
+    pickup_p99_ms: r2(percentile(lat, 0.99)),
+    pickup_enqueue_p99_ms: enqueue.enqueue_p99_ms,
   }));
 } finally {
   await boss.stop({ graceful: false, wait: true }).catch(() => {});

@@ -34,7 +34,26 @@ pub enum BenchCommand {
     /// Stores on an app's client credentials with short-lived tokens, synced by several
     /// processes: renewals, renewal races (0), calls with an expired token (0), mismatches (0).
     Tokens(crate::bench_tokens::TokensArgs),
+    /// The other process of the pickup-latency figure: enqueues jobs at a steady pace, each
+    /// carrying the wall-clock moment before its enqueue; prints the enqueue times as JSON.
+    #[command(hide = true)]
+    PickupEnqueuer(PickupEnqueuerArgs),
 }
+
+#[derive(clap::Args, Debug)]
+pub struct PickupEnqueuerArgs {
+    #[arg(long)]
+    database_url: String,
+    #[arg(long, default_value = "bench_pickup")]
+    queue: String,
+    #[arg(long, default_value_t = PICKUP_JOBS)]
+    jobs: usize,
+    #[arg(long, default_value_t = 10)]
+    every_ms: u64,
+}
+
+/// Jobs of the pickup-latency figure, one every 10 ms.
+const PICKUP_JOBS: usize = 500;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct QueueArgs {
@@ -111,6 +130,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Orders(a) => crate::bench_orders::run(a).await,
         BenchCommand::Abuse(a) => crate::bench_abuse::run(a).await,
         BenchCommand::Tokens(a) => crate::bench_tokens::run(a).await,
+        BenchCommand::PickupEnqueuer(a) => pickup_enqueuer(a).await,
         BenchCommand::Claim(a) => {
             let db = FreshDb::create(a.database_url.as_deref()).await?;
             let result = bench_claim(&db, &a).await;
@@ -302,6 +322,7 @@ async fn side_by_side(a: &QueueArgs) -> Result<()> {
             "enqueue_single_per_s",
             "pickup_p50_ms",
             "pickup_p99_ms",
+            "pickup_enqueue_p99_ms",
         ] {
             let mine = med(&ours, k);
             line[format!("ferry_{k}")] = json!(round2(mine));
@@ -394,14 +415,9 @@ async fn bench_queue(db: &FreshDb, a: &QueueArgs) -> Result<serde_json::Value> {
     );
 
     // 4. Pickup latency: 500 jobs, one every 10 ms, while a worker waits. On PostgreSQL the
-    // enqueuer is a separate pool, so the wake-up travels by NOTIFY as between processes.
-    let enqueuer = if backend == "postgres" {
-        Queue::connect(&db.url).await?
-    } else {
-        q.clone()
-    };
-    let origin = Instant::now();
-    let samples = Arc::new(Mutex::new(Vec::with_capacity(500)));
+    // enqueuer is another process (this binary again), so the wake-up travels by NOTIFY as in
+    // a deployment; each job carries the wall-clock moment before its enqueue.
+    let samples = Arc::new(Mutex::new(Vec::with_capacity(PICKUP_JOBS)));
     let got = Arc::new(AtomicUsize::new(0));
     let got_all = Arc::new(tokio::sync::Notify::new());
     let (sm, g, ga) = (samples.clone(), got.clone(), got_all.clone());
@@ -411,11 +427,10 @@ async fn bench_queue(db: &FreshDb, a: &QueueArgs) -> Result<serde_json::Value> {
             let (sm, g, ga) = (sm.clone(), g.clone(), ga.clone());
             async move {
                 let sent_us = p["t_us"].as_u64().unwrap_or(0);
-                let now_us = origin.elapsed().as_micros() as u64;
                 if let Ok(mut v) = sm.lock() {
-                    v.push(now_us.saturating_sub(sent_us) as f64 / 1000.0);
+                    v.push(epoch_us().saturating_sub(sent_us) as f64 / 1000.0);
                 }
-                if g.fetch_add(1, Ordering::Relaxed) + 1 == 500 {
+                if g.fetch_add(1, Ordering::Relaxed) + 1 == PICKUP_JOBS {
                     ga.notify_one();
                 }
                 Ok(())
@@ -429,17 +444,22 @@ async fn bench_queue(db: &FreshDb, a: &QueueArgs) -> Result<serde_json::Value> {
     });
     // Let the worker reach its idle wait (and its LISTEN) before the first job.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut tick = tokio::time::interval(Duration::from_millis(10));
-    for i in 0..500 {
-        tick.tick().await;
-        let t_us = origin.elapsed().as_micros() as u64;
-        enqueuer
-            .enqueue(
-                NewJob::new("bench.pickup", &json!({ "i": i, "t_us": t_us }))?
-                    .queue("bench_pickup"),
-            )
-            .await?;
-    }
+    let enqueue = if backend == "postgres" {
+        let out = tokio::process::Command::new(std::env::current_exe()?)
+            .args(["bench", "pickup-enqueuer", "--database-url", &db.url])
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .await
+            .context("starting the pickup enqueuer process")?;
+        if !out.status.success() {
+            bail!("the pickup enqueuer process failed: {}", out.status);
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        serde_json::from_str(text.lines().last().unwrap_or_default())
+            .context("the pickup enqueuer's figures")?
+    } else {
+        enqueue_paced(&q, "bench_pickup", PICKUP_JOBS, Duration::from_millis(10)).await?
+    };
     all_or_timeout(&got_all, Duration::from_secs(30)).await?;
     stop.cancel();
     run.await??;
@@ -447,8 +467,10 @@ async fn bench_queue(db: &FreshDb, a: &QueueArgs) -> Result<serde_json::Value> {
     lat.sort_by(f64::total_cmp);
     let (p50, p99) = (percentile(&lat, 0.50), percentile(&lat, 0.99));
     println!(
-        "pickup latency: p50 {p50:.2} ms, p99 {p99:.2} ms, max {:.2} ms",
-        lat.last().copied().unwrap_or(0.0)
+        "pickup latency: p50 {p50:.2} ms, p99 {p99:.2} ms, max {:.2} ms (of which the enqueue: p50 {} ms, p99 {} ms)",
+        lat.last().copied().unwrap_or(0.0),
+        enqueue["enqueue_p50_ms"],
+        enqueue["enqueue_p99_ms"],
     );
 
     Ok(json!({
@@ -463,7 +485,48 @@ async fn bench_queue(db: &FreshDb, a: &QueueArgs) -> Result<serde_json::Value> {
         "process_per_s": process_per_s.round(),
         "pickup_p50_ms": round2(p50),
         "pickup_p99_ms": round2(p99),
+        "pickup_enqueue_p99_ms": enqueue["enqueue_p99_ms"],
     }))
+}
+
+/// Microseconds since the Unix epoch: one clock for two processes on one machine.
+fn epoch_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// Enqueues `jobs` pickup jobs into `queue`, one every `every`; the enqueue times as JSON.
+async fn enqueue_paced(
+    q: &Queue,
+    queue: &str,
+    jobs: usize,
+    every: Duration,
+) -> Result<serde_json::Value> {
+    let mut took = Vec::with_capacity(jobs);
+    let mut tick = tokio::time::interval(every);
+    for i in 0..jobs {
+        tick.tick().await;
+        let t = Instant::now();
+        q.enqueue(
+            NewJob::new("bench.pickup", &json!({ "i": i, "t_us": epoch_us() }))?.queue(queue),
+        )
+        .await?;
+        took.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    took.sort_by(f64::total_cmp);
+    Ok(json!({
+        "enqueue_p50_ms": round2(percentile(&took, 0.50)),
+        "enqueue_p99_ms": round2(percentile(&took, 0.99)),
+    }))
+}
+
+async fn pickup_enqueuer(a: PickupEnqueuerArgs) -> Result<()> {
+    let q = Queue::connect(&a.database_url).await?;
+    let out = enqueue_paced(&q, &a.queue, a.jobs, Duration::from_millis(a.every_ms)).await?;
+    println!("{out}");
+    Ok(())
 }
 
 async fn bench_claim(db: &FreshDb, a: &ClaimArgs) -> Result<()> {

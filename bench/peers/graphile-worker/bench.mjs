@@ -6,7 +6,7 @@
 //   node bench.mjs postgres://postgres@127.0.0.1:5432/postgres [--jobs N] [--concurrency C] [--no-batch]
 import pg from "pg";
 import { run, makeWorkerUtils, Logger } from "graphile-worker";
-import { enqueuePaced, percentile, pickupFromAnotherProcess, PICKUP_JOBS, r2, wallMs } from "../pickup.mjs";
+import { enqueuePaced, pickupFigures, pickupFromAnotherProcess, PICKUP_JOBS, wallMs } from "../pickup.mjs";
 
 const args = process.argv.slice(2);
 if (args.includes("--pickup-enqueuer")) {
@@ -81,14 +81,13 @@ try {
   let resolvePick;
   const picked = new Promise((r) => (resolvePick = r));
   const pickRunner = await start({
-    pickup: async (p) => { lat.push(wallMs() - p.t); if (lat.length === PICKUP_JOBS) resolvePick(); },
+    pickup: async (p) => { lat.push([p.i, p.t, wallMs()]); if (lat.length === PICKUP_JOBS) resolvePick(); },
   });
   await new Promise((r) => setTimeout(r, 200));
   const enqueue = await pickupFromAnotherProcess(url);
   await picked;
   await pickRunner.stop();
   await utils.release();
-  lat.sort((a, b) => a - b);
   console.log(`graphile-worker 0.18.0, jobs ${jobs}, concurrency ${concurrency}, batch ${batched}`);
   console.log(JSON.stringify({
     backend: "postgres (graphile-worker 0.18.0)",
@@ -98,9 +97,7 @@ try {
     enqueue_single_per_s: Math.round(enqueueSingle),
     enqueue_batch_per_s: Math.round(enqueueBatch),
     process_per_s: Math.round(process_per_s),
-    pickup_p50_ms: r2(percentile(lat, 0.5)),
-    pickup_p99_ms: r2(percentile(lat, 0.99)),
-    pickup_enqueue_p99_ms: enqueue.enqueue_p99_ms,
+    ...pickupFigures(lat, enqueue),
   }));
 } finally {
   await adminClient.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);

@@ -10,7 +10,7 @@
 // shortest interval, 0.5 s, is used.
 import pg from "pg";
 import { PgBoss } from "pg-boss";
-import { enqueuePaced, percentile, pickupFromAnotherProcess, PICKUP_JOBS, r2, wallMs } from "../pickup.mjs";
+import { enqueuePaced, pickupFigures, pickupFromAnotherProcess, PICKUP_JOBS, wallMs } from "../pickup.mjs";
 
 const args = process.argv.slice(2);
 if (args.includes("--pickup-enqueuer")) {
@@ -89,14 +89,13 @@ try {
   let resolvePick;
   const picked = new Promise((r) => (resolvePick = r));
   await boss.work("pickup", { batchSize, localConcurrency: concurrency, pollingIntervalSeconds: 0.5 }, async (batch) => {
-    for (const j of batch) lat.push(wallMs() - j.data.t);
+    for (const j of batch) lat.push([j.data.i, j.data.t, wallMs()]);
     if (lat.length >= PICKUP_JOBS) resolvePick();
   });
   await new Promise((r) => setTimeout(r, 200));
   const enqueue = await pickupFromAnotherProcess(url);
   await picked;
   await boss.offWork("pickup");
-  lat.sort((a, b) => a - b);
   console.log(`pg-boss 12.38.0, jobs ${jobs}, concurrency ${concurrency}, batch ${batched}`);
   console.log(JSON.stringify({
     backend: "postgres (pg-boss 12.38.0)",
@@ -106,9 +105,7 @@ try {
     enqueue_single_per_s: Math.round(enqueueSingle),
     enqueue_batch_per_s: Math.round(enqueueBatch),
     process_per_s: Math.round(process_per_s),
-    pickup_p50_ms: r2(percentile(lat, 0.5)),
-    pickup_p99_ms: r2(percentile(lat, 0.99)),
-    pickup_enqueue_p99_ms: enqueue.enqueue_p99_ms,
+    ...pickupFigures(lat, enqueue),
   }));
 } finally {
   await boss.stop({ graceful: false, wait: true }).catch(() => {});

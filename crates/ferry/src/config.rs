@@ -23,6 +23,7 @@ const MASK: &str = "********";
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub database_url: String,
+    pub direct_database_url: String,
     pub encryption_key: String,
     pub log: String,
     pub listen: SocketAddr,
@@ -131,8 +132,9 @@ impl TokenEntry {
 /// The keys, as spelled in the file; the environment variable is `FERRY_` and the key in
 /// capitals. Only these are read from the environment (FERRY_CONFIG, FERRY_WEBHOOK_SECRET
 /// and the like are a command's inputs, not configuration).
-const KEYS: [&str; 26] = [
+const KEYS: [&str; 27] = [
     "database_url",
+    "direct_database_url",
     "encryption_key",
     "log",
     "listen",
@@ -261,6 +263,7 @@ impl Config {
     pub fn masked_toml(&self) -> Result<String> {
         let mut shown = self.clone();
         shown.database_url = ferry_queue::redact_url(&self.database_url);
+        shown.direct_database_url = ferry_queue::redact_url(&self.direct_database_url);
         shown.payments_url = ferry_queue::redact_url(&self.payments_url);
         if !shown.encryption_key.is_empty() {
             shown.encryption_key = MASK.to_owned();

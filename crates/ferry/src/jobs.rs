@@ -4,16 +4,38 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use ferry_queue::{JobFilter, JobState, NewJob, Queue};
+use ferry_queue::{JobFilter, JobState, NewJob, Queue, QueueOptions};
 use uuid::Uuid;
 
 use crate::DbArgs;
 
 pub async fn open(db: &DbArgs) -> Result<Queue> {
     let url = db.url();
-    Queue::connect(&url)
+    let direct = crate::config::get().direct_database_url.clone();
+    let opened = if direct.is_empty() {
+        Queue::connect(&url).await
+    } else {
+        // `url` leads through a transaction pooler (PgBouncer): what needs a session of its
+        // own (the migrator's advisory lock, LISTEN) goes to the direct connection.
+        migrate(&direct).await?;
+        let opts = QueueOptions {
+            migrate: false,
+            listen_url: Some(direct),
+            ..QueueOptions::default()
+        };
+        Queue::connect_with(&url, opts).await
+    };
+    opened.with_context(|| format!("opening {}", ferry_queue::redact_url(&url)))
+}
+
+/// Applies every table's migrations (queue, connectors, sync) on `url`; the backend's name.
+pub async fn migrate(url: &str) -> Result<&'static str> {
+    let q = Queue::connect(url)
         .await
-        .with_context(|| format!("opening {}", ferry_queue::redact_url(&url)))
+        .with_context(|| format!("migrating {}", ferry_queue::redact_url(url)))?;
+    ferry_connect::db::open(&q).await?;
+    ferry_sync::db::open(&q).await?;
+    Ok(q.backend())
 }
 
 #[derive(Subcommand)]

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use ferry_queue::{JobError, Queue, Worker, WorkerOptions};
+use ferry_queue::{JobError, Worker, WorkerOptions};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
@@ -107,7 +107,7 @@ pub fn diagnostics(b: ferry_queue::WorkerBuilder) -> ferry_queue::WorkerBuilder 
 
 pub async fn run(args: WorkerArgs) -> Result<()> {
     let cfg = crate::config::get();
-    let queue = Queue::connect(&args.db.url()).await?;
+    let queue = crate::jobs::open(&args.db).await?;
     let names = args.queues.clone().unwrap_or_else(|| cfg.queues.clone());
     let queues: Vec<&str> = names.iter().map(String::as_str).collect();
     let key = args

@@ -168,19 +168,30 @@ async fn healthz() -> impl IntoResponse {
     axum::Json(json!({"status": "ok"}))
 }
 
-/// Ready when the database answers (its migrations ran when the server started).
+/// Ready when the database answers (its migrations ran when the server started), within two
+/// seconds: a probe wants an answer, not the pool's wait for a connection.
 async fn readyz(State(app): State<Arc<AppState>>) -> Response {
-    match app.queue.queue_names().await {
-        Ok(_) => axum::Json(json!({"status": "ready"})).into_response(),
-        Err(e) => {
+    let answered =
+        tokio::time::timeout(std::time::Duration::from_secs(2), app.queue.queue_names()).await;
+    match answered {
+        Ok(Ok(_)) => axum::Json(json!({"status": "ready"})).into_response(),
+        Ok(Err(e)) => {
             tracing::warn!(error = %e, "not ready");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(json!({"status": "unavailable"})),
-            )
-                .into_response()
+            unavailable()
+        }
+        Err(_) => {
+            tracing::warn!("not ready: the database did not answer within 2 s");
+            unavailable()
         }
     }
+}
+
+fn unavailable() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        axum::Json(json!({"status": "unavailable"})),
+    )
+        .into_response()
 }
 
 /// A running server; stops when dropped.

@@ -107,7 +107,11 @@ pub(crate) struct PgEngine {
 }
 
 impl PgEngine {
-    pub(crate) async fn connect(url: &str, max_connections: u32) -> Result<PgEngine> {
+    pub(crate) async fn connect(
+        url: &str,
+        max_connections: u32,
+        migrate: bool,
+    ) -> Result<PgEngine> {
         let opts: PgConnectOptions = url.parse()?;
         // Every statement of the queue has a fixed shape; custom plans only cost planning time
         // (a single enqueue spent more time planning than running). A SET after connecting,
@@ -125,14 +129,12 @@ impl PgEngine {
             })
             .connect_with(opts)
             .await?;
-        {
+        if migrate {
             // Other crates (ferry-connect, …) keep their own migrations in the same database.
             let mut m = sqlx::migrate!("./migrations/postgres");
             m.set_ignore_missing(true);
-            m
+            m.run(&pool).await?;
         }
-        .run(&pool)
-        .await?;
         Ok(PgEngine { pool })
     }
 

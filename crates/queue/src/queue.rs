@@ -39,6 +39,14 @@ pub struct QueueOptions {
     pub max_connections: u32,
     /// At most one NOTIFY per queue per this window (PostgreSQL).
     pub notify_debounce: Duration,
+    /// Apply the queue's migrations on connecting. Off when `url` leads through a transaction
+    /// pooler (PgBouncer): the migrator holds a session-level advisory lock, which such a
+    /// pooler would leave on whichever server connection it lands on; migrate on a direct
+    /// connection first.
+    pub migrate: bool,
+    /// Where LISTEN connects (PostgreSQL), when not through the pool: a LISTEN is session
+    /// state, which a transaction pooler does not keep. None: a connection like the pool's.
+    pub listen_url: Option<String>,
 }
 
 impl Default for QueueOptions {
@@ -47,6 +55,8 @@ impl Default for QueueOptions {
             clock: Arc::new(SystemClock),
             max_connections: 16,
             notify_debounce: Duration::from_millis(5),
+            migrate: true,
+            listen_url: None,
         }
     }
 }
@@ -69,6 +79,8 @@ struct Inner {
     wakers: Wakers,
     debouncer: Option<Arc<NotifyDebouncer>>,
     caps: Mutex<HashMap<String, (bool, Instant)>>,
+    migrate: bool,
+    listen_url: Option<String>,
 }
 
 /// A durable job queue. Cheap to clone; clones share the connection pool.
@@ -93,8 +105,9 @@ impl Queue {
 
     pub async fn connect_with(url: &str, opts: QueueOptions) -> Result<Queue> {
         let engine = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Backend::Postgres(PgEngine::connect(url, opts.max_connections).await?)
+            Backend::Postgres(PgEngine::connect(url, opts.max_connections, opts.migrate).await?)
         } else if url.starts_with("sqlite:") {
+            // One process owns a SQLite file: no pooler, always migrated.
             Backend::Sqlite(SqliteEngine::connect(url).await?)
         } else {
             return Err(QueueError::UnsupportedUrl(redact_url(url)));
@@ -110,8 +123,16 @@ impl Queue {
                 wakers: Wakers::default(),
                 debouncer,
                 caps: Mutex::default(),
+                migrate: opts.migrate,
+                listen_url: opts.listen_url,
             }),
         })
+    }
+
+    /// Whether the crates above should apply their migrations through this queue's
+    /// connections ([`QueueOptions::migrate`]).
+    pub fn migrates(&self) -> bool {
+        self.inner.migrate
     }
 
     pub fn backend(&self) -> &'static str {
@@ -694,7 +715,10 @@ impl Queue {
 }
 
 async fn listen_once(q: &Queue, pg: &PgEngine) -> Result<()> {
-    let mut listener = sqlx::postgres::PgListener::connect_with(&pg.pool).await?;
+    let mut listener = match &q.inner.listen_url {
+        Some(url) => sqlx::postgres::PgListener::connect(url).await?,
+        None => sqlx::postgres::PgListener::connect_with(&pg.pool).await?,
+    };
     listener
         .listen_all([NOTIFY_CHANNEL, CANCEL_CHANNEL])
         .await?;

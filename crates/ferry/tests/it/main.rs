@@ -7,6 +7,7 @@ mod budget_process;
 mod config_process;
 mod mock_process;
 mod orders_process;
+mod pgbouncer_process;
 mod process;
 mod serve_process;
 mod serve_race;

@@ -12,7 +12,7 @@ use tokio::process::Child;
 
 use crate::process::{add_and_connect, ferry, serve, simulated, spawn_quiet};
 
-fn worker(db: &str, key: &str, public: &str) -> Child {
+pub(crate) fn worker(db: &str, key: &str, public: &str) -> Child {
     let args = [
         "worker",
         "--database-url",
@@ -28,13 +28,16 @@ fn worker(db: &str, key: &str, public: &str) -> Child {
 }
 
 /// Up to ten jobs in `state`.
-async fn in_state(queue: &ferry_queue::Queue, state: JobState) -> Vec<ferry_queue::JobRecord> {
+pub(crate) async fn in_state(
+    queue: &ferry_queue::Queue,
+    state: JobState,
+) -> Vec<ferry_queue::JobRecord> {
     let filter = ferry_queue::JobFilter::in_state(state, 10);
     queue.list(&filter).await.unwrap()
 }
 
 /// (title, stock) per SKU.
-fn by_sku(mock: &MockServer, store: &str) -> BTreeMap<String, (String, i64)> {
+pub(crate) fn by_sku(mock: &MockServer, store: &str) -> BTreeMap<String, (String, i64)> {
     let snap = mock.platform().snapshot(store).unwrap();
     let mut out = BTreeMap::new();
     for p in snap["products"].as_array().unwrap() {
@@ -49,7 +52,7 @@ fn by_sku(mock: &MockServer, store: &str) -> BTreeMap<String, (String, i64)> {
     out
 }
 
-async fn quiet(queue: &ferry_queue::Queue, mock: &MockServer, stores: &[&str]) {
+pub(crate) async fn quiet(queue: &ferry_queue::Queue, mock: &MockServer, stores: &[&str]) {
     let calm = std::sync::atomic::AtomicU32::new(0);
     eventually("the network is quiet", || {
         let calm = &calm;
@@ -96,8 +99,23 @@ async fn a_worker_killed_mid_sync_loses_nothing(db: TestDb) {
     );
 
     // A burst of edits and sales, and worker A dies in the middle of it.
-    let p = mock.platform();
     let before = by_sku(&mock, "parent");
+    burst(&mock, &["child-1", "child-2"]);
+    eventually("worker A is running sync jobs", || async {
+        !in_state(&queue, JobState::Running).await.is_empty()
+    })
+    .await;
+    a.start_kill().unwrap();
+    a.wait().await.unwrap();
+    quiet(&queue, &mock, &stores).await;
+
+    converged(&queue, &mock, &before, &["child-1", "child-2"]).await;
+}
+
+/// Ten parent edits (`SKU-…-1` retitled) and ten sales (`SKU-…-2`, one each) in turn in
+/// `children`.
+pub(crate) fn burst(mock: &MockServer, children: &[&str]) {
+    let p = mock.platform();
     for n in 1..=10u64 {
         let sku = format!("SKU-{n:06}-1");
         let snap = p.snapshot("parent").unwrap();
@@ -111,7 +129,7 @@ async fn a_worker_killed_mid_sync_loses_nothing(db: TestDb) {
         p.merchant_edit_product(
             "parent",
             id,
-            ProductSpec::titled(format!("After the crash {n}")),
+            ProductSpec::titled(format!("After the burst {n}")),
         )
         .unwrap();
         let line = OrderLine {
@@ -119,25 +137,45 @@ async fn a_worker_killed_mid_sync_loses_nothing(db: TestDb) {
             sku: Some(format!("SKU-{n:06}-2")),
             quantity: 1,
         };
-        let _ = p.place_order(if n % 2 == 0 { "child-1" } else { "child-2" }, &[line]);
+        let _ = p.place_order(children[n as usize % children.len()], &[line]);
     }
-    eventually("worker A is running sync jobs", || async {
-        !in_state(&queue, JobState::Running).await.is_empty()
-    })
-    .await;
-    a.start_kill().unwrap();
-    a.wait().await.unwrap();
-    quiet(&queue, &mock, &stores).await;
+}
 
-    let parent = by_sku(&mock, "parent");
+/// After a [`burst`]: each sale counted once in the parent, no job dead, every child equal to
+/// the parent (a child that is not has ferry's writes to it printed).
+pub(crate) async fn converged(
+    queue: &ferry_queue::Queue,
+    mock: &MockServer,
+    before: &BTreeMap<String, (String, i64)>,
+    children: &[&str],
+) {
+    let parent = by_sku(mock, "parent");
     for n in 1..=10u64 {
         let sku = format!("SKU-{n:06}-2");
         let sold = i64::from(before[&sku].1 > 0);
         assert_eq!(parent[&sku].1, before[&sku].1 - sold, "{sku} sold once");
+        assert_eq!(
+            parent[&format!("SKU-{n:06}-1")].0,
+            format!("After the burst {n}")
+        );
     }
-    for c in ["child-1", "child-2"] {
-        assert_eq!(by_sku(&mock, c), parent, "{c} matches the parent");
-    }
-    let dead = in_state(&queue, JobState::Dead).await;
+    let dead = in_state(queue, JobState::Dead).await;
     assert!(dead.is_empty(), "{dead:?}");
+    for c in children {
+        if by_sku(mock, c) != parent {
+            // What ferry wrote to that store, for the failure's report.
+            let db = queue.db();
+            let rows: Vec<(i64, String, String, String, String)> = ferry_db::rows!(
+                &db,
+                (i64, String, String, String, String),
+                "SELECT at_ms, entity, action, fields, cause FROM ferry_audit WHERE store = $1 ORDER BY at_ms",
+                *c
+            )
+            .unwrap();
+            for r in rows {
+                eprintln!("audit of {c}: {r:?}");
+            }
+        }
+        assert_eq!(by_sku(mock, c), parent, "{c} matches the parent");
+    }
 }

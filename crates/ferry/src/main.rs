@@ -10,6 +10,7 @@ mod bench_sync;
 mod bench_tokens;
 mod config;
 mod demo;
+mod health;
 mod jobs;
 mod mock;
 mod network;
@@ -93,6 +94,9 @@ enum Command {
     /// Benchmarks that print figures (the last line is JSON).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Exit 0 when `ferry serve` answers on /healthz (or, with --database, when the database
+    /// does): the container image's HEALTHCHECK.
+    Healthcheck(health::HealthArgs),
     /// Print the effective configuration (defaults ← file ← FERRY_* variables), secrets
     /// masked; `--defaults` prints the built-in defaults with what each key means.
     Config {
@@ -145,12 +149,17 @@ async fn run(cli: Cli, source: config::Source) -> Result<()> {
             Ok(())
         }
         Command::Demo(args) => demo::run(args).await,
+        Command::Healthcheck(args) => health::run(args).await,
         Command::Worker(args) => worker::run(args).await,
         Command::Migrate(db) => {
-            let q = jobs::open(&db).await?;
-            ferry_connect::db::open(&q).await?;
-            ferry_sync::db::open(&q).await?;
-            println!("migrations applied ({})", q.backend());
+            // Through the direct connection when one is configured (see jobs::open).
+            let direct = &config::get().direct_database_url;
+            let url = if direct.is_empty() {
+                db.url()
+            } else {
+                direct.clone()
+            };
+            println!("migrations applied ({})", jobs::migrate(&url).await?);
             Ok(())
         }
         Command::Jobs(cmd) => jobs::run_jobs(cmd).await,

@@ -20,6 +20,36 @@ pub enum Db {
     Sqlite(SqlitePool),
 }
 
+/// A transaction on a [`Db`]: [`tx_exec!`] and [`tx_row!`] run statements in it; nothing is
+/// seen by others until [`DbTx::commit`], and dropping it rolls back.
+pub enum DbTx {
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+}
+
+impl DbTx {
+    pub fn postgres(&mut self) -> Option<&mut sqlx::PgConnection> {
+        match self {
+            DbTx::Postgres(t) => Some(&mut **t),
+            DbTx::Sqlite(_) => None,
+        }
+    }
+
+    pub fn sqlite(&mut self) -> Option<&mut sqlx::SqliteConnection> {
+        match self {
+            DbTx::Sqlite(t) => Some(&mut **t),
+            DbTx::Postgres(_) => None,
+        }
+    }
+
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            DbTx::Postgres(t) => t.commit().await,
+            DbTx::Sqlite(t) => t.commit().await,
+        }
+    }
+}
+
 /// The SQL dialect, for the few spellings that differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -51,6 +81,14 @@ impl Db {
             Db::Postgres(_) => Dialect::Postgres,
             Db::Sqlite(_) => Dialect::Sqlite,
         }
+    }
+
+    /// Opens a transaction (on SQLite, on the single writer).
+    pub async fn begin(&self) -> Result<DbTx, sqlx::Error> {
+        Ok(match self {
+            Db::Postgres(p) => DbTx::Postgres(p.begin().await?),
+            Db::Sqlite(p) => DbTx::Sqlite(p.begin().await?),
+        })
     }
 
     /// Runs migrations written separately for each engine: `postgres` and `sqlite` are a
@@ -168,8 +206,8 @@ macro_rules! fetch {
     };
 }
 
-/// A statement inside a transaction that offers `postgres()` and `sqlite()` connections (the
-/// queue's `Tx`); the rows it affected.
+/// A statement inside a transaction that offers `postgres()` and `sqlite()` connections (a
+/// [`DbTx`], or the queue's `Tx`); the rows it affected.
 #[macro_export]
 macro_rules! tx_exec {
     ($tx:expr, $sql:expr $(, $b:expr)* $(,)?) => {

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::error::SyncError;
 use crate::rules::Rules;
-use ferry_db::{Db, exec, row, rows};
+use ferry_db::{Db, exec, row, rows, tx_exec};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -434,21 +434,25 @@ impl Network {
     }
 
     /// Makes `links` the variant links of a product in a child.
+    /// Replaces the variant links of one child's copy of a parent product, atomically: a sale
+    /// counted meanwhile reads either the old links or the new ones, never none (with none,
+    /// that child's share of the sale would be dropped).
     pub async fn replace_variant_links(
         &self,
         child: &str,
         parent_product: &str,
         links: &[VariantLink],
     ) -> Result<(), SyncError> {
-        exec!(
-            &self.db,
+        let mut tx = self.db.begin().await?;
+        tx_exec!(
+            tx,
             "DELETE FROM ferry_variant_links WHERE child = $1 AND parent_product = $2",
             child,
             parent_product
         )?;
         for l in links {
-            exec!(
-                &self.db,
+            tx_exec!(
+                tx,
                 "INSERT INTO ferry_variant_links (child, parent_variant, parent_item, child_variant, child_item, sku, parent_product)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)
                  ON CONFLICT (child, parent_variant) DO UPDATE SET parent_item = $3, child_variant = $4, child_item = $5, sku = $6, parent_product = $7",
@@ -461,6 +465,7 @@ impl Network {
                 &l.parent_product
             )?;
         }
+        tx.commit().await?;
         Ok(())
     }
 

@@ -488,4 +488,60 @@ ferry_testkit::conformance! {
     price_rules_and_fields_the_child_owns, a_create_applied_then_refused_is_not_made_twice,
     a_step_failing_for_good_undoes_the_create, duplicated_reordered_and_dropped_webhooks_converge,
     reconciliation_repairs_drift_and_records_the_run,
+    a_sale_never_sees_a_copy_without_its_links,
+}
+
+/// A child's copy is relinked (its variant links replaced) whenever the parent's product is
+/// pushed again, while sales in other stores read the links to find every store that holds
+/// the item. The replacement is one transaction: a reader sees the old links or the new ones,
+/// never none (with none, that child's share of a sale was silently dropped).
+async fn a_sale_never_sees_a_copy_without_its_links(db: TestDb) {
+    use ferry_sync::network::{Network, VariantLink};
+    let queue = db.queue().await;
+    let cipher = ferry_core::Cipher::from_base64(&ferry_core::Cipher::generate_key()).unwrap();
+    let net = Network::new(
+        ferry_sync::db::open(&queue).await.unwrap(),
+        cipher,
+        queue.clock(),
+    );
+    let links: Vec<VariantLink> = (1..=2)
+        .map(|i| VariantLink {
+            child: "child-1".into(),
+            parent_variant: format!("pv-{i}"),
+            parent_item: format!("pi-{i}"),
+            child_variant: format!("cv-{i}"),
+            child_item: format!("ci-{i}"),
+            sku: Some(format!("SKU-{i}")),
+            parent_product: "pp".into(),
+        })
+        .collect();
+    net.replace_variant_links("child-1", "pp", &links)
+        .await
+        .unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let relink = async {
+        for _ in 0..300 {
+            net.replace_variant_links("child-1", "pp", &links)
+                .await
+                .unwrap();
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    };
+    let read = async {
+        let (mut reads, mut empty) = (0u32, 0u32);
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            reads += 1;
+            if net.copies_of("pv-1").await.unwrap().is_empty() {
+                empty += 1;
+            }
+            tokio::task::yield_now().await;
+        }
+        (reads, empty)
+    };
+    let ((), (reads, empty)) = tokio::join!(relink, read);
+    assert!(reads > 10, "the reader ran alongside ({reads} reads)");
+    assert_eq!(
+        empty, 0,
+        "{empty} of {reads} reads found the copy without links"
+    );
 }

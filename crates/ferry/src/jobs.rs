@@ -11,21 +11,27 @@ use crate::DbArgs;
 
 pub async fn open(db: &DbArgs) -> Result<Queue> {
     let url = db.url();
-    let direct = crate::config::get().direct_database_url.clone();
-    let opened = if direct.is_empty() {
-        Queue::connect(&url).await
-    } else {
-        // `url` leads through a transaction pooler (PgBouncer): what needs a session of its
-        // own (the migrator's advisory lock, LISTEN) goes to the direct connection.
-        migrate(&direct).await?;
-        let opts = QueueOptions {
-            migrate: false,
-            listen_url: Some(direct),
-            ..QueueOptions::default()
-        };
-        Queue::connect_with(&url, opts).await
+    let opened = match direct_url() {
+        None => Queue::connect(&url).await,
+        Some(direct) => {
+            // `url` leads through a transaction pooler (PgBouncer): what needs a session of its
+            // own (the migrator's advisory lock, LISTEN) goes to the direct connection.
+            migrate(&direct).await?;
+            let opts = QueueOptions {
+                migrate: false,
+                listen_url: Some(direct),
+                ..QueueOptions::default()
+            };
+            Queue::connect_with(&url, opts).await
+        }
     };
     opened.with_context(|| format!("opening {}", ferry_queue::redact_url(&url)))
+}
+
+/// The configured `direct_database_url`, when set: `database_url` then leads through a
+/// pooler, and migrations and LISTEN use this one.
+pub fn direct_url() -> Option<String> {
+    Some(crate::config::get().direct_database_url.clone()).filter(|d| !d.is_empty())
 }
 
 /// Applies every table's migrations (queue, connectors, sync) on `url`; the backend's name.

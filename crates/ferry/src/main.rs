@@ -153,12 +153,7 @@ async fn run(cli: Cli, source: config::Source) -> Result<()> {
         Command::Worker(args) => worker::run(args).await,
         Command::Migrate(db) => {
             // Through the direct connection when one is configured (see jobs::open).
-            let direct = &config::get().direct_database_url;
-            let url = if direct.is_empty() {
-                db.url()
-            } else {
-                direct.clone()
-            };
+            let url = jobs::direct_url().unwrap_or_else(|| db.url());
             println!("migrations applied ({})", jobs::migrate(&url).await?);
             Ok(())
         }

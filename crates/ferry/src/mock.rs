@@ -40,9 +40,13 @@ pub struct MockArgs {
     /// Share of writes applied, then answered 500.
     #[arg(long, default_value_t = 0.0)]
     applied_then_5xx: f64,
-    /// Share of webhook deliveries sent twice.
+    /// Share of webhook deliveries sent more than once (twice, or up to
+    /// --webhook-copies-max times; the later copies up to --webhook-hold-ms late).
     #[arg(long, default_value_t = 0.0)]
     webhook_duplicate: f64,
+    /// How many times at most a duplicated delivery is sent (2 or 3).
+    #[arg(long, default_value_t = 2)]
+    webhook_copies_max: u32,
     /// Share of webhook deliveries held back by --webhook-hold-ms.
     #[arg(long, default_value_t = 0.0)]
     webhook_hold: f64,
@@ -67,6 +71,7 @@ impl MockArgs {
             hang: self.hang,
             applied_then_5xx: self.applied_then_5xx,
             webhook_duplicate: self.webhook_duplicate,
+            webhook_copies_max: self.webhook_copies_max,
             webhook_hold: self.webhook_hold,
             webhook_hold_ms: self.webhook_hold_ms,
             webhook_drop: self.webhook_drop,

@@ -21,8 +21,12 @@ pub struct Faults {
     pub hang: f64,
     /// Writes applied, then answered 500: a naive retry makes a duplicate.
     pub applied_then_5xx: f64,
-    /// Webhook deliveries sent twice (same webhook id).
+    /// Webhook deliveries sent more than once (same webhook id): twice, or up to
+    /// `webhook_copies_max` times; copies after the first leave up to `webhook_hold_ms` later,
+    /// so they arrive out of order with other events.
     pub webhook_duplicate: f64,
+    /// How many times at most a duplicated delivery is sent (2 when below 2).
+    pub webhook_copies_max: u32,
     /// Webhook deliveries held back `webhook_hold_ms` (so later events overtake them).
     pub webhook_hold: f64,
     pub webhook_hold_ms: u64,
@@ -45,6 +49,11 @@ impl Faults {
             self.hang,
             self.applied_then_5xx,
         ];
+        if self.webhook_copies_max > 3 {
+            return Err(crate::MockError::BadRequest(
+                "webhook_copies_max is at most 3".into(),
+            ));
+        }
         if shares.iter().any(|s| !(0.0..=1.0).contains(s)) {
             return Err(crate::MockError::BadRequest(
                 "fault shares are between 0 and 1".into(),
@@ -69,7 +78,8 @@ pub(crate) enum Fault {
 pub(crate) enum WebhookFault {
     None,
     Drop,
-    Duplicate,
+    /// Sent this many times: the first at once, the others each held back by the delay.
+    Duplicate(u32, [Duration; 2]),
     Hold(Duration),
 }
 
@@ -101,7 +111,9 @@ impl FaultState {
         if x < f.webhook_drop {
             WebhookFault::Drop
         } else if x < f.webhook_drop + f.webhook_duplicate {
-            WebhookFault::Duplicate
+            let copies = self.rng.random_range(2..=f.webhook_copies_max.clamp(2, 3));
+            let mut late = || Duration::from_millis(self.rng.random_range(0..=f.webhook_hold_ms));
+            WebhookFault::Duplicate(copies, [late(), late()])
         } else if x < f.webhook_drop + f.webhook_duplicate + f.webhook_hold {
             WebhookFault::Hold(Duration::from_millis(f.webhook_hold_ms))
         } else {

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -43,8 +44,11 @@ pub struct WebhookCounters {
     /// Requests made, first tries and retries.
     pub attempts: u64,
     pub retries: u64,
-    /// Deliveries answered with a 2xx.
+    /// Deliveries answered with a 2xx (every copy of a duplicated one counts).
     pub delivered: u64,
+    /// Webhook ids answered with a 2xx at least once: what the receiver acknowledged, each
+    /// counted once however many copies were sent.
+    pub acknowledged: u64,
     /// Deliveries abandoned after the last retry.
     pub abandoned: u64,
     /// Injected faults: deliveries dropped, sent twice, held back.
@@ -76,6 +80,8 @@ pub(crate) struct Delivery {
     pub triggered_at: String,
     /// Held back this long before the first try (an injected fault).
     pub delay: Duration,
+    /// Shared by the copies of one delivery: whether any was answered with a 2xx.
+    pub acknowledged: Arc<AtomicBool>,
 }
 
 /// Sends deliveries until the platform is gone; each delivery retries on its own task.
@@ -131,6 +137,9 @@ async fn deliver(
             }
             if ok {
                 c.delivered += 1;
+                if !d.acknowledged.swap(true, Ordering::Relaxed) {
+                    c.acknowledged += 1;
+                }
             } else if attempt == RETRIES {
                 c.abandoned += 1;
             }
@@ -213,18 +222,18 @@ impl Platform {
         let mut queued = 0;
         for s in &subs {
             let fault = self.draw_webhook_fault(store)?;
-            let copies = match fault {
-                WebhookFault::Drop => 0,
-                WebhookFault::Duplicate => 2,
-                _ => 1,
-            };
-            let delay = match fault {
-                WebhookFault::Hold(d) => d,
-                _ => Duration::ZERO,
+            // The delay of each copy sent.
+            let delays: Vec<Duration> = match fault {
+                WebhookFault::Drop => vec![],
+                WebhookFault::Duplicate(n, late) => std::iter::once(Duration::ZERO)
+                    .chain(late.into_iter().take(n as usize - 1))
+                    .collect(),
+                WebhookFault::Hold(d) => vec![d],
+                WebhookFault::None => vec![Duration::ZERO],
             };
             self.count_webhook(store, |c| match fault {
                 WebhookFault::Drop => c.dropped += 1,
-                WebhookFault::Duplicate => c.duplicated += 1,
+                WebhookFault::Duplicate(..) => c.duplicated += 1,
                 WebhookFault::Hold(_) => c.held += 1,
                 WebhookFault::None => {}
             });
@@ -240,11 +249,15 @@ impl Platform {
                 webhook_id: self.secret("whd_"),
                 event_id: event_id.clone(),
                 triggered_at: triggered_at.clone(),
-                delay,
+                delay: Duration::ZERO,
+                acknowledged: Arc::new(AtomicBool::new(false)),
             };
-            for _ in 0..copies {
+            for delay in delays {
                 self.count_webhook(store, |c| c.in_flight += 1);
-                self.send_delivery(delivery.clone());
+                self.send_delivery(Delivery {
+                    delay,
+                    ..delivery.clone()
+                });
                 queued += 1;
             }
         }

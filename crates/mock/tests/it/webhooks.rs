@@ -187,3 +187,51 @@ async fn injected_webhook_faults_duplicate_drop_and_reorder() {
     let c = p.webhook_counters("shop");
     assert_eq!((c.dropped, c.duplicated, c.held), (1, 1, 1));
 }
+
+#[tokio::test]
+async fn duplicated_deliveries_go_up_to_three_times_and_count_once_as_acknowledged() {
+    let (server, rx) = platform_with_receiver().await;
+    let p = server.platform();
+    let refused = ferry_mock::Faults {
+        webhook_copies_max: 4,
+        ..Default::default()
+    };
+    assert!(p.set_faults("shop", refused).is_err(), "at most 3 copies");
+    p.set_faults(
+        "shop",
+        ferry_mock::Faults {
+            webhook_duplicate: 1.0,
+            webhook_copies_max: 3,
+            webhook_hold_ms: 50,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut sent = 0;
+    for n in 0..40 {
+        sent += p
+            .emit("shop", "products/update", &json!({ "n": n }))
+            .unwrap();
+    }
+    assert!(
+        sent > 80 && sent < 120,
+        "2 or 3 copies each, both drawn: {sent}"
+    );
+    ferry_testkit::eventually("every copy", || async {
+        rx.seen.lock().unwrap().len() == sent
+    })
+    .await;
+    let ids: std::collections::HashSet<String> = rx
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(h, _)| h["x-shopify-webhook-id"].to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 40);
+    let c = p.webhook_counters("shop");
+    assert_eq!(
+        (c.delivered, c.acknowledged, c.duplicated, c.in_flight),
+        (sent as u64, 40, 40, 0)
+    );
+}

@@ -41,6 +41,7 @@ pub async fn migrate(url: &str) -> Result<&'static str> {
         .with_context(|| format!("migrating {}", ferry_queue::redact_url(url)))?;
     ferry_connect::db::open(&q).await?;
     ferry_sync::db::open(&q).await?;
+    ferry_http::access::Access::migrate(&q).await?;
     Ok(q.backend())
 }
 

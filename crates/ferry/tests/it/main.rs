@@ -7,6 +7,9 @@ mod budget_process;
 mod config_process;
 mod mock_process;
 mod orders_process;
+/// Shared with `ferry bench chaos`, which starts the same PgBouncer.
+#[path = "../../src/pgbouncer.rs"]
+mod pgbouncer;
 mod pgbouncer_process;
 mod process;
 mod serve_process;

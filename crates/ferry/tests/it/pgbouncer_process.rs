@@ -9,142 +9,25 @@
 //! Outside CI a missing one skips the test with a message; under `CI=true` it fails
 //! (`.ci/run` builds one from Debian's source package when the machine has none).
 
-use std::net::TcpListener;
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-use std::process::Stdio;
+use ferry_testkit::TestDb;
 
-use ferry_testkit::{TestDb, eventually};
-use tokio::process::{Child, Command};
-
+use crate::pgbouncer::Bouncer;
 use crate::process::{add_and_connect, ferry, simulated, spawn_quiet, spawn_serve};
 use crate::sync_process::{burst, by_sku, converged, quiet};
 
 /// PgBouncer 1.21 or later; None (and a message) when there is none and this is not CI.
-fn pgbouncer_binary() -> Option<PathBuf> {
-    let candidates: Vec<PathBuf> = match std::env::var_os("FERRY_TEST_PGBOUNCER") {
-        Some(p) => vec![p.into()],
-        None => std::env::var_os("PATH")
-            .map(|p| {
-                std::env::split_paths(&p)
-                    .map(|d| d.join("pgbouncer"))
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default()
-            .into_iter()
-            .chain([PathBuf::from("/usr/sbin/pgbouncer")])
-            .collect(),
-    };
-    let found = candidates.into_iter().find(|p| p.is_file());
-    let problem = match &found {
-        None => "no pgbouncer binary (set FERRY_TEST_PGBOUNCER)".to_owned(),
-        Some(p) => {
-            let out = std::process::Command::new(p)
-                .arg("--version")
-                .output()
-                .ok()?;
-            let text = String::from_utf8_lossy(&out.stdout).into_owned();
-            match version(&text) {
-                Some(v) if v >= (1, 21) => return found,
-                _ => format!("{} is not 1.21 or later: {text:?}", p.display()),
-            }
-        }
-    };
-    assert!(
-        !std::env::var("CI").is_ok_and(|v| v == "true"),
-        "CI=true but {problem}"
-    );
-    eprintln!("SKIPPED: the PgBouncer topology test: {problem}");
-    None
-}
-
-/// (major, minor) from `PgBouncer 1.24.1`.
-fn version(text: &str) -> Option<(u32, u32)> {
-    let v = text.lines().next()?.split_whitespace().nth(1)?;
-    let mut parts = v.split('.').map(|p| p.parse::<u32>().ok());
-    Some((parts.next()??, parts.next()??))
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A running PgBouncer in transaction mode in front of the test server; killed when dropped.
-struct Bouncer {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Bouncer {
-    async fn start(binary: &PathBuf, server_url: &str) -> Bouncer {
-        let dir = tempfile::tempdir().unwrap();
-        // PgBouncer refuses to run as root; as root it is started with -u nobody, who must be
-        // able to write its log here.
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-        let server: url::Url = server_url.parse().unwrap();
-        let port = free_port();
-        let user = server.username();
-        std::fs::write(dir.path().join("users.txt"), format!("\"{user}\" \"\"\n")).unwrap();
-        let ini = format!(
-            "[databases]\n\
-             * = host={host} port={pg_port}\n\
-             [pgbouncer]\n\
-             listen_addr = 127.0.0.1\n\
-             listen_port = {port}\n\
-             unix_socket_dir =\n\
-             auth_type = trust\n\
-             auth_file = {dir}/users.txt\n\
-             pool_mode = transaction\n\
-             max_prepared_statements = 200\n\
-             default_pool_size = 20\n\
-             max_client_conn = 400\n\
-             ignore_startup_parameters = extra_float_digits,options\n\
-             logfile = {dir}/pgbouncer.log\n",
-            host = server.host_str().unwrap(),
-            pg_port = server.port().unwrap_or(5432),
-            dir = dir.path().display(),
-        );
-        let ini_path = dir.path().join("pgbouncer.ini");
-        std::fs::write(&ini_path, ini).unwrap();
-        let mut cmd = Command::new(binary);
-        if is_root() {
-            cmd.args(["-u", "nobody"]);
-        }
-        let child = cmd
-            .arg(&ini_path)
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        eventually("PgBouncer accepts connections", || async move {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-        })
-        .await;
-        Bouncer {
-            child,
-            port,
-            _dir: dir,
+fn pgbouncer_binary() -> Option<std::path::PathBuf> {
+    match crate::pgbouncer::find(None) {
+        Ok(found) => Some(found),
+        Err(problem) => {
+            assert!(
+                !std::env::var("CI").is_ok_and(|v| v == "true"),
+                "CI=true but {problem}"
+            );
+            eprintln!("SKIPPED: the PgBouncer topology test: {problem}");
+            None
         }
     }
-
-    /// `db_url` with PgBouncer's port instead of the server's.
-    fn url_for(&self, db_url: &str) -> String {
-        let mut u: url::Url = db_url.parse().unwrap();
-        u.set_port(Some(self.port)).unwrap();
-        u.to_string()
-    }
-}
-
-fn is_root() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
 ferry_testkit::postgres_only!(a_network_syncs_through_pgbouncer);
@@ -153,8 +36,8 @@ async fn a_network_syncs_through_pgbouncer(db: TestDb) {
     let Some(binary) = pgbouncer_binary() else {
         return;
     };
-    let mut bouncer = Bouncer::start(&binary, &db.url).await;
-    let pooled = bouncer.url_for(&db.url);
+    let mut bouncer = Bouncer::start(&binary, &db.url).await.unwrap();
+    let pooled = bouncer.url_for(&db.url).unwrap();
     let key = ferry_core::Cipher::generate_key();
     let env = [
         ("FERRY_ENCRYPTION_KEY", key.as_str()),
@@ -166,6 +49,9 @@ async fn a_network_syncs_through_pgbouncer(db: TestDb) {
     // Two servers (the first migrates the empty database, directly), both through PgBouncer.
     let (_serve_a, public) = spawn_serve(&["--database-url", &pooled], &env).await;
     let (_serve_b, public_b) = spawn_serve(&["--database-url", &pooled], &env).await;
+    // No migration ran through the pooler: its session lock would stay on a pooled server
+    // connection and every later process would wait for it forever.
+    assert_eq!(advisory_locks(&db.url).await, 0, "advisory locks held");
     for s in stores {
         // The children's webhooks reach the second server, the parent's the first.
         let to = if s == "parent" { &public } else { &public_b };
@@ -213,4 +99,16 @@ async fn a_network_syncs_through_pgbouncer(db: TestDb) {
         let ready = reqwest::get(format!("{url}/readyz")).await.unwrap();
         assert_eq!(ready.status(), 503, "{url} is not ready without PgBouncer");
     }
+}
+
+/// Advisory locks held in the cluster: a migration's lock released on another server
+/// connection than the one that took it (what a transaction pooler does) stays held.
+async fn advisory_locks(url: &str) -> i64 {
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    let n = sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    n
 }

@@ -34,6 +34,10 @@ pub enum BenchCommand {
     /// Stores on an app's client credentials with short-lived tokens, synced by several
     /// processes: renewals, renewal races (0), calls with an expired token (0), mismatches (0).
     Tokens(crate::bench_tokens::TokensArgs),
+    /// Two servers and two workers behind PgBouncer, killed and restarted while API faults,
+    /// repeated and reordered webhooks and a PostgreSQL restart hit a syncing network: lost,
+    /// doubled, mismatched (all 0) and how soon it converges once the faults stop.
+    Chaos(crate::bench_chaos::ChaosArgs),
     /// The other process of the pickup-latency figure: enqueues jobs at a steady pace, each
     /// carrying the wall-clock moment before its enqueue; prints the enqueue times as JSON.
     #[command(hide = true)]
@@ -130,6 +134,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Orders(a) => crate::bench_orders::run(a).await,
         BenchCommand::Abuse(a) => crate::bench_abuse::run(a).await,
         BenchCommand::Tokens(a) => crate::bench_tokens::run(a).await,
+        BenchCommand::Chaos(a) => crate::bench_chaos::run(a).await,
         BenchCommand::PickupEnqueuer(a) => pickup_enqueuer(a).await,
         BenchCommand::Claim(a) => {
             let db = FreshDb::create(a.database_url.as_deref()).await?;

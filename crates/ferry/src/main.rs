@@ -3,6 +3,7 @@
 mod bench;
 mod bench_abuse;
 mod bench_api;
+mod bench_chaos;
 mod bench_ingest;
 mod bench_orders;
 mod bench_reconcile;
@@ -14,6 +15,7 @@ mod health;
 mod jobs;
 mod mock;
 mod network;
+mod pgbouncer;
 mod serve;
 mod simulated;
 mod sync_api;

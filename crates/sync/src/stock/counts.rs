@@ -31,7 +31,7 @@ impl Engine {
             return Ok(());
         }
         // Not ours: an order may explain it (its webhook late or lost), so count the store's
-        // orders, then look again.
+        // orders (every one placed before the reading), then look again.
         self.catch_up_orders(&store).await?;
         if self.explained(&store.name, &j.item, current).await? {
             return Ok(());
@@ -45,6 +45,12 @@ impl Engine {
             .is_empty()
         {
             // One of ours is still landing: look again once it has.
+            return Err(SyncError::Wait(Duration::from_millis(300)));
+        }
+        // Only a reading that still holds is a count: the catch-up may have counted a sale
+        // newer than the reading (or a write of ours landed since), which the next look
+        // explains.
+        if shop.available(&j.item, &store.location_id).await? != Some(current) {
             return Err(SyncError::Wait(Duration::from_millis(300)));
         }
         // A change no write of ours and no order explains: a stock count. The newest count

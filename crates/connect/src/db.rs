@@ -16,10 +16,8 @@ const EARLIER_SQLITE: &str = "\
 
 /// The queue's database with ferry-connect's tables migrated in.
 pub async fn open(queue: &Queue) -> Result<Db, ConnectError> {
-    let db = queue.db();
-    if queue.migrates() {
-        db.migrate_shared(sqlx::migrate!("./migrations"), EARLIER_SQLITE)
-            .await?;
-    }
-    Ok(db)
+    queue
+        .migrate_shared(sqlx::migrate!("./migrations"), EARLIER_SQLITE)
+        .await?;
+    Ok(queue.db())
 }

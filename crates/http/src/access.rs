@@ -120,25 +120,21 @@ pub fn permits(role: Role, method: &str, route: &str) -> Result<(), Role> {
 }
 
 impl Access {
-    /// The registry's tables, on `queue`'s database.
+    /// The registry's tables, on `queue`'s database (see [`Queue::migrate_shared`]).
     pub async fn migrate(queue: &Queue) -> Result<(), ServerError> {
         queue
-            .db()
             .migrate_shared(sqlx::migrate!("./migrations"), "")
             .await?;
         Ok(())
     }
 
-    /// The registry on `queue`'s database, its tables migrated in unless `queue` was opened
-    /// without migrating: through a transaction pooler the migrator's session lock would stay
-    /// on a pooled server connection and block every later migration.
+    /// The registry on `queue`'s database, its tables migrated in (unless `queue` was opened
+    /// without migrating).
     pub async fn open(
         queue: &Queue,
         configured: Vec<ConfiguredToken>,
     ) -> Result<Access, ServerError> {
-        if queue.migrates() {
-            Access::migrate(queue).await?;
-        }
+        Access::migrate(queue).await?;
         let db = queue.db();
         Ok(Access {
             db,

@@ -129,10 +129,20 @@ impl Queue {
         })
     }
 
-    /// Whether the crates above should apply their migrations through this queue's
-    /// connections ([`QueueOptions::migrate`]).
-    pub fn migrates(&self) -> bool {
-        self.inner.migrate
+    /// Applies a crate's migrations (see [`ferry_db::Db::migrate_shared`]) through this
+    /// queue's connections, or nothing when the queue was opened without migrating
+    /// ([`QueueOptions::migrate`]): through a transaction pooler the migrator's session lock
+    /// would stay on a pooled server connection and block every later migration, so the
+    /// crates above migrate only here.
+    pub async fn migrate_shared(
+        &self,
+        migrator: sqlx::migrate::Migrator,
+        earlier_sqlite: &str,
+    ) -> std::result::Result<(), sqlx::migrate::MigrateError> {
+        if !self.inner.migrate {
+            return Ok(());
+        }
+        self.db().migrate_shared(migrator, earlier_sqlite).await
     }
 
     pub fn backend(&self) -> &'static str {

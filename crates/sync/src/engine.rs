@@ -44,6 +44,11 @@ pub struct EngineOptions {
     pub settle: Duration,
     /// Writes of ferry's older than this no longer explain a stock change (lost or failed).
     pub intent_ttl: Duration,
+    /// A write of ferry's still pending after this is taken for lost. Until then a stock
+    /// change nothing explains waits for it instead of being taken for a count: a write whose
+    /// platform applied it but whose answer was lost lands in ferry's books only at its job's
+    /// next try, which backoff may put minutes away. Longer than the longest backoff.
+    pub intent_horizon: Duration,
     /// The most jobs writing to one store at once, so one store's backlog never takes every
     /// worker.
     pub store_concurrency: u32,
@@ -59,6 +64,7 @@ impl Default for EngineOptions {
             public_url: "http://127.0.0.1:8080".into(),
             settle: Duration::from_millis(500),
             intent_ttl: Duration::from_secs(60),
+            intent_horizon: Duration::from_secs(60 * 60),
             store_concurrency: 4,
             shop_url: "https://{shop}.myshopify.com".into(),
         }

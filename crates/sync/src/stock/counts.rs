@@ -36,7 +36,8 @@ impl Engine {
         if self.explained(&store.name, &j.item, current).await? {
             return Ok(());
         }
-        let since = self.now_ms() - self.inner.opts.intent_ttl.as_millis() as i64;
+        let now = self.now_ms();
+        let since = now - self.inner.opts.intent_ttl.as_millis() as i64;
         if !self
             .inner
             .net
@@ -46,6 +47,17 @@ impl Engine {
         {
             // One of ours is still landing: look again once it has.
             return Err(SyncError::Wait(Duration::from_millis(300)));
+        }
+        let horizon = now - self.inner.opts.intent_horizon.as_millis() as i64;
+        if !self
+            .inner
+            .net
+            .pending(&store.name, &j.item, horizon)
+            .await?
+            .is_empty()
+        {
+            // An older one waits for its job's next try (it may have landed already).
+            return Err(SyncError::Wait(Duration::from_secs(5)));
         }
         // Only a reading that still holds is a count: the catch-up may have counted a sale
         // newer than the reading (or a write of ours landed since), which the next look

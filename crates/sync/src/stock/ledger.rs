@@ -35,6 +35,18 @@ impl Engine {
         Ok(())
     }
 
+    /// Gives up the pending intents of a write the platform refused for good: they will never
+    /// land, so no stock change should wait for them or be explained by them.
+    pub(crate) async fn abandon(&self, key: &str, store: &str) -> Result<(), SyncError> {
+        exec!(
+            self.db(),
+            "UPDATE ferry_intents SET state = 'abandoned' WHERE key = $1 AND store = $2 AND state = 'pending'",
+            key,
+            store
+        )?;
+        Ok(())
+    }
+
     /// Marks an intent applied and moves what ferry believes the store holds, once.
     pub(crate) async fn applied(
         &self,
@@ -99,8 +111,15 @@ impl Engine {
             return Ok(());
         }
         self.intend(key, &store.name, item, "set", quantity).await?;
-        shop.set_inventory(item, &store.location_id, quantity, believed)
-            .await?;
+        if let Err(e) = shop
+            .set_inventory(item, &store.location_id, quantity, believed)
+            .await
+        {
+            if !e.is_retryable() {
+                self.abandon(key, &store.name).await?;
+            }
+            return Err(e.into());
+        }
         if self
             .applied(key, &store.name, item, Some(quantity), 0)
             .await?

@@ -265,8 +265,12 @@ impl Engine {
             })
             .collect();
         // The key makes a retry (or a redelivered order) apply once on the platform.
-        shop.adjust_inventory(&j.key, "correction", &changes)
-            .await?;
+        if let Err(e) = shop.adjust_inventory(&j.key, "correction", &changes).await {
+            if !e.is_retryable() {
+                self.abandon(&j.key, &store.name).await?;
+            }
+            return Err(e.into());
+        }
         for (item, delta) in &j.changes {
             let moves = if j.counted { 0 } else { *delta };
             if self.applied(&j.key, &store.name, item, None, moves).await? {

@@ -229,7 +229,18 @@ impl Access {
             "DELETE FROM ferry_api_tokens WHERE name = $1",
             name
         )?;
+        if n > 0 {
+            self.end_sessions_of(name).await?;
+        }
         Ok(n > 0)
+    }
+
+    pub(crate) fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     /// Records a call that changed something (or tried to).

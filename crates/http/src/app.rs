@@ -96,6 +96,7 @@ pub fn router_with(
         .merge(crate::admin::routes(state.clone()))
         .merge(crate::admin::protect(extra, state.clone()))
         .merge(public().0)
+        .merge(crate::ui::routes(state.clone()))
         .merge(open)
         .route_layer(axum::middleware::from_fn(crate::telemetry::track))
         .with_state(state)

@@ -29,3 +29,4 @@ pub mod orders_api;
 pub mod signature;
 pub mod stack;
 pub mod telemetry;
+pub mod ui;

@@ -6,6 +6,7 @@ mod access;
 mod admin;
 mod connections;
 mod ingress;
+mod ui;
 
 use base64::Engine;
 use ferry_core::Cipher;

@@ -1,0 +1,648 @@
+//! The dashboard under `/ui`: server-rendered pages (templates are Rust, assets compiled in,
+//! nothing from another origin) over the same queue calls as the admin API. Signing in with a
+//! token opens a session; every form carries the session's CSRF token; a `read` token sees
+//! everything and no button; every action is recorded with who made it.
+
+pub mod page;
+pub mod session;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use ferry_queue::{Cancelled, JobFilter, JobState};
+use serde::Deserialize;
+
+use crate::access::Caller;
+use crate::app::AppState;
+use page::{action, age, enc, esc, html_response, page, when};
+use session::Session;
+
+/// Forms are a token or a CSRF field: a few KiB is plenty, and bounds what an unauthenticated
+/// post can make the server read.
+const FORM_LIMIT: usize = 8 * 1024;
+/// Rows on a page of jobs.
+const PAGE_ROWS: u32 = 50;
+/// Dead jobs counted for the overview; more shows as "1000+" (a count stays fast on a
+/// million-job table).
+const DEAD_CAP: u32 = 1000;
+
+const CSS: &str = include_str!("assets/ferry.css");
+const JS: &str = include_str!("assets/ferry.js");
+
+/// The dashboard's routes (merged into the application by [`crate::app::router_with`]).
+pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
+    let signed_in = Router::new()
+        .route("/ui", get(overview))
+        .route("/ui/jobs", get(jobs))
+        .route("/ui/jobs/{id}", get(job))
+        .route("/ui/jobs/{id}/{act}", post(job_action))
+        .route("/ui/queues/{queue}/{act}", post(queue_action))
+        .route("/ui/signout", post(sign_out))
+        .route_layer(axum::middleware::from_fn_with_state(state, require_session));
+    Router::new()
+        .route("/ui/signin", get(sign_in_page).post(sign_in))
+        .route("/ui/assets/ferry.css", get(css))
+        .route("/ui/assets/ferry.js", get(js))
+        .merge(signed_in)
+        .layer(axum::extract::DefaultBodyLimit::max(FORM_LIMIT))
+}
+
+/// The session of the request's cookie, as a request extension; without one a page sends
+/// the browser to sign in and an action is refused.
+async fn require_session(
+    State(app): State<Arc<AppState>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let session = match session::cookie_of(req.headers()) {
+        Some(id) => match app.access.session(&id).await {
+            Ok(s) => s,
+            Err(e) => return e.into_response(),
+        },
+        None => None,
+    };
+    match session {
+        Some(s) => {
+            req.extensions_mut().insert(s);
+            next.run(req).await
+        }
+        None if req.method() == axum::http::Method::GET => redirect("/ui/signin"),
+        None => message(
+            StatusCode::UNAUTHORIZED,
+            "Signed out",
+            "Your session has ended. Sign in again.",
+        ),
+    }
+}
+
+fn redirect(to: &str) -> Response {
+    let mut r = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(to) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+/// A short page saying what happened (errors, refusals).
+fn message(status: StatusCode, title: &str, text: &str) -> Response {
+    let html = format!(
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{t} · ferry</title>
+<link rel="stylesheet" href="/ui/assets/ferry.css"></head><body><main class="narrow"><h1>{t}</h1><p>{x}</p>
+<p><a href="/ui">Back to the overview</a></p></main></body></html>"#,
+        t = esc(title),
+        x = esc(text)
+    );
+    html_response(status, html)
+}
+
+fn failed(e: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "dashboard page failed");
+    message(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong",
+        "The page could not be built; the server's log says why.",
+    )
+}
+
+/// Whether the request came over https (to mark the cookie `Secure`).
+fn https(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("https"))
+}
+
+fn form_field(body: &[u8], name: &str) -> Option<String> {
+    url::form_urlencoded::parse(body)
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+// ---- signing in and out -----------------------------------------------------------------
+
+async fn sign_in_page() -> Response {
+    page("Sign in", None, &sign_in_form(None))
+}
+
+fn sign_in_form(problem: Option<&str>) -> String {
+    let problem = problem
+        .map(|p| format!(r#"<p class="problem" role="alert">{}</p>"#, esc(p)))
+        .unwrap_or_default();
+    format!(
+        r#"<section class="narrow"><h1>Sign in</h1>{problem}
+<form method="post" action="/ui/signin"><label for="token">Token</label>
+<input id="token" name="token" type="password" autocomplete="current-password" required>
+<button type="submit">Sign in</button></form>
+<p class="hint">An admin, operator or read token (<code>ferry tokens add NAME --role read</code>).</p></section>"#
+    )
+}
+
+async fn sign_in(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let token = form_field(&body, "token").unwrap_or_default();
+    let id = match app.access.sign_in(token.trim()).await {
+        Ok(id) => id,
+        Err(e) => return failed(e),
+    };
+    let Some(id) = id else {
+        metrics::counter!("ferry_admin_auth_failures_total").increment(1);
+        let mut r = page(
+            "Sign in",
+            None,
+            &sign_in_form(Some("That token does not open the dashboard.")),
+        );
+        *r.status_mut() = StatusCode::UNAUTHORIZED;
+        return r;
+    };
+    let mut r = redirect("/ui");
+    if let Ok(v) = HeaderValue::from_str(&session::set_cookie(Some(&id), https(&headers))) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
+async fn sign_out(
+    State(app): State<Arc<AppState>>,
+    axum::Extension(s): axum::Extension<Session>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = refused(&s, &body, None) {
+        return r;
+    }
+    if let Some(id) = session::cookie_of(&headers)
+        && let Err(e) = app.access.sign_out(&id).await
+    {
+        return failed(e);
+    }
+    let mut r = redirect("/ui/signin");
+    if let Ok(v) = HeaderValue::from_str(&session::set_cookie(None, https(&headers))) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
+/// Refuses a posted form of this session (the answer) unless its CSRF token is right and
+/// the role is one that may make the admin API's `api_route` (None: any signed-in role).
+fn refused(s: &Session, body: &[u8], api_route: Option<&str>) -> Option<Response> {
+    let presented = form_field(body, "csrf").unwrap_or_default();
+    if !session::csrf_ok(s, &presented) {
+        return Some(message(
+            StatusCode::FORBIDDEN,
+            "Refused",
+            "The form did not come from this session's page (its CSRF token is missing or wrong). Reload the page and try again.",
+        ));
+    }
+    if let Some(route) = api_route
+        && let Err(needed) = crate::access::permits(s.caller.role, "POST", route)
+    {
+        return Some(message(
+            StatusCode::FORBIDDEN,
+            "Not allowed",
+            &format!("This needs a token with the {} role.", needed.as_str()),
+        ));
+    }
+    None
+}
+
+/// Records a dashboard action with who made it, as the admin API records its calls.
+async fn record(
+    app: &AppState,
+    caller: &Caller,
+    path: &str,
+    status: StatusCode,
+    headers: &HeaderMap,
+) {
+    let request_id = crate::telemetry::request_id(headers);
+    if let Err(e) = app
+        .access
+        .record(caller, "POST", path, status.as_u16(), &request_id)
+        .await
+    {
+        tracing::error!(error = %e, "the action was not recorded");
+    }
+}
+
+// ---- pages ------------------------------------------------------------------------------
+
+async fn overview(
+    State(app): State<Arc<AppState>>,
+    axum::Extension(s): axum::Extension<Session>,
+) -> Response {
+    match overview_html(&app, &s).await {
+        Ok(body) => page("Overview", Some(&s), &body),
+        Err(e) => failed(e),
+    }
+}
+
+async fn overview_html(app: &AppState, s: &Session) -> Result<String, crate::error::ServerError> {
+    let queues = app.queue.stats_all().await?;
+    let breakers = app
+        .breakers
+        .all()
+        .await
+        .map_err(|e| crate::error::ServerError::Internal(e.to_string()))?;
+    let dead = app
+        .queue
+        .list(&JobFilter::in_state(JobState::Dead, DEAD_CAP))
+        .await?;
+    let now = app.access.now_ms();
+
+    let mut tiles = String::new();
+    for b in &breakers {
+        let (class, reason) = match b.state.as_str() {
+            "open" => (
+                "red",
+                format!(
+                    "API failing: calls paused for {}",
+                    age(b.open_until_ms - now)
+                ),
+            ),
+            "half_open" => ("amber", "API recovering: one probe call".to_owned()),
+            _ if b.failures > 0 => ("amber", format!("{} recent failures", b.failures)),
+            _ => ("green", "API healthy".to_owned()),
+        };
+        let dead_here = dead.iter().filter(|j| j.group_key == b.key).count();
+        let dead_note = if dead_here > 0 {
+            format!(
+                r#"<p><a href="/ui/jobs?state=dead&amp;group={}">Dead jobs: {dead_here}</a></p>"#,
+                enc(&b.key)
+            )
+        } else {
+            String::new()
+        };
+        tiles.push_str(&format!(
+            r#"<article class="tile {class}" data-store="{key}"><h3>{key}</h3><p class="reason">{reason}</p>{dead_note}
+<p><a href="/ui/jobs?group={qkey}">Jobs</a></p></article>"#,
+            key = esc(&b.key),
+            qkey = enc(&b.key),
+            reason = esc(&reason),
+        ));
+    }
+    if tiles.is_empty() {
+        tiles.push_str(r#"<p class="hint">No store has been called yet.</p>"#);
+    }
+
+    let mut rows = String::new();
+    for q in &queues {
+        let class = if q.dead > 0 || q.oldest_ready_age_ms > 5 * 60_000 {
+            "red"
+        } else if q.oldest_ready_age_ms > 60_000 || q.paused {
+            "amber"
+        } else {
+            "green"
+        };
+        let toggle = if q.paused {
+            action(
+                s,
+                &format!("/ui/queues/{}/resume", enc(&q.queue)),
+                "Resume",
+                None,
+            )
+        } else {
+            action(
+                s,
+                &format!("/ui/queues/{}/pause", enc(&q.queue)),
+                "Pause",
+                Some("Pause this queue? Its jobs wait until it is resumed."),
+            )
+        };
+        rows.push_str(&format!(
+            r#"<tr class="{class}" data-queue="{name}"><td><a href="/ui/jobs?queue={qname}">{name}</a>{paused}</td><td>{ready}</td><td>{scheduled}</td><td>{running}</td><td><a href="/ui/jobs?queue={qname}&amp;state=dead">{dead}</a></td><td>{oldest}</td><td>{toggle}</td></tr>"#,
+            name = esc(&q.queue),
+            qname = enc(&q.queue),
+            paused = if q.paused { " <em>(paused)</em>" } else { "" },
+            ready = q.ready,
+            scheduled = q.scheduled,
+            running = q.running,
+            dead = q.dead,
+            oldest = if q.ready > 0 { age(q.oldest_ready_age_ms) } else { "–".into() },
+        ));
+    }
+    let dead_total = if dead.len() as u32 >= DEAD_CAP {
+        format!("{DEAD_CAP}+")
+    } else {
+        dead.len().to_string()
+    };
+    Ok(format!(
+        r#"<h1>Overview</h1>
+<section><h2>Stores</h2><div class="tiles" data-live>{tiles}</div></section>
+<section><h2>Queues</h2><p><a href="/ui/jobs?state=dead">Dead jobs: {dead_total}</a></p>
+<table data-live><thead><tr><th>Queue</th><th>Ready</th><th>Scheduled</th><th>Running</th><th>Dead</th><th>Oldest ready</th><th></th></tr></thead>
+<tbody>{rows}</tbody></table></section>"#
+    ))
+}
+
+#[derive(Deserialize, Default)]
+struct JobsQuery {
+    queue: Option<String>,
+    state: Option<String>,
+    kind: Option<String>,
+    group: Option<String>,
+    after: Option<String>,
+}
+
+fn nonblank(v: &Option<String>) -> Option<String> {
+    v.as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+}
+
+async fn jobs(
+    State(app): State<Arc<AppState>>,
+    axum::Extension(s): axum::Extension<Session>,
+    Query(q): Query<JobsQuery>,
+) -> Response {
+    let state = match nonblank(&q.state) {
+        Some(v) => match JobState::parse(&v) {
+            Some(st) => Some(st),
+            None => {
+                return message(
+                    StatusCode::BAD_REQUEST,
+                    "Unknown state",
+                    &format!("There is no job state {v:?}."),
+                );
+            }
+        },
+        None => None,
+    };
+    let after = match nonblank(&q.after).map(|a| a.parse::<uuid::Uuid>()) {
+        Some(Ok(id)) => Some(id),
+        Some(Err(_)) => {
+            return message(
+                StatusCode::BAD_REQUEST,
+                "Bad page",
+                "That page cursor is not a job id.",
+            );
+        }
+        None => None,
+    };
+    let filter = JobFilter {
+        queue: nonblank(&q.queue),
+        state,
+        kind: nonblank(&q.kind),
+        group: nonblank(&q.group),
+        after,
+        limit: PAGE_ROWS,
+    };
+    let list = match app.queue.list(&filter).await {
+        Ok(l) => l,
+        Err(e) => return failed(e),
+    };
+    let mut rows = String::new();
+    for j in &list {
+        rows.push_str(&format!(
+            r#"<tr class="state-{state}"><td><a href="/ui/jobs/{id}">{short}</a></td><td>{kind}</td><td>{queue}</td><td>{group}</td><td>{state}</td><td>{attempt}/{max}</td><td>{created}</td><td class="error">{error}</td></tr>"#,
+            id = j.id,
+            short = &j.id.to_string()[..8],
+            kind = esc(&j.kind),
+            queue = esc(&j.queue),
+            group = esc(&j.group_key),
+            state = j.state.as_str(),
+            attempt = j.attempt,
+            max = j.max_attempts,
+            created = when(j.created_at),
+            error = esc(j.last_error.as_deref().unwrap_or("")),
+        ));
+    }
+    let keep = |name: &str, v: &Option<String>| {
+        nonblank(v)
+            .map(|v| format!("&amp;{name}={}", enc(&v)))
+            .unwrap_or_default()
+    };
+    let filters = format!(
+        "{}{}{}{}",
+        keep("queue", &q.queue),
+        keep("state", &q.state),
+        keep("kind", &q.kind),
+        keep("group", &q.group)
+    );
+    let next = if list.len() as u32 == PAGE_ROWS {
+        list.last()
+            .map(|j| {
+                format!(
+                    r#"<p><a rel="next" href="/ui/jobs?after={}{filters}">Next page</a></p>"#,
+                    j.id
+                )
+            })
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    let states = std::iter::once("")
+        .chain(JobState::ALL.iter().map(|st| st.as_str()))
+        .map(|st| {
+            let selected = if nonblank(&q.state).as_deref().unwrap_or("") == st {
+                " selected"
+            } else {
+                ""
+            };
+            let label = if st.is_empty() { "any state" } else { st };
+            format!(r#"<option value="{st}"{selected}>{label}</option>"#)
+        })
+        .collect::<String>();
+    let field = |name: &str, v: &Option<String>| {
+        format!(
+            r#"<label>{name} <input name="{name}" value="{}"></label>"#,
+            esc(nonblank(v).as_deref().unwrap_or(""))
+        )
+    };
+    let title = if state == Some(JobState::Dead) {
+        "Dead letters"
+    } else {
+        "Jobs"
+    };
+    let body = format!(
+        r#"<h1>{title}</h1>
+<form method="get" action="/ui/jobs" class="filters"><label>state <select name="state">{states}</select></label>{queue}{kind}{group}<button type="submit">Filter</button></form>
+<table data-live><thead><tr><th>Job</th><th>Kind</th><th>Queue</th><th>Store / group</th><th>State</th><th>Attempt</th><th>Created</th><th>Last error</th></tr></thead>
+<tbody>{rows}</tbody></table>{empty}{next}"#,
+        queue = field("queue", &q.queue),
+        kind = field("kind", &q.kind),
+        group = field("group", &q.group),
+        empty = if list.is_empty() {
+            r#"<p class="hint">No job matches.</p>"#
+        } else {
+            ""
+        },
+    );
+    page(title, Some(&s), &body)
+}
+
+async fn job(
+    State(app): State<Arc<AppState>>,
+    axum::Extension(s): axum::Extension<Session>,
+    Path(id): Path<String>,
+) -> Response {
+    let not_found = || {
+        message(
+            StatusCode::NOT_FOUND,
+            "No such job",
+            "There is no job with that id.",
+        )
+    };
+    let Ok(id) = id.parse::<uuid::Uuid>() else {
+        return not_found();
+    };
+    let j = match app.queue.get(id).await {
+        Ok(Some(j)) => j,
+        Ok(None) => return not_found(),
+        Err(e) => return failed(e),
+    };
+    let payload = serde_json::to_string_pretty(&j.payload).unwrap_or_default();
+    let actions = match j.state {
+        JobState::Dead | JobState::Cancelled | JobState::Expired => action(
+            &s,
+            &format!("/ui/jobs/{id}/replay"),
+            "Replay",
+            Some("Run this job again, from its first attempt?"),
+        ),
+        JobState::Queued | JobState::Running | JobState::Retrying => action(
+            &s,
+            &format!("/ui/jobs/{id}/cancel"),
+            "Cancel",
+            Some("Cancel this job?"),
+        ),
+        JobState::Completed => String::new(),
+    };
+    let opt_when = |v: Option<i64>| v.map(when).unwrap_or_else(|| "–".into());
+    let body = format!(
+        r#"<h1>Job <code>{id}</code></h1>
+<p class="state-{state}">{state} · attempt {attempt} of {max}</p><div class="actions">{actions}</div>
+<dl><dt>Kind</dt><dd>{kind}</dd><dt>Queue</dt><dd><a href="/ui/jobs?queue={qqueue}">{queue}</a></dd>
+<dt>Store / group</dt><dd><a href="/ui/jobs?group={qgroup}">{group}</a></dd>
+<dt>Created</dt><dd>{created}</dd><dt>Runs at</dt><dd>{run_at}</dd><dt>Started</dt><dd>{started}</dd><dt>Finished</dt><dd>{finished}</dd>
+<dt>Last error</dt><dd class="error">{error}</dd></dl>
+<h2>Payload</h2><pre>{payload}</pre>"#,
+        state = j.state.as_str(),
+        attempt = j.attempt,
+        max = j.max_attempts,
+        kind = esc(&j.kind),
+        queue = esc(&j.queue),
+        qqueue = enc(&j.queue),
+        group = esc(&j.group_key),
+        qgroup = enc(&j.group_key),
+        created = when(j.created_at),
+        run_at = when(j.run_at),
+        started = opt_when(j.started_at),
+        finished = opt_when(j.finished_at),
+        error = esc(j.last_error.as_deref().unwrap_or("–")),
+        payload = esc(&payload),
+    );
+    page("Job", Some(&s), &body)
+}
+
+async fn job_action(
+    State(app): State<Arc<AppState>>,
+    axum::Extension(s): axum::Extension<Session>,
+    Path((id, act)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let route = match act.as_str() {
+        "replay" => "/api/jobs/{id}/replay",
+        "cancel" => "/api/jobs/{id}/cancel",
+        _ => {
+            return message(
+                StatusCode::NOT_FOUND,
+                "No such action",
+                "Jobs can be replayed or cancelled.",
+            );
+        }
+    };
+    if let Some(r) = refused(&s, &body, Some(route)) {
+        return r;
+    }
+    let Ok(job_id) = id.parse::<uuid::Uuid>() else {
+        return message(
+            StatusCode::NOT_FOUND,
+            "No such job",
+            "There is no job with that id.",
+        );
+    };
+    let path = format!("/ui/jobs/{job_id}/{act}");
+    let outcome = if act == "replay" {
+        app.queue.replay(job_id).await.map(|e| e.id)
+    } else {
+        app.queue.cancel(job_id).await.map(|c| {
+            if let Cancelled::AlreadyFinished(st) = c {
+                tracing::debug!(state = ?st, "cancel: the job had finished");
+            }
+            job_id
+        })
+    };
+    match outcome {
+        Ok(next) => {
+            record(&app, &s.caller, &path, StatusCode::SEE_OTHER, &headers).await;
+            redirect(&format!("/ui/jobs/{next}"))
+        }
+        Err(e) => {
+            let e = crate::error::ServerError::from(e);
+            record(&app, &s.caller, &path, e.status(), &headers).await;
+            message(e.status(), "Not done", &e.to_string())
+        }
+    }
+}
+
+async fn queue_action(
+    State(app): State<Arc<AppState>>,
+    axum::Extension(s): axum::Extension<Session>,
+    Path((queue, act)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let route = match act.as_str() {
+        "pause" => "/api/queues/{queue}/pause",
+        "resume" => "/api/queues/{queue}/resume",
+        _ => {
+            return message(
+                StatusCode::NOT_FOUND,
+                "No such action",
+                "Queues can be paused or resumed.",
+            );
+        }
+    };
+    if let Some(r) = refused(&s, &body, Some(route)) {
+        return r;
+    }
+    let done = if act == "pause" {
+        app.queue.pause(&queue).await
+    } else {
+        app.queue.resume(&queue).await
+    };
+    let path = format!("/ui/queues/{}/{act}", enc(&queue));
+    match done {
+        Ok(()) => {
+            record(&app, &s.caller, &path, StatusCode::SEE_OTHER, &headers).await;
+            redirect("/ui")
+        }
+        Err(e) => {
+            let e = crate::error::ServerError::from(e);
+            record(&app, &s.caller, &path, e.status(), &headers).await;
+            message(e.status(), "Not done", &e.to_string())
+        }
+    }
+}
+
+// ---- assets -----------------------------------------------------------------------------
+
+async fn css() -> Response {
+    asset("text/css; charset=utf-8", CSS)
+}
+
+async fn js() -> Response {
+    asset("text/javascript; charset=utf-8", JS)
+}
+
+fn asset(kind: &'static str, text: &'static str) -> Response {
+    let mut r = text.into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
+    r
+}

@@ -1,0 +1,342 @@
+//! The dashboard over real HTTP: signing in and out, pages behind the session, a dead job
+//! replayed, a queue paused, a read token that sees no button, forged posts refused, and a
+//! revoked token's session ended.
+
+use std::time::Duration;
+
+use ferry_queue::{JobState, NewJob, Outcome};
+use ferry_testkit::{Answered, TestDb};
+use serde_json::{Value, json};
+
+use crate::{ADMIN_TOKEN, Harness};
+
+ferry_testkit::conformance!(
+    signing_in_opens_the_pages_and_signing_out_closes_them,
+    a_dead_job_is_replayed_and_a_queue_paused_from_the_dashboard,
+    a_read_token_sees_everything_and_can_act_on_nothing,
+    forged_and_unsigned_posts_change_nothing,
+);
+
+/// A browser that follows no redirects, so each answer can be looked at.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Signs in with `token`: the session cookie (`name=value`).
+async fn sign_in(h: &Harness, b: &reqwest::Client, token: &str) -> String {
+    let r = b
+        .post(h.url("/ui/signin"))
+        .form(&[("token", token)])
+        .answer()
+        .await;
+    assert_eq!(r.status(), 303, "signing in with a good token redirects");
+    assert_eq!(r.headers()["location"], "/ui");
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/ui"] {
+        assert!(set.contains(attr), "{set} lacks {attr}");
+    }
+    set.split(';').next().unwrap().to_owned()
+}
+
+/// `GET path` with the cookie: (status, body).
+async fn get(h: &Harness, b: &reqwest::Client, cookie: &str, path: &str) -> (u16, String) {
+    let r = b.get(h.url(path)).header("cookie", cookie).answer().await;
+    let status = r.status().as_u16();
+    if status == 200 {
+        let csp = r.headers()["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self'"));
+    }
+    (status, r.text().await.unwrap())
+}
+
+/// `POST path` with the cookie and a form: the answer.
+async fn post(
+    h: &Harness,
+    b: &reqwest::Client,
+    cookie: &str,
+    path: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    b.post(h.url(path))
+        .header("cookie", cookie)
+        .form(form)
+        .answer()
+        .await
+}
+
+/// The CSRF token in a page's forms.
+fn csrf(page: &str) -> String {
+    let at = page
+        .find(r#"name="csrf" value=""#)
+        .expect("the page has a form with a CSRF token");
+    let rest = &page[at + r#"name="csrf" value=""#.len()..];
+    rest[..rest.find('"').unwrap()].to_owned()
+}
+
+/// A job in `queue` that failed for good.
+async fn dead_job(h: &Harness, queue: &str) -> uuid::Uuid {
+    let e = h
+        .queue
+        .enqueue(
+            NewJob::new("sync.adjust", &json!({"store": "child-1"}))
+                .unwrap()
+                .queue(queue)
+                .group("child-1")
+                .max_attempts(1),
+        )
+        .await
+        .unwrap();
+    let claimed = h
+        .queue
+        .claim(queue, "tester", 1, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let fatal = Outcome::Fatal {
+        error: "the store refused the write: <b>402 Payment Required</b>".into(),
+    };
+    h.queue
+        .finish(
+            "tester",
+            claimed[0].id,
+            claimed[0].attempt,
+            &fatal,
+            &ferry_queue::Backoff::default(),
+        )
+        .await
+        .unwrap();
+    e.id
+}
+
+/// A token with `role`, made through the admin API.
+async fn token(h: &Harness, name: &str, role: &str) -> String {
+    let r = h
+        .post_json("/api/tokens", &json!({"name": name, "role": role}))
+        .await;
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.unwrap();
+    v["token"].as_str().unwrap().to_owned()
+}
+
+async fn signing_in_opens_the_pages_and_signing_out_closes_them(db: TestDb) {
+    let h = Harness::start(db).await;
+    let b = browser();
+    // Signed out: the pages send the browser to sign in; an unknown cookie is no session.
+    for cookie in [
+        "",
+        "ferry_session=not-a-session",
+        "ferry_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    ] {
+        let r = b.get(h.url("/ui")).header("cookie", cookie).answer().await;
+        assert_eq!(r.status(), 303, "{cookie:?}");
+        assert_eq!(r.headers()["location"], "/ui/signin");
+    }
+    let (status, page) = get(&h, &b, "", "/ui/signin").await;
+    assert_eq!(status, 200);
+    assert!(page.contains(r#"name="token""#));
+    // A wrong token: refused, no cookie, and the page does not echo what was typed.
+    let r = b
+        .post(h.url("/ui/signin"))
+        .form(&[("token", "wrong-token-<script>")])
+        .answer()
+        .await;
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().get("set-cookie").is_none());
+    assert!(!r.text().await.unwrap().contains("wrong-token"));
+    // An orders token has no dashboard.
+    let orders = token(&h, "shop", "orders").await;
+    let r = b
+        .post(h.url("/ui/signin"))
+        .form(&[("token", orders.as_str())])
+        .answer()
+        .await;
+    assert_eq!(r.status(), 401);
+
+    let cookie = sign_in(&h, &b, ADMIN_TOKEN).await;
+    let (status, overview) = get(&h, &b, &cookie, "/ui").await;
+    assert_eq!(status, 200);
+    assert!(overview.contains("<h1>Overview</h1>"), "{overview}");
+    // Behind https (a proxy says so) the cookie is Secure.
+    let r = b
+        .post(h.url("/ui/signin"))
+        .header("x-forwarded-proto", "https")
+        .form(&[("token", ADMIN_TOKEN)])
+        .answer()
+        .await;
+    assert!(
+        r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("; Secure")
+    );
+
+    // Signing out needs the form's CSRF token; then the cookie opens nothing.
+    let r = post(&h, &b, &cookie, "/ui/signout", &[]).await;
+    assert_eq!(r.status(), 403);
+    let r = post(
+        &h,
+        &b,
+        &cookie,
+        "/ui/signout",
+        &[("csrf", &csrf(&overview))],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    assert!(
+        r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    let (status, _) = get(&h, &b, &cookie, "/ui").await;
+    assert_eq!(status, 303);
+}
+
+async fn a_dead_job_is_replayed_and_a_queue_paused_from_the_dashboard(db: TestDb) {
+    let h = Harness::start(db).await;
+    let b = browser();
+    let dead = dead_job(&h, "sync").await;
+    let cookie = sign_in(&h, &b, ADMIN_TOKEN).await;
+
+    let (_, overview) = get(&h, &b, &cookie, "/ui").await;
+    assert!(overview.contains(r#"data-queue="sync""#), "{overview}");
+    assert!(overview.contains("Dead jobs: 1"), "{overview}");
+    let (status, letters) = get(&h, &b, &cookie, "/ui/jobs?state=dead").await;
+    assert_eq!(status, 200);
+    assert!(letters.contains(&format!("/ui/jobs/{dead}")));
+    // The platform's words are shown as text, never as markup.
+    assert!(letters.contains("&lt;b&gt;402 Payment Required&lt;/b&gt;"));
+    assert!(!letters.contains("<b>402"));
+
+    let (_, detail) = get(&h, &b, &cookie, &format!("/ui/jobs/{dead}")).await;
+    assert!(
+        detail.contains(&format!("/ui/jobs/{dead}/replay")),
+        "{detail}"
+    );
+    let r = post(
+        &h,
+        &b,
+        &cookie,
+        &format!("/ui/jobs/{dead}/replay"),
+        &[("csrf", &csrf(&detail))],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    let new_page = r.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(new_page, format!("/ui/jobs/{dead}"));
+    let replayed = h.queue.get(dead).await.unwrap().unwrap();
+    assert_eq!(replayed.state, JobState::Queued);
+    assert_eq!(replayed.kind, "sync.adjust");
+
+    let r = post(
+        &h,
+        &b,
+        &cookie,
+        "/ui/queues/sync/pause",
+        &[("csrf", &csrf(&detail))],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    assert!(h.queue.stats("sync").await.unwrap().paused);
+    let (_, overview) = get(&h, &b, &cookie, "/ui").await;
+    assert!(overview.contains("/ui/queues/sync/resume"), "{overview}");
+
+    // Both actions are on the record with who made them.
+    let (_, actions) = h.call(reqwest::Method::GET, "/api/actions").await;
+    let paths: Vec<(String, String)> = actions["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["path"].as_str().unwrap_or_default().to_owned(),
+                a["actor"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        paths.contains(&(
+            format!("/ui/jobs/{dead}/replay"),
+            "admin_tokens[0]".to_owned()
+        )),
+        "{paths:?}"
+    );
+    assert!(
+        paths.iter().any(|(p, _)| p == "/ui/queues/sync/pause"),
+        "{paths:?}"
+    );
+}
+
+async fn a_read_token_sees_everything_and_can_act_on_nothing(db: TestDb) {
+    let h = Harness::start(db).await;
+    let b = browser();
+    let dead = dead_job(&h, "sync").await;
+    let read = token(&h, "viewer", "read").await;
+    let cookie = sign_in(&h, &b, &read).await;
+    let (status, overview) = get(&h, &b, &cookie, "/ui").await;
+    assert_eq!(status, 200);
+    assert!(overview.contains(r#"data-queue="sync""#));
+    assert!(!overview.contains("/pause"), "no pause button for read");
+    let (status, detail) = get(&h, &b, &cookie, &format!("/ui/jobs/{dead}")).await;
+    assert_eq!(status, 200);
+    assert!(detail.contains("sync.adjust"));
+    assert!(!detail.contains("/replay"), "no replay button for read");
+    // A post it builds itself, with its own CSRF token, is refused by role.
+    let r = post(
+        &h,
+        &b,
+        &cookie,
+        &format!("/ui/jobs/{dead}/replay"),
+        &[("csrf", &csrf(&overview))],
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("operator"));
+    assert_eq!(
+        h.queue.stats("sync").await.unwrap().ready,
+        0,
+        "nothing replayed"
+    );
+
+    // Revoking the token ends its session.
+    let (status, _) = h.call(reqwest::Method::DELETE, "/api/tokens/viewer").await;
+    assert_eq!(status, 204);
+    let (status, _) = get(&h, &b, &cookie, "/ui").await;
+    assert_eq!(status, 303);
+}
+
+async fn forged_and_unsigned_posts_change_nothing(db: TestDb) {
+    let h = Harness::start(db).await;
+    let b = browser();
+    let cookie = sign_in(&h, &b, ADMIN_TOKEN).await;
+    let (_, overview) = get(&h, &b, &cookie, "/ui").await;
+    let good = csrf(&overview);
+    // Another session's CSRF token, a wrong one, none: refused.
+    let other = sign_in(&h, &b, ADMIN_TOKEN).await;
+    let (_, other_page) = get(&h, &b, &other, "/ui").await;
+    let theirs = csrf(&other_page);
+    assert_ne!(theirs, good);
+    for form in [
+        vec![("csrf", theirs.as_str())],
+        vec![("csrf", "forged")],
+        vec![],
+    ] {
+        let r = post(&h, &b, &cookie, "/ui/queues/sync/pause", &form).await;
+        assert_eq!(r.status(), 403, "{form:?}");
+    }
+    // No session at all: refused before anything is read.
+    let r = post(&h, &b, "", "/ui/queues/sync/pause", &[("csrf", &good)]).await;
+    assert_eq!(r.status(), 401);
+    assert!(!h.queue.stats("sync").await.unwrap().paused);
+    // A form larger than any real one is refused unread.
+    let big = "x".repeat(64 * 1024);
+    let r = b
+        .post(h.url("/ui/signin"))
+        .form(&[("token", big.as_str())])
+        .answer()
+        .await;
+    assert_eq!(r.status(), 413);
+}

@@ -643,7 +643,8 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     println!("{verdict}");
     if args.keep_running {
         println!(
-            "\nStill running (Ctrl-C stops):\n  API      {}  (Authorization: Bearer {admin_token})\n  platform {}  (GET /control/stores/parent)",
+            "\nStill running (Ctrl-C stops):\n  dashboard {}/ui  (sign in with {admin_token})\n  API       {}  (Authorization: Bearer {admin_token})\n  platform  {}  (GET /control/stores/parent)",
+            demo.stack.server.url(),
             demo.stack.server.url(),
             demo.mock.url()
         );

@@ -25,6 +25,8 @@ pub struct AppState {
     pub breakers: ferry_connect::Breakers,
     /// Commits webhook deliveries in groups.
     pub committer: Committer,
+    /// The network's stores, as the dashboard shows them.
+    pub network: ferry_sync::Network,
 }
 
 /// HTTP limits and browser access.

@@ -85,6 +85,7 @@ pub async fn serve_on(
         committer: Committer::start(queue.clone()),
         queue: queue.clone(),
         stores: stores.clone(),
+        network: ferry_sync::Network::new(sync_db.clone(), cfg.cipher.clone(), queue.clock()),
         deliveries: Deliveries::new(sync_db),
         body_limit: cfg.body_limit,
         hardening: cfg.hardening,

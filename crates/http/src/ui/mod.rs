@@ -253,39 +253,51 @@ async fn overview_html(app: &AppState, s: &Session) -> Result<String, crate::err
         .await?;
     let now = app.access.now_ms();
 
+    // A tile per store of the network: its API's breaker (keyed by the store's endpoint) and
+    // its dead jobs (grouped by store).
+    let stores = app.network.all().await?;
     let mut tiles = String::new();
-    for b in &breakers {
-        let (class, reason) = match b.state.as_str() {
-            "open" => (
+    for st in &stores {
+        let key = format!("shopify:{}", st.graphql_url);
+        let breaker = breakers.iter().find(|b| b.key == key);
+        let dead_here = dead.iter().filter(|j| j.group_key == st.name).count();
+        let (class, reason) = match breaker {
+            Some(b) if b.state == "open" => (
                 "red",
                 format!(
                     "API failing: calls paused for {}",
                     age(b.open_until_ms - now)
                 ),
             ),
-            "half_open" => ("amber", "API recovering: one probe call".to_owned()),
-            _ if b.failures > 0 => ("amber", format!("{} recent failures", b.failures)),
-            _ => ("green", "API healthy".to_owned()),
+            Some(b) if b.state == "half_open" => {
+                ("amber", "API recovering: one probe call".to_owned())
+            }
+            Some(b) if b.failures > 0 => ("amber", format!("{} recent API failures", b.failures)),
+            _ if dead_here > 0 => ("amber", "jobs failed for good".to_owned()),
+            _ if st.state.as_str() != "connected" => ("amber", "not connected yet".to_owned()),
+            _ => ("green", "healthy".to_owned()),
         };
-        let dead_here = dead.iter().filter(|j| j.group_key == b.key).count();
         let dead_note = if dead_here > 0 {
             format!(
                 r#"<p><a href="/ui/jobs?state=dead&amp;group={}">Dead jobs: {dead_here}</a></p>"#,
-                enc(&b.key)
+                enc(&st.name)
             )
         } else {
             String::new()
         };
         tiles.push_str(&format!(
-            r#"<article class="tile {class}" data-store="{key}"><h3>{key}</h3><p class="reason">{reason}</p>{dead_note}
-<p><a href="/ui/jobs?group={qkey}">Jobs</a></p></article>"#,
-            key = esc(&b.key),
-            qkey = enc(&b.key),
+            r#"<article class="tile {class}" data-store="{name}"><h3>{name}</h3><p class="role">{role}</p><p class="reason">{reason}</p>{dead_note}
+<p><a href="/ui/jobs?group={qname}">Jobs</a></p></article>"#,
+            name = esc(&st.name),
+            qname = enc(&st.name),
+            role = st.role.as_str(),
             reason = esc(&reason),
         ));
     }
     if tiles.is_empty() {
-        tiles.push_str(r#"<p class="hint">No store has been called yet.</p>"#);
+        tiles.push_str(
+            r#"<p class="hint">No store in the network yet (<code>ferry network add</code>).</p>"#,
+        );
     }
 
     let mut rows = String::new();

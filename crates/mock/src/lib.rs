@@ -24,7 +24,9 @@ mod signing;
 mod webhooks;
 
 pub use actors::OrderLine;
-pub use apps::{AppCounters, AppInfo, DEFAULT_ORGANIZATION, consent_form, sign_query};
+pub use apps::{
+    AppCounters, AppInfo, DEFAULT_ORGANIZATION, LEGACY_SCOPES, consent_form, sign_query,
+};
 pub use bucket::LeakyBucket;
 pub use catalog::{FileSpec, ProductSpec, UserError, VariantSpec};
 pub use error::MockError;

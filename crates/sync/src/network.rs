@@ -636,6 +636,42 @@ impl Network {
         )?)
     }
 
+    /// A store's audit entries newest first, before the id `before` (empty: from the newest).
+    pub async fn audit_recent(
+        &self,
+        store: &str,
+        before: &str,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, SyncError> {
+        let rows: Vec<AuditRow> = rows!(
+            &self.db,
+            AuditRow,
+            "SELECT id, at_ms, store, entity, action, fields, cause FROM ferry_audit
+             WHERE store = $1 AND ($2 = '' OR id < $2) ORDER BY id DESC LIMIT $3",
+            store,
+            before,
+            limit
+        )?;
+        Ok(rows.into_iter().map(audit_entry).collect())
+    }
+
+    /// Up to `limit` parent products a child's catalog could not be linked for: (product,
+    /// SKU, reason).
+    pub async fn link_problems(
+        &self,
+        child: &str,
+        limit: i64,
+    ) -> Result<Vec<(String, String, String)>, SyncError> {
+        Ok(rows!(
+            &self.db,
+            (String, String, String),
+            "SELECT parent_product, sku, reason FROM ferry_link_problems WHERE child = $1
+             ORDER BY parent_product, sku LIMIT $2",
+            child,
+            limit
+        )?)
+    }
+
     /// Audit entries oldest first, after the id `after`, optionally of one store.
     pub async fn audit_log(
         &self,
@@ -652,19 +688,18 @@ impl Network {
             after,
             limit
         )?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(id, at_ms, store, entity, action, fields, cause)| AuditEntry {
-                    id,
-                    at_ms,
-                    store,
-                    entity,
-                    action,
-                    fields: serde_json::from_str(&fields).unwrap_or(Value::Null),
-                    cause,
-                },
-            )
-            .collect())
+        Ok(rows.into_iter().map(audit_entry).collect())
+    }
+}
+
+fn audit_entry((id, at_ms, store, entity, action, fields, cause): AuditRow) -> AuditEntry {
+    AuditEntry {
+        id,
+        at_ms,
+        store,
+        entity,
+        action,
+        fields: serde_json::from_str(&fields).unwrap_or(Value::Null),
+        cause,
     }
 }

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is what it should do
 
 mod apps_process;
+mod browser;
 mod budget_process;
 mod config_process;
 mod mock_process;
@@ -16,4 +17,5 @@ mod serve_process;
 mod serve_race;
 mod sync_api_process;
 mod sync_process;
+mod ui_browser;
 mod worker_process;

@@ -39,6 +39,7 @@ const JS: &str = include_str!("assets/ferry.js");
 pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
     let signed_in = Router::new()
         .route("/ui", get(overview))
+        .route("/ui/stores/{name}", get(store))
         .route("/ui/jobs", get(jobs))
         .route("/ui/jobs/{id}", get(job))
         .route("/ui/jobs/{id}/{act}", post(job_action))
@@ -286,7 +287,7 @@ async fn overview_html(app: &AppState, s: &Session) -> Result<String, crate::err
             String::new()
         };
         tiles.push_str(&format!(
-            r#"<article class="tile {class}" data-store="{name}"><h3>{name}</h3><p class="role">{role}</p><p class="reason">{reason}</p>{dead_note}
+            r#"<article class="tile {class}" data-store="{name}"><h3><a href="/ui/stores/{qname}">{name}</a></h3><p class="role">{role}</p><p class="reason">{reason}</p>{dead_note}
 <p><a href="/ui/jobs?group={qname}">Jobs</a></p></article>"#,
             name = esc(&st.name),
             qname = enc(&st.name),
@@ -348,6 +349,124 @@ async fn overview_html(app: &AppState, s: &Session) -> Result<String, crate::err
 <table data-live><thead><tr><th>Queue</th><th>Ready</th><th>Scheduled</th><th>Running</th><th>Dead</th><th>Oldest ready</th><th></th></tr></thead>
 <tbody>{rows}</tbody></table></section>"#
     ))
+}
+
+/// Audit entries on a store's page.
+const AUDIT_ROWS: i64 = 50;
+/// Link problems listed on a store's page.
+const PROBLEM_ROWS: i64 = 200;
+
+#[derive(Deserialize, Default)]
+struct StoreQuery {
+    /// The audit entry id the page's list ends before (older entries).
+    before: Option<String>,
+}
+
+async fn store(
+    State(app): State<Arc<AppState>>,
+    axum::Extension(s): axum::Extension<Session>,
+    Path(name): Path<String>,
+    Query(q): Query<StoreQuery>,
+) -> Response {
+    let st = match app.network.get(&name).await {
+        Ok(Some(st)) => st,
+        Ok(None) => {
+            return message(
+                StatusCode::NOT_FOUND,
+                "No such store",
+                "The network has no store of that name.",
+            );
+        }
+        Err(e) => return failed(e),
+    };
+    let before = nonblank(&q.before).unwrap_or_default();
+    let audit = match app
+        .network
+        .audit_recent(&st.name, &before, AUDIT_ROWS)
+        .await
+    {
+        Ok(a) => a,
+        Err(e) => return failed(e),
+    };
+    let problems = match app.network.link_problems(&st.name, PROBLEM_ROWS).await {
+        Ok(p) => p,
+        Err(e) => return failed(e),
+    };
+    let key = format!("shopify:{}", st.graphql_url);
+    let breaker = match app.breakers.all().await {
+        Ok(all) => all.into_iter().find(|b| b.key == key),
+        Err(e) => return failed(e),
+    };
+    let api = match &breaker {
+        Some(b) if b.state == "open" => "failing: calls paused".to_owned(),
+        Some(b) if b.state == "half_open" => "recovering".to_owned(),
+        Some(b) if b.failures > 0 => format!("{} recent failures", b.failures),
+        _ => "healthy".to_owned(),
+    };
+    let mut problem_rows = String::new();
+    for (product, sku, reason) in &problems {
+        problem_rows.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(product),
+            esc(sku),
+            esc(reason)
+        ));
+    }
+    let problems_html = if problems.is_empty() {
+        r#"<p class="hint">Every product is linked.</p>"#.to_owned()
+    } else {
+        format!(
+            "<table><thead><tr><th>Parent product</th><th>SKU</th><th>Why not linked</th></tr></thead><tbody>{problem_rows}</tbody></table>"
+        )
+    };
+    let mut audit_rows = String::new();
+    for a in &audit {
+        audit_rows.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td></tr>",
+            when(a.at_ms),
+            esc(&a.action),
+            esc(&a.entity),
+            esc(&a.fields.to_string()),
+            esc(&a.cause)
+        ));
+    }
+    let older = if audit.len() as i64 == AUDIT_ROWS {
+        audit
+            .last()
+            .map(|a| {
+                format!(
+                    r#"<p><a rel="next" href="/ui/stores/{}?before={}">Older writes</a></p>"#,
+                    enc(&st.name),
+                    enc(&a.id)
+                )
+            })
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    let rules = serde_json::to_string(&st.rules).unwrap_or_default();
+    let body = format!(
+        r#"<h1>{name}</h1>
+<dl><dt>Role</dt><dd>{role}</dd><dt>State</dt><dd>{state}</dd><dt>API</dt><dd>{api}</dd><dt>Endpoint</dt><dd><code>{url}</code></dd>
+<dt>Jobs</dt><dd><a href="/ui/jobs?group={qname}">all</a> · <a href="/ui/jobs?group={qname}&amp;state=dead">dead</a></dd></dl>
+<h2>Writes to this store</h2>
+<table data-live><thead><tr><th>When</th><th>Action</th><th>What</th><th>Change</th><th>Why</th></tr></thead><tbody>{audit_rows}</tbody></table>{none}{older}
+<h2>Link problems</h2>{problems_html}
+<h2>Rules</h2><pre>{rules}</pre>"#,
+        name = esc(&st.name),
+        qname = enc(&st.name),
+        role = st.role.as_str(),
+        state = st.state.as_str(),
+        api = esc(&api),
+        url = esc(&st.graphql_url),
+        rules = esc(&rules),
+        none = if audit.is_empty() {
+            r#"<p class="hint">No write yet.</p>"#
+        } else {
+            ""
+        },
+    );
+    page(&st.name, Some(&s), &body)
 }
 
 #[derive(Deserialize, Default)]

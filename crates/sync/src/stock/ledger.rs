@@ -12,7 +12,8 @@ use crate::network::StoreConfig;
 
 impl Engine {
     /// Records the intent of a write to a store's stock (before the write: its webhook is
-    /// then known as an echo).
+    /// then known as an echo). An abandoned intent of the same key is pending again: its job
+    /// was replayed.
     pub(crate) async fn intend(
         &self,
         key: &str,
@@ -24,7 +25,8 @@ impl Engine {
         exec!(
             self.db(),
             "INSERT INTO ferry_intents (key, store, item, kind, amount, state, created_ms)
-             VALUES ($1, $2, $3, $4, $5, 'pending', $6) ON CONFLICT (key, store, item) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, 'pending', $6) ON CONFLICT (key, store, item)
+             DO UPDATE SET state = 'pending', created_ms = excluded.created_ms WHERE ferry_intents.state = 'abandoned'",
             key,
             store,
             item,

@@ -214,6 +214,12 @@ impl<'c> Obj<'c> {
         args: &Map<String, Value>,
     ) -> Result<Val<'c>, FieldError> {
         let ctx = self.ctx;
+        // As Shopify: a token without the scope is refused the field (a top-level error).
+        if !ctx.scopes.iter().any(|s| s == "write_inventory") {
+            return Err(err(format!(
+                "Access denied for {name} field. Required access: `write_inventory` access scope."
+            )));
+        }
         let absolute = name == "inventorySetQuantities";
         let (payload_ty, error_ty, list) = if absolute {
             (

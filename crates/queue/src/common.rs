@@ -43,6 +43,48 @@ macro_rules! common_ops {
                 })
             }
 
+            pub(crate) async fn dead_groups(&self, limit: i64) -> Result<Vec<DeadGroup>> {
+                let rows = sqlx::query(
+                    "SELECT queue, group_key, substr(COALESCE(last_error, ''), 1, 120) AS error, \
+                       count(*), min(COALESCE(finished_at, 0)), max(COALESCE(finished_at, 0)) \
+                     FROM ferry_jobs WHERE state = 'dead' \
+                     GROUP BY queue, group_key, error ORDER BY count(*) DESC, queue, group_key LIMIT $1",
+                )
+                .bind(limit)
+                .fetch_all(&self.$r)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(DeadGroup {
+                            queue: r.try_get(0)?,
+                            group: r.try_get(1)?,
+                            error: r.try_get(2)?,
+                            jobs: r.try_get(3)?,
+                            first_ms: r.try_get(4)?,
+                            last_ms: r.try_get(5)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            pub(crate) async fn dead_ids(&self, m: &DeadMatch, limit: i64) -> Result<Vec<String>> {
+                Ok(sqlx::query_scalar(
+                    "SELECT CAST(id AS TEXT) FROM ferry_jobs WHERE state = 'dead' \
+                       AND ($1 IS NULL OR queue = $1) AND ($2 IS NULL OR group_key = $2) \
+                       AND ($3 IS NULL OR substr(COALESCE(last_error, ''), 1, 120) = $3) \
+                       AND COALESCE(finished_at, 0) >= $4 AND COALESCE(finished_at, 0) <= $5 \
+                     ORDER BY finished_at LIMIT $6",
+                )
+                .bind(m.queue.as_deref())
+                .bind(m.group.as_deref())
+                .bind(m.error.as_deref())
+                .bind(m.from_ms)
+                .bind(m.to_ms)
+                .bind(limit)
+                .fetch_all(&self.$r)
+                .await?)
+            }
+
             pub(crate) async fn queue_names(&self) -> Result<Vec<String>> {
                 Ok(sqlx::query_scalar(
                     "SELECT name FROM ferry_queues UNION \

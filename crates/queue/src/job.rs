@@ -292,6 +292,29 @@ pub struct QueueStats {
     pub paused: bool,
 }
 
+/// Dead jobs alike: same queue, store (group) and error (its first 120 characters).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeadGroup {
+    pub queue: String,
+    pub group: String,
+    pub error: String,
+    pub jobs: i64,
+    /// When the first and the last of them died.
+    pub first_ms: i64,
+    pub last_ms: i64,
+}
+
+/// Which dead jobs to act on: `None` matches any; the time window is when they died.
+#[derive(Debug, Clone, Default)]
+pub struct DeadMatch {
+    pub queue: Option<String>,
+    pub group: Option<String>,
+    /// The first 120 characters of the error, as [`DeadGroup::error`].
+    pub error: Option<String>,
+    pub from_ms: i64,
+    pub to_ms: i64,
+}
+
 /// How a claimed job ended, as reported back to the queue.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {

@@ -7,7 +7,7 @@ use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
 use crate::error::Result;
-use crate::job::{ClaimedJob, JobFilter, JobRecord, JobState, QueueStats};
+use crate::job::{ClaimedJob, DeadGroup, DeadMatch, JobFilter, JobRecord, JobState, QueueStats};
 use crate::sql::{self, Dialect, JOB_COLUMNS, WAITING};
 use crate::store::{CronRow, InsertRow, Transition};
 

@@ -11,7 +11,8 @@ use uuid::Uuid;
 use crate::backoff::Backoff;
 use crate::error::{QueueError, Result};
 use crate::job::{
-    ClaimedJob, Enqueued, JobFilter, JobRecord, JobState, NewJob, OnConflict, Outcome, QueueStats,
+    ClaimedJob, DeadGroup, DeadMatch, Enqueued, JobFilter, JobRecord, JobState, NewJob, OnConflict,
+    Outcome, QueueStats,
 };
 use crate::postgres::{NOTIFY_CHANNEL, PgEngine};
 use crate::sqlite::SqliteEngine;
@@ -570,6 +571,34 @@ impl Queue {
             Backend::Postgres(pg) => pg.stats(queue, now).await,
             Backend::Sqlite(s) => s.stats(queue, now).await,
         }
+    }
+
+    /// Dead jobs grouped by queue, store and error, the largest groups first.
+    pub async fn dead_groups(&self, limit: i64) -> Result<Vec<DeadGroup>> {
+        match &self.inner.backend {
+            Backend::Postgres(pg) => pg.dead_groups(limit).await,
+            Backend::Sqlite(s) => s.dead_groups(limit).await,
+        }
+    }
+
+    /// Replays up to `limit` dead jobs matching `m` (oldest death first): the ones put back
+    /// in line. Bounded, so one click never rewrites an unbounded number of rows; run again
+    /// for more.
+    pub async fn replay_dead(&self, m: &DeadMatch, limit: i64) -> Result<u64> {
+        let ids = match &self.inner.backend {
+            Backend::Postgres(pg) => pg.dead_ids(m, limit).await?,
+            Backend::Sqlite(s) => s.dead_ids(m, limit).await?,
+        };
+        let mut replayed = 0;
+        for id in ids {
+            let Ok(id) = id.parse::<Uuid>() else {
+                continue;
+            };
+            if self.replay(id).await?.inserted {
+                replayed += 1;
+            }
+        }
+        Ok(replayed)
     }
 
     /// Queues that are configured or have waiting, running or dead jobs.

@@ -13,7 +13,7 @@ use sqlx::{Row, SqliteConnection};
 use uuid::Uuid;
 
 use crate::error::{QueueError, Result};
-use crate::job::{ClaimedJob, JobFilter, JobRecord, JobState, QueueStats};
+use crate::job::{ClaimedJob, DeadGroup, DeadMatch, JobFilter, JobRecord, JobState, QueueStats};
 use crate::sql::{self, CAP_CTES, CLAIM_COLUMNS, Dialect, JOB_COLUMNS, WAITING};
 use crate::store::{CronRow, InsertMode, InsertRow, Transition};
 

@@ -28,6 +28,10 @@ use session::Session;
 const FORM_LIMIT: usize = 8 * 1024;
 /// Rows on a page of jobs.
 const PAGE_ROWS: u32 = 50;
+/// Groups of dead jobs shown above the dead letters.
+const DEAD_GROUPS: i64 = 20;
+/// The most dead jobs one replay of a group or a time window puts back in line.
+const REPLAY_BATCH: i64 = 1000;
 /// Dead jobs counted for the overview; more shows as "1000+" (a count stays fast on a
 /// million-job table).
 const DEAD_CAP: u32 = 1000;
@@ -43,6 +47,7 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/ui/jobs", get(jobs))
         .route("/ui/jobs/{id}", get(job))
         .route("/ui/jobs/{id}/{act}", post(job_action))
+        .route("/ui/dead/replay", post(replay_dead))
         .route("/ui/queues/{queue}/{act}", post(queue_action))
         .route("/ui/signout", post(sign_out))
         .route_layer(axum::middleware::from_fn_with_state(state, require_session));
@@ -589,8 +594,16 @@ async fn jobs(
     } else {
         "Jobs"
     };
+    let groups = if state == Some(JobState::Dead) && after.is_none() {
+        match dead_groups_html(&app, &s).await {
+            Ok(h) => h,
+            Err(e) => return failed(e),
+        }
+    } else {
+        String::new()
+    };
     let body = format!(
-        r#"<h1>{title}</h1>
+        r#"<h1>{title}</h1>{groups}
 <form method="get" action="/ui/jobs" class="filters"><label>state <select name="state">{states}</select></label>{queue}{kind}{group}<button type="submit">Filter</button></form>
 <table data-live><thead><tr><th>Job</th><th>Kind</th><th>Queue</th><th>Store / group</th><th>State</th><th>Attempt</th><th>Created</th><th>Last error</th></tr></thead>
 <tbody>{rows}</tbody></table>{empty}{next}"#,
@@ -604,6 +617,137 @@ async fn jobs(
         },
     );
     page(title, Some(&s), &body)
+}
+
+/// Dead jobs grouped by queue, store and error, each group with a button replaying it, and a
+/// form replaying every job that died in a time window.
+async fn dead_groups_html(
+    app: &AppState,
+    s: &Session,
+) -> Result<String, crate::error::ServerError> {
+    let groups = app.queue.dead_groups(DEAD_GROUPS).await?;
+    if groups.is_empty() {
+        return Ok(String::new());
+    }
+    let mut rows = String::new();
+    for g in &groups {
+        let button = if page::may_act(s.caller.role) {
+            format!(
+                r#"<form method="post" action="/ui/dead/replay" class="inline">{csrf}<input type="hidden" name="queue" value="{queue}"><input type="hidden" name="group" value="{group}"><input type="hidden" name="error" value="{error}"><button type="submit" data-confirm="Replay these {n} dead jobs?">Replay {n}</button></form>"#,
+                csrf = page::csrf_field(s),
+                queue = esc(&g.queue),
+                group = esc(&g.group),
+                error = esc(&g.error),
+                n = g.jobs,
+            )
+        } else {
+            String::new()
+        };
+        rows.push_str(&format!(
+            r#"<tr><td>{queue}</td><td><a href="/ui/jobs?state=dead&amp;group={qgroup}">{group}</a></td><td class="error">{error}</td><td>{n}</td><td>{first} – {last}</td><td>{button}</td></tr>"#,
+            queue = esc(&g.queue),
+            group = esc(&g.group),
+            qgroup = enc(&g.group),
+            error = esc(&g.error),
+            n = g.jobs,
+            first = when(g.first_ms),
+            last = when(g.last_ms),
+        ));
+    }
+    let window = if page::may_act(s.caller.role) {
+        format!(
+            r#"<form method="post" action="/ui/dead/replay" class="filters">{csrf}<label>died from (UTC) <input type="datetime-local" name="from" required></label><label>to (UTC) <input type="datetime-local" name="to" required></label><button type="submit" data-confirm="Replay every job that died in this window?">Replay the window</button></form>"#,
+            csrf = page::csrf_field(s)
+        )
+    } else {
+        String::new()
+    };
+    Ok(format!(
+        r#"<section class="groups"><h2>By store and error</h2><table><thead><tr><th>Queue</th><th>Store / group</th><th>Error</th><th>Jobs</th><th>Died</th><th></th></tr></thead><tbody>{rows}</tbody></table>{window}</section><h2>Every dead job</h2>"#
+    ))
+}
+
+/// A `datetime-local` value (`2026-12-04T15:30`, seconds optional), read as UTC: epoch ms.
+fn parse_utc(v: &str) -> Option<i64> {
+    let (date, time) = v.trim().split_once('T')?;
+    let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let mut t = time.splitn(3, ':').map(|p| p.parse::<f64>().ok());
+    let (h, min) = (t.next()??, t.next()??);
+    let sec = t.next().flatten().unwrap_or(0.0);
+    if !(1..=12).contains(&m)
+        || !(1..=31).contains(&day)
+        || !(0.0..24.0).contains(&h)
+        || !(0.0..60.0).contains(&min)
+        || !(0.0..61.0).contains(&sec)
+    {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm), the inverse of page::when.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400_000 + ((h * 3600.0 + min * 60.0 + sec) * 1000.0) as i64)
+}
+
+async fn replay_dead(
+    State(app): State<Arc<AppState>>,
+    axum::Extension(s): axum::Extension<Session>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = refused(&s, &body, Some("/api/jobs/{id}/replay")) {
+        return r;
+    }
+    let field = |name: &str| form_field(&body, name).filter(|v| !v.is_empty());
+    let mut m = ferry_queue::DeadMatch {
+        queue: field("queue"),
+        group: field("group"),
+        error: form_field(&body, "error"),
+        from_ms: 0,
+        to_ms: i64::MAX,
+    };
+    if let (Some(from), Some(to)) = (field("from"), field("to")) {
+        match (parse_utc(&from), parse_utc(&to)) {
+            (Some(f), Some(t)) if f <= t => {
+                m.from_ms = f;
+                // The whole last minute of the window.
+                m.to_ms = t + 59_999;
+            }
+            _ => {
+                return message(
+                    StatusCode::BAD_REQUEST,
+                    "Bad window",
+                    "Give the window as two UTC times, the first not after the second.",
+                );
+            }
+        }
+    }
+    let path = "/ui/dead/replay";
+    match app.queue.replay_dead(&m, REPLAY_BATCH).await {
+        Ok(n) => {
+            record(&app, &s.caller, path, StatusCode::OK, &headers).await;
+            let more = if n as i64 == REPLAY_BATCH {
+                format!(" At most {REPLAY_BATCH} go at once: replay again for the rest.")
+            } else {
+                String::new()
+            };
+            let html = format!(
+                r#"<h1>Replayed</h1><p>{n} dead jobs are back in line.{more}</p><p><a href="/ui/jobs?state=dead">Dead letters</a> · <a href="/ui">Overview</a></p>"#,
+                more = esc(&more)
+            );
+            page("Replayed", Some(&s), &html)
+        }
+        Err(e) => {
+            let e = crate::error::ServerError::from(e);
+            record(&app, &s.caller, path, e.status(), &headers).await;
+            message(e.status(), "Not done", &e.to_string())
+        }
+    }
 }
 
 async fn job(

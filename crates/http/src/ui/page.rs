@@ -156,6 +156,21 @@ mod tests {
     }
 
     #[test]
+    fn a_window_reads_back_as_the_moment_it_names() {
+        for ms in [0, 951_782_400_000, 1_796_396_810_000] {
+            let shown = when(ms);
+            let local = format!("{}T{}", &shown[..10], &shown[11..19]);
+            assert_eq!(super::super::parse_utc(&local), Some(ms), "{local}");
+        }
+        assert_eq!(
+            super::super::parse_utc("2026-12-04T15:30"),
+            Some(1_796_398_200_000)
+        );
+        assert_eq!(super::super::parse_utc("2026-13-04T15:30"), None);
+        assert_eq!(super::super::parse_utc("not a time"), None);
+    }
+
+    #[test]
     fn dates_and_ages_read_right() {
         assert_eq!(when(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(when(1_796_396_810_984), "2026-12-04 15:06:50 UTC");

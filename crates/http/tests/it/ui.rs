@@ -15,6 +15,7 @@ ferry_testkit::conformance!(
     a_dead_job_is_replayed_and_a_queue_paused_from_the_dashboard,
     a_read_token_sees_everything_and_can_act_on_nothing,
     forged_and_unsigned_posts_change_nothing,
+    dead_letters_are_grouped_and_replayed_by_group_or_time_window,
 );
 
 /// A browser that follows no redirects, so each answer can be looked at.
@@ -78,13 +79,24 @@ fn csrf(page: &str) -> String {
 
 /// A job in `queue` that failed for good.
 async fn dead_job(h: &Harness, queue: &str) -> uuid::Uuid {
+    dead_job_of(
+        h,
+        queue,
+        "child-1",
+        "the store refused the write: <b>402 Payment Required</b>",
+    )
+    .await
+}
+
+/// A job in `queue` and `group` that died of `error`.
+async fn dead_job_of(h: &Harness, queue: &str, group: &str, error: &str) -> uuid::Uuid {
     let e = h
         .queue
         .enqueue(
-            NewJob::new("sync.adjust", &json!({"store": "child-1"}))
+            NewJob::new("sync.adjust", &json!({"store": group}))
                 .unwrap()
                 .queue(queue)
-                .group("child-1")
+                .group(group)
                 .max_attempts(1),
         )
         .await
@@ -96,7 +108,7 @@ async fn dead_job(h: &Harness, queue: &str) -> uuid::Uuid {
         .unwrap();
     assert_eq!(claimed.len(), 1);
     let fatal = Outcome::Fatal {
-        error: "the store refused the write: <b>402 Payment Required</b>".into(),
+        error: error.into(),
     };
     h.queue
         .finish(
@@ -339,4 +351,82 @@ async fn forged_and_unsigned_posts_change_nothing(db: TestDb) {
         .answer()
         .await;
     assert_eq!(r.status(), 413);
+}
+
+async fn dead_letters_are_grouped_and_replayed_by_group_or_time_window(db: TestDb) {
+    let h = Harness::start(db).await;
+    let b = browser();
+    let a1 = dead_job_of(&h, "sync", "child-1", "access denied").await;
+    let a2 = dead_job_of(&h, "sync", "child-1", "access denied").await;
+    let other = dead_job_of(&h, "sync", "child-2", "not found").await;
+    let cookie = sign_in(&h, &b, ADMIN_TOKEN).await;
+    let (status, letters) = get(&h, &b, &cookie, "/ui/jobs?state=dead").await;
+    assert_eq!(status, 200);
+    assert!(
+        letters.contains("Replay 2") && letters.contains("Replay 1"),
+        "{letters}"
+    );
+    let form_token = csrf(&letters);
+    let state = |id| {
+        let q = h.queue.clone();
+        async move { q.get(id).await.unwrap().unwrap().state }
+    };
+
+    // One group: both of its jobs, and nothing else.
+    let group = [
+        ("csrf", form_token.as_str()),
+        ("queue", "sync"),
+        ("group", "child-1"),
+        ("error", "access denied"),
+    ];
+    let r = post(&h, &b, &cookie, "/ui/dead/replay", &group).await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("2 dead jobs are back in line")
+    );
+    assert_eq!(state(a1).await, JobState::Queued);
+    assert_eq!(state(a2).await, JobState::Queued);
+    assert_eq!(state(other).await, JobState::Dead);
+
+    // A window that is not one changes nothing; one around now replays the rest.
+    let bad = [
+        ("csrf", form_token.as_str()),
+        ("from", "2026-12-04T10:00"),
+        ("to", "yesterday"),
+    ];
+    let r = post(&h, &b, &cookie, "/ui/dead/replay", &bad).await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(state(other).await, JobState::Dead);
+    let window = [
+        ("csrf", form_token.as_str()),
+        ("from", "2000-01-01T00:00"),
+        ("to", "2999-12-31T23:59"),
+    ];
+    let r = post(&h, &b, &cookie, "/ui/dead/replay", &window).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(state(other).await, JobState::Queued);
+
+    // A read token sees the groups and no button, and its own post is refused.
+    // (Its own queue: the claim that kills it must not pick a replayed job.)
+    let last = dead_job_of(&h, "later", "child-3", "gone").await;
+    let read = token(&h, "viewer", "read").await;
+    let viewer = sign_in(&h, &b, &read).await;
+    let (_, seen) = get(&h, &b, &viewer, "/ui/jobs?state=dead").await;
+    assert!(
+        seen.contains("child-3") && !seen.contains("Replay 1"),
+        "{seen}"
+    );
+    let r = post(
+        &h,
+        &b,
+        &viewer,
+        "/ui/dead/replay",
+        &[("csrf", &csrf(&seen))],
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(state(last).await, JobState::Dead);
 }

@@ -38,6 +38,9 @@ pub enum BenchCommand {
     /// repeated and reordered webhooks and a PostgreSQL restart hit a syncing network: lost,
     /// doubled, mismatched (all 0) and how soon it converges once the faults stop.
     Chaos(crate::bench_chaos::ChaosArgs),
+    /// The dashboard's overview with a large job table (1,000,000 jobs by default): its
+    /// server time over HTTP, p50 and p99.
+    Ui(crate::bench_ui::UiArgs),
     /// The other process of the pickup-latency figure: enqueues jobs at a steady pace, each
     /// carrying the wall-clock moment before its enqueue; prints the enqueue times as JSON.
     #[command(hide = true)]
@@ -135,6 +138,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Abuse(a) => crate::bench_abuse::run(a).await,
         BenchCommand::Tokens(a) => crate::bench_tokens::run(a).await,
         BenchCommand::Chaos(a) => crate::bench_chaos::run(a).await,
+        BenchCommand::Ui(a) => crate::bench_ui::run(a).await,
         BenchCommand::PickupEnqueuer(a) => pickup_enqueuer(a).await,
         BenchCommand::Claim(a) => {
             let db = FreshDb::create(a.database_url.as_deref()).await?;

@@ -9,6 +9,7 @@ mod bench_orders;
 mod bench_reconcile;
 mod bench_sync;
 mod bench_tokens;
+mod bench_ui;
 mod config;
 mod demo;
 mod health;

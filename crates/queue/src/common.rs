@@ -43,6 +43,69 @@ macro_rules! common_ops {
                 })
             }
 
+            pub(crate) async fn glance(&self, queue: &str, now: i64, cap: i64) -> Result<QueueStats> {
+                // Each count stops at `cap`; the oldest ready job is looked for among the
+                // first `cap` in line (claim order), so a million waiting jobs cost no more
+                // than `cap` index entries a figure.
+                let row = sqlx::query(
+                    "SELECT \
+                       (SELECT count(*) FROM (SELECT 1 FROM ferry_jobs WHERE queue = $1 AND state IN ('queued', 'retrying') AND run_at <= $2 LIMIT $3) a), \
+                       (SELECT count(*) FROM (SELECT 1 FROM ferry_jobs WHERE queue = $1 AND state IN ('queued', 'retrying') AND run_at > $2 LIMIT $3) b), \
+                       (SELECT count(*) FROM (SELECT 1 FROM ferry_jobs WHERE queue = $1 AND state = 'running' LIMIT $3) c), \
+                       (SELECT count(*) FROM (SELECT 1 FROM ferry_jobs WHERE queue = $1 AND state = 'dead' LIMIT $3) d), \
+                       (SELECT min(run_at) FROM (SELECT run_at FROM ferry_jobs WHERE queue = $1 AND state IN ('queued', 'retrying') \
+                          ORDER BY priority DESC, fair_round, id LIMIT $3) e WHERE run_at <= $2), \
+                       COALESCE((SELECT paused FROM ferry_queues WHERE name = $1), 0 = 1)",
+                )
+                .bind(queue)
+                .bind(now)
+                .bind(cap)
+                .fetch_one(&self.$r)
+                .await?;
+                let oldest: Option<i64> = row.try_get(4)?;
+                Ok(QueueStats {
+                    queue: queue.to_owned(),
+                    ready: row.try_get(0)?,
+                    scheduled: row.try_get(1)?,
+                    running: row.try_get(2)?,
+                    dead: row.try_get(3)?,
+                    oldest_ready_age_ms: oldest.map(|t| (now - t).max(0)).unwrap_or(0),
+                    paused: row.try_get(5)?,
+                })
+            }
+
+            /// Queues with jobs in a state, one index probe per queue (a loose index scan
+            /// on the partial index of that state), however many jobs there are.
+            pub(crate) async fn queue_names_fast(&self) -> Result<Vec<String>> {
+                Ok(sqlx::query_scalar(
+                    "WITH RECURSIVE \
+                       w(q) AS (SELECT min(queue) FROM ferry_jobs WHERE state IN ('queued', 'retrying') \
+                         UNION ALL SELECT (SELECT min(queue) FROM ferry_jobs WHERE state IN ('queued', 'retrying') AND queue > w.q) FROM w WHERE w.q IS NOT NULL), \
+                       r(q) AS (SELECT min(queue) FROM ferry_jobs WHERE state = 'running' \
+                         UNION ALL SELECT (SELECT min(queue) FROM ferry_jobs WHERE state = 'running' AND queue > r.q) FROM r WHERE r.q IS NOT NULL), \
+                       d(q) AS (SELECT min(queue) FROM ferry_jobs WHERE state = 'dead' \
+                         UNION ALL SELECT (SELECT min(queue) FROM ferry_jobs WHERE state = 'dead' AND queue > d.q) FROM d WHERE d.q IS NOT NULL) \
+                     SELECT q FROM w WHERE q IS NOT NULL UNION SELECT q FROM r WHERE q IS NOT NULL \
+                     UNION SELECT q FROM d WHERE q IS NOT NULL UNION SELECT name FROM ferry_queues ORDER BY 1",
+                )
+                .fetch_all(&self.$r)
+                .await?)
+            }
+
+            /// Dead jobs per group among the first `cap` dead jobs (a bounded sample).
+            pub(crate) async fn dead_by_group(&self, cap: i64) -> Result<Vec<(String, i64)>> {
+                let rows = sqlx::query(
+                    "SELECT group_key, count(*) FROM \
+                       (SELECT group_key FROM ferry_jobs WHERE state = 'dead' LIMIT $1) t GROUP BY group_key",
+                )
+                .bind(cap)
+                .fetch_all(&self.$r)
+                .await?;
+                rows.iter()
+                    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                    .collect()
+            }
+
             pub(crate) async fn dead_groups(&self, limit: i64) -> Result<Vec<DeadGroup>> {
                 let rows = sqlx::query(
                     "SELECT queue, group_key, substr(COALESCE(last_error, ''), 1, 120) AS error, \

@@ -573,6 +573,32 @@ impl Queue {
         }
     }
 
+    /// Every queue's figures with each count stopped at `cap` (a count equal to `cap` means
+    /// at least that many), for a screen that must stay fast with millions of jobs.
+    pub async fn glance_all(&self, cap: i64) -> Result<Vec<QueueStats>> {
+        let now = self.now_ms();
+        let names = match &self.inner.backend {
+            Backend::Postgres(pg) => pg.queue_names_fast().await?,
+            Backend::Sqlite(s) => s.queue_names_fast().await?,
+        };
+        let mut out = Vec::with_capacity(names.len());
+        for q in names {
+            out.push(match &self.inner.backend {
+                Backend::Postgres(pg) => pg.glance(&q, now, cap).await?,
+                Backend::Sqlite(s) => s.glance(&q, now, cap).await?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Dead jobs per group (store) among the first `cap` dead jobs.
+    pub async fn dead_by_group(&self, cap: i64) -> Result<Vec<(String, i64)>> {
+        match &self.inner.backend {
+            Backend::Postgres(pg) => pg.dead_by_group(cap).await,
+            Backend::Sqlite(s) => s.dead_by_group(cap).await,
+        }
+    }
+
     /// Dead jobs grouped by queue, store and error, the largest groups first.
     pub async fn dead_groups(&self, limit: i64) -> Result<Vec<DeadGroup>> {
         match &self.inner.backend {

@@ -32,9 +32,17 @@ const PAGE_ROWS: u32 = 50;
 const DEAD_GROUPS: i64 = 20;
 /// The most dead jobs one replay of a group or a time window puts back in line.
 const REPLAY_BATCH: i64 = 1000;
-/// Dead jobs counted for the overview; more shows as "1000+" (a count stays fast on a
-/// million-job table).
-const DEAD_CAP: u32 = 1000;
+/// A count that stopped at [`COUNT_CAP`] reads "10000+".
+fn capped(n: i64) -> String {
+    if n >= COUNT_CAP {
+        format!("{COUNT_CAP}+")
+    } else {
+        n.to_string()
+    }
+}
+
+/// Where the overview's counts stop ("10000+"): a count stays fast on a million-job table.
+const COUNT_CAP: i64 = 10_000;
 
 const CSS: &str = include_str!("assets/ferry.css");
 const JS: &str = include_str!("assets/ferry.js");
@@ -107,8 +115,8 @@ fn message(status: StatusCode, title: &str, text: &str) -> Response {
     html_response(status, html)
 }
 
-fn failed(e: impl std::fmt::Display) -> Response {
-    tracing::error!(error = %e, "dashboard page failed");
+fn failed(e: impl std::fmt::Debug) -> Response {
+    tracing::error!(error = ?e, "dashboard page failed");
     message(
         StatusCode::INTERNAL_SERVER_ERROR,
         "Something went wrong",
@@ -247,16 +255,13 @@ async fn overview(
 }
 
 async fn overview_html(app: &AppState, s: &Session) -> Result<String, crate::error::ServerError> {
-    let queues = app.queue.stats_all().await?;
+    let queues = app.queue.glance_all(COUNT_CAP).await?;
     let breakers = app
         .breakers
         .all()
         .await
         .map_err(|e| crate::error::ServerError::Internal(e.to_string()))?;
-    let dead = app
-        .queue
-        .list(&JobFilter::in_state(JobState::Dead, DEAD_CAP))
-        .await?;
+    let dead = app.queue.dead_by_group(COUNT_CAP).await?;
     let now = app.access.now_ms();
 
     // A tile per store of the network: its API's breaker (keyed by the store's endpoint) and
@@ -266,7 +271,10 @@ async fn overview_html(app: &AppState, s: &Session) -> Result<String, crate::err
     for st in &stores {
         let key = format!("shopify:{}", st.graphql_url);
         let breaker = breakers.iter().find(|b| b.key == key);
-        let dead_here = dead.iter().filter(|j| j.group_key == st.name).count();
+        let dead_here = dead
+            .iter()
+            .find(|(g, _)| *g == st.name)
+            .map_or(0, |(_, n)| *n);
         let (class, reason) = match breaker {
             Some(b) if b.state == "open" => (
                 "red",
@@ -335,18 +343,15 @@ async fn overview_html(app: &AppState, s: &Session) -> Result<String, crate::err
             name = esc(&q.queue),
             qname = enc(&q.queue),
             paused = if q.paused { " <em>(paused)</em>" } else { "" },
-            ready = q.ready,
-            scheduled = q.scheduled,
-            running = q.running,
-            dead = q.dead,
+            ready = capped(q.ready),
+            scheduled = capped(q.scheduled),
+            running = capped(q.running),
+            dead = capped(q.dead),
             oldest = if q.ready > 0 { age(q.oldest_ready_age_ms) } else { "–".into() },
         ));
     }
-    let dead_total = if dead.len() as u32 >= DEAD_CAP {
-        format!("{DEAD_CAP}+")
-    } else {
-        dead.len().to_string()
-    };
+    let dead_sum: i64 = queues.iter().map(|q| q.dead).sum();
+    let dead_total = capped(dead_sum.min(COUNT_CAP));
     Ok(format!(
         r#"<h1>Overview</h1>
 <section><h2>Stores</h2><div class="tiles" data-live>{tiles}</div></section>

@@ -160,5 +160,14 @@ async fn fill(queue: &Queue, a: &UiArgs) -> Result<()> {
         now,
         dead
     )?;
+    // Settled, as a table whose jobs finished one by one over time is: the bulk updates above
+    // leave a million dead row versions under the indexes until a vacuum, and statistics from
+    // before them.
+    let settle = if queue.backend() == "postgres" {
+        "VACUUM ANALYZE ferry_jobs"
+    } else {
+        "ANALYZE"
+    };
+    ferry_db::exec!(&db, settle)?;
     Ok(())
 }

@@ -34,8 +34,12 @@ const DEAD_GROUPS: i64 = 20;
 const REPLAY_BATCH: i64 = 1000;
 /// A count that stopped at [`COUNT_CAP`] reads "10000+".
 fn capped(n: i64) -> String {
-    if n >= COUNT_CAP {
-        format!("{COUNT_CAP}+")
+    capped_at(n, COUNT_CAP)
+}
+
+fn capped_at(n: i64, cap: i64) -> String {
+    if n >= cap {
+        format!("{cap}+")
     } else {
         n.to_string()
     }
@@ -343,8 +347,8 @@ async fn overview_html(app: &AppState, s: &Session) -> Result<String, crate::err
             name = esc(&q.queue),
             qname = enc(&q.queue),
             paused = if q.paused { " <em>(paused)</em>" } else { "" },
-            ready = capped(q.ready),
-            scheduled = capped(q.scheduled),
+            ready = capped_at(q.ready, COUNT_CAP / 10),
+            scheduled = capped_at(q.ready + q.scheduled, COUNT_CAP),
             running = capped(q.running),
             dead = capped(q.dead),
             oldest = if q.ready > 0 { age(q.oldest_ready_age_ms) } else { "–".into() },
@@ -356,7 +360,7 @@ async fn overview_html(app: &AppState, s: &Session) -> Result<String, crate::err
         r#"<h1>Overview</h1>
 <section><h2>Stores</h2><div class="tiles" data-live>{tiles}</div></section>
 <section><h2>Queues</h2><p><a href="/ui/jobs?state=dead">Dead jobs: {dead_total}</a></p>
-<table data-live><thead><tr><th>Queue</th><th>Ready</th><th>Scheduled</th><th>Running</th><th>Dead</th><th>Oldest ready</th><th></th></tr></thead>
+<table data-live><thead><tr><th>Queue</th><th>Ready now</th><th>Waiting</th><th>Running</th><th>Dead</th><th>Oldest ready</th><th></th></tr></thead>
 <tbody>{rows}</tbody></table></section>"#
     ))
 }

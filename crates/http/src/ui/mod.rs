@@ -861,14 +861,27 @@ async fn job_action(
             job_id
         })
     };
-    match outcome {
-        Ok(next) => {
-            record(&app, &s.caller, &path, StatusCode::SEE_OTHER, &headers).await;
-            redirect(&format!("/ui/jobs/{next}"))
+    let to = outcome.map(|next| format!("/ui/jobs/{next}"));
+    acted(&app, &s, &path, &headers, to).await
+}
+
+/// An action done (recorded, then on to the page `to` names) or refused by the queue
+/// (recorded with its status, and said why).
+async fn acted(
+    app: &AppState,
+    s: &Session,
+    path: &str,
+    headers: &HeaderMap,
+    to: Result<String, ferry_queue::QueueError>,
+) -> Response {
+    match to {
+        Ok(to) => {
+            record(app, &s.caller, path, StatusCode::SEE_OTHER, headers).await;
+            redirect(&to)
         }
         Err(e) => {
             let e = crate::error::ServerError::from(e);
-            record(&app, &s.caller, &path, e.status(), &headers).await;
+            record(app, &s.caller, path, e.status(), headers).await;
             message(e.status(), "Not done", &e.to_string())
         }
     }
@@ -901,17 +914,7 @@ async fn queue_action(
         app.queue.resume(&queue).await
     };
     let path = format!("/ui/queues/{}/{act}", enc(&queue));
-    match done {
-        Ok(()) => {
-            record(&app, &s.caller, &path, StatusCode::SEE_OTHER, &headers).await;
-            redirect("/ui")
-        }
-        Err(e) => {
-            let e = crate::error::ServerError::from(e);
-            record(&app, &s.caller, &path, e.status(), &headers).await;
-            message(e.status(), "Not done", &e.to_string())
-        }
-    }
+    acted(&app, &s, &path, &headers, done.map(|()| "/ui".to_owned())).await
 }
 
 // ---- assets -----------------------------------------------------------------------------

@@ -197,6 +197,19 @@ impl Browser {
         v.as_str().unwrap_or_default().to_owned()
     }
 
+    /// Waits until the address ends with `suffix` (a click's navigation has landed).
+    pub async fn until_at(&self, suffix: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !self.url().await.ends_with(suffix) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "never reached …{suffix}: at {}",
+                self.url().await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// A PNG of the window, written to `path`.
     pub async fn screenshot(&self, path: &Path) {
         let v = self.call(reqwest::Method::GET, "/screenshot", None).await;

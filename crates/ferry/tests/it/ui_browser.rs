@@ -62,6 +62,7 @@ async fn the_dashboard_in_a_real_browser(db: TestDb) {
     assert!(b.url().await.ends_with("/ui/signin"), "{}", b.url().await);
     b.type_into("#token", ADMIN).await;
     b.click("button[type=submit]").await;
+    b.until_at("/ui").await;
     b.until_page_has(
         &ui,
         r#"class="tile green" data-store="child-1""#,
@@ -188,6 +189,20 @@ async fn the_dashboard_in_a_real_browser(db: TestDb) {
     })
     .await;
 
+    // The theme is chosen by hand, and kept: system, light, dark. (A fresh load first: the
+    // resume click's navigation may still be under way.)
+    b.goto(&ui).await;
+    let theme = "return document.documentElement.dataset.theme || 'system'";
+    assert_eq!(b.run(theme).await, "system");
+    b.click("button.theme").await;
+    assert_eq!(b.run(theme).await, "light");
+    b.click("button.theme").await;
+    b.goto(&ui).await;
+    assert_eq!(b.run(theme).await, "dark", "kept across pages");
+    b.click("button.theme").await;
+    b.click("button.theme").await;
+    assert_eq!(b.run(theme).await, "light");
+
     // A read token: every page, no button.
     let r = reqwest::Client::new()
         .post(format!("{public}/api/tokens"))
@@ -200,9 +215,10 @@ async fn the_dashboard_in_a_real_browser(db: TestDb) {
     let read: serde_json::Value = r.json().await.unwrap();
     b.goto(&ui).await;
     b.click(r#"form[action="/ui/signout"] button"#).await;
-    assert!(b.url().await.ends_with("/ui/signin"));
+    b.until_at("/ui/signin").await;
     b.type_into("#token", read["token"].as_str().unwrap()).await;
     b.click("button[type=submit]").await;
+    b.until_at("/ui").await;
     for page in [ui.clone(), job_page.clone(), format!("{ui}/stores/child-1")] {
         b.goto(&page).await;
         let buttons = b

@@ -53,7 +53,7 @@ pub fn page(title: &str, session: Option<&Session>, body: &str) -> Response {
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title} · ferry</title><link rel="stylesheet" href="/ui/assets/ferry.css"><script src="/ui/assets/ferry.js" defer></script></head>
-<body><header><a class="brand" href="/ui">ferry</a>{nav}</header>
+<body><header><a class="brand" href="/ui">ferry</a>{nav}<button type="button" class="theme">Theme: system</button></header>
 <main>{body}</main></body></html>"#,
         title = esc(title),
     );

@@ -3,6 +3,29 @@
 // Content-Security-Policy allows only this file.
 "use strict";
 
+// The theme: the system's unless chosen by hand (kept in this browser).
+const THEMES = ["system", "light", "dark"];
+function applyTheme(theme) {
+  if (theme === "light" || theme === "dark") {
+    document.documentElement.dataset.theme = theme;
+  } else {
+    delete document.documentElement.dataset.theme;
+  }
+  const button = document.querySelector("button.theme");
+  if (button) {
+    button.textContent = "Theme: " + theme;
+  }
+}
+let theme = localStorage.getItem("ferry-theme") || "system";
+applyTheme(theme);
+document.addEventListener("click", (e) => {
+  if (e.target instanceof HTMLElement && e.target.matches("button.theme")) {
+    theme = THEMES[(THEMES.indexOf(theme) + 1) % THEMES.length];
+    localStorage.setItem("ferry-theme", theme);
+    applyTheme(theme);
+  }
+});
+
 document.addEventListener("submit", (e) => {
   const button = e.submitter;
   const question = button && button.dataset.confirm;

@@ -101,14 +101,18 @@ async fn a_network_syncs_through_pgbouncer(db: TestDb) {
     }
 }
 
-/// Advisory locks held in the cluster: a migration's lock released on another server
+/// Advisory locks held in the test's database: a migration's lock released on another server
 /// connection than the one that took it (what a transaction pooler does) stays held.
 async fn advisory_locks(url: &str) -> i64 {
     let pool = sqlx::PgPool::connect(url).await.unwrap();
-    let n = sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    // This database's only: tests running beside this one migrate their own databases.
+    let n = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     pool.close().await;
     n
 }

@@ -322,6 +322,9 @@ macro_rules! row_decoders {
                 created_at: r.try_get(16)?,
                 started_at: r.try_get(17)?,
                 finished_at: r.try_get(18)?,
+                errors: crate::job::AttemptError::parse_lines(
+                    r.try_get::<Option<String>, _>(19)?.as_deref().unwrap_or(""),
+                ),
             })
         }
     };

@@ -254,6 +254,26 @@ pub struct JobRecord {
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    /// Every failed attempt, oldest first (kept across replays).
+    pub errors: Vec<AttemptError>,
+}
+
+/// One failed attempt of a job: which, when (epoch ms) and why.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct AttemptError {
+    pub attempt: i32,
+    pub at: i64,
+    pub error: String,
+}
+
+impl AttemptError {
+    /// The stored history: a JSON object per line (a line that does not decode is skipped,
+    /// so one bad line never hides the others).
+    pub(crate) fn parse_lines(text: &str) -> Vec<AttemptError> {
+        text.lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
 }
 
 /// Filters for [`crate::Queue::list`]; `None` matches everything.

@@ -25,8 +25,8 @@ pub use backoff::Backoff;
 pub use error::{QueueError, Result};
 pub use ferry_core::{Clock, FakeClock, SystemClock};
 pub use job::{
-    ClaimedJob, DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, DeadGroup, DeadMatch, Enqueued, Job,
-    JobFilter, JobRecord, JobState, NewJob, OnConflict, Outcome, QueueStats,
+    AttemptError, ClaimedJob, DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, DeadGroup, DeadMatch, Enqueued,
+    Job, JobFilter, JobRecord, JobState, NewJob, OnConflict, Outcome, QueueStats,
 };
 pub use queue::{Cancelled, Queue, QueueOptions, Tx, TxInner, redact_url};
 pub use worker::{JobContext, JobError, Maintenance, Worker, WorkerBuilder, WorkerOptions};

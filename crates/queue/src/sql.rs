@@ -43,6 +43,16 @@ pub(crate) fn transition(
     error: &str,
 ) -> String {
     let fair_round = next_round(d, "j", now);
+    // Every failed attempt appends a JSON line (attempt, time, error cut to 1,000 characters):
+    // the history a job's page shows, while `last_error` stays the quick answer.
+    let line = match d {
+        Dialect::Postgres => format!(
+            "json_build_object('attempt', j.attempt, 'at', {now}, 'error', left({error}, 1000))::text || chr(10)"
+        ),
+        Dialect::Sqlite => format!(
+            "json_object('attempt', j.attempt, 'at', {now}, 'error', substr({error}, 1, 1000)) || char(10)"
+        ),
+    };
     format!(
         "WITH cur AS ({target}) \
          UPDATE ferry_jobs AS j SET \
@@ -51,6 +61,7 @@ pub(crate) fn transition(
            run_at = CASE WHEN cur.next_state IN {WAITING} THEN {requeue_at} ELSE j.run_at END, \
            fair_round = CASE WHEN cur.next_state IN {WAITING} THEN {fair_round} ELSE j.fair_round END, \
            last_error = COALESCE({error}, j.last_error), \
+           errors = CASE WHEN ({error}) IS NULL THEN j.errors ELSE COALESCE(j.errors, '') || {line} END, \
            finished_at = CASE WHEN cur.next_state IN {WAITING} THEN NULL ELSE {now} END, \
            lease_until = NULL \
          FROM cur WHERE j.id = cur.id \
@@ -86,7 +97,7 @@ pub(crate) fn next_state(j: &str, reason: &str) -> String {
 
 pub(crate) const JOB_COLUMNS: &str = "id, queue, kind, payload, state, priority, run_at, attempt, \
     max_attempts, singleton_key, group_key, expires_at, lease_owner, lease_until, \
-    cancel_requested, last_error, created_at, started_at, finished_at";
+    cancel_requested, last_error, created_at, started_at, finished_at, errors";
 
 /// What a claim returns, in the order `ClaimedJob` is decoded from.
 pub(crate) const CLAIM_COLUMNS: &str = "j.id, j.queue, j.kind, j.payload, j.priority, j.fair_round, j.attempt, j.max_attempts, j.group_key, \

@@ -79,6 +79,20 @@ async fn failures_back_off_then_die_and_replay(db: TestDb) {
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].id, job.id);
     assert_eq!(q.stats("default").await.unwrap().dead, 1);
+    // Every failed attempt is kept with its error, in order.
+    let history = |rec: &ferry_queue::JobRecord| {
+        rec.errors
+            .iter()
+            .map(|e| (e.attempt, e.error.clone()))
+            .collect::<Vec<_>>()
+    };
+    let failed_three = vec![
+        (1, "boom 1".to_owned()),
+        (2, "boom 2".to_owned()),
+        (3, "boom 3".to_owned()),
+    ];
+    assert_eq!(history(&dead[0]), failed_three);
+    assert!(dead[0].errors.windows(2).all(|w| w[0].at < w[1].at));
 
     let replayed = q.replay(job.id).await.unwrap();
     assert_eq!(replayed.id, job.id);
@@ -90,6 +104,9 @@ async fn failures_back_off_then_die_and_replay(db: TestDb) {
     );
     // A completed job is not replayable.
     assert!(q.replay(job.id).await.is_err());
+    // The replay kept the history; the success added nothing to it.
+    let rec = q.get(job.id).await.unwrap().unwrap();
+    assert_eq!(history(&rec), failed_three);
 }
 
 async fn snooze_does_not_spend_an_attempt(db: TestDb) {

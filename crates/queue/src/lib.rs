@@ -15,6 +15,7 @@ mod error;
 mod job;
 mod postgres;
 mod queue;
+mod samples;
 mod sql;
 mod sqlite;
 mod store;
@@ -29,4 +30,5 @@ pub use job::{
     Job, JobFilter, JobRecord, JobState, NewJob, OnConflict, Outcome, QueueStats,
 };
 pub use queue::{Cancelled, Queue, QueueOptions, Tx, TxInner, redact_url};
+pub use samples::{GroupActivity, Sample};
 pub use worker::{JobContext, JobError, Maintenance, Worker, WorkerBuilder, WorkerOptions};

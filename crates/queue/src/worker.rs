@@ -110,6 +110,11 @@ pub struct Maintenance {
     /// VACUUM the job table (PostgreSQL) once this many dead row versions, and a tenth of the
     /// live rows, have piled up; zero leaves it to autovacuum.
     pub vacuum_min_dead: u32,
+    /// How often to add this worker's counts (and the queues' depth) to the per-minute
+    /// samples the dashboard charts; zero records none.
+    pub sample_every: Duration,
+    /// How long samples are kept.
+    pub keep_samples: Duration,
 }
 
 impl Default for Maintenance {
@@ -121,6 +126,8 @@ impl Default for Maintenance {
             keep_finished: Duration::from_secs(3600),
             keep_dead: Duration::from_secs(7 * 24 * 3600),
             vacuum_min_dead: 5_000,
+            sample_every: Duration::from_secs(60),
+            keep_samples: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -239,6 +246,7 @@ impl WorkerBuilder {
                 opts: self.opts,
                 handlers: self.handlers,
                 in_flight: Mutex::default(),
+                tally: Mutex::default(),
                 releasing: Default::default(),
                 finished: Default::default(),
             }),
@@ -262,6 +270,8 @@ struct WorkerInner {
     opts: WorkerOptions,
     handlers: HashMap<String, Handler>,
     in_flight: Mutex<HashMap<Uuid, InFlight>>,
+    /// Outcomes counted since the last sample (see [`Worker::sample`]).
+    tally: Mutex<crate::samples::Tally>,
     /// Handlers that have returned, ever (the buffer's size follows their rate).
     finished: std::sync::atomic::AtomicUsize,
 }
@@ -304,7 +314,9 @@ impl Worker {
             if let Some(job) = jobs.pop() {
                 let token = CancellationToken::new();
                 let (id, attempt) = (job.id, job.attempt);
+                let (queue, group) = (job.queue.clone(), job.group_key.clone());
                 let outcome = self.inner.execute(job, token).await;
+                self.inner.count(&queue, &group, &outcome);
                 let state = self
                     .inner
                     .queue
@@ -320,6 +332,17 @@ impl Worker {
             }
         }
         Ok(None)
+    }
+
+    /// Adds what this worker ran since the last call to this minute's samples, and the
+    /// queues' depth if no worker recorded it yet this minute. The maintenance loop calls it
+    /// every [`Maintenance::sample_every`]; tests call it directly.
+    pub async fn sample(&self) -> Result<()> {
+        let tally = std::mem::take(&mut *self.inner.lock_tally());
+        if !tally.is_empty() {
+            self.inner.queue.add_samples(tally).await?;
+        }
+        self.inner.queue.sample_depth(SAMPLE_COUNT_CAP).await
     }
 
     /// Runs ready jobs one by one until none is ready; returns how many ran.
@@ -520,12 +543,14 @@ impl Worker {
             loop {
                 let (id, attempt) = (job.id, job.attempt);
                 let queue = job.queue.clone();
+                let group = job.group_key.clone();
                 let outcome = if token.is_cancelled() {
                     // Cancelled (or its lease lost) while it waited in the buffer: never started.
                     Outcome::Cancelled
                 } else {
                     this.inner.execute(job, token).await
                 };
+                this.inner.count(&queue, &group, &outcome);
                 if let Some(f) = this.inner.lock_in_flight().get_mut(&id) {
                     f.finished = true;
                 }
@@ -766,6 +791,7 @@ impl Worker {
         let mut tick = tokio::time::interval(m.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_prune = tokio::time::Instant::now();
+        let mut last_sample = tokio::time::Instant::now();
         loop {
             tokio::select! { _ = tick.tick() => {}, _ = stop.cancelled() => return }
             if let Err(e) = w.queue.reap_expired_leases().await {
@@ -787,8 +813,17 @@ impl Worker {
                     Err(e) => tracing::warn!(error = %e, "VACUUM of the job table failed"),
                 }
             }
+            if !m.sample_every.is_zero() && last_sample.elapsed() >= m.sample_every {
+                last_sample = tokio::time::Instant::now();
+                if let Err(e) = self.sample().await {
+                    tracing::warn!(error = %e, "recording the queue samples failed");
+                }
+            }
             if last_prune.elapsed() >= m.prune_every {
                 last_prune = tokio::time::Instant::now();
+                if let Err(e) = w.queue.prune_samples(m.keep_samples).await {
+                    tracing::warn!(error = %e, "pruning the queue samples failed");
+                }
                 match w.queue.prune(m.keep_finished, m.keep_dead).await {
                     Ok(n) if n > 0 => tracing::info!(pruned = n, "pruned finished jobs"),
                     Ok(_) => {}
@@ -799,7 +834,25 @@ impl Worker {
     }
 }
 
+/// Where a sampled depth count stops (as the dashboard's counts do): fast on a big table.
+const SAMPLE_COUNT_CAP: i64 = 10_000;
+
 impl WorkerInner {
+    fn lock_tally(&self) -> std::sync::MutexGuard<'_, crate::samples::Tally> {
+        self.tally.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Counts a job's outcome for the samples: completed, or failed (a retry or death);
+    /// snoozes, cancels and hand-backs are neither.
+    fn count(&self, queue: &str, group: &str, outcome: &Outcome) {
+        let ok = match outcome {
+            Outcome::Completed => true,
+            Outcome::Failed { .. } | Outcome::Fatal { .. } => false,
+            _ => return,
+        };
+        self.lock_tally().add(queue, group, ok);
+    }
+
     fn lock_in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, InFlight>> {
         self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -8,6 +8,7 @@ mod failures;
 mod fairness;
 mod leases;
 mod operations;
+mod samples;
 mod worker;
 
 use std::time::Duration;

@@ -25,8 +25,10 @@ pub struct AppState {
     pub breakers: ferry_connect::Breakers,
     /// Commits webhook deliveries in groups.
     pub committer: Committer,
-    /// The network's stores, as the dashboard shows them.
-    pub network: ferry_sync::Network,
+    /// The sync engine (the network's stores, reconciliation), as the dashboard shows it.
+    pub engine: ferry_sync::Engine,
+    /// Orders taken through the orders API, as the dashboard lists them.
+    pub orders: ferry_sync::orders::Orders,
 }
 
 /// HTTP limits and browser access.

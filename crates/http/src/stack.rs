@@ -79,17 +79,6 @@ pub async fn serve_on(
     let access = Access::open(&queue, configured)
         .await
         .map_err(|e| SyncError::Invalid(format!("the token tables: {e}")))?;
-    let state = Arc::new(AppState {
-        access,
-        breakers,
-        committer: Committer::start(queue.clone()),
-        queue: queue.clone(),
-        stores: stores.clone(),
-        network: ferry_sync::Network::new(sync_db.clone(), cfg.cipher.clone(), queue.clock()),
-        deliveries: Deliveries::new(sync_db),
-        body_limit: cfg.body_limit,
-        hardening: cfg.hardening,
-    });
     let addr = listener
         .local_addr()
         .map_err(|e| SyncError::Invalid(format!("the listener's address: {e}")))?;
@@ -98,8 +87,27 @@ pub async fn serve_on(
         engine_opts.public_url = format!("http://{addr}");
     }
     let client = ferry_connect::Client::new(connect_db, queue.clock(), "shopify", cfg.client);
-    let engine = Engine::new(queue, cfg.cipher, client, stores, engine_opts).await?;
+    let engine = Engine::new(
+        queue.clone(),
+        cfg.cipher,
+        client,
+        stores.clone(),
+        engine_opts,
+    )
+    .await?;
     let orders = Orders::new(engine.clone(), cfg.orders);
+    let state = Arc::new(AppState {
+        access,
+        breakers,
+        committer: Committer::start(queue.clone()),
+        queue: queue.clone(),
+        stores: stores.clone(),
+        engine: engine.clone(),
+        orders: orders.clone(),
+        deliveries: Deliveries::new(sync_db),
+        body_limit: cfg.body_limit,
+        hardening: cfg.hardening,
+    });
     let routes =
         crate::network_api::routes(engine.clone()).merge(crate::orders_api::routes(orders.clone()));
     let open = crate::install::routes(engine.clone());

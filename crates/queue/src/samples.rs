@@ -165,6 +165,24 @@ impl Queue {
             .collect())
     }
 
+    /// How long the oldest ready job of a group (a store) in `queue` has waited, in ms (0:
+    /// none waiting). Looks at the first 1,000 waiting jobs of the group's line only, so it
+    /// stays an index range however deep the backlog.
+    pub async fn group_lag_ms(&self, queue: &str, group: &str) -> Result<i64> {
+        let now = self.now_ms();
+        let row = ferry_db::row!(
+            &self.db(),
+            (Option<i64>,),
+            "SELECT MIN(run_at) FROM (SELECT run_at FROM ferry_jobs
+               WHERE queue = $1 AND group_key = $2 AND state IN ('queued', 'retrying') AND run_at <= $3
+               LIMIT 1000) w",
+            queue,
+            group,
+            now
+        )?;
+        Ok(row.and_then(|(at,)| at).map_or(0, |at| (now - at).max(0)))
+    }
+
     /// A group's (a store's) jobs completed and failed since `from_ms`, over every queue.
     pub async fn group_activity(&self, group: &str, from_ms: i64) -> Result<GroupActivity> {
         let row = ferry_db::row!(

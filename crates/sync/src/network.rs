@@ -655,6 +655,37 @@ impl Network {
         Ok(rows.into_iter().map(audit_entry).collect())
     }
 
+    /// The writes one event caused (its `cause`, as a job's payload or an order names it),
+    /// oldest first, at most `limit`.
+    pub async fn audit_by_cause(
+        &self,
+        cause: &str,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, SyncError> {
+        let rows: Vec<AuditRow> = rows!(
+            &self.db,
+            AuditRow,
+            "SELECT id, at_ms, store, entity, action, fields, cause FROM ferry_audit
+             WHERE cause = $1 ORDER BY id LIMIT $2",
+            cause,
+            limit
+        )?;
+        Ok(rows.into_iter().map(audit_entry).collect())
+    }
+
+    /// How many parent products a child could not be linked for, counted up to `cap`.
+    pub async fn link_problem_count(&self, child: &str, cap: i64) -> Result<i64, SyncError> {
+        let (n,) = row!(
+            &self.db,
+            (i64,),
+            "SELECT COUNT(*) FROM (SELECT 1 FROM ferry_link_problems WHERE child = $1 LIMIT $2) p",
+            child,
+            cap
+        )?
+        .unwrap_or((0,));
+        Ok(n)
+    }
+
     /// Up to `limit` parent products a child's catalog could not be linked for: (product,
     /// SKU, reason).
     pub async fn link_problems(

@@ -158,6 +158,25 @@ fn minor_digits(currency: &str) -> u32 {
     }
 }
 
+/// An amount in minor units as a person reads it: `1250` USD is "12.50 USD", `1250` JPY
+/// "1250 JPY".
+pub fn format_amount(minor: i64, currency: &str) -> String {
+    let digits = minor_digits(currency);
+    if digits == 0 {
+        return format!("{minor} {currency}");
+    }
+    let unit = 10_i64.pow(digits);
+    let sign = if minor < 0 { "-" } else { "" };
+    let (whole, frac) = (
+        minor.unsigned_abs() / unit as u64,
+        minor.unsigned_abs() % unit as u64,
+    );
+    format!(
+        "{sign}{whole}.{frac:0width$} {currency}",
+        width = digits as usize
+    )
+}
+
 /// A platform's decimal price ("12.5") in minor units (1250); `None` when it is not one.
 fn minor_units(price: &str, currency: &str) -> Option<i64> {
     let digits = minor_digits(currency) as usize;
@@ -220,6 +239,41 @@ struct OrderRow {
     payment_method: String,
     transaction_id: Option<String>,
     created_ms: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct SummaryRow {
+    id: String,
+    client: String,
+    status: OrderStatus,
+    step: OrderStep,
+    items: String,
+    amount_cents: i64,
+    currency: String,
+    payment_method: String,
+    transaction_id: Option<String>,
+    error_code: Option<String>,
+    created_ms: i64,
+}
+
+/// An order as the dashboard lists it.
+#[derive(Debug, Clone)]
+pub struct OrderSummary {
+    pub id: String,
+    pub client: String,
+    pub status: OrderStatus,
+    pub step: OrderStep,
+    /// (SKU, quantity) per line.
+    pub items: Vec<(String, i64)>,
+    pub amount_cents: i64,
+    pub currency: String,
+    pub payment_method: String,
+    pub transaction_id: Option<String>,
+    pub error_code: Option<String>,
+    pub created_ms: i64,
+    /// The audit log's cause of the stock writes the order made (see
+    /// [`crate::Network::audit_by_cause`]).
+    pub cause: String,
 }
 
 /// ISO 4217's active codes.
@@ -1064,6 +1118,46 @@ impl Orders {
         Ok(found.is_some())
     }
 
+    /// Orders of every client newest first, before `(created_ms, id)` (none: from the
+    /// newest), for the dashboard: where each saga stands and how it was paid.
+    pub async fn recent(
+        &self,
+        before: Option<(i64, String)>,
+        limit: i64,
+    ) -> Result<Vec<OrderSummary>, SyncError> {
+        let (ms, id) = before.unwrap_or((i64::MAX, String::new()));
+        let found = rows!(
+            self.engine().db(),
+            SummaryRow,
+            "SELECT id, client, status, step, items, amount_cents, currency, payment_method, transaction_id, error_code, created_ms
+             FROM ferry_orders WHERE (created_ms, id) < ($1, $2)
+             ORDER BY created_ms DESC, id DESC LIMIT $3",
+            ms,
+            &id,
+            limit
+        )?;
+        Ok(found
+            .into_iter()
+            .map(|r| {
+                let lines: Vec<Line> = serde_json::from_str(&r.items).unwrap_or_default();
+                OrderSummary {
+                    cause: crate::stock::sales::api_order_cause(&r.id),
+                    items: lines.into_iter().map(|l| (l.sku, l.quantity)).collect(),
+                    id: r.id,
+                    client: r.client,
+                    status: r.status,
+                    step: r.step,
+                    amount_cents: r.amount_cents,
+                    currency: r.currency,
+                    payment_method: r.payment_method,
+                    transaction_id: r.transaction_id,
+                    error_code: r.error_code,
+                    created_ms: r.created_ms,
+                }
+            })
+            .collect())
+    }
+
     /// A page of orders, newest first: every client's, or only `client`'s.
     pub async fn list(
         &self,
@@ -1155,5 +1249,16 @@ impl Orders {
             window + MINUTE - now
         };
         Ok(Some(((wait_ms + 999) / 1000).clamp(1, 60) as u64))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn amounts_read_in_their_currency_s_minor_unit() {
+        assert_eq!(super::format_amount(1250, "USD"), "12.50 USD");
+        assert_eq!(super::format_amount(1250, "JPY"), "1250 JPY");
+        assert_eq!(super::format_amount(1005, "KWD"), "1.005 KWD");
+        assert_eq!(super::format_amount(-5, "EUR"), "-0.05 EUR");
     }
 }

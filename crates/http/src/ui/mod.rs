@@ -3,6 +3,10 @@
 //! token opens a session; every form carries the session's CSRF token; a `read` token sees
 //! everything and no button; every action is recorded with who made it.
 
+mod activity;
+mod charts;
+mod health;
+mod live;
 pub mod page;
 pub mod session;
 
@@ -60,7 +64,18 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/ui/jobs/{id}", get(job))
         .route("/ui/jobs/{id}/{act}", post(job_action))
         .route("/ui/dead/replay", post(replay_dead))
+        .route("/ui/queues/{queue}", get(charts::queue))
         .route("/ui/queues/{queue}/{act}", post(queue_action))
+        .route("/ui/jobs/bulk", post(bulk))
+        .route("/ui/stores/{name}/reconcile", post(activity::reconcile))
+        .route("/ui/deliveries", get(activity::deliveries))
+        .route(
+            "/ui/deliveries/{store}/{delivery}/replay",
+            post(activity::replay_delivery),
+        )
+        .route("/ui/runs", get(activity::runs))
+        .route("/ui/live", get(live::live))
+        .route("/ui/orders", get(activity::orders))
         .route("/ui/signout", post(sign_out))
         .route_layer(axum::middleware::from_fn_with_state(state, require_session));
     Router::new()
@@ -259,42 +274,19 @@ async fn overview(
 }
 
 async fn overview_html(app: &AppState, s: &Session) -> Result<String, crate::error::ServerError> {
-    let queues = app.queue.glance_all(COUNT_CAP).await?;
-    let breakers = app
-        .breakers
-        .all()
-        .await
-        .map_err(|e| crate::error::ServerError::Internal(e.to_string()))?;
-    let dead = app.queue.dead_by_group(COUNT_CAP).await?;
     let now = app.access.now_ms();
+    let queues = app.queue.glance_all(COUNT_CAP).await?;
+    let dead = app.queue.dead_by_group(COUNT_CAP).await?;
 
-    // A tile per store of the network: its API's breaker (keyed by the store's endpoint) and
-    // its dead jobs (grouped by store).
-    let stores = app.network.all().await?;
+    // A tile per store of the network: what is wrong with it first, then its figures.
+    let stores = app.engine.network().all().await?;
     let mut tiles = String::new();
     for st in &stores {
-        let key = format!("shopify:{}", st.graphql_url);
-        let breaker = breakers.iter().find(|b| b.key == key);
         let dead_here = dead
             .iter()
             .find(|(g, _)| *g == st.name)
             .map_or(0, |(_, n)| *n);
-        let (class, reason) = match breaker {
-            Some(b) if b.state == "open" => (
-                "red",
-                format!(
-                    "API failing: calls paused for {}",
-                    age(b.open_until_ms - now)
-                ),
-            ),
-            Some(b) if b.state == "half_open" => {
-                ("amber", "API recovering: one probe call".to_owned())
-            }
-            Some(b) if b.failures > 0 => ("amber", format!("{} recent API failures", b.failures)),
-            _ if dead_here > 0 => ("amber", "jobs failed for good".to_owned()),
-            _ if st.state.as_str() != "connected" => ("amber", "not connected yet".to_owned()),
-            _ => ("green", "healthy".to_owned()),
-        };
+        let h = health::health(app, st, dead_here).await?;
         let dead_note = if dead_here > 0 {
             format!(
                 r#"<p><a href="/ui/jobs?state=dead&amp;group={}">Dead jobs: {dead_here}</a></p>"#,
@@ -303,13 +295,30 @@ async fn overview_html(app: &AppState, s: &Session) -> Result<String, crate::err
         } else {
             String::new()
         };
+        let problems = if h.link_problems > 0 {
+            format!(
+                r#"<p><a href="/ui/stores/{}">Link problems: {}</a></p>"#,
+                enc(&st.name),
+                capped_at(h.link_problems, PROBLEM_ROWS)
+            )
+        } else {
+            String::new()
+        };
         tiles.push_str(&format!(
-            r#"<article class="tile {class}" data-store="{name}"><h3><a href="/ui/stores/{qname}">{name}</a></h3><p class="role">{role}</p><p class="reason">{reason}</p>{dead_note}
-<p><a href="/ui/jobs?group={qname}">Jobs</a></p></article>"#,
+            r#"<article class="tile {class}" data-store="{name}"><h3><a href="/ui/stores/{qname}">{name}</a></h3><p class="role">{role}</p><p class="reason">{reason}</p>
+<dl class="figures"><dt>API budget</dt><dd>{budget}</dd><dt>Sync lag</dt><dd>{lag}</dd><dt>Errors, last hour</dt><dd>{errors}</dd><dt>Last success</dt><dd>{last}</dd></dl>{dead_note}{problems}
+<p><a href="/ui/jobs?group={qname}">Jobs</a> · <a href="/ui/deliveries?store={qname}">Deliveries</a></p></article>"#,
+            class = h.class,
             name = esc(&st.name),
             qname = enc(&st.name),
             role = st.role.as_str(),
-            reason = esc(&reason),
+            reason = esc(&h.reason),
+            budget = h.budget_text(),
+            lag = h.lag_text(),
+            errors = h.errors_text(),
+            last = h
+                .last_success_ms
+                .map_or("not in the last hour".to_owned(), |t| format!("{} ago", age(now - t))),
         ));
     }
     if tiles.is_empty() {
@@ -343,7 +352,7 @@ async fn overview_html(app: &AppState, s: &Session) -> Result<String, crate::err
             )
         };
         rows.push_str(&format!(
-            r#"<tr class="{class}" data-queue="{name}"><td><a href="/ui/jobs?queue={qname}">{name}</a>{paused}</td><td>{ready}</td><td>{scheduled}</td><td>{running}</td><td><a href="/ui/jobs?queue={qname}&amp;state=dead">{dead}</a></td><td>{oldest}</td><td>{toggle}</td></tr>"#,
+            r#"<tr class="{class}" data-queue="{name}"><td><a href="/ui/queues/{qname}">{name}</a>{paused}</td><td>{ready}</td><td>{scheduled}</td><td>{running}</td><td><a href="/ui/jobs?queue={qname}&amp;state=dead">{dead}</a></td><td>{oldest}</td><td>{toggle}</td></tr>"#,
             name = esc(&q.queue),
             qname = enc(&q.queue),
             paused = if q.paused { " <em>(paused)</em>" } else { "" },
@@ -365,6 +374,8 @@ async fn overview_html(app: &AppState, s: &Session) -> Result<String, crate::err
     ))
 }
 
+/// Store writes listed on a job's page.
+const JOB_WRITES: i64 = 50;
 /// Audit entries on a store's page.
 const AUDIT_ROWS: i64 = 50;
 /// Link problems listed on a store's page.
@@ -382,7 +393,7 @@ async fn store(
     Path(name): Path<String>,
     Query(q): Query<StoreQuery>,
 ) -> Response {
-    let st = match app.network.get(&name).await {
+    let st = match app.engine.network().get(&name).await {
         Ok(Some(st)) => st,
         Ok(None) => {
             return message(
@@ -395,27 +406,54 @@ async fn store(
     };
     let before = nonblank(&q.before).unwrap_or_default();
     let audit = match app
-        .network
+        .engine
+        .network()
         .audit_recent(&st.name, &before, AUDIT_ROWS)
         .await
     {
         Ok(a) => a,
         Err(e) => return failed(e),
     };
-    let problems = match app.network.link_problems(&st.name, PROBLEM_ROWS).await {
+    let problems = match app
+        .engine
+        .network()
+        .link_problems(&st.name, PROBLEM_ROWS)
+        .await
+    {
         Ok(p) => p,
         Err(e) => return failed(e),
     };
-    let key = format!("shopify:{}", st.graphql_url);
-    let breaker = match app.breakers.all().await {
-        Ok(all) => all.into_iter().find(|b| b.key == key),
+    let h = match health::health(&app, &st, 0).await {
+        Ok(h) => h,
         Err(e) => return failed(e),
     };
-    let api = match &breaker {
-        Some(b) if b.state == "open" => "failing: calls paused".to_owned(),
-        Some(b) if b.state == "half_open" => "recovering".to_owned(),
-        Some(b) if b.failures > 0 => format!("{} recent failures", b.failures),
-        _ => "healthy".to_owned(),
+    let reconcile = if st.role == ferry_sync::Role::Child {
+        let form = |full: bool, label: &str, ask: &str| {
+            if !page::may_act(s.caller.role) {
+                return String::new();
+            }
+            format!(
+                r#"<form method="post" action="/ui/stores/{q}/reconcile" class="inline">{csrf}<input type="hidden" name="full" value="{f}"><button type="submit" data-confirm="{ask}">{label}</button></form>"#,
+                q = enc(&st.name),
+                csrf = page::csrf_field(&s),
+                f = if full { "1" } else { "0" },
+            )
+        };
+        format!(
+            r#"<div class="actions">{}{}</div>"#,
+            form(
+                false,
+                "Reconcile changes now",
+                "Compare what changed since the last run with the parent and repair drift?"
+            ),
+            form(
+                true,
+                "Full reconcile",
+                "Compare every product with the parent and repair drift? This reads the whole catalog."
+            )
+        )
+    } else {
+        String::new()
     };
     let mut problem_rows = String::new();
     for (product, sku, reason) in &problems {
@@ -461,8 +499,9 @@ async fn store(
     let rules = serde_json::to_string(&st.rules).unwrap_or_default();
     let body = format!(
         r#"<h1>{name}</h1>
-<dl><dt>Role</dt><dd>{role}</dd><dt>State</dt><dd>{state}</dd><dt>API</dt><dd>{api}</dd><dt>Endpoint</dt><dd><code>{url}</code></dd>
-<dt>Jobs</dt><dd><a href="/ui/jobs?group={qname}">all</a> · <a href="/ui/jobs?group={qname}&amp;state=dead">dead</a></dd></dl>
+<p class="tile-line {class}">{reason}</p>{reconcile}
+<dl><dt>Role</dt><dd>{role}</dd><dt>State</dt><dd>{state}</dd><dt>API</dt><dd>{api}</dd><dt>API budget</dt><dd>{budget}</dd><dt>Sync lag</dt><dd>{lag}</dd><dt>Errors, last hour</dt><dd>{errors}</dd><dt>Endpoint</dt><dd><code>{url}</code></dd>
+<dt>Jobs</dt><dd><a href="/ui/jobs?group={qname}">all</a> · <a href="/ui/jobs?group={qname}&amp;state=dead">dead</a> · <a href="/ui/deliveries?store={qname}">deliveries</a></dd></dl>
 <h2>Writes to this store</h2>
 <table data-live><thead><tr><th>When</th><th>Action</th><th>What</th><th>Change</th><th>Why</th></tr></thead><tbody>{audit_rows}</tbody></table>{none}{older}
 <h2>Link problems</h2>{problems_html}
@@ -471,7 +510,12 @@ async fn store(
         qname = enc(&st.name),
         role = st.role.as_str(),
         state = st.state.as_str(),
-        api = esc(&api),
+        api = esc(&h.api),
+        class = h.class,
+        reason = esc(&h.reason),
+        budget = h.budget_text(),
+        lag = h.lag_text(),
+        errors = h.errors_text(),
         url = esc(&st.graphql_url),
         rules = esc(&rules),
         none = if audit.is_empty() {
@@ -540,11 +584,17 @@ async fn jobs(
         Ok(l) => l,
         Err(e) => return failed(e),
     };
+    let acts = page::may_act(s.caller.role);
     let mut rows = String::new();
     for j in &list {
         rows.push_str(&format!(
-            r#"<tr class="state-{state}"><td><a href="/ui/jobs/{id}">{short}</a></td><td>{kind}</td><td>{queue}</td><td>{group}</td><td>{state}</td><td>{attempt}/{max}</td><td>{created}</td><td class="error">{error}</td></tr>"#,
+            r#"<tr class="state-{state}">{pick}<td><a href="/ui/jobs/{id}">{short}</a></td><td>{kind}</td><td>{queue}</td><td>{group}</td><td>{state}</td><td>{attempt}/{max}</td><td>{created}</td><td class="error">{error}</td></tr>"#,
             id = j.id,
+            pick = if acts {
+                format!(r#"<td><input type="checkbox" name="id" value="{}" form="bulk" aria-label="select"></td>"#, j.id)
+            } else {
+                String::new()
+            },
             short = &j.id.to_string()[..8],
             kind = esc(&j.kind),
             queue = esc(&j.queue),
@@ -611,11 +661,35 @@ async fn jobs(
     } else {
         String::new()
     };
+    // Acting on a selection (the boxes) or on every job the filter matches.
+    let bulk_form = if acts {
+        let hidden = |name: &str, v: &Option<String>| {
+            nonblank(v)
+                .map(|v| format!(r#"<input type="hidden" name="{name}" value="{}">"#, esc(&v)))
+                .unwrap_or_default()
+        };
+        format!(
+            r#"<form method="post" action="/ui/jobs/bulk" id="bulk" class="filters">{csrf}{hq}{hs}{hk}{hg}
+<button type="submit" name="act" value="replay" data-confirm="Replay the selected jobs?">Replay selected</button>
+<button type="submit" name="act" value="cancel" data-confirm="Cancel the selected jobs?">Cancel selected</button>
+<button type="submit" name="act" value="replay-all" data-confirm="Replay every job this filter matches (up to {max} at a time)?">Replay all matching</button>
+<button type="submit" name="act" value="cancel-all" data-confirm="Cancel every job this filter matches (up to {max} at a time)?">Cancel all matching</button></form>"#,
+            csrf = page::csrf_field(&s),
+            hq = hidden("queue", &q.queue),
+            hs = hidden("state", &q.state),
+            hk = hidden("kind", &q.kind),
+            hg = hidden("group", &q.group),
+            max = BULK_MAX,
+        )
+    } else {
+        String::new()
+    };
     let body = format!(
         r#"<h1>{title}</h1>{groups}
-<form method="get" action="/ui/jobs" class="filters"><label>state <select name="state">{states}</select></label>{queue}{kind}{group}<button type="submit">Filter</button></form>
-<table data-live><thead><tr><th>Job</th><th>Kind</th><th>Queue</th><th>Store / group</th><th>State</th><th>Attempt</th><th>Created</th><th>Last error</th></tr></thead>
+<form method="get" action="/ui/jobs" class="filters"><label>state <select name="state">{states}</select></label>{queue}{kind}{group}<button type="submit">Filter</button></form>{bulk_form}
+<table data-live><thead><tr>{pick_head}<th>Job</th><th>Kind</th><th>Queue</th><th>Store / group</th><th>State</th><th>Attempt</th><th>Created</th><th>Last error</th></tr></thead>
 <tbody>{rows}</tbody></table>{empty}{next}"#,
+        pick_head = if acts { "<th></th>" } else { "" },
         queue = field("queue", &q.queue),
         kind = field("kind", &q.kind),
         group = field("group", &q.group),
@@ -796,6 +870,57 @@ async fn job(
         JobState::Completed => String::new(),
     };
     let opt_when = |v: Option<i64>| v.map(when).unwrap_or_else(|| "–".into());
+    // Every failed attempt, then the writes the job's event made (its payload's `cause`).
+    let attempts = if j.errors.is_empty() {
+        r#"<p class="hint">No attempt has failed.</p>"#.to_owned()
+    } else {
+        let rows = j
+            .errors
+            .iter()
+            .map(|e| {
+                format!(
+                    r#"<tr><td>{}</td><td>{}</td><td class="error">{}</td></tr>"#,
+                    e.attempt,
+                    when(e.at),
+                    esc(&e.error)
+                )
+            })
+            .collect::<String>();
+        format!(
+            "<table><thead><tr><th>Attempt</th><th>Failed at</th><th>Error</th></tr></thead><tbody>{rows}</tbody></table>"
+        )
+    };
+    let cause = j.payload.get("cause").and_then(|c| c.as_str());
+    let writes = match cause {
+        Some(c) => match app.engine.network().audit_by_cause(c, JOB_WRITES).await {
+            Ok(w) if w.is_empty() => format!(
+                r#"<p class="hint">No store write recorded for <code>{}</code>.</p>"#,
+                esc(c)
+            ),
+            Ok(w) => {
+                let rows = w
+                    .iter()
+                    .map(|a| {
+                        format!(
+                            r#"<tr><td>{}</td><td><a href="/ui/stores/{}">{}</a></td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>"#,
+                            when(a.at_ms),
+                            enc(&a.store),
+                            esc(&a.store),
+                            esc(&a.action),
+                            esc(&a.entity),
+                            esc(&a.fields.to_string())
+                        )
+                    })
+                    .collect::<String>();
+                format!(
+                    r#"<p>Caused by <code>{}</code></p><table><thead><tr><th>When</th><th>Store</th><th>Action</th><th>What</th><th>Change</th></tr></thead><tbody>{rows}</tbody></table>"#,
+                    esc(c)
+                )
+            }
+            Err(e) => return failed(e),
+        },
+        None => r#"<p class="hint">This job's payload names no event.</p>"#.to_owned(),
+    };
     let body = format!(
         r#"<h1>Job <code>{id}</code></h1>
 <p class="state-{state}">{state} · attempt {attempt} of {max}</p><div class="actions">{actions}</div>
@@ -803,6 +928,8 @@ async fn job(
 <dt>Store / group</dt><dd><a href="/ui/jobs?group={qgroup}">{group}</a></dd>
 <dt>Created</dt><dd>{created}</dd><dt>Runs at</dt><dd>{run_at}</dd><dt>Started</dt><dd>{started}</dd><dt>Finished</dt><dd>{finished}</dd>
 <dt>Last error</dt><dd class="error">{error}</dd></dl>
+<h2>Failed attempts</h2>{attempts}
+<h2>Store writes</h2>{writes}
 <h2>Payload</h2><pre>{payload}</pre>"#,
         state = j.state.as_str(),
         attempt = j.attempt,
@@ -885,6 +1012,144 @@ async fn acted(
             message(e.status(), "Not done", &e.to_string())
         }
     }
+}
+
+/// The most jobs one bulk action changes; a bigger set takes another press.
+const BULK_MAX: usize = 1000;
+/// The most jobs a bulk action over a filter looks at (those not in a state to act on are
+/// passed over), so one press is bounded work whatever the table holds.
+const BULK_SCAN: usize = 10 * BULK_MAX;
+
+/// Replays or cancels the selected jobs, or every job matching the list's filter.
+async fn bulk(
+    State(app): State<Arc<AppState>>,
+    axum::Extension(s): axum::Extension<Session>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let act = form_field(&body, "act").unwrap_or_default();
+    let (replay, all) = match act.as_str() {
+        "replay" => (true, false),
+        "cancel" => (false, false),
+        "replay-all" => (true, true),
+        "cancel-all" => (false, true),
+        _ => {
+            return message(
+                StatusCode::BAD_REQUEST,
+                "No such action",
+                "Jobs can be replayed or cancelled.",
+            );
+        }
+    };
+    let route = if replay {
+        "/api/jobs/{id}/replay"
+    } else {
+        "/api/jobs/{id}/cancel"
+    };
+    if let Some(r) = refused(&s, &body, Some(route)) {
+        return r;
+    }
+    let ids: Vec<uuid::Uuid> = if all {
+        let state = match form_field(&body, "state").filter(|v| !v.is_empty()) {
+            Some(v) => match JobState::parse(&v) {
+                Some(st) => Some(st),
+                None => {
+                    return message(
+                        StatusCode::BAD_REQUEST,
+                        "Unknown state",
+                        &format!("There is no job state {v:?}."),
+                    );
+                }
+            },
+            None => None,
+        };
+        let mut filter = JobFilter {
+            queue: form_field(&body, "queue").filter(|v| !v.is_empty()),
+            state,
+            kind: form_field(&body, "kind").filter(|v| !v.is_empty()),
+            group: form_field(&body, "group").filter(|v| !v.is_empty()),
+            after: None,
+            limit: 500,
+        };
+        let mut ids = Vec::new();
+        let mut seen = 0;
+        while ids.len() < BULK_MAX && seen < BULK_SCAN {
+            let list = match app.queue.list(&filter).await {
+                Ok(l) => l,
+                Err(e) => return failed(e),
+            };
+            seen += list.len();
+            filter.after = list.last().map(|j| j.id);
+            let done = list.len() < filter.limit as usize;
+            ids.extend(
+                list.into_iter()
+                    .filter(|j| {
+                        if replay {
+                            matches!(
+                                j.state,
+                                JobState::Dead | JobState::Cancelled | JobState::Expired
+                            )
+                        } else {
+                            matches!(
+                                j.state,
+                                JobState::Queued | JobState::Retrying | JobState::Running
+                            )
+                        }
+                    })
+                    .map(|j| j.id),
+            );
+            if done {
+                break;
+            }
+        }
+        ids.truncate(BULK_MAX);
+        ids
+    } else {
+        form_values(&body, "id")
+            .iter()
+            .filter_map(|v| v.parse().ok())
+            .take(BULK_MAX)
+            .collect()
+    };
+    let (mut done, mut passed) = (0, 0);
+    for id in &ids {
+        let ok = if replay {
+            app.queue.replay(*id).await.is_ok()
+        } else {
+            matches!(
+                app.queue.cancel(*id).await,
+                Ok(Cancelled::Cancelled | Cancelled::Requested)
+            )
+        };
+        if ok {
+            done += 1;
+        } else {
+            passed += 1;
+        }
+    }
+    record(
+        &app,
+        &s.caller,
+        &format!("/ui/jobs/bulk?act={act}"),
+        StatusCode::OK,
+        &headers,
+    )
+    .await;
+    let verb = if replay { "replayed" } else { "cancelled" };
+    let text = if ids.is_empty() {
+        "No job was selected or matched in a state to act on.".to_owned()
+    } else {
+        format!("{done} jobs {verb}; {passed} were no longer in a state to be.")
+    };
+    message(StatusCode::OK, "Done", &text)
+}
+
+/// Every value of a repeated form field (checkboxes).
+fn form_values(body: &[u8], name: &str) -> Vec<String> {
+    url::form_urlencoded::parse(body)
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+        .collect()
 }
 
 async fn queue_action(

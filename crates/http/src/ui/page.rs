@@ -41,7 +41,7 @@ pub fn page(title: &str, session: Option<&Session>, body: &str) -> Response {
     if let Some(s) = session {
         let _ = write!(
             nav,
-            r#"<nav><a href="/ui">Overview</a><a href="/ui/jobs">Jobs</a><a href="/ui/jobs?state=dead">Dead letters</a>
+            r#"<nav><a href="/ui">Overview</a><a href="/ui/jobs">Jobs</a><a href="/ui/jobs?state=dead">Dead letters</a><a href="/ui/deliveries">Deliveries</a><a href="/ui/runs">Sync runs</a><a href="/ui/orders">Orders</a>
 <span class="who">{name} · {role}</span>
 <form method="post" action="/ui/signout" class="inline">{csrf}<button type="submit">Sign out</button></form></nav>"#,
             name = esc(&s.caller.name),

@@ -8,7 +8,7 @@ use ferry_queue::{JobState, NewJob, Outcome};
 use ferry_testkit::{Answered, TestDb};
 use serde_json::{Value, json};
 
-use crate::{ADMIN_TOKEN, Harness};
+use crate::{ADMIN_TOKEN, Harness, b64, hmac_sha256};
 
 ferry_testkit::conformance!(
     signing_in_opens_the_pages_and_signing_out_closes_them,
@@ -16,6 +16,9 @@ ferry_testkit::conformance!(
     a_read_token_sees_everything_and_can_act_on_nothing,
     forged_and_unsigned_posts_change_nothing,
     dead_letters_are_grouped_and_replayed_by_group_or_time_window,
+    bulk_actions_change_a_selection_or_every_job_the_filter_matches,
+    deliveries_attempts_and_charts_show_what_happened,
+    a_live_stream_pushes_the_page_when_it_changes,
 );
 
 /// A browser that follows no redirects, so each answer can be looked at.
@@ -429,4 +432,234 @@ async fn dead_letters_are_grouped_and_replayed_by_group_or_time_window(db: TestD
     .await;
     assert_eq!(r.status(), 403);
     assert_eq!(state(last).await, JobState::Dead);
+}
+
+async fn bulk_actions_change_a_selection_or_every_job_the_filter_matches(db: TestDb) {
+    let h = Harness::start(db).await;
+    let b = browser();
+    let mut ours = Vec::new();
+    for _ in 0..3 {
+        ours.push(dead_job_of(&h, "sync", "child-1", "access denied").await);
+    }
+    let theirs = dead_job_of(&h, "sync", "child-2", "not found").await;
+    let state = |id| {
+        let q = h.queue.clone();
+        async move { q.get(id).await.unwrap().unwrap().state }
+    };
+    let cookie = sign_in(&h, &b, ADMIN_TOKEN).await;
+    let (_, list) = get(&h, &b, &cookie, "/ui/jobs?state=dead&group=child-1").await;
+    assert!(list.contains(r#"form="bulk""#), "{list}");
+    let t = csrf(&list);
+
+    // The ticked box only.
+    let picked = ours[0].to_string();
+    let r = post(
+        &h,
+        &b,
+        &cookie,
+        "/ui/jobs/bulk",
+        &[("csrf", &t), ("act", "replay"), ("id", &picked)],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("1 jobs replayed"));
+    assert_eq!(state(ours[0]).await, JobState::Queued);
+    assert_eq!(state(ours[1]).await, JobState::Dead);
+
+    // Every job the filter matches, and none it does not.
+    let r = post(
+        &h,
+        &b,
+        &cookie,
+        "/ui/jobs/bulk",
+        &[
+            ("csrf", &t),
+            ("act", "replay-all"),
+            ("state", "dead"),
+            ("group", "child-1"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("2 jobs replayed"));
+    for id in &ours {
+        assert_eq!(state(*id).await, JobState::Queued);
+    }
+    assert_eq!(state(theirs).await, JobState::Dead);
+    let r = post(
+        &h,
+        &b,
+        &cookie,
+        "/ui/jobs/bulk",
+        &[("csrf", &t), ("act", "cancel-all"), ("group", "child-1")],
+    )
+    .await;
+    assert!(r.text().await.unwrap().contains("3 jobs cancelled"));
+    for id in &ours {
+        assert_eq!(state(*id).await, JobState::Cancelled);
+    }
+    assert_eq!(state(theirs).await, JobState::Dead);
+    // An unknown action or state changes nothing.
+    for form in [
+        vec![("csrf", t.as_str()), ("act", "delete")],
+        vec![
+            ("csrf", t.as_str()),
+            ("act", "replay-all"),
+            ("state", "gone"),
+        ],
+    ] {
+        let r = post(&h, &b, &cookie, "/ui/jobs/bulk", &form).await;
+        assert_eq!(r.status(), 400, "{form:?}");
+    }
+    assert_eq!(state(theirs).await, JobState::Dead);
+
+    // A read token sees no boxes and its post is refused.
+    let read = token(&h, "viewer", "read").await;
+    let viewer = sign_in(&h, &b, &read).await;
+    let (_, seen) = get(&h, &b, &viewer, "/ui/jobs?state=dead").await;
+    assert!(!seen.contains(r#"form="bulk""#));
+    let r = post(
+        &h,
+        &b,
+        &viewer,
+        "/ui/jobs/bulk",
+        &[("csrf", &csrf(&seen)), ("act", "replay-all")],
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(state(theirs).await, JobState::Dead);
+}
+
+async fn deliveries_attempts_and_charts_show_what_happened(db: TestDb) {
+    let h = Harness::start(db).await;
+    let b = browser();
+    h.stores
+        .put(
+            "shop",
+            ferry_sync::webhooks::WebhookScheme::Shopify,
+            &["shpss_secret_1".into()],
+        )
+        .await
+        .unwrap();
+    let body = r#"{"id":7}"#;
+    let r = h
+        .http
+        .post(h.url("/webhooks/shopify/shop"))
+        .header("content-type", "application/json")
+        .header(
+            "x-shopify-hmac-sha256",
+            b64(&hmac_sha256(b"shpss_secret_1", &[body.as_bytes()])),
+        )
+        .header("x-shopify-webhook-id", "delivery-7")
+        .header("x-shopify-topic", "products/update")
+        .body(body)
+        .answer()
+        .await;
+    assert_eq!(r.status(), 202);
+    let cookie = sign_in(&h, &b, ADMIN_TOKEN).await;
+    let (status, page) = get(&h, &b, &cookie, "/ui/deliveries").await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("delivery-7") && page.contains("products/update"),
+        "{page}"
+    );
+    assert!(page.contains(">queued<"), "its job waits: {page}");
+    let (status, _) = get(&h, &b, &cookie, "/ui/deliveries?before=nonsense").await;
+    assert_eq!(status, 400);
+
+    // A job's page lists each failed attempt with its error.
+    let dead = dead_job_of(&h, "sync", "child-1", "the store said no").await;
+    let (_, detail) = get(&h, &b, &cookie, &format!("/ui/jobs/{dead}")).await;
+    assert!(detail.contains("Failed attempts"), "{detail}");
+    assert!(
+        detail.contains(r#"<tr><td>1</td>"#) && detail.contains("the store said no"),
+        "{detail}"
+    );
+
+    // A queue's chart draws what the workers sampled.
+    let w = ferry_queue::Worker::builder(h.queue.clone())
+        .queues(&["charted"])
+        .handle("tick", |_: Value, _ctx| async { Ok(()) })
+        .build();
+    for _ in 0..3 {
+        h.queue
+            .enqueue(
+                NewJob::new("tick", &json!({}))
+                    .unwrap()
+                    .queue("charted")
+                    .group("shop"),
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(w.drain().await.unwrap(), 3);
+    w.sample().await.unwrap();
+    let (status, chart) = get(&h, &b, &cookie, "/ui/queues/charted?range=6h").await;
+    assert_eq!(status, 200);
+    assert!(chart.contains(r#"<svg class="chart""#), "{chart}");
+    assert!(chart.contains("3 completed, 0 failed"), "{chart}");
+    let (status, _) = get(&h, &b, &cookie, "/ui/queues/never-used").await;
+    assert_eq!(status, 404);
+    for path in ["/ui/runs", "/ui/orders"] {
+        let (status, page) = get(&h, &b, &cookie, path).await;
+        assert_eq!(status, 200, "{path}: {page}");
+    }
+}
+
+async fn a_live_stream_pushes_the_page_when_it_changes(db: TestDb) {
+    let h = Harness::start(db).await;
+    let b = browser();
+    dead_job(&h, "sync").await;
+    let cookie = sign_in(&h, &b, ADMIN_TOKEN).await;
+    // Only a dashboard page, and only signed in.
+    for bad in ["/api/jobs", "/ui/live?path=/ui", "https://elsewhere/ui"] {
+        let r = b
+            .get(h.url(&format!("/ui/live?path={}", urlencode(bad))))
+            .header("cookie", &cookie)
+            .answer()
+            .await;
+        assert_eq!(r.status(), 400, "{bad}");
+    }
+    let r = b.get(h.url("/ui/live?path=/ui")).answer().await;
+    assert_eq!(r.status(), 303);
+
+    let mut r = b
+        .get(h.url("/ui/live?path=/ui"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    // Events are read as they come; each ends with a blank line.
+    let mut buf = String::new();
+    let mut next_page = async || loop {
+        if let Some(end) = buf.find("\n\n") {
+            let event: String = buf.drain(..end + 2).collect();
+            if event.contains("event: page") {
+                return event;
+            }
+            continue;
+        }
+        let chunk = tokio::time::timeout(Duration::from_secs(30), r.chunk())
+            .await
+            .expect("an event within 30 s")
+            .unwrap()
+            .expect("the stream stays open");
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+    };
+    let first = next_page().await;
+    assert!(first.contains("/ui/queues/sync/pause"), "{first}");
+    h.queue.pause("sync").await.unwrap();
+    let changed = next_page().await;
+    assert!(changed.contains("/ui/queues/sync/resume"), "{changed}");
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }

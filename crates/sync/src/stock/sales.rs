@@ -100,7 +100,7 @@ impl Engine {
                 store: target.clone(),
                 key: format!("order:{order}:{target}"),
                 changes: changes.into_iter().collect(),
-                cause: format!("order {order} (orders API)"),
+                cause: api_order_cause(order),
             };
             jobs.push(self.delta_job(tx, &job, now).await?);
         }
@@ -288,4 +288,9 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// The audit log's cause of the stock writes an order of the orders API made.
+pub fn api_order_cause(order: &str) -> String {
+    format!("order {order} (orders API)")
 }

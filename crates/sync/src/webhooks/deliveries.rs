@@ -65,6 +65,32 @@ impl Deliveries {
         )?)
     }
 
+    /// Deliveries newest first, of one store or all, before the record `before` names
+    /// (`(received_ms, store, delivery_id)`; none: from the newest).
+    pub async fn recent(
+        &self,
+        store: Option<&str>,
+        before: Option<(i64, String, String)>,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRecord>, SyncError> {
+        let (ms, st, id) = before.unwrap_or((i64::MAX, String::new(), String::new()));
+        // Row comparison: one index range in both engines, ties broken by store and id.
+        let sql =
+            "SELECT store, delivery_id, platform, topic, job_id, received_ms FROM ferry_deliveries
+             WHERE ($1 IS NULL OR store = $1) AND (received_ms, store, delivery_id) < ($2, $3, $4)
+             ORDER BY received_ms DESC, store DESC, delivery_id DESC LIMIT $5";
+        Ok(ferry_db::rows!(
+            &self.db,
+            DeliveryRecord,
+            sql,
+            store,
+            ms,
+            &st,
+            &id,
+            i64::from(limit)
+        )?)
+    }
+
     /// The id of the job a delivery became.
     pub async fn job_of(&self, store: &str, delivery: &str) -> Result<Option<String>, SyncError> {
         let sql = "SELECT job_id FROM ferry_deliveries WHERE store = $1 AND delivery_id = $2";

@@ -1,6 +1,7 @@
 // ferry's dashboard: a question before a button that changes something, and live refresh of
-// the parts marked data-live (every 5 s, paused while the tab is hidden). No inline code: the
-// Content-Security-Policy allows only this file.
+// the parts marked data-live: pushed by the server (server-sent events) when the page changed,
+// polled every 5 s when no stream can be had, neither while the tab is hidden. No inline code:
+// the Content-Security-Policy allows only this file.
 "use strict";
 
 // The theme: the system's unless chosen by hand (kept in this browser).
@@ -35,6 +36,24 @@ document.addEventListener("submit", (e) => {
 });
 
 const REFRESH_MS = 5000;
+const RETRY_STREAM_MS = 30000;
+
+// Swaps the live parts of the page for those of `html` (a whole page). A part the person is
+// working in (a ticked box, a focused field) is left as it is.
+function swap(html) {
+  const fresh = new DOMParser().parseFromString(html, "text/html");
+  const now = document.querySelectorAll("[data-live]");
+  const next = fresh.querySelectorAll("[data-live]");
+  if (now.length !== next.length) {
+    return;
+  }
+  now.forEach((el, i) => {
+    const busy = el.querySelector("input:checked") || el.contains(document.activeElement);
+    if (!busy) {
+      el.replaceWith(document.importNode(next[i], true));
+    }
+  });
+}
 
 async function refresh() {
   if (document.hidden || !document.querySelector("[data-live]")) {
@@ -45,21 +64,59 @@ async function refresh() {
     if (r.redirected || !r.ok) {
       return;
     }
-    const fresh = new DOMParser().parseFromString(await r.text(), "text/html");
-    const now = document.querySelectorAll("[data-live]");
-    const next = fresh.querySelectorAll("[data-live]");
-    if (now.length !== next.length) {
-      return;
-    }
-    now.forEach((el, i) => el.replaceWith(document.importNode(next[i], true)));
+    swap(await r.text());
   } catch (_) {
     // The server is restarting or the network is down: the next tick tries again.
   }
 }
 
-setInterval(refresh, REFRESH_MS);
+let stream = null;
+let poller = null;
+
+function stopLive() {
+  if (stream) {
+    stream.close();
+    stream = null;
+  }
+  if (poller) {
+    clearInterval(poller);
+    poller = null;
+  }
+}
+
+// Polls, and tries a stream again after a while (a stream ends every few minutes by design,
+// or could not be opened).
+function fallBack() {
+  stopLive();
+  poller = setInterval(refresh, REFRESH_MS);
+  setTimeout(() => {
+    if (!document.hidden && poller) {
+      startLive();
+    }
+  }, RETRY_STREAM_MS);
+}
+
+function startLive() {
+  stopLive();
+  if (document.hidden || !document.querySelector("[data-live]")) {
+    return;
+  }
+  if (!window.EventSource) {
+    poller = setInterval(refresh, REFRESH_MS);
+    return;
+  }
+  const path = window.location.pathname + window.location.search;
+  stream = new EventSource("/ui/live?path=" + encodeURIComponent(path));
+  stream.addEventListener("page", (e) => swap(e.data));
+  stream.onerror = fallBack;
+}
+
+startLive();
 document.addEventListener("visibilitychange", () => {
-  if (!document.hidden) {
+  if (document.hidden) {
+    stopLive();
+  } else {
     refresh();
+    startLive();
   }
 });

@@ -78,6 +78,9 @@ pub struct GroupActivity {
     pub failed: i64,
     /// The start of the last minute in which one of its jobs completed.
     pub last_success_ms: Option<i64>,
+    /// Whether, in the latest minute any of its jobs ran, they all failed: failing now, not
+    /// only earlier in the window.
+    pub failing_now: bool,
 }
 
 impl Queue {
@@ -194,11 +197,22 @@ impl Queue {
             group,
             Self::minute_of(from_ms)
         )?;
+        let latest = ferry_db::row!(
+            &self.db(),
+            (i64, i64, i64),
+            "SELECT minute_ms, CAST(SUM(completed) AS BIGINT), CAST(SUM(failed) AS BIGINT)
+             FROM ferry_queue_samples WHERE group_key = $1 AND minute_ms >= $2
+             GROUP BY minute_ms ORDER BY minute_ms DESC LIMIT 1",
+            group,
+            Self::minute_of(from_ms)
+        )?;
+        let failing_now = latest.is_some_and(|(_, ok, failed)| ok == 0 && failed > 0);
         Ok(row
             .map(|(ok, failed, last)| GroupActivity {
                 completed: ok.unwrap_or(0),
                 failed: failed.unwrap_or(0),
                 last_success_ms: last,
+                failing_now,
             })
             .unwrap_or_default())
     }

@@ -210,6 +210,20 @@ impl Browser {
         std::fs::write(path, png).unwrap();
     }
 
+    /// Waits, without reloading, until the page on screen holds `needle`: what the page's
+    /// live updates (server-sent events, or polling) bring in by themselves.
+    pub async fn until_live(&self, needle: &str, what: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        while !self.source().await.contains(needle) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{what}: the page never showed {needle:?} by itself:\n{}",
+                self.source().await
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
     /// Reloads `url` until the page holds `needle` (the page refreshes itself too; a reload
     /// makes the wait independent of its timer).
     pub async fn until_page_has(&self, url: &str, needle: &str, what: &str) {

@@ -87,10 +87,10 @@ async fn the_dashboard_in_a_real_browser(db: TestDb) {
     .await;
     assert!(b.source().await.contains("API failing"));
     b.screenshot(&shot_path("overview-store-failing")).await;
-    // Back: the breaker's probe succeeds and the tile is green again.
+    // Back: the breaker's probe succeeds and the tile turns green on the open page, without
+    // a reload (the page's live stream brings it).
     p.set_faults("child-1", Faults::default()).unwrap();
-    b.until_page_has(
-        &ui,
+    b.until_live(
         r#"class="tile green" data-store="child-1""#,
         "child-1 green again",
     )

@@ -9,8 +9,6 @@ use crate::error::ServerError;
 
 /// The last hour, over which a tile's error rate and last success are read.
 const HOUR_MS: i64 = 3_600_000;
-/// A share of failed jobs over the last hour that turns a tile amber.
-const ERROR_RATE_AMBER: f64 = 0.05;
 /// Waits that turn a tile amber and red.
 const LAG_AMBER_MS: i64 = 60_000;
 const LAG_RED_MS: i64 = 15 * 60_000;
@@ -148,11 +146,12 @@ pub(super) async fn health(
         ("amber", format!("API {}", h.api))
     } else if dead > 0 {
         ("amber", "jobs failed for good".to_owned())
-    } else if h.error_rate() > ERROR_RATE_AMBER {
+    } else if activity.failing_now {
+        // Failures earlier in the hour that have stopped are only the figure below.
         (
             "amber",
             format!(
-                "{:.0}% of jobs failed in the last hour",
+                "jobs failing: {:.0}% failed in the last hour",
                 h.error_rate() * 100.0
             ),
         )

@@ -48,13 +48,23 @@ async fn samples_count_outcomes_per_queue_and_group_and_keep_depth(db: TestDb) {
 
     let a = q.group_activity("shop-a", t0 - 60_000).await.unwrap();
     assert_eq!((a.completed, a.failed), (1, 1));
+    assert!(
+        !a.failing_now,
+        "one of its jobs completed in the latest minute"
+    );
     assert!(a.last_success_ms.is_some_and(|m| m <= t0));
     let b = q.group_activity("shop-b", t0 - 60_000).await.unwrap();
     assert_eq!((b.completed, b.failed), (1, 0));
     assert_eq!(q.group_activity("shop-c", t0).await.unwrap().completed, 0);
 
-    // A later minute is a new bucket; an hour's buckets fold minutes together.
+    // A later minute is a new bucket; an hour's buckets fold minutes together. A minute in
+    // which a group's jobs only failed says it is failing now.
     db.clock.advance(Duration::from_secs(60));
+    put(&q, new_job("job", json!({"fail": true})).group("shop-b")).await;
+    w.run_one().await.unwrap();
+    w.sample().await.unwrap();
+    let b = q.group_activity("shop-b", t0 - 60_000).await.unwrap();
+    assert_eq!((b.completed, b.failed, b.failing_now), (1, 1, true));
     put(&q, new_job("job", json!({})).group("shop-a")).await;
     w.run_one().await.unwrap();
     w.sample().await.unwrap();
@@ -70,6 +80,7 @@ async fn samples_count_outcomes_per_queue_and_group_and_keep_depth(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(hourly.iter().map(|s| s.completed).sum::<i64>(), 4);
+    assert_eq!(hourly.iter().map(|s| s.failed).sum::<i64>(), 2);
 
     // Retention: a week later the old minutes are pruned.
     db.clock.advance(Duration::from_secs(8 * 24 * 3600));

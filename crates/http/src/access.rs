@@ -91,6 +91,7 @@ pub fn needed(method: &str, route: &str) -> Option<Role> {
             "POST",
             "/api/jobs/{id}/cancel"
             | "/api/jobs/{id}/replay"
+            | "/api/dead/replay"
             | "/api/queues/{queue}/pause"
             | "/api/queues/{queue}/resume"
             | "/api/deliveries/{store}/{delivery}/replay"

@@ -36,6 +36,7 @@ fn table() -> Table {
         GET "/api/jobs/{id}" => get_job,
         POST "/api/jobs/{id}/cancel" => cancel_job,
         POST "/api/jobs/{id}/replay" => replay_job,
+        POST "/api/dead/replay" => replay_dead,
         GET "/api/queues" => list_queues,
         POST "/api/queues/{queue}/pause" => pause_queue,
         POST "/api/queues/{queue}/resume" => resume_queue,
@@ -277,6 +278,64 @@ async fn replay_job(
 ) -> Result<Json<Value>, ServerError> {
     let e = app.queue.replay(job_id(&id)?).await?;
     Ok(Json(json!({"job_id": e.id})))
+}
+
+/// The most dead jobs one call replays (the dashboard's group and window replays too).
+pub const REPLAY_BATCH: i64 = 1000;
+
+/// Which dead jobs to replay: all of those matching every field given.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeadReplay {
+    queue: Option<String>,
+    /// The store (the job's group).
+    group: Option<String>,
+    /// The error's first 120 characters, as the dead-letter groups show it.
+    error: Option<String>,
+    /// Died at or after (epoch ms).
+    from_ms: Option<i64>,
+    /// Died at or before (epoch ms).
+    to_ms: Option<i64>,
+    /// At most this many (1 to 1,000; 1,000 when absent).
+    limit: Option<i64>,
+}
+
+async fn replay_dead(
+    State(app): State<Arc<AppState>>,
+    b: Body,
+) -> Result<Json<Value>, ServerError> {
+    let r: DeadReplay = if b.0.is_empty() {
+        DeadReplay {
+            queue: None,
+            group: None,
+            error: None,
+            from_ms: None,
+            to_ms: None,
+            limit: None,
+        }
+    } else {
+        b.json()?
+    };
+    let limit = r.limit.unwrap_or(REPLAY_BATCH);
+    if !(1..=REPLAY_BATCH).contains(&limit) {
+        return Err(ServerError::BadRequest(format!(
+            "limit must be from 1 to {REPLAY_BATCH}"
+        )));
+    }
+    let m = ferry_queue::DeadMatch {
+        queue: r.queue,
+        group: r.group,
+        error: r.error,
+        from_ms: r.from_ms.unwrap_or(0),
+        to_ms: r.to_ms.unwrap_or(i64::MAX),
+    };
+    if m.from_ms > m.to_ms {
+        return Err(ServerError::BadRequest(
+            "from_ms must not be after to_ms".into(),
+        ));
+    }
+    let n = app.queue.replay_dead(&m, limit).await?;
+    Ok(Json(json!({"replayed": n})))
 }
 
 async fn list_queues(State(app): State<Arc<AppState>>) -> Result<Json<Value>, ServerError> {

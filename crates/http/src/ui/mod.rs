@@ -35,7 +35,7 @@ const PAGE_ROWS: u32 = 50;
 /// Groups of dead jobs shown above the dead letters.
 const DEAD_GROUPS: i64 = 20;
 /// The most dead jobs one replay of a group or a time window puts back in line.
-const REPLAY_BATCH: i64 = 1000;
+const REPLAY_BATCH: i64 = crate::admin::REPLAY_BATCH;
 /// A count that stopped at [`COUNT_CAP`] reads "10000+".
 fn capped(n: i64) -> String {
     capped_at(n, COUNT_CAP)
@@ -783,7 +783,7 @@ async fn replay_dead(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(r) = refused(&s, &body, Some("/api/jobs/{id}/replay")) {
+    if let Some(r) = refused(&s, &body, Some("/api/dead/replay")) {
         return r;
     }
     let field = |name: &str| form_field(&body, name).filter(|v| !v.is_empty());

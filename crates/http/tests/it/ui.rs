@@ -19,6 +19,7 @@ ferry_testkit::conformance!(
     bulk_actions_change_a_selection_or_every_job_the_filter_matches,
     deliveries_attempts_and_charts_show_what_happened,
     a_live_stream_pushes_the_page_when_it_changes,
+    the_admin_api_replays_dead_jobs_in_bulk_as_the_dashboard_does,
 );
 
 /// A browser that follows no redirects, so each answer can be looked at.
@@ -662,4 +663,54 @@ async fn a_live_stream_pushes_the_page_when_it_changes(db: TestDb) {
 
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+async fn the_admin_api_replays_dead_jobs_in_bulk_as_the_dashboard_does(db: TestDb) {
+    let h = Harness::start(db).await;
+    let a1 = dead_job_of(&h, "sync", "child-1", "access denied").await;
+    let a2 = dead_job_of(&h, "sync", "child-1", "access denied").await;
+    let other = dead_job_of(&h, "sync", "child-2", "not found").await;
+    let state = |id| {
+        let q = h.queue.clone();
+        async move { q.get(id).await.unwrap().unwrap().state }
+    };
+    // Bad input: a clear error, nothing replayed.
+    for bad in [
+        json!({"limit": 0}),
+        json!({"limit": 1001}),
+        json!({"from_ms": 10, "to_ms": 1}),
+        json!({"store": "child-1"}),
+    ] {
+        let r = h.post_json("/api/dead/replay", &bad).await;
+        assert_eq!(r.status(), 400, "{bad}");
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["error"]["code"], "invalid_request", "{bad}");
+    }
+    assert_eq!(state(a1).await, JobState::Dead);
+    // A limit: one of the group's two.
+    let r = h
+        .post_json("/api/dead/replay", &json!({"group": "child-1", "limit": 1}))
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["replayed"], 1);
+    let r = h
+        .post_json(
+            "/api/dead/replay",
+            &json!({"group": "child-1", "error": "access denied"}),
+        )
+        .await;
+    assert_eq!(r.json::<Value>().await.unwrap()["replayed"], 1);
+    assert_eq!(state(a1).await, JobState::Queued);
+    assert_eq!(state(a2).await, JobState::Queued);
+    assert_eq!(state(other).await, JobState::Dead);
+    // A read token may not.
+    let read = token(&h, "viewer", "read").await;
+    let r = reqwest::Client::new()
+        .post(h.url("/api/dead/replay"))
+        .bearer_auth(&read)
+        .json(&json!({}))
+        .answer()
+        .await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(state(other).await, JobState::Dead);
 }

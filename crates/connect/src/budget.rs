@@ -216,6 +216,30 @@ impl Budget {
         Ok(())
     }
 
+    /// Every bucket as stored, by key (one per store API: a small table), for the dashboard.
+    pub async fn all(&self) -> Result<Vec<(String, BudgetState)>, ConnectError> {
+        let sql = "SELECT key, level, capacity, restore_per_s, blocked_until_ms, at_ms
+                   FROM ferry_rate_budgets ORDER BY key";
+        let rows = ferry_db::rows!(&self.db, (String, f64, f64, f64, i64, i64), sql)?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(key, level, capacity, restore_per_s, blocked_until_ms, at_ms)| {
+                    (
+                        key,
+                        BudgetState {
+                            level,
+                            capacity,
+                            restore_per_s,
+                            blocked_until_ms,
+                            at_ms,
+                        },
+                    )
+                },
+            )
+            .collect())
+    }
+
     /// The bucket as stored (level as of its last update).
     pub async fn state(&self, key: &str) -> Result<Option<BudgetState>, ConnectError> {
         let sql = "SELECT level, capacity, restore_per_s, blocked_until_ms, at_ms

@@ -75,6 +75,30 @@ pub async fn status(db: &Db, key: &str) -> Result<Option<TokenStatus>, ConnectEr
     )
 }
 
+/// Every stored credential's state by key (one per store reached through an app), without
+/// building one: what the dashboard reads for all its stores at once.
+pub async fn statuses(db: &Db) -> Result<Vec<(String, TokenStatus)>, ConnectError> {
+    let rows = ferry_db::rows!(
+        db,
+        (String, String, Option<String>, i64, String),
+        "SELECT key, state, reason, expires_at_ms, scopes FROM ferry_credentials ORDER BY key"
+    )?;
+    Ok(rows
+        .into_iter()
+        .map(|(key, state, reason, expires_at_ms, scopes)| {
+            (
+                key,
+                TokenStatus {
+                    state,
+                    reason,
+                    expires_at_ms,
+                    scopes,
+                },
+            )
+        })
+        .collect())
+}
+
 pub struct OAuth {
     db: Db,
     clock: Arc<dyn Clock>,

@@ -30,6 +30,13 @@ pub struct UiArgs {
     waiting_share: f64,
     #[arg(long, default_value_t = 0.01)]
     dead_share: f64,
+    /// Stores of the network (a parent and children), each a tile on the overview with its
+    /// breaker, budget, lag, last hour and token read per load.
+    #[arg(long, default_value_t = 10)]
+    network_stores: usize,
+    /// Keep the run's PostgreSQL database afterwards, to look into a slow query.
+    #[arg(long)]
+    keep_database: bool,
     /// Overview loads measured (after 10 unmeasured).
     #[arg(long, default_value_t = 200)]
     loads: usize,
@@ -44,7 +51,11 @@ pub async fn run(a: UiArgs) -> Result<()> {
     }
     let db = FreshDb::create(a.database_url.as_deref()).await?;
     let result = bench(&db, &a).await;
-    db.drop_db().await;
+    if a.keep_database {
+        eprintln!("database kept: {}", ferry_queue::redact_url(&db.url));
+    } else {
+        db.drop_db().await;
+    }
     result
 }
 
@@ -63,8 +74,30 @@ async fn bench(db: &FreshDb, a: &UiArgs) -> Result<()> {
 
     let mut cfg = ferry_http::stack::AppConfig::new(Cipher::from_base64(&Cipher::generate_key())?);
     cfg.admin_tokens = vec![ADMIN.to_owned()];
+    // The stores' endpoints are never called: loopback addresses are allowed only so they
+    // can be added without a network.
+    cfg.client.outbound = ferry_connect::Outbound::insecure();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let serving = ferry_http::stack::serve_on(listener, queue.clone(), cfg).await?;
+    for i in 0..a.network_stores.min(STORES) {
+        let role = if i == 0 {
+            ferry_sync::Role::Parent
+        } else {
+            ferry_sync::Role::Child
+        };
+        serving
+            .engine
+            .add_store(
+                &format!("store-{i}"),
+                role,
+                &format!("http://127.0.0.1:9/store-{i}/graphql.json"),
+                "shpat_bench_token_not_used",
+                "bench-webhook-secret",
+                &ferry_sync::Rules::default(),
+            )
+            .await?;
+    }
+    samples(&queue, a.network_stores.min(STORES)).await?;
     let base = serving.server.url();
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -99,6 +132,15 @@ async fn bench(db: &FreshDb, a: &UiArgs) -> Result<()> {
             times.push(took);
         }
     }
+    // Where the slowest loads fell (early: warming; spread: something periodic).
+    let mut slowest: Vec<(usize, f64)> = times.iter().copied().enumerate().collect();
+    slowest.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let shown: Vec<String> = slowest
+        .iter()
+        .take(5)
+        .map(|(i, t)| format!("#{i} {t:.1} ms"))
+        .collect();
+    eprintln!("slowest loads: {}", shown.join(", "));
     times.sort_by(f64::total_cmp);
     let (p50, p99) = (percentile(&times, 0.50), percentile(&times, 0.99));
     eprintln!(
@@ -114,11 +156,39 @@ async fn bench(db: &FreshDb, a: &UiArgs) -> Result<()> {
             "waiting_share": a.waiting_share,
             "dead_share": a.dead_share,
             "loads": a.loads,
+            "network_stores": a.network_stores.min(STORES),
             "overview_p50_ms": round2(p50),
             "overview_p99_ms": round2(p99),
         })
     );
     drop(serving);
+    Ok(())
+}
+
+/// A week of per-minute samples, as workers leave them: every queue's totals and depth, and
+/// each network store's outcomes.
+async fn samples(queue: &Queue, stores: usize) -> Result<()> {
+    let now = ferry_core::SystemClock.now_ms();
+    let (to, from) = (now - now % 60_000, now - now % 60_000 - 7 * 24 * 3_600_000);
+    // A row per minute from a recursive series (both engines have it).
+    let series = "WITH RECURSIVE m(x) AS (SELECT CAST($2 AS BIGINT) UNION ALL SELECT x + 60000 FROM m WHERE x + 60000 <= $3)
+        INSERT INTO ferry_queue_samples (queue, group_key, minute_ms, completed, failed, ready, running, dead)";
+    let db = queue.db();
+    for q in QUEUES {
+        let sql = format!("{series} SELECT $1, '', x, 600, 3, 2000, 40, 100 FROM m");
+        ferry_db::exec!(&db, sqlx::AssertSqlSafe(sql.as_str()), q, from, to)?;
+    }
+    for i in 0..stores {
+        let sql = format!("{series} SELECT $1, $4, x, 60, 1, NULL, NULL, NULL FROM m");
+        ferry_db::exec!(
+            &db,
+            sqlx::AssertSqlSafe(sql.as_str()),
+            "sync",
+            from,
+            to,
+            format!("store-{i}")
+        )?;
+    }
     Ok(())
 }
 
@@ -169,5 +239,10 @@ async fn fill(queue: &Queue, a: &UiArgs) -> Result<()> {
         "ANALYZE"
     };
     ferry_db::exec!(&db, settle)?;
+    if queue.backend() == "postgres" {
+        // And written out: a checkpoint of the fill's dirty pages would otherwise land in
+        // the middle of the measured loads.
+        ferry_db::exec!(&db, "CHECKPOINT")?;
+    }
     Ok(())
 }

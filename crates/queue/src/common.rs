@@ -48,10 +48,15 @@ macro_rules! common_ops {
                 // jobs are counted from their partial indexes alone (an index-only scan on a
                 // vacuumed table); which waiting jobs are due needs each one's run_at, so
                 // that count and the oldest due job look at the first `cap / 10` in line.
+                // The due count walks the line in claim order: without the ORDER BY,
+                // PostgreSQL may pick a LIMITed sequential scan, which on a big table starts
+                // wherever the last scan stopped (synchronized scans) and can read the whole
+                // table before it finds enough.
                 let row = sqlx::query(
                     "SELECT \
                        (SELECT count(*) FROM (SELECT 1 FROM ferry_jobs WHERE queue = $1 AND state IN ('queued', 'retrying') LIMIT $3) a), \
-                       (SELECT count(*) FROM (SELECT 1 FROM ferry_jobs WHERE queue = $1 AND state IN ('queued', 'retrying') AND run_at <= $2 LIMIT $4) b), \
+                       (SELECT count(*) FROM (SELECT 1 FROM ferry_jobs WHERE queue = $1 AND state IN ('queued', 'retrying') AND run_at <= $2 \
+                          ORDER BY priority DESC, fair_round, id LIMIT $4) b), \
                        (SELECT count(*) FROM (SELECT 1 FROM ferry_jobs WHERE queue = $1 AND state = 'running' LIMIT $3) c), \
                        (SELECT count(*) FROM (SELECT 1 FROM ferry_jobs WHERE queue = $1 AND state = 'dead' LIMIT $3) d), \
                        (SELECT min(run_at) FROM (SELECT run_at FROM ferry_jobs WHERE queue = $1 AND state IN ('queued', 'retrying') \

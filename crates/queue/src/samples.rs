@@ -168,53 +168,47 @@ impl Queue {
             .collect())
     }
 
-    /// How long the oldest ready job of a group (a store) in `queue` has waited, in ms (0:
-    /// none waiting). Looks at the first 1,000 waiting jobs of the group's line only, so it
-    /// stays an index range however deep the backlog.
+    /// How long the job at the head of a group's (a store's) line in `queue` has been ready,
+    /// in ms (0: none ready): the first ready job in the group's index order (priority, then
+    /// round), a short index walk however deep the backlog.
     pub async fn group_lag_ms(&self, queue: &str, group: &str) -> Result<i64> {
         let now = self.now_ms();
         let row = ferry_db::row!(
             &self.db(),
-            (Option<i64>,),
-            "SELECT MIN(run_at) FROM (SELECT run_at FROM ferry_jobs
-               WHERE queue = $1 AND group_key = $2 AND state IN ('queued', 'retrying') AND run_at <= $3
-               LIMIT 1000) w",
+            (i64,),
+            "SELECT run_at FROM ferry_jobs
+             WHERE queue = $1 AND group_key = $2 AND state IN ('queued', 'retrying') AND run_at <= $3
+             ORDER BY priority, fair_round LIMIT 1",
             queue,
             group,
             now
         )?;
-        Ok(row.and_then(|(at,)| at).map_or(0, |at| (now - at).max(0)))
+        Ok(row.map_or(0, |(at,)| (now - at).max(0)))
     }
 
-    /// A group's (a store's) jobs completed and failed since `from_ms`, over every queue.
-    pub async fn group_activity(&self, group: &str, from_ms: i64) -> Result<GroupActivity> {
-        let row = ferry_db::row!(
+    /// Every group's (store's) jobs completed and failed since `from_ms`, over every queue,
+    /// by group (groups with no sample are absent). One read of the window's samples.
+    pub async fn groups_activity(&self, from_ms: i64) -> Result<HashMap<String, GroupActivity>> {
+        let rows = ferry_db::rows!(
             &self.db(),
-            (Option<i64>, Option<i64>, Option<i64>),
-            "SELECT CAST(SUM(completed) AS BIGINT), CAST(SUM(failed) AS BIGINT),
-                    MAX(CASE WHEN completed > 0 THEN minute_ms END)
-             FROM ferry_queue_samples WHERE group_key = $1 AND minute_ms >= $2",
-            group,
+            (String, i64, i64, i64),
+            "SELECT group_key, minute_ms, CAST(SUM(completed) AS BIGINT), CAST(SUM(failed) AS BIGINT)
+             FROM ferry_queue_samples WHERE minute_ms >= $1 AND group_key <> ''
+             GROUP BY group_key, minute_ms ORDER BY group_key, minute_ms",
             Self::minute_of(from_ms)
         )?;
-        let latest = ferry_db::row!(
-            &self.db(),
-            (i64, i64, i64),
-            "SELECT minute_ms, CAST(SUM(completed) AS BIGINT), CAST(SUM(failed) AS BIGINT)
-             FROM ferry_queue_samples WHERE group_key = $1 AND minute_ms >= $2
-             GROUP BY minute_ms ORDER BY minute_ms DESC LIMIT 1",
-            group,
-            Self::minute_of(from_ms)
-        )?;
-        let failing_now = latest.is_some_and(|(_, ok, failed)| ok == 0 && failed > 0);
-        Ok(row
-            .map(|(ok, failed, last)| GroupActivity {
-                completed: ok.unwrap_or(0),
-                failed: failed.unwrap_or(0),
-                last_success_ms: last,
-                failing_now,
-            })
-            .unwrap_or_default())
+        let mut out: HashMap<String, GroupActivity> = HashMap::new();
+        for (group, minute, ok, failed) in rows {
+            let a = out.entry(group).or_default();
+            a.completed += ok;
+            a.failed += failed;
+            if ok > 0 {
+                a.last_success_ms = Some(minute);
+            }
+            // Minutes come oldest first: the last one seen is the latest.
+            a.failing_now = ok == 0 && failed > 0;
+        }
+        Ok(out)
     }
 }
 

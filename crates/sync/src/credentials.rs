@@ -290,6 +290,11 @@ pub(crate) fn token_key(store: &str) -> String {
     format!("shopify:{store}")
 }
 
+/// The store a name of [`token_key`] belongs to.
+pub(crate) fn store_of_token_key(key: &str) -> Option<&str> {
+    key.strip_prefix("shopify:")
+}
+
 /// The OAuth credential of a store reached through an app, at `token_url`.
 pub(crate) fn app_credentials(
     engine: &crate::engine::Engine,

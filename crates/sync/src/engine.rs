@@ -295,6 +295,29 @@ impl Engine {
         Ok(())
     }
 
+    /// The token state of every store reached through an app, by store name, with the
+    /// scopes it lacks (stores with a static token have none stored).
+    pub async fn token_states(
+        &self,
+    ) -> Result<
+        std::collections::HashMap<String, (ferry_connect::oauth::TokenStatus, Vec<&'static str>)>,
+        SyncError,
+    > {
+        let mut out = std::collections::HashMap::new();
+        for (key, t) in ferry_connect::oauth::statuses(self.db()).await? {
+            let Some(store) = crate::credentials::store_of_token_key(&key) else {
+                continue;
+            };
+            let missing = if t.scopes.is_empty() {
+                Vec::new()
+            } else {
+                crate::credentials::missing_scopes(&t.scopes)
+            };
+            out.insert(store.to_owned(), (t, missing));
+        }
+        Ok(out)
+    }
+
     /// How a store gets its token, and the token's state (never the token).
     pub async fn access_view(&self, name: &str) -> Result<AccessView, SyncError> {
         let (kind, shop_domain, app) = self.inner.net.access(name).await?;

@@ -673,17 +673,17 @@ impl Network {
         Ok(rows.into_iter().map(audit_entry).collect())
     }
 
-    /// How many parent products a child could not be linked for, counted up to `cap`.
-    pub async fn link_problem_count(&self, child: &str, cap: i64) -> Result<i64, SyncError> {
-        let (n,) = row!(
+    /// How many parent products each child could not be linked for (children with none are
+    /// absent).
+    pub async fn link_problem_counts(
+        &self,
+    ) -> Result<std::collections::HashMap<String, i64>, SyncError> {
+        let rows = rows!(
             &self.db,
-            (i64,),
-            "SELECT COUNT(*) FROM (SELECT 1 FROM ferry_link_problems WHERE child = $1 LIMIT $2) p",
-            child,
-            cap
-        )?
-        .unwrap_or((0,));
-        Ok(n)
+            (String, i64),
+            "SELECT child, COUNT(*) FROM ferry_link_problems GROUP BY child"
+        )?;
+        Ok(rows.into_iter().collect())
     }
 
     /// Up to `limit` parent products a child's catalog could not be linked for: (product,

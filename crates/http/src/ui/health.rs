@@ -2,6 +2,8 @@
 //! token, how far its jobs lag, how many failed in the last hour, and when one last
 //! succeeded. Keyed lookups only, so the overview stays fast with many stores and jobs.
 
+use std::collections::HashMap;
+
 use ferry_sync::StoreConfig;
 
 use crate::app::AppState;
@@ -67,19 +69,46 @@ impl Health {
     }
 }
 
+/// What the tiles of every store are read from, fetched once per page: each a small table
+/// or a window of samples, so a page's reads do not grow with the stores but for the lag.
+pub(super) struct Snapshot {
+    now: i64,
+    breakers: HashMap<String, ferry_connect::breaker::BreakerState>,
+    budgets: HashMap<String, ferry_connect::budget::BudgetState>,
+    activity: HashMap<String, ferry_queue::GroupActivity>,
+    problems: HashMap<String, i64>,
+    tokens: HashMap<String, (ferry_connect::oauth::TokenStatus, Vec<&'static str>)>,
+}
+
+impl Snapshot {
+    pub async fn read(app: &AppState) -> Result<Snapshot, ServerError> {
+        let now = app.queue.now_ms();
+        let internal = |e: ferry_connect::error::ConnectError| ServerError::Internal(e.to_string());
+        let client = app.engine.client();
+        let breakers = client.breakers().all().await.map_err(internal)?;
+        let budgets = client.budget().all().await.map_err(internal)?;
+        Ok(Snapshot {
+            now,
+            breakers: breakers.into_iter().map(|b| (b.key.clone(), b)).collect(),
+            budgets: budgets.into_iter().collect(),
+            activity: app.queue.groups_activity(now - HOUR_MS).await?,
+            problems: app.engine.network().link_problem_counts().await?,
+            tokens: app.engine.token_states().await?,
+        })
+    }
+}
+
 pub(super) async fn health(
     app: &AppState,
+    snap: &Snapshot,
     st: &StoreConfig,
     dead: i64,
 ) -> Result<Health, ServerError> {
-    let now = app.queue.now_ms();
-    let internal = |e: ferry_connect::error::ConnectError| ServerError::Internal(e.to_string());
+    let now = snap.now;
     // The connector's key for the store's API: its breaker and its budget.
     let key = format!("shopify:{}", st.graphql_url);
-    let client = app.engine.client();
-    let breaker = client.breakers().get(&key).await.map_err(internal)?;
-    let budget = client.budget().state(&key).await.map_err(internal)?;
-    let budget_used = budget.map(|b| {
+    let breaker = snap.breakers.get(&key);
+    let budget_used = snap.budgets.get(&key).map(|b| {
         // The bucket drains at its restore rate since it was last written.
         let drained = b.restore_per_s * (now - b.at_ms).max(0) as f64 / 1000.0;
         let level = if b.blocked_until_ms > now {
@@ -93,20 +122,16 @@ pub(super) async fn health(
     for q in ferry_sync::Engine::queues() {
         lag_ms = lag_ms.max(app.queue.group_lag_ms(q, &st.name).await?);
     }
-    let activity = app.queue.group_activity(&st.name, now - HOUR_MS).await?;
-    let link_problems = app
-        .engine
-        .network()
-        .link_problem_count(&st.name, super::PROBLEM_ROWS)
-        .await?;
-    let access = app.engine.access_view(&st.name).await?;
-    let reauth = access
-        .token
-        .as_ref()
-        .filter(|t| t.state == "needs_reauthorization")
-        .map(|t| t.reason.clone().unwrap_or_default());
-
-    let api = match &breaker {
+    let activity = snap.activity.get(&st.name).cloned().unwrap_or_default();
+    let link_problems = snap.problems.get(&st.name).copied().unwrap_or(0);
+    let (reauth, missing_scopes) = match snap.tokens.get(&st.name) {
+        Some((t, missing)) => (
+            (t.state == "needs_reauthorization").then(|| t.reason.clone().unwrap_or_default()),
+            missing.clone(),
+        ),
+        None => (None, Vec::new()),
+    };
+    let api = match breaker {
         Some(b) if b.state == "open" => format!(
             "failing: calls paused for {}",
             super::page::age(b.open_until_ms - now)
@@ -130,19 +155,16 @@ pub(super) async fn health(
     // The first match is the worst: red before amber.
     let (class, reason) = if let Some(why) = reauth {
         ("red", format!("needs reauthorization: {why}"))
-    } else if breaker.as_ref().is_some_and(|b| b.state == "open") {
+    } else if breaker.is_some_and(|b| b.state == "open") {
         ("red", format!("API {}", h.api))
     } else if lag_ms > LAG_RED_MS {
         ("red", format!("jobs waiting {}", super::page::age(lag_ms)))
-    } else if !access.missing_scopes.is_empty() {
+    } else if !missing_scopes.is_empty() {
         (
             "amber",
-            format!("missing permissions: {}", access.missing_scopes.join(", ")),
+            format!("missing permissions: {}", missing_scopes.join(", ")),
         )
-    } else if breaker
-        .as_ref()
-        .is_some_and(|b| b.state == "half_open" || b.failures > 0)
-    {
+    } else if breaker.is_some_and(|b| b.state == "half_open" || b.failures > 0) {
         ("amber", format!("API {}", h.api))
     } else if dead > 0 {
         ("amber", "jobs failed for good".to_owned())

@@ -280,13 +280,12 @@ async fn overview_html(app: &AppState, s: &Session) -> Result<String, crate::err
 
     // A tile per store of the network: what is wrong with it first, then its figures.
     let stores = app.engine.network().all().await?;
+    let dead_of = |name: &str| dead.iter().find(|(g, _)| *g == name).map_or(0, |(_, n)| *n);
+    let snap = health::Snapshot::read(app).await?;
     let mut tiles = String::new();
     for st in &stores {
-        let dead_here = dead
-            .iter()
-            .find(|(g, _)| *g == st.name)
-            .map_or(0, |(_, n)| *n);
-        let h = health::health(app, st, dead_here).await?;
+        let dead_here = dead_of(&st.name);
+        let h = health::health(app, &snap, st, dead_here).await?;
         let dead_note = if dead_here > 0 {
             format!(
                 r#"<p><a href="/ui/jobs?state=dead&amp;group={}">Dead jobs: {dead_here}</a></p>"#,
@@ -423,7 +422,11 @@ async fn store(
         Ok(p) => p,
         Err(e) => return failed(e),
     };
-    let h = match health::health(&app, &st, 0).await {
+    let h = match health::Snapshot::read(&app).await {
+        Ok(snap) => health::health(&app, &snap, &st, 0).await,
+        Err(e) => Err(e),
+    };
+    let h = match h {
         Ok(h) => h,
         Err(e) => return failed(e),
     };

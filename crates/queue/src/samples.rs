@@ -192,23 +192,37 @@ impl Queue {
         let rows = ferry_db::rows!(
             &self.db(),
             (String, i64, i64, i64),
-            "SELECT group_key, minute_ms, CAST(SUM(completed) AS BIGINT), CAST(SUM(failed) AS BIGINT)
-             FROM ferry_queue_samples WHERE minute_ms >= $1 AND group_key <> ''
-             GROUP BY group_key, minute_ms ORDER BY group_key, minute_ms",
+            // The window's rows as they are, summed here: a GROUP BY would invite SQLite to
+            // walk the whole group index (sorted already) instead of the window's minutes.
+            "SELECT group_key, minute_ms, completed, failed FROM ferry_queue_samples
+             WHERE minute_ms >= $1 AND group_key <> ''",
             Self::minute_of(from_ms)
         )?;
-        let mut out: HashMap<String, GroupActivity> = HashMap::new();
+        // Per group: the sums, and per minute (over every queue) to find the latest one.
+        let mut minutes: HashMap<String, std::collections::BTreeMap<i64, (i64, i64)>> =
+            HashMap::new();
         for (group, minute, ok, failed) in rows {
-            let a = out.entry(group).or_default();
-            a.completed += ok;
-            a.failed += failed;
-            if ok > 0 {
-                a.last_success_ms = Some(minute);
-            }
-            // Minutes come oldest first: the last one seen is the latest.
-            a.failing_now = ok == 0 && failed > 0;
+            let m = minutes.entry(group).or_default().entry(minute).or_default();
+            m.0 += ok;
+            m.1 += failed;
         }
-        Ok(out)
+        Ok(minutes
+            .into_iter()
+            .map(|(group, by_minute)| {
+                let mut a = GroupActivity::default();
+                for (&minute, &(ok, failed)) in &by_minute {
+                    a.completed += ok;
+                    a.failed += failed;
+                    if ok > 0 {
+                        a.last_success_ms = Some(minute);
+                    }
+                }
+                a.failing_now = by_minute
+                    .last_key_value()
+                    .is_some_and(|(_, &(ok, failed))| ok == 0 && failed > 0);
+                (group, a)
+            })
+            .collect())
     }
 }
 

@@ -131,6 +131,13 @@ async fn the_dashboard_in_a_real_browser(db: TestDb) {
         "the store's page",
     )
     .await;
+    // The child's products, each linked to its copy there.
+    let store_page = b.source().await;
+    assert!(
+        store_page.contains("Linked products")
+            && store_page.matches("<td>linked</td>").count() >= 4,
+        "{store_page}"
+    );
     b.screenshot(&shot_path("store")).await;
 
     // The permission is given back; the job is replayed from its page and completes.

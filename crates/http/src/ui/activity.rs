@@ -119,11 +119,7 @@ pub(super) async fn deliveries(
 <form method="get" action="/ui/deliveries" class="filters"><label>store <input name="store" value="{store}"></label><button type="submit">Filter</button></form>
 <table data-live><thead><tr><th>Received</th><th>Store</th><th>Topic</th><th>Delivery</th><th>Outcome (its job)</th><th></th></tr></thead><tbody>{rows}</tbody></table>{empty}{next}"#,
         store = esc(store.as_deref().unwrap_or("")),
-        empty = if list.is_empty() {
-            r#"<p class="hint">No delivery yet.</p>"#
-        } else {
-            ""
-        },
+        empty = super::none_yet(list.is_empty(), "No delivery yet."),
     );
     page("Deliveries", Some(&s), &body)
 }
@@ -196,11 +192,7 @@ pub(super) async fn runs(
         r#"<h1>Reconciliation runs</h1>
 <p class="hint">Each run compares a child with the parent and repairs what drifted. Start one from a store's page.</p>
 <table data-live><thead><tr><th>Started</th><th>Child</th><th>Pass</th><th>State</th><th>Checked</th><th>Drift fixed</th><th>Copied</th><th>Updated</th><th>Stock fixed</th><th>Took</th><th>Error</th></tr></thead><tbody>{rows}</tbody></table>{empty}"#,
-        empty = if list.is_empty() {
-            r#"<p class="hint">No run yet.</p>"#
-        } else {
-            ""
-        },
+        empty = super::none_yet(list.is_empty(), "No run yet."),
     );
     page("Sync runs", Some(&s), &body)
 }
@@ -311,11 +303,10 @@ pub(super) async fn orders(
     let body = format!(
         r#"<h1>Orders</h1>
 <table data-live><thead><tr><th>Created</th><th>Order</th><th>Client</th><th>Status</th><th>Step</th><th>Items</th><th>Amount</th><th>Payment</th><th>Stock moved per store</th></tr></thead><tbody>{rows}</tbody></table>{empty}{next}"#,
-        empty = if list.is_empty() {
-            r#"<p class="hint">No order taken through the orders API yet.</p>"#
-        } else {
-            ""
-        },
+        empty = super::none_yet(
+            list.is_empty(),
+            "No order taken through the orders API yet."
+        ),
     );
     page("Orders", Some(&s), &body)
 }

@@ -384,7 +384,12 @@ const PROBLEM_ROWS: i64 = 200;
 struct StoreQuery {
     /// The audit entry id the page's list ends before (older entries).
     before: Option<String>,
+    /// The parent product the page's links start after.
+    links_after: Option<String>,
 }
+
+/// Links listed on a child's page.
+const LINK_ROWS: i64 = 50;
 
 async fn store(
     State(app): State<Arc<AppState>>,
@@ -458,6 +463,43 @@ async fn store(
     } else {
         String::new()
     };
+    let links_html = if st.role == ferry_sync::Role::Child {
+        let after = nonblank(&q.links_after).unwrap_or_default();
+        let links = match app
+            .engine
+            .network()
+            .links(&st.name, &after, LINK_ROWS)
+            .await
+        {
+            Ok(l) => l,
+            Err(e) => return failed(e),
+        };
+        let rows = links
+            .iter()
+            .map(|l| {
+                format!(
+                    "<tr><td><code>{}</code></td><td><code>{}</code></td><td>{}</td></tr>",
+                    esc(&l.parent_product),
+                    esc(l.child_product.as_deref().unwrap_or("–")),
+                    l.state.as_str()
+                )
+            })
+            .collect::<String>();
+        let more = match links.last() {
+            Some(l) if links.len() as i64 == LINK_ROWS => format!(
+                r#"<p><a href="/ui/stores/{}?links_after={}">More links</a></p>"#,
+                enc(&st.name),
+                enc(&l.parent_product)
+            ),
+            _ => String::new(),
+        };
+        format!(
+            "<h2>Linked products</h2><table><thead><tr><th>Parent product</th><th>Its copy here</th><th>State</th></tr></thead><tbody>{rows}</tbody></table>{}{more}",
+            none_yet(links.is_empty(), "No product linked yet.")
+        )
+    } else {
+        String::new()
+    };
     let mut problem_rows = String::new();
     for (product, sku, reason) in &problems {
         problem_rows.push_str(&format!(
@@ -507,6 +549,7 @@ async fn store(
 <dt>Jobs</dt><dd><a href="/ui/jobs?group={qname}">all</a> · <a href="/ui/jobs?group={qname}&amp;state=dead">dead</a> · <a href="/ui/deliveries?store={qname}">deliveries</a></dd></dl>
 <h2>Writes to this store</h2>
 <table data-live><thead><tr><th>When</th><th>Action</th><th>What</th><th>Change</th><th>Why</th></tr></thead><tbody>{audit_rows}</tbody></table>{none}{older}
+{links_html}
 <h2>Link problems</h2>{problems_html}
 <h2>Rules</h2><pre>{rules}</pre>"#,
         name = esc(&st.name),
@@ -539,6 +582,29 @@ struct JobsQuery {
     after: Option<String>,
 }
 
+/// A job state given in a filter (blank: any), or the page saying it is not one.
+fn job_state(v: Option<String>) -> Result<Option<JobState>, Response> {
+    match nonblank(&v) {
+        Some(v) => JobState::parse(&v).map(Some).ok_or_else(|| {
+            message(
+                StatusCode::BAD_REQUEST,
+                "Unknown state",
+                &format!("There is no job state {v:?}."),
+            )
+        }),
+        None => Ok(None),
+    }
+}
+
+/// A hint saying a list is empty, when it is.
+fn none_yet(empty: bool, text: &str) -> String {
+    if empty {
+        format!(r#"<p class="hint">{}</p>"#, page::esc(text))
+    } else {
+        String::new()
+    }
+}
+
 fn nonblank(v: &Option<String>) -> Option<String> {
     v.as_deref()
         .map(str::trim)
@@ -551,18 +617,9 @@ async fn jobs(
     axum::Extension(s): axum::Extension<Session>,
     Query(q): Query<JobsQuery>,
 ) -> Response {
-    let state = match nonblank(&q.state) {
-        Some(v) => match JobState::parse(&v) {
-            Some(st) => Some(st),
-            None => {
-                return message(
-                    StatusCode::BAD_REQUEST,
-                    "Unknown state",
-                    &format!("There is no job state {v:?}."),
-                );
-            }
-        },
-        None => None,
+    let state = match job_state(q.state.clone()) {
+        Ok(st) => st,
+        Err(r) => return r,
     };
     let after = match nonblank(&q.after).map(|a| a.parse::<uuid::Uuid>()) {
         Some(Ok(id)) => Some(id),
@@ -1053,18 +1110,9 @@ async fn bulk(
         return r;
     }
     let ids: Vec<uuid::Uuid> = if all {
-        let state = match form_field(&body, "state").filter(|v| !v.is_empty()) {
-            Some(v) => match JobState::parse(&v) {
-                Some(st) => Some(st),
-                None => {
-                    return message(
-                        StatusCode::BAD_REQUEST,
-                        "Unknown state",
-                        &format!("There is no job state {v:?}."),
-                    );
-                }
-            },
-            None => None,
+        let state = match job_state(form_field(&body, "state")) {
+            Ok(st) => st,
+            Err(r) => return r,
         };
         let mut filter = JobFilter {
             queue: form_field(&body, "queue").filter(|v| !v.is_empty()),

@@ -293,10 +293,13 @@ struct DeadReplay {
     /// The error's first 120 characters, as the dead-letter groups show it.
     error: Option<String>,
     /// Died at or after (epoch ms).
+    #[serde(default, deserialize_with = "ferry_sync::whole::opt_i64")]
     from_ms: Option<i64>,
     /// Died at or before (epoch ms).
+    #[serde(default, deserialize_with = "ferry_sync::whole::opt_i64")]
     to_ms: Option<i64>,
     /// At most this many (1 to 1,000; 1,000 when absent).
+    #[serde(default, deserialize_with = "ferry_sync::whole::opt_i64")]
     limit: Option<i64>,
 }
 

@@ -689,7 +689,10 @@ async fn the_admin_api_replays_dead_jobs_in_bulk_as_the_dashboard_does(db: TestD
     assert_eq!(state(a1).await, JobState::Dead);
     // A limit: one of the group's two.
     let r = h
-        .post_json("/api/dead/replay", &json!({"group": "child-1", "limit": 1}))
+        .post_json(
+            "/api/dead/replay",
+            &json!({"group": "child-1", "limit": 1.0}),
+        )
         .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap()["replayed"], 1);

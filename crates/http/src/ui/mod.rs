@@ -583,14 +583,14 @@ struct JobsQuery {
 }
 
 /// A job state given in a filter (blank: any), or the page saying it is not one.
-fn job_state(v: Option<String>) -> Result<Option<JobState>, Response> {
+fn job_state(v: Option<String>) -> Result<Option<JobState>, Box<Response>> {
     match nonblank(&v) {
         Some(v) => JobState::parse(&v).map(Some).ok_or_else(|| {
-            message(
+            Box::new(message(
                 StatusCode::BAD_REQUEST,
                 "Unknown state",
                 &format!("There is no job state {v:?}."),
-            )
+            ))
         }),
         None => Ok(None),
     }
@@ -619,7 +619,7 @@ async fn jobs(
 ) -> Response {
     let state = match job_state(q.state.clone()) {
         Ok(st) => st,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let after = match nonblank(&q.after).map(|a| a.parse::<uuid::Uuid>()) {
         Some(Ok(id)) => Some(id),
@@ -1112,7 +1112,7 @@ async fn bulk(
     let ids: Vec<uuid::Uuid> = if all {
         let state = match job_state(form_field(&body, "state")) {
             Ok(st) => st,
-            Err(r) => return r,
+            Err(r) => return *r,
         };
         let mut filter = JobFilter {
             queue: form_field(&body, "queue").filter(|v| !v.is_empty()),

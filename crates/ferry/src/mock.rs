@@ -59,6 +59,10 @@ pub struct MockArgs {
     /// (a day for client credentials, an hour for offline tokens), so renewals happen soon.
     #[arg(long)]
     token_ttl_s: Option<u64>,
+    /// Objects a bulk operation writes per second (Shopify publishes no figure; see
+    /// `ferry_mock::DEFAULT_ROWS_PER_S`).
+    #[arg(long, default_value_t = ferry_mock::DEFAULT_ROWS_PER_S)]
+    bulk_rows_per_s: f64,
 }
 
 impl MockArgs {
@@ -88,6 +92,15 @@ pub async fn run(args: MockArgs) -> Result<()> {
     let server = MockServer::start(cfg)
         .await
         .with_context(|| format!("listening on {}", args.addr))?;
+    if !(args.bulk_rows_per_s.is_finite() && args.bulk_rows_per_s > 0.0) {
+        anyhow::bail!("--bulk-rows-per-s must be a positive number");
+    }
+    server
+        .platform()
+        .set_bulk_default(ferry_mock::BulkSettings {
+            rows_per_s: args.bulk_rows_per_s,
+            ..ferry_mock::BulkSettings::default()
+        });
     println!("ferry mock listening on {}", server.url());
     println!("control API: {}/control/stores", server.url());
     server

@@ -11,6 +11,7 @@
 mod actors;
 mod apps;
 mod bucket;
+mod bulk;
 mod catalog;
 mod error;
 mod faults;
@@ -28,6 +29,7 @@ pub use apps::{
     AppCounters, AppInfo, DEFAULT_ORGANIZATION, LEGACY_SCOPES, consent_form, sign_query,
 };
 pub use bucket::LeakyBucket;
+pub use bulk::{BulkSettings, DEFAULT_ROWS_PER_S};
 pub use catalog::{FileSpec, ProductSpec, UserError, VariantSpec};
 pub use error::MockError;
 pub use faults::Faults;

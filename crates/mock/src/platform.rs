@@ -52,6 +52,7 @@ pub(crate) struct Store {
     pub counters: Counters,
     /// Set when the store issues expiring OAuth tokens.
     pub oauth: Option<crate::oauth::OAuthState>,
+    pub bulk: crate::bulk::Bulk,
 }
 
 /// What a store's APIs were asked and answered, for assertions and the control API.
@@ -114,6 +115,10 @@ pub struct Platform {
     deliveries: tokio::sync::mpsc::UnboundedSender<crate::webhooks::Delivery>,
     /// Taken by the server, which runs the deliverer.
     delivery_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<crate::webhooks::Delivery>>>,
+    /// `http://host:port` once the server listens (result files are served under it).
+    base_url: std::sync::OnceLock<String>,
+    /// Bulk settings a new store starts with.
+    pub(crate) bulk_default: Mutex<crate::bulk::BulkSettings>,
 }
 
 impl Platform {
@@ -131,7 +136,17 @@ impl Platform {
             apps: Mutex::default(),
             deliveries,
             delivery_rx: Mutex::new(Some(delivery_rx)),
+            base_url: std::sync::OnceLock::new(),
+            bulk_default: Mutex::default(),
         }
+    }
+
+    pub(crate) fn base_url(&self) -> String {
+        self.base_url.get().cloned().unwrap_or_default()
+    }
+
+    pub(crate) fn set_base_url(&self, url: String) {
+        let _ = self.base_url.set(url);
     }
 
     pub fn now_ms(&self) -> i64 {
@@ -215,6 +230,14 @@ impl Platform {
                 gql_idem: HashMap::new(),
                 counters: Counters::default(),
                 oauth: None,
+                bulk: crate::bulk::Bulk {
+                    settings: self
+                        .bulk_default
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clone(),
+                    ..Default::default()
+                },
             },
         );
         Ok(info)

@@ -61,11 +61,14 @@ impl MockServer {
         crate::webhooks::spawn_deliverer(&platform, cfg.webhook_backoff);
         let listener = tokio::net::TcpListener::bind(cfg.addr).await?;
         let addr = listener.local_addr()?;
+        platform.set_base_url(format!("http://{addr}"));
+        crate::bulk::spawn_runner(&platform);
         let app = crate::rest::routes()
             .merge(crate::payments::routes())
             .merge(crate::graphql::routes())
             .merge(crate::oauth::routes())
             .merge(crate::apps::routes())
+            .merge(crate::bulk::routes())
             .route("/control/stores", post(create_store))
             .route("/control/stores/{store}", get(store_state))
             .route("/control/stores/{store}/webhooks", post(subscribe))

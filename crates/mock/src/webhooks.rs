@@ -17,12 +17,13 @@ use crate::platform::Platform;
 use crate::signing::shopify_hmac;
 
 use crate::graphql::API_VERSION;
-pub const TOPICS: [&str; 5] = [
+pub const TOPICS: [&str; 6] = [
     "products/create",
     "products/update",
     "products/delete",
     "inventory_levels/update",
     "orders/create",
+    "bulk_operations/finish",
 ];
 const RETRIES: u32 = 8;
 const TIMEOUT: Duration = Duration::from_secs(5);

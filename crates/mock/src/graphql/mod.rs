@@ -39,7 +39,7 @@ const IDEMPOTENCY_RETENTION_MS: i64 = 24 * 3600 * 1000;
 
 const SDL: &str = include_str!("schema.graphql");
 
-static SCHEMA: LazyLock<Valid<Schema>> = LazyLock::new(|| {
+pub(crate) static SCHEMA: LazyLock<Valid<Schema>> = LazyLock::new(|| {
     // The schema is part of this crate; a test checks that it validates.
     Schema::parse_and_validate(SDL, "schema.graphql")
         .unwrap_or_else(|e| panic!("the mock's GraphQL schema is invalid: {}", e.errors))
@@ -283,6 +283,7 @@ impl Platform {
                 scopes,
                 new_subscriptions: RefCell::new(Vec::new()),
                 warnings: RefCell::new(Vec::new()),
+                base_url: self.base_url(),
             };
             let root = if mutation {
                 resolve::Obj::mutation(&ctx)
@@ -362,6 +363,80 @@ impl Platform {
 }
 
 impl Platform {
+    /// Runs an operation as the platform itself does for a bulk operation: no cost, no
+    /// faults, with the starting caller's scopes. Webhooks of what it wrote are sent.
+    pub(crate) fn run_internal(
+        &self,
+        store: &str,
+        query: &str,
+        vars: Map<String, Value>,
+        scopes: Vec<String>,
+    ) -> Result<Value, String> {
+        let schema: &Valid<Schema> = &SCHEMA;
+        let doc = ExecutableDocument::parse_and_validate(schema, query, "bulk.graphql")
+            .map_err(|e| e.errors.to_string())?;
+        let op = doc
+            .operations
+            .get(None)
+            .map_err(|e| e.message().to_string())?;
+        let json_vars: apollo_compiler::response::JsonMap =
+            match apollo_compiler::response::JsonValue::from(Value::Object(vars)) {
+                apollo_compiler::response::JsonValue::Object(m) => m,
+                _ => Default::default(),
+            };
+        let vars = apollo_compiler::request::coerce_variable_values(schema, op, &json_vars)
+            .map_err(|e| e.message().to_string())?;
+        let subscriptions = self.subscriptions(store);
+        let (response, events) = {
+            let now = self.now_ms();
+            let mut stores = self.lock();
+            let owned = stores
+                .remove(store)
+                .ok_or_else(|| format!("no store {store}"))?;
+            let ctx = resolve::Ctx {
+                store: RefCell::new(owned),
+                now,
+                request: self.next_request_id(),
+                idem_keys: HashMap::new(),
+                concurrent_keys: Default::default(),
+                subscriptions,
+                scopes,
+                new_subscriptions: RefCell::new(Vec::new()),
+                warnings: RefCell::new(Vec::new()),
+                base_url: self.base_url(),
+            };
+            let root = if op.operation_type.is_mutation() {
+                resolve::Obj::mutation(&ctx)
+            } else {
+                resolve::Obj::query(&ctx)
+            };
+            let executed = Execution::new(schema, &doc)
+                .operation(op)
+                .coerced_variable_values(&vars)
+                .execute_sync(&root);
+            drop(root);
+            let mut owned = ctx.store.into_inner();
+            let events = std::mem::take(&mut owned.catalog.events);
+            stores.insert(store.to_owned(), owned);
+            let response = match executed {
+                Ok(r) => serde_json::to_value(&r).unwrap_or_default(),
+                Err(e) => json!({ "errors": [e.to_graphql_error(&doc.sources)] }),
+            };
+            (response, events)
+        };
+        for (topic, payload) in events {
+            let _ = self.emit(store, topic, &payload);
+        }
+        if let Some(errors) = response.get("errors").and_then(Value::as_array) {
+            let messages: Vec<&str> = errors
+                .iter()
+                .filter_map(|e| e["message"].as_str())
+                .collect();
+            return Err(messages.join("; "));
+        }
+        Ok(response.get("data").cloned().unwrap_or(Value::Null))
+    }
+
     /// A store's GraphQL bucket now: (points in use, size, restore rate per second).
     pub fn graphql_bucket(&self, store: &str) -> Result<(f64, f64, f64), MockError> {
         let now = self.now_ms();

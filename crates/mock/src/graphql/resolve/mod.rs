@@ -9,6 +9,7 @@ use std::rc::Rc;
 use apollo_compiler::resolvers::{FieldError, ObjectValue, ResolveInfo, ResolvedValue};
 use serde_json::{Map, Value, json};
 
+mod bulk;
 mod connections;
 mod input;
 mod mutations;
@@ -52,6 +53,8 @@ pub(crate) struct Ctx {
     pub scopes: Vec<String>,
     pub new_subscriptions: RefCell<Vec<Subscription>>,
     pub warnings: RefCell<Vec<String>>,
+    /// Where the platform answers (result files and staged uploads are under it).
+    pub base_url: String,
 }
 
 #[derive(Clone)]

@@ -21,6 +21,10 @@ impl<'c> Obj<'c> {
         let ctx = self.ctx;
         let now = ctx.now;
         match name {
+            "bulkOperationRunQuery"
+            | "bulkOperationRunMutation"
+            | "bulkOperationCancel"
+            | "stagedUploadsCreate" => self.bulk_mutation_field(name, args),
             "productSet" => {
                 let input = args.get("input").cloned().unwrap_or_default();
                 let ident = args.get("identifier");

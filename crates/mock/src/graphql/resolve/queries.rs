@@ -39,6 +39,10 @@ impl<'c> Obj<'c> {
         let id_of = |kind: &str| parse_gid(str_arg(args, "id").unwrap_or_default(), kind);
         match name {
             "shop" => Ok(self.obj(Kind::Shop)),
+            "bulkOperation" | "currentBulkOperation" => {
+                drop(store);
+                self.bulk_query_field(name, args)
+            }
             "currentAppInstallation" => {
                 let scopes = self
                     .ctx

@@ -181,6 +181,11 @@ impl Client {
         &self.breakers
     }
 
+    /// The HTTP client under the policy, for what is not an API call (a bulk result file).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     pub fn options(&self) -> &ClientOptions {
         &self.opts
     }

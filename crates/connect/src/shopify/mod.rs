@@ -3,6 +3,7 @@
 //! each response corrects the budget (never hard-coded limits), and `THROTTLED` inside a 200
 //! is a rate limit like a 429.
 
+pub mod bulk;
 pub mod model;
 mod queries;
 

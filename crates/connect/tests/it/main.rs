@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is what it should do
 
 mod apps;
+mod bulk;
 mod client;
 mod metrics_out;
 mod oauth;

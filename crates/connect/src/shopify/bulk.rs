@@ -73,7 +73,7 @@ impl Default for BulkOptions {
 
 /// An export's end: the catalog to stream, or why there is none (the caller pages instead).
 pub enum Export {
-    Ready(CatalogStream),
+    Ready(Box<CatalogStream>),
     Failed { reason: String },
 }
 
@@ -270,13 +270,13 @@ impl ShopifyConnector {
                         objects: op.object_count,
                     });
                     match self.open_result(url, opts).await? {
-                        Some(stream) => return Ok(Export::Ready(stream)),
+                        Some(stream) => return Ok(Export::Ready(Box::new(stream))),
                         None => last = "the result URL expired before it was read".into(),
                     }
                 }
                 // Finished with nothing to read: an empty catalog.
                 ("COMPLETED", None) if op.object_count == 0 => {
-                    return Ok(Export::Ready(CatalogStream::empty(opts.max_line)));
+                    return Ok(Export::Ready(Box::new(CatalogStream::empty(opts.max_line))));
                 }
                 ("EXPIRED", _) => last = "the result expired before it was read".into(),
                 (status, _) => {

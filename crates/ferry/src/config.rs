@@ -53,6 +53,8 @@ pub struct Config {
     pub allowed_store_hosts: Vec<String>,
     pub max_upstream_body_bytes: usize,
     pub shop_url: String,
+    pub bulk_threshold_products: u64,
+    pub bulk_poll_ms: u64,
     /// Named tokens with a role (`[[tokens]]` tables; last, as TOML wants tables after keys).
     #[serde(default)]
     pub tokens: Vec<TokenEntry>,
@@ -65,6 +67,20 @@ impl Config {
             allow_insecure: self.allow_insecure_store_urls,
             allowed_hosts: self.allowed_store_hosts.clone(),
             max_body_bytes: self.max_upstream_body_bytes.max(1024),
+        }
+    }
+
+    /// The sync engine's options under this configuration, its webhooks sent to `public_url`.
+    pub fn engine_options(&self, public_url: String) -> ferry_sync::EngineOptions {
+        ferry_sync::EngineOptions {
+            public_url,
+            shop_url: self.shop_url.clone(),
+            bulk_threshold_products: self.bulk_threshold_products,
+            bulk: ferry_connect::shopify::bulk::BulkOptions {
+                poll: std::time::Duration::from_millis(self.bulk_poll_ms.max(10)),
+                ..Default::default()
+            },
+            ..ferry_sync::EngineOptions::default()
         }
     }
 
@@ -132,7 +148,7 @@ impl TokenEntry {
 /// The keys, as spelled in the file; the environment variable is `FERRY_` and the key in
 /// capitals. Only these are read from the environment (FERRY_CONFIG, FERRY_WEBHOOK_SECRET
 /// and the like are a command's inputs, not configuration).
-const KEYS: [&str; 27] = [
+const KEYS: [&str; 29] = [
     "database_url",
     "direct_database_url",
     "encryption_key",
@@ -160,6 +176,8 @@ const KEYS: [&str; 27] = [
     "allowed_store_hosts",
     "max_upstream_body_bytes",
     "shop_url",
+    "bulk_threshold_products",
+    "bulk_poll_ms",
 ];
 
 /// A list from a TOML array or from one comma-separated string (`FERRY_ADMIN_TOKENS=a,b`).

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use ferry_core::Cipher;
 use ferry_sync::credentials::{AppRef, Kind};
-use ferry_sync::{Engine, EngineOptions, Role, Rules};
+use ferry_sync::{Engine, Role, Rules};
 
 use crate::DbArgs;
 use crate::serve::KeyArgs;
@@ -42,11 +42,7 @@ pub async fn engine(a: &EngineArgs) -> Result<Engine> {
         "shopify",
         crate::config::get().client_options(),
     );
-    let opts = EngineOptions {
-        public_url: a.public_url(),
-        shop_url: crate::config::get().shop_url.clone(),
-        ..EngineOptions::default()
-    };
+    let opts = crate::config::get().engine_options(a.public_url());
     let stores = ferry_sync::webhooks::WebhookStores::new(
         ferry_sync::db::open(&queue).await?,
         cipher.clone(),
@@ -105,6 +101,10 @@ pub enum NetworkCommand {
         #[command(flatten)]
         engine: EngineArgs,
         name: String,
+        /// Follow the job until it ends (a worker must be running), showing the phase: a
+        /// large catalog's bulk export with its object count.
+        #[arg(long)]
+        wait: bool,
     },
     /// The stores of the network, as JSON lines.
     List {
@@ -295,9 +295,17 @@ pub async fn run_network(cmd: NetworkCommand) -> Result<()> {
                 "rules of {name} saved; `ferry sync reconcile --child {name} --full` applies them to every product"
             );
         }
-        NetworkCommand::Connect { engine: e, name } => {
-            let job = engine(&e).await?.connect_store(&name).await?;
+        NetworkCommand::Connect {
+            engine: e,
+            name,
+            wait,
+        } => {
+            let engine = engine(&e).await?;
+            let job = engine.connect_store(&name).await?;
             println!("connecting {name}: job {job} (a worker runs it)");
+            if wait {
+                follow_connect(&engine, &name, &job).await?;
+            }
         }
         NetworkCommand::List { engine: e } => {
             for s in engine(&e).await?.network().all().await? {
@@ -334,9 +342,12 @@ pub async fn run_sync(cmd: SyncCommand) -> Result<()> {
             for c in children {
                 let bar = progress(&c.name);
                 let report = engine
-                    .reconcile_child(&c, full, &mut |n| {
+                    .reconcile_child(&c, full, &mut |p: &ferry_sync::bulk::RunProgress| {
                         if let Some(b) = &bar {
-                            b.set_message(format!("{}: {n} products checked", c.name));
+                            b.set_message(format!(
+                                "{}: {} · {} products checked",
+                                c.name, p.phase, p.checked
+                            ));
                         }
                     })
                     .await;
@@ -373,6 +384,54 @@ pub async fn run_sync(cmd: SyncCommand) -> Result<()> {
                 println!("{}", serde_json::to_string(&r)?);
             }
         }
+    }
+    Ok(())
+}
+
+/// Follows a connect job to its end, showing the child's run phase as it moves.
+async fn follow_connect(engine: &Engine, name: &str, job: &str) -> Result<()> {
+    use ferry_queue::JobState;
+    let id: uuid::Uuid = job.parse().context("the job id")?;
+    let since = engine.queue().clock().now_ms();
+    let bar = progress(name);
+    let mut last = String::new();
+    let state = loop {
+        let record = engine
+            .queue()
+            .get(id)
+            .await?
+            .context("the connect job is gone")?;
+        let run = engine
+            .latest_run(name)
+            .await?
+            .filter(|r| r.started_ms >= since);
+        if let Some(r) = &run {
+            let line = format!("{name}: {} ({})", r.phase, r.mode);
+            if line != last {
+                match &bar {
+                    Some(b) => b.set_message(line.clone()),
+                    None => eprintln!("{line}"),
+                }
+                last = line;
+            }
+        }
+        if !matches!(
+            record.state,
+            JobState::Queued | JobState::Running | JobState::Retrying
+        ) {
+            break (record.state, run);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let (state, run) = state;
+    if let Some(r) = run {
+        println!("{}", serde_json::to_string(&r)?);
+    }
+    if state != JobState::Completed {
+        bail!("connecting {name} ended {state}: see `ferry jobs get {job}`");
     }
     Ok(())
 }

@@ -140,7 +140,7 @@ pub async fn run(a: ServeArgs) -> Result<()> {
     };
     app.orders = cfg.orders();
     app.client = cfg.client_options();
-    app.engine.shop_url = cfg.shop_url.clone();
+    app.engine = cfg.engine_options(cfg.public_url.clone());
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;

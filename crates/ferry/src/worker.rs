@@ -149,11 +149,7 @@ pub async fn run(args: WorkerArgs) -> Result<()> {
             cipher,
             client.clone(),
             stores,
-            ferry_sync::EngineOptions {
-                public_url,
-                shop_url: crate::config::get().shop_url.clone(),
-                ..ferry_sync::EngineOptions::default()
-            },
+            crate::config::get().engine_options(public_url),
         )
         .await?;
         if reconcile_cron != "off" {

@@ -56,6 +56,11 @@ pub struct EngineOptions {
     /// `example.myshopify.com`): its API and token endpoint are under it. Changed only to
     /// reach the simulated platform.
     pub shop_url: String,
+    /// Catalogs of more products than this are read by bulk export when a child is connected
+    /// or fully reconciled (`u64::MAX`: never); smaller ones are paged.
+    pub bulk_threshold_products: u64,
+    /// How a bulk export is followed.
+    pub bulk: ferry_connect::shopify::bulk::BulkOptions,
 }
 
 impl Default for EngineOptions {
@@ -67,6 +72,8 @@ impl Default for EngineOptions {
             intent_horizon: Duration::from_secs(60 * 60),
             store_concurrency: 4,
             shop_url: "https://{shop}.myshopify.com".into(),
+            bulk_threshold_products: 2000,
+            bulk: ferry_connect::shopify::bulk::BulkOptions::default(),
         }
     }
 }

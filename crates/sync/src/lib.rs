@@ -61,6 +61,7 @@ pub fn blank(s: &str) -> bool {
         .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c))
 }
 
+pub mod bulk;
 pub mod catalog;
 pub mod credentials;
 pub mod db;

@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use ferry_connect::Pages;
 use ferry_connect::shopify::ShopifyConnector;
+use ferry_db::tx_exec;
+
+use crate::bulk::{CatalogReader, PhaseSink, RunProgress};
 use ferry_connect::shopify::model::Product;
 use ferry_db::{exec, rows};
 use serde_json::json;
@@ -72,7 +75,17 @@ impl Engine {
         self.shops().remove(&store.name);
         match store.role {
             Role::Child => self.link_catalog(&store).await?,
-            Role::Parent => self.index_skus(&store).await?,
+            Role::Parent => {
+                let shop = self.shop(&store).await?;
+                let bulk = self.wants_bulk(&shop).await?;
+                let mut quiet = |_: &RunProgress| {};
+                let mut sink = PhaseSink::new(None, &mut quiet);
+                let mut notes = Vec::new();
+                let mut reader = self
+                    .whole_catalog(&store, &shop, bulk, None, &mut sink, &mut notes)
+                    .await?;
+                self.index_skus(&store, &mut reader).await?;
+            }
         }
         Ok(())
     }
@@ -101,31 +114,43 @@ impl Engine {
     }
 
     /// Streams a store's catalog into the SKU index, a page at a time.
-    pub(crate) async fn index_skus(&self, store: &StoreConfig) -> Result<(), SyncError> {
-        let shop = self.shop(store).await?;
+    pub(crate) async fn index_skus(
+        &self,
+        store: &StoreConfig,
+        reader: &mut CatalogReader<'_>,
+    ) -> Result<(), SyncError> {
         exec!(
             self.db(),
             "DELETE FROM ferry_skus WHERE store = $1",
             &store.name
         )?;
-        let shop = &shop;
-        let mut pages =
-            Pages::new(|c| async move { shop.products_updated_since(None, c.as_deref()).await });
-        while let Some(page) = pages.next().await? {
+        while let Some(page) = reader.next_page().await? {
+            let mut tx = self.db().begin().await?;
             for p in &page {
-                self.remember_skus(&store.name, p).await?;
+                remember_skus(&mut tx, &store.name, p).await?;
             }
+            tx.commit().await?;
         }
         Ok(())
     }
 
     pub(crate) async fn remember_skus(&self, store: &str, p: &Product) -> Result<(), SyncError> {
+        let mut tx = self.db().begin().await?;
+        remember_skus(&mut tx, store, p).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// A product's SKUs into the index (a page's in one transaction).
+async fn remember_skus(tx: &mut ferry_db::DbTx, store: &str, p: &Product) -> Result<(), SyncError> {
+    {
         for v in &p.variants {
             let Some(sku) = v.sku.as_deref().filter(|s| !s.trim().is_empty()) else {
                 continue;
             };
-            exec!(
-                self.db(),
+            tx_exec!(
+                tx,
                 "INSERT INTO ferry_skus (store, sku, variant, item, product, available) VALUES ($1, $2, $3, $4, $5, $6)
                  ON CONFLICT (store, sku, variant) DO NOTHING",
                 store,
@@ -136,9 +161,11 @@ impl Engine {
                 v.available
             )?;
         }
-        Ok(())
     }
+    Ok(())
+}
 
+impl Engine {
     pub(crate) async fn problem(
         &self,
         child: &str,
@@ -164,22 +191,82 @@ impl Engine {
     /// products) are refused and listed in `ferry_link_problems`, never guessed.
     pub(crate) async fn link_catalog(&self, child: &StoreConfig) -> Result<(), SyncError> {
         let started_ms = self.now_ms();
+        let run = uuid::Uuid::now_v7().to_string();
+        // Connecting is a full pass, recorded as a run from its start so its phase shows.
+        exec!(
+            self.db(),
+            "INSERT INTO ferry_sync_runs (id, child, full_pass, state, started_ms, cursor_ms) VALUES ($1, $2, 1, $3, $4, $4)",
+            &run,
+            &child.name,
+            crate::reconcile::RunState::Running,
+            started_ms
+        )?;
+        let mut quiet = |_: &RunProgress| {};
+        let mut sink = PhaseSink::new(Some(run.clone()), &mut quiet);
+        let outcome = self.link_pass(child, &mut sink).await;
+        let state = if outcome.is_ok() {
+            crate::reconcile::RunState::Done
+        } else {
+            crate::reconcile::RunState::Failed
+        };
+        let (checked, copied, mode) = outcome.as_ref().cloned().unwrap_or_default();
+        exec!(
+            self.db(),
+            "UPDATE ferry_sync_runs SET state = $2, finished_ms = $3, checked = $4, created = $5, mode = $6, error = $7 WHERE id = $1",
+            &run,
+            state,
+            self.now_ms(),
+            checked,
+            copied,
+            &mode,
+            outcome.as_ref().err().map(SyncError::brief)
+        )?;
+        outcome.map(|_| ())
+    }
+
+    /// Linking itself: (products checked, copies to make, how the catalogs were read).
+    async fn link_pass(
+        &self,
+        child: &StoreConfig,
+        sink: &mut PhaseSink<'_>,
+    ) -> Result<(i64, i64, String), SyncError> {
         let parent = self.inner.net.parent().await?;
+        let pshop = self.shop(&parent).await?;
+        let cshop = self.shop(child).await?;
+        let mut notes = Vec::new();
+        let parent_bulk = self.wants_bulk(&pshop).await?;
+        let child_bulk = self.wants_bulk(&cshop).await?;
+        // The parent's export runs on the platform while the child's is read.
+        let started = if parent_bulk {
+            self.start_export(&parent, &pshop).await?
+        } else {
+            None
+        };
         // The parent's index is rebuilt by the parent's own connect; children connecting at
         // once share it (and add what the parent gained since, below).
-        self.index_skus(child).await?;
+        let mut copies = self
+            .whole_catalog(child, &cshop, child_bulk, None, sink, &mut notes)
+            .await?;
+        self.index_skus(child, &mut copies).await?;
+        let child_read_bulk = copies.is_bulk();
+        drop(copies);
         exec!(
             self.db(),
             "DELETE FROM ferry_link_problems WHERE child = $1",
             &child.name
         )?;
-        let pshop = self.shop(&parent).await?;
+        let mut parents = self
+            .whole_catalog(&parent, &pshop, parent_bulk, started, sink, &mut notes)
+            .await?;
+        let mode = match (parents.is_bulk() || child_read_bulk, notes.is_empty()) {
+            (_, false) => notes.join("; "),
+            (true, true) => "bulk".into(),
+            (false, true) => "paged".into(),
+        };
+        self.set_phase(sink, "linking by SKU".into()).await?;
         let cause = format!("connect {}", child.name);
         let (mut linked, mut missing, mut refused) = (0u64, 0u64, 0u64);
-        let pshop = &pshop;
-        let mut pages =
-            Pages::new(|c| async move { pshop.products_updated_since(None, c.as_deref()).await });
-        while let Some(page) = pages.next().await? {
+        while let Some(page) = parents.next_page().await? {
             let mut jobs = Vec::new();
             for p in &page {
                 self.remember_skus(&parent.name, p).await?;
@@ -263,20 +350,7 @@ impl Engine {
             }
             self.inner.queue.enqueue_batch(jobs).await?;
         }
-        tracing::info!(child = %child.name, linked, missing, refused, "catalog linked by SKU");
-        // Connecting was a full pass: the next incremental reconciliation starts from here.
-        exec!(
-            self.db(),
-            "INSERT INTO ferry_sync_runs (id, child, full_pass, state, started_ms, finished_ms, checked, created, cursor_ms)
-             VALUES ($1, $2, 1, $7, $3, $4, $5, $6, $3)",
-            uuid::Uuid::now_v7().to_string(),
-            &child.name,
-            started_ms,
-            self.now_ms(),
-            (linked + missing + refused) as i64,
-            missing as i64,
-            crate::reconcile::RunState::Done
-        )?;
+        tracing::info!(child = %child.name, linked, missing, refused, %mode, "catalog linked by SKU");
         self.inner
             .net
             .audit(
@@ -287,7 +361,7 @@ impl Engine {
                 &cause,
             )
             .await?;
-        Ok(())
+        Ok(((linked + missing + refused) as i64, missing as i64, mode))
     }
 
     /// Parent products a child's catalog could not be linked for, and why.

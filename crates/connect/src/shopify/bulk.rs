@@ -204,7 +204,7 @@ impl ShopifyConnector {
         progress: &mut (dyn FnMut(&BulkProgress) + Send),
     ) -> Result<BulkOperation, ConnectError> {
         let waited_since = tokio::time::Instant::now();
-        let mut op = loop {
+        let op = loop {
             if let Some(op) = self.bulk_run_query(query).await? {
                 break op;
             }
@@ -225,6 +225,16 @@ impl ShopifyConnector {
             });
             tokio::time::sleep(opts.poll).await;
         };
+        self.follow(op, opts, progress).await
+    }
+
+    /// Follows a started operation to its end.
+    async fn follow(
+        &self,
+        mut op: BulkOperation,
+        opts: &BulkOptions,
+        progress: &mut (dyn FnMut(&BulkProgress) + Send),
+    ) -> Result<BulkOperation, ConnectError> {
         let mut last = BulkProgress {
             phase: "created".into(),
             objects: 0,
@@ -253,16 +263,23 @@ impl ShopifyConnector {
     }
 
     /// The whole catalog by bulk export, ready to stream; or why not (the caller pages).
+    /// `started`: an export of [`catalog_query`] already started (with [`Self::bulk_run_query`])
+    /// to follow first, so that two stores' exports run at once.
     pub async fn export_catalog(
         &self,
         location: Option<&str>,
+        started: Option<BulkOperation>,
         opts: &BulkOptions,
         progress: &mut (dyn FnMut(&BulkProgress) + Send),
     ) -> Result<Export, ConnectError> {
         let query = catalog_query(location);
         let mut last = String::new();
+        let mut started = started;
         for _ in 0..opts.attempts.max(1) {
-            let op = self.bulk_query_to_end(&query, opts, progress).await?;
+            let op = match started.take() {
+                Some(op) => self.follow(op, opts, progress).await?,
+                None => self.bulk_query_to_end(&query, opts, progress).await?,
+            };
             match (op.status.as_str(), op.url.as_deref()) {
                 ("COMPLETED", Some(url)) => {
                     progress(&BulkProgress {

@@ -294,6 +294,23 @@ impl ShopifyConnector {
         Ok((out, next))
     }
 
+    /// How many products the store holds, counted up to `limit` (more: `limit + 1`).
+    pub async fn products_count(&self, limit: u64) -> Result<u64, ConnectError> {
+        let endpoint = "query productsCount";
+        let limit = limit.min(i32::MAX as u64 - 1);
+        let d = self
+            .graphql(
+                endpoint,
+                "query Count($limit: Int) { productsCount(limit: $limit) { count precision } }",
+                json!({ "limit": limit + 1 }),
+                1.0,
+            )
+            .await?;
+        d["productsCount"]["count"]
+            .as_u64()
+            .ok_or_else(|| ConnectError::data(endpoint, "productsCount.count", "expected a number"))
+    }
+
     /// Products carrying `tag` exactly (at most a few: ferry's own tags are unique).
     pub async fn products_tagged(&self, tag: &str) -> Result<Vec<Product>, ConnectError> {
         let endpoint = "query Tagged";

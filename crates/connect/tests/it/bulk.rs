@@ -30,7 +30,7 @@ async fn export_all(
 ) -> Vec<Product> {
     let mut phases = Vec::new();
     let export = shop
-        .export_catalog(location, &fast(), &mut |p: &BulkProgress| {
+        .export_catalog(location, None, &fast(), &mut |p: &BulkProgress| {
             phases.push(p.phase.clone())
         })
         .await
@@ -124,7 +124,8 @@ async fn a_busy_shop_is_waited_for_and_failures_are_reported(db: TestDb) {
             let mut progress = |p: &BulkProgress| {
                 let _ = tx.send(p.phase.clone());
             };
-            shop.export_catalog(None, &fast(), &mut progress).await
+            shop.export_catalog(None, None, &fast(), &mut progress)
+                .await
         })
     };
     assert_eq!(rx.recv().await.as_deref(), Some("waiting"));
@@ -151,7 +152,7 @@ async fn a_busy_shop_is_waited_for_and_failures_are_reported(db: TestDb) {
     )
     .unwrap();
     let Export::Failed { reason } = shop
-        .export_catalog(None, &fast(), &mut |_: &BulkProgress| {})
+        .export_catalog(None, None, &fast(), &mut |_: &BulkProgress| {})
         .await
         .unwrap()
     else {
@@ -173,7 +174,7 @@ async fn a_busy_shop_is_waited_for_and_failures_are_reported(db: TestDb) {
     .unwrap();
     let mut created = 0;
     let outcome = shop
-        .export_catalog(None, &fast(), &mut |p: &BulkProgress| {
+        .export_catalog(None, None, &fast(), &mut |p: &BulkProgress| {
             created += usize::from(p.phase == "created")
         })
         .await

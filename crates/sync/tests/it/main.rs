@@ -6,6 +6,7 @@
 
 mod api;
 mod apps;
+mod bulk;
 mod catalog;
 mod inventory;
 mod orders;
@@ -47,6 +48,29 @@ impl Net {
     }
 
     pub async fn unconnected(db: TestDb, children: usize, products: usize, rules: Rules) -> Net {
+        Net::unconnected_with(db, children, products, rules, |_| {}).await
+    }
+
+    /// As [`Net::start`], the stack's configuration changed by `tune` first.
+    pub async fn start_with(
+        db: TestDb,
+        children: usize,
+        products: usize,
+        rules: Rules,
+        tune: impl Fn(&mut StackConfig),
+    ) -> Net {
+        let net = Net::unconnected_with(db, children, products, rules, tune).await;
+        net.connect_all().await;
+        net
+    }
+
+    pub async fn unconnected_with(
+        db: TestDb,
+        children: usize,
+        products: usize,
+        rules: Rules,
+        tune: impl Fn(&mut StackConfig),
+    ) -> Net {
         if std::env::var("TEST_LOG").is_ok() {
             let _ = tracing_subscriber::fmt()
                 .with_env_filter(tracing_subscriber::EnvFilter::new(
@@ -74,7 +98,7 @@ impl Net {
             },
             ..Default::default()
         };
-        let stack = Net::stack_on(&db, &key, &orders, &mock.url()).await;
+        let stack = Net::stack_tuned(&db, &key, &orders, &mock.url(), tune).await;
         let mut names = Vec::new();
         for (i, role) in std::iter::once(Role::Parent)
             .chain(std::iter::repeat_n(Role::Child, children))
@@ -124,6 +148,16 @@ impl Net {
         orders: &ferry_sync::orders::OrdersOptions,
         mock_url: &str,
     ) -> Stack {
+        Net::stack_tuned(db, key, orders, mock_url, |_| {}).await
+    }
+
+    async fn stack_tuned(
+        db: &TestDb,
+        key: &str,
+        orders: &ferry_sync::orders::OrdersOptions,
+        mock_url: &str,
+        tune: impl Fn(&mut StackConfig),
+    ) -> Stack {
         let queue = db.real_queue().await;
         let mut cfg = StackConfig::new(Cipher::from_base64(key).unwrap());
         cfg.app.client.outbound = ferry_connect::Outbound::insecure();
@@ -144,6 +178,9 @@ impl Net {
         cfg.app.client.backoff_base = Duration::from_millis(10);
         cfg.app.client.backoff_cap = Duration::from_millis(50);
         cfg.app.orders = orders.clone();
+        // Bulk exports of the simulated platform end in milliseconds: look often.
+        cfg.app.engine.bulk.poll = Duration::from_millis(20);
+        tune(&mut cfg);
         Stack::start(queue, cfg).await.unwrap()
     }
 

@@ -39,6 +39,22 @@ impl<'c> Obj<'c> {
         let id_of = |kind: &str| parse_gid(str_arg(args, "id").unwrap_or_default(), kind);
         match name {
             "shop" => Ok(self.obj(Kind::Shop)),
+            "productsCount" => {
+                // Counted up to `limit` (Shopify's default 10,000): `AT_LEAST` past it.
+                let limit = args.get("limit").and_then(Value::as_i64).unwrap_or(10_000);
+                let limit = usize::try_from(limit.max(0)).unwrap_or(0);
+                let n = cat.products.len();
+                let (count, precision) = if n > limit {
+                    (limit, "AT_LEAST")
+                } else {
+                    (n, "EXACT")
+                };
+                Ok(record(
+                    self.ctx,
+                    "Count",
+                    vec![("count", leaf(count)), ("precision", leaf(precision))],
+                ))
+            }
             "bulkOperation" | "currentBulkOperation" => {
                 drop(store);
                 self.bulk_query_field(name, args)

@@ -214,10 +214,7 @@ impl Drift {
     async fn plant(&self, mock: &Mock) -> Result<()> {
         let child = "child-1";
         for n in &self.titles {
-            let f = mock
-                .by_sku(child, &format!("SKU-{n:06}-1"))
-                .await?
-                .context("a copy to drift")?;
+            let f = copy(mock, *n).await?;
             post(
                 &mock.http,
                 &mock.control(&format!("{child}/products/{}", f.product)),
@@ -226,10 +223,7 @@ impl Drift {
             .await?;
         }
         for n in &self.prices {
-            let f = mock
-                .by_sku(child, &format!("SKU-{n:06}-1"))
-                .await?
-                .context("a copy to drift")?;
+            let f = copy(mock, *n).await?;
             post(
                 &mock.http,
                 &mock.control(&format!("{child}/variants/{}", f.variant)),
@@ -238,10 +232,7 @@ impl Drift {
             .await?;
         }
         for n in &self.stock {
-            let f = mock
-                .by_sku(child, &format!("SKU-{n:06}-1"))
-                .await?
-                .context("a copy to drift")?;
+            let f = copy(mock, *n).await?;
             post(
                 &mock.http,
                 &mock.control(&format!("{child}/inventory")),
@@ -249,10 +240,7 @@ impl Drift {
             )
             .await?;
         }
-        let f = mock
-            .by_sku(child, &format!("SKU-{:06}-1", self.deleted))
-            .await?
-            .context("a copy to delete")?;
+        let f = copy(mock, self.deleted).await?;
         let r = mock
             .http
             .delete(mock.control(&format!("{child}/products/{}", f.product)))
@@ -279,6 +267,13 @@ impl Drift {
         }
         Ok(())
     }
+}
+
+/// The child's copy of the parent's product `n`.
+async fn copy(mock: &Mock, n: usize) -> Result<Found> {
+    mock.by_sku("child-1", &format!("SKU-{n:06}-1"))
+        .await?
+        .with_context(|| format!("the child has no copy of product {n}"))
 }
 
 /// A web tier and worker on the benchmark's database (setting up, then running repairs).

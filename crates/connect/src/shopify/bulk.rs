@@ -337,29 +337,14 @@ impl ShopifyConnector {
             self.client.http().get(checked).send(),
         )
         .await
-        .map_err(|_| ConnectError::Transient {
-            endpoint: endpoint.into(),
-            message: "timed out".into(),
-            upstream: String::new(),
-            retry_after: None,
-        })?
-        .map_err(|e| ConnectError::Transient {
-            endpoint: endpoint.into(),
-            message: e.without_url().to_string(),
-            upstream: String::new(),
-            retry_after: None,
-        })?;
+        .map_err(|_| transient(endpoint, "timed out"))?
+        .map_err(|e| transient(endpoint, e.without_url().to_string()))?;
         let status = resp.status();
         if matches!(status.as_u16(), 400 | 403 | 404 | 410) {
             return Ok(None);
         }
         if !status.is_success() {
-            return Err(ConnectError::Transient {
-                endpoint: endpoint.into(),
-                message: format!("answered {status}"),
-                upstream: String::new(),
-                retry_after: None,
-            });
+            return Err(transient(endpoint, format!("answered {status}")));
         }
         Ok(Some(CatalogStream {
             resp: Some(resp),
@@ -369,6 +354,15 @@ impl ShopifyConnector {
             read_timeout: self.client.options().timeout,
             lines: 0,
         }))
+    }
+}
+
+fn transient(endpoint: &str, message: impl Into<String>) -> ConnectError {
+    ConnectError::Transient {
+        endpoint: endpoint.into(),
+        message: message.into(),
+        upstream: String::new(),
+        retry_after: None,
     }
 }
 
@@ -477,18 +471,8 @@ impl CatalogStream {
             };
             let chunk = tokio::time::timeout(self.read_timeout, resp.chunk())
                 .await
-                .map_err(|_| ConnectError::Transient {
-                    endpoint: ENDPOINT.into(),
-                    message: "reading timed out".into(),
-                    upstream: String::new(),
-                    retry_after: None,
-                })?
-                .map_err(|e| ConnectError::Transient {
-                    endpoint: ENDPOINT.into(),
-                    message: e.without_url().to_string(),
-                    upstream: String::new(),
-                    retry_after: None,
-                })?;
+                .map_err(|_| transient(ENDPOINT, "reading timed out"))?
+                .map_err(|e| transient(ENDPOINT, e.without_url().to_string()))?;
             match chunk {
                 Some(c) => self.buf.extend_from_slice(&c),
                 None => self.resp = None,

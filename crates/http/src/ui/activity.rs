@@ -171,7 +171,7 @@ pub(super) async fn runs(
     for r in &list {
         let fixed = r.created + r.updated + r.stock_fixed;
         rows.push_str(&format!(
-            r#"<tr class="state-{state}"><td>{started}</td><td><a href="/ui/stores/{qchild}">{child}</a></td><td>{pass}</td><td>{state}</td><td>{checked}</td><td>{fixed}</td><td>{created}</td><td>{updated}</td><td>{stock}</td><td>{took}</td><td class="error">{error}</td></tr>"#,
+            r#"<tr class="state-{state}"><td>{started}</td><td><a href="/ui/stores/{qchild}">{child}</a></td><td>{pass}</td><td>{state}</td><td>{checked}</td><td>{fixed}</td><td>{created}</td><td>{updated}</td><td>{stock}</td><td>{took}</td><td>{how}</td><td class="error">{error}</td></tr>"#,
             started = when(r.started_ms),
             qchild = enc(&r.child),
             child = esc(&r.child),
@@ -185,13 +185,20 @@ pub(super) async fn runs(
                 .finished_ms
                 .map(|f| super::page::age(f - r.started_ms))
                 .unwrap_or_else(|| "running".into()),
+            // A running pass shows its phase (a bulk export's object count); a finished one
+            // how it read the catalogs.
+            how = esc(if r.finished_ms.is_none() && !r.phase.is_empty() {
+                &r.phase
+            } else {
+                &r.mode
+            }),
             error = esc(r.error.as_deref().unwrap_or("")),
         ));
     }
     let body = format!(
         r#"<h1>Reconciliation runs</h1>
 <p class="hint">Each run compares a child with the parent and repairs what drifted. Start one from a store's page.</p>
-<table data-live><thead><tr><th>Started</th><th>Child</th><th>Pass</th><th>State</th><th>Checked</th><th>Drift fixed</th><th>Copied</th><th>Updated</th><th>Stock fixed</th><th>Took</th><th>Error</th></tr></thead><tbody>{rows}</tbody></table>{empty}"#,
+<table data-live><thead><tr><th>Started</th><th>Child</th><th>Pass</th><th>State</th><th>Checked</th><th>Drift fixed</th><th>Copied</th><th>Updated</th><th>Stock fixed</th><th>Took</th><th>Read</th><th>Error</th></tr></thead><tbody>{rows}</tbody></table>{empty}"#,
         empty = super::none_yet(list.is_empty(), "No run yet."),
     );
     page("Sync runs", Some(&s), &body)

@@ -285,16 +285,7 @@ impl Platform {
                 warnings: RefCell::new(Vec::new()),
                 base_url: self.base_url(),
             };
-            let root = if mutation {
-                resolve::Obj::mutation(&ctx)
-            } else {
-                resolve::Obj::query(&ctx)
-            };
-            let executed = Execution::new(schema, &doc)
-                .operation(op)
-                .coerced_variable_values(&vars)
-                .execute_sync(&root);
-            drop(root);
+            let response = execute(&doc, op, &vars, &ctx);
             let resolve::Ctx {
                 store: owned,
                 new_subscriptions,
@@ -302,10 +293,6 @@ impl Platform {
                 ..
             } = ctx;
             let mut owned = owned.into_inner();
-            let response = match executed {
-                Ok(r) => serde_json::to_value(&r).unwrap_or_default(),
-                Err(e) => json!({ "errors": [e.to_graphql_error(&doc.sources)] }),
-            };
             let data = response.get("data").cloned().unwrap_or(Value::Null);
             let actual = costing.actual(op, &data).min(requested);
             owned.gql_bucket.refund((requested - actual) as f64, now);
@@ -362,6 +349,28 @@ impl Platform {
     }
 }
 
+/// Executes an operation against the store in `ctx`: the whole response (`data`, `errors`).
+fn execute(
+    doc: &Valid<ExecutableDocument>,
+    op: &apollo_compiler::Node<apollo_compiler::executable::Operation>,
+    vars: &Valid<apollo_compiler::response::JsonMap>,
+    ctx: &resolve::Ctx,
+) -> Value {
+    let root = if op.operation_type.is_mutation() {
+        resolve::Obj::mutation(ctx)
+    } else {
+        resolve::Obj::query(ctx)
+    };
+    let executed = Execution::new(&SCHEMA, doc)
+        .operation(op)
+        .coerced_variable_values(vars)
+        .execute_sync(&root);
+    match executed {
+        Ok(r) => serde_json::to_value(&r).unwrap_or_default(),
+        Err(e) => json!({ "errors": [e.to_graphql_error(&doc.sources)] }),
+    }
+}
+
 impl Platform {
     /// Runs an operation as the platform itself does for a bulk operation: no cost, no
     /// faults, with the starting caller's scopes. Webhooks of what it wrote are sent.
@@ -405,23 +414,10 @@ impl Platform {
                 warnings: RefCell::new(Vec::new()),
                 base_url: self.base_url(),
             };
-            let root = if op.operation_type.is_mutation() {
-                resolve::Obj::mutation(&ctx)
-            } else {
-                resolve::Obj::query(&ctx)
-            };
-            let executed = Execution::new(schema, &doc)
-                .operation(op)
-                .coerced_variable_values(&vars)
-                .execute_sync(&root);
-            drop(root);
+            let response = execute(&doc, op, &vars, &ctx);
             let mut owned = ctx.store.into_inner();
             let events = std::mem::take(&mut owned.catalog.events);
             stores.insert(store.to_owned(), owned);
-            let response = match executed {
-                Ok(r) => serde_json::to_value(&r).unwrap_or_default(),
-                Err(e) => json!({ "errors": [e.to_graphql_error(&doc.sources)] }),
-            };
             (response, events)
         };
         for (topic, payload) in events {

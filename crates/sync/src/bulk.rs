@@ -244,6 +244,20 @@ impl Engine {
         .transpose()
     }
 
+    /// Drops what earlier runs of `child` held and did not delete (a process that died
+    /// mid-run): runs that ended, and runs started over a day before `now_ms`.
+    pub(crate) async fn prune_spills(&self, child: &str, now_ms: i64) -> Result<(), SyncError> {
+        exec!(
+            self.db(),
+            "DELETE FROM ferry_bulk_copies WHERE run IN
+               (SELECT id FROM ferry_sync_runs WHERE child = $1 AND (state <> $2 OR started_ms < $3))",
+            child,
+            crate::reconcile::RunState::Running,
+            now_ms - 24 * 3600 * 1000
+        )?;
+        Ok(())
+    }
+
     pub(crate) async fn drop_spill(&self, run: &str) -> Result<(), SyncError> {
         exec!(
             self.db(),

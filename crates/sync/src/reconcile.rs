@@ -100,6 +100,7 @@ impl Engine {
             run.started_ms,
             run.cursor_ms
         )?;
+        self.prune_spills(&run.child, run.started_ms).await?;
         let mut sink = PhaseSink::new(Some(run.id.clone()), progress);
         let outcome = self
             .reconcile_pass(&parent, child, since, &mut run, &mut sink)

@@ -64,6 +64,18 @@ async fn large_catalogs_connect_and_reconcile_by_bulk_export(db: TestDb) {
     p.set_faults("child-1", Faults::default()).unwrap();
     let before = stamps(&net, "child-1");
 
+    // A copy held by an earlier run that ended without dropping it (a process that died
+    // mid-run): the next full pass drops it.
+    let db = ferry_sync::db::open(&net.db.real_queue().await)
+        .await
+        .unwrap();
+    ferry_db::exec!(
+        &db,
+        "INSERT INTO ferry_bulk_copies (run, product, body) VALUES ($1, 'left', '{}')",
+        connect.id.clone()
+    )
+    .unwrap();
+
     let child = engine.network().store("child-1").await.unwrap();
     let mut phases = Vec::new();
     let run = engine
@@ -105,14 +117,11 @@ async fn large_catalogs_connect_and_reconcile_by_bulk_export(db: TestDb) {
     want.sort();
     assert_eq!(changed, want);
     assert_eq!(after.len(), before.len() + 1);
-    // The run's record shows how it read and where it ended; the held export is gone.
+    // The run's record shows how it read and where it ended; the held exports are gone.
     let runs = engine.runs(5).await.unwrap();
     assert_eq!(runs[0].id, run.id);
     assert_eq!(runs[0].mode, "bulk");
     assert_eq!(runs[0].phase, "comparing");
-    let db = ferry_sync::db::open(&net.db.real_queue().await)
-        .await
-        .unwrap();
     let held: Option<(i64,)> =
         ferry_db::row!(&db, (i64,), "SELECT COUNT(*) FROM ferry_bulk_copies").unwrap();
     assert_eq!(held, Some((0,)));

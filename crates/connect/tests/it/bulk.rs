@@ -129,8 +129,9 @@ async fn a_busy_shop_is_waited_for_and_failures_are_reported(db: TestDb) {
         })
     };
     assert_eq!(rx.recv().await.as_deref(), Some("waiting"));
-    p.set_bulk("shop", BulkSettings::default()).unwrap();
+    // Cancelled before the rate goes back up, so the blocker can not complete first.
     shop.bulk_cancel(&blocker.id).await.unwrap();
+    p.set_bulk("shop", BulkSettings::default()).unwrap();
     let Export::Ready(mut stream) = waiting.await.unwrap().unwrap() else {
         panic!("the export failed after the wait");
     };

@@ -100,7 +100,6 @@ impl Engine {
             run.started_ms,
             run.cursor_ms
         )?;
-        self.prune_spills(&run.child, run.started_ms).await?;
         let mut sink = PhaseSink::new(Some(run.id.clone()), progress);
         let outcome = self
             .reconcile_pass(&parent, child, since, &mut run, &mut sink)
@@ -173,6 +172,7 @@ impl Engine {
                         .await?;
                     if copies.is_bulk() {
                         held = true;
+                        self.prune_spills(&child.name, run.started_ms).await?;
                         self.spill(&run.id, &mut copies, sink).await?;
                     }
                 }

@@ -35,6 +35,9 @@ pub struct ReconcileArgs {
     /// Objects the simulated platform's bulk operations write per second.
     #[arg(long, default_value_t = ferry_mock::DEFAULT_ROWS_PER_S)]
     bulk_rows_per_s: f64,
+    /// Operations a bulk pass splits each store's export into (1 to 5), run at once.
+    #[arg(long, default_value_t = 5)]
+    bulk_parts: usize,
     /// Only this way (`paged` or `bulk`); both by default.
     #[arg(long)]
     only: Option<String>,
@@ -302,12 +305,13 @@ async fn until_quiet(stack: &Stack) -> Result<()> {
 }
 
 /// One pass in a process of its own: its report, with its peak memory.
-async fn pass(db: &FreshDb, key: &str, bulk: bool) -> Result<Value> {
+async fn pass(db: &FreshDb, key: &str, bulk: bool, parts: usize) -> Result<Value> {
     let threshold = if bulk { "2000" } else { "18446744073709551615" };
     let out = tokio::process::Command::new(std::env::current_exe()?)
         .env("FERRY_ALLOW_INSECURE_STORE_URLS", "true")
         .env("FERRY_BULK_THRESHOLD_PRODUCTS", threshold)
         .env("FERRY_BULK_POLL_MS", "500")
+        .env("FERRY_BULK_PARTS", parts.to_string())
         .args([
             "sync",
             "reconcile",
@@ -413,6 +417,7 @@ async fn one_size(a: &ReconcileArgs, products: usize) -> Result<Value> {
         "products": products,
         "limits": a.limits,
         "bulk_rows_per_s": a.bulk_rows_per_s,
+        "bulk_parts": a.bulk_parts,
         "setup_s": round2(setup_s),
     });
     for (round, bulk) in ways.into_iter().enumerate() {
@@ -423,7 +428,7 @@ async fn one_size(a: &ReconcileArgs, products: usize) -> Result<Value> {
             mock.limits(s, bucket, restore).await?;
         }
         let points = mock.points("parent").await? + mock.points("child-1").await?;
-        let report = pass(&db, &key, bulk).await?;
+        let report = pass(&db, &key, bulk, a.bulk_parts).await?;
         let points = mock.points("parent").await? + mock.points("child-1").await? - points;
         let elapsed_s = (report["finished_ms"].as_i64().unwrap_or(0)
             - report["started_ms"].as_i64().unwrap_or(0)) as f64
@@ -478,6 +483,9 @@ async fn one_size(a: &ReconcileArgs, products: usize) -> Result<Value> {
 pub async fn run(a: ReconcileArgs) -> Result<()> {
     if a.products.is_empty() {
         bail!("--products needs at least one size");
+    }
+    if !(1..=5).contains(&a.bulk_parts) {
+        bail!("--bulk-parts is 1 to 5 (Shopify runs at most 5 bulk queries per shop at once)");
     }
     if a.products.iter().any(|n| *n < 200) {
         bail!("--products sizes are at least 200 (the drift is spread over the catalog)");

@@ -55,6 +55,7 @@ pub struct Config {
     pub shop_url: String,
     pub bulk_threshold_products: u64,
     pub bulk_poll_ms: u64,
+    pub bulk_parts: usize,
     /// Named tokens with a role (`[[tokens]]` tables; last, as TOML wants tables after keys).
     #[serde(default)]
     pub tokens: Vec<TokenEntry>,
@@ -78,6 +79,7 @@ impl Config {
             bulk_threshold_products: self.bulk_threshold_products,
             bulk: ferry_connect::shopify::bulk::BulkOptions {
                 poll: std::time::Duration::from_millis(self.bulk_poll_ms.max(10)),
+                parts: self.bulk_parts,
                 ..Default::default()
             },
             ..ferry_sync::EngineOptions::default()
@@ -148,7 +150,7 @@ impl TokenEntry {
 /// The keys, as spelled in the file; the environment variable is `FERRY_` and the key in
 /// capitals. Only these are read from the environment (FERRY_CONFIG, FERRY_WEBHOOK_SECRET
 /// and the like are a command's inputs, not configuration).
-const KEYS: [&str; 29] = [
+const KEYS: [&str; 30] = [
     "database_url",
     "direct_database_url",
     "encryption_key",
@@ -178,6 +180,7 @@ const KEYS: [&str; 29] = [
     "shop_url",
     "bulk_threshold_products",
     "bulk_poll_ms",
+    "bulk_parts",
 ];
 
 /// A list from a TOML array or from one comma-separated string (`FERRY_ADMIN_TOKENS=a,b`).
@@ -251,6 +254,11 @@ impl Config {
         }
         if self.concurrency == 0 {
             bail!("invalid configuration: concurrency must be at least 1");
+        }
+        if !(1..=5).contains(&self.bulk_parts) {
+            bail!(
+                "invalid configuration: bulk_parts is 1 to 5 (Shopify runs at most 5 bulk queries per shop at once)"
+            );
         }
         if self.queues.is_empty() {
             bail!("invalid configuration: queues must name at least one queue");

@@ -6,7 +6,7 @@
 //! `GET /api/sync/runs` and the terminal.
 
 use ferry_connect::shopify::ShopifyConnector;
-use ferry_connect::shopify::bulk::{BulkOperation, BulkProgress, CatalogStream, Export};
+use ferry_connect::shopify::bulk::{BulkProgress, CatalogStream, Export, ExportPlan};
 use ferry_connect::shopify::model::Product;
 use ferry_db::{exec, row, tx_exec};
 use serde::Serialize;
@@ -135,15 +135,16 @@ impl Engine {
         Ok(shop.products_count(threshold).await? > threshold)
     }
 
-    /// Starts a store's export without waiting for it (`None`: the shop is busy; it is waited
-    /// for when followed).
+    /// Starts a store's export without waiting for it (parts the busy shop has no room for
+    /// are waited for when it is followed).
     pub(crate) async fn start_export(
         &self,
         store: &StoreConfig,
         shop: &ShopifyConnector,
-    ) -> Result<Option<BulkOperation>, SyncError> {
-        let q = ferry_connect::shopify::bulk::catalog_query(location(store));
-        Ok(shop.bulk_run_query(&q).await?)
+    ) -> Result<ExportPlan, SyncError> {
+        Ok(shop
+            .start_catalog_export(location(store), &self.inner.opts.bulk)
+            .await?)
     }
 
     /// A store's whole catalog: by bulk export when `bulk` (following `started` if given),
@@ -153,7 +154,7 @@ impl Engine {
         store: &StoreConfig,
         shop: &'a ShopifyConnector,
         bulk: bool,
-        started: Option<BulkOperation>,
+        started: Option<ExportPlan>,
         sink: &mut PhaseSink<'_>,
         notes: &mut Vec<String>,
     ) -> Result<CatalogReader<'a>, SyncError> {
@@ -163,22 +164,34 @@ impl Engine {
             return Ok(CatalogReader::paged(shop));
         }
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<BulkProgress>();
-        let mut hear = move |p: &BulkProgress| {
-            let _ = tx.send(p.clone());
+        let opts = &self.inner.opts.bulk;
+        // The sender lives in the export's future: the channel closes when it ends.
+        let export = async move {
+            let mut hear = move |p: &BulkProgress| {
+                let _ = tx.send(p.clone());
+            };
+            shop.export_catalog(location(store), started, opts, &mut hear)
+                .await
         };
-        let export =
-            shop.export_catalog(location(store), started, &self.inner.opts.bulk, &mut hear);
-        tokio::pin!(export);
-        // The export runs while its phases are written as they come.
-        let outcome = loop {
-            tokio::select! {
-                done = &mut export => break done,
-                Some(p) = rx.recv() => {
-                    let phase = format!("bulk export of {}: {}, {} objects", store.name, p.phase, p.objects);
-                    self.set_phase(sink, phase).await?;
-                }
+        // Phases are written as they come while the export keeps running: both are polled,
+        // so a part holding a database connection is never stalled behind a phase's write.
+        let record = async {
+            while let Some(p) = rx.recv().await {
+                let parts = if p.parts > 1 {
+                    format!(" ({} parts)", p.parts)
+                } else {
+                    String::new()
+                };
+                let phase = format!(
+                    "bulk export of {}{parts}: {}, {} objects",
+                    store.name, p.phase, p.objects
+                );
+                self.set_phase(sink, phase).await?;
             }
+            Ok::<(), SyncError>(())
         };
+        let (outcome, recorded) = tokio::join!(export, record);
+        recorded?;
         match outcome? {
             Export::Ready(stream) => {
                 self.set_phase(sink, format!("reading the export of {}", store.name))

@@ -162,7 +162,7 @@ impl Engine {
                 let child_bulk = self.wants_bulk(&cshop).await?;
                 // The parent's export runs on the platform while the child's is read and held.
                 let started = if parent_bulk {
-                    self.start_export(parent, &pshop).await?
+                    Some(self.start_export(parent, &pshop).await?)
                 } else {
                     None
                 };

@@ -5,11 +5,16 @@
 //! one product whatever the catalog's size. Bulk runs are not charged to the cost bucket: a
 //! large catalog reads in minutes instead of hours of a store's budget.
 //!
+//! A large catalog is split into parts by product id range, one operation each, run at once
+//! (Shopify lets a shop run 5 bulk queries at a time since 2026-01): each part's result is read
+//! in turn, so the stream still yields one product at a time, in id order.
+//!
 //! What can go wrong is answered here: a shop already running as many operations as it may
 //! (`LIMIT_REACHED`, `OPERATION_IN_PROGRESS`) is waited for; a result URL that expired before
 //! it was read makes the export run again; an operation that failed or was cancelled (even
 //! with partial data) is reported, and the caller pages instead.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -43,8 +48,10 @@ pub struct BulkProgress {
     /// `waiting` (the shop runs as many operations as it may), `created`, `running`,
     /// `downloading`.
     pub phase: String,
-    /// Objects the operation has written so far.
+    /// Objects the operation (every part of the export) has written so far.
     pub objects: u64,
+    /// Operations the export is split into.
+    pub parts: usize,
 }
 
 /// How an export is followed.
@@ -58,6 +65,9 @@ pub struct BulkOptions {
     pub attempts: u32,
     /// The longest line accepted (a product's description is on its line).
     pub max_line: usize,
+    /// Operations a catalog export is split into, by product id range, run at once (Shopify
+    /// allows 5 bulk queries per shop at a time; a busy shop is waited for part by part).
+    pub parts: usize,
 }
 
 impl Default for BulkOptions {
@@ -67,6 +77,7 @@ impl Default for BulkOptions {
             max_wait: Duration::from_secs(30 * 60),
             attempts: 3,
             max_line: 16 << 20,
+            parts: 5,
         }
     }
 }
@@ -77,10 +88,66 @@ pub enum Export {
     Failed { reason: String },
 }
 
+/// A catalog export's parts (a product id range each), those started already with their
+/// operation; from [`ShopifyConnector::start_catalog_export`] or planned when exporting.
+#[derive(Debug, Clone)]
+pub struct ExportPlan {
+    parts: Vec<Part>,
+}
+
+#[derive(Debug, Clone)]
+struct Part {
+    query: String,
+    started: Option<BulkOperation>,
+}
+
+impl ExportPlan {
+    /// Operations the export is split into.
+    pub fn parts(&self) -> usize {
+        self.parts.len()
+    }
+}
+
+/// How a part ended.
+enum PartEnd {
+    Url(String),
+    Empty,
+    Failed(String),
+}
+
+/// Search filters splitting the product ids `lo..=hi` into at most `parts` ranges of equal
+/// width; the first range has no lower bound and the last no upper one, so products created
+/// while the export runs are read as one operation would read them. One range: no filter.
+pub fn id_ranges(lo: u64, hi: u64, parts: usize) -> Vec<Option<String>> {
+    let span = hi.saturating_sub(lo).saturating_add(1);
+    let k = (parts.max(1) as u64).min(span);
+    if k <= 1 {
+        return vec![None];
+    }
+    let width = span.div_ceil(k);
+    // Upper bounds of every range but the last.
+    let cuts: Vec<u64> = (1..k)
+        .map(|i| lo + i * width - 1)
+        .filter(|c| *c < hi)
+        .collect();
+    let mut out = Vec::with_capacity(cuts.len() + 1);
+    let mut below: Option<u64> = None;
+    for c in &cuts {
+        out.push(Some(match below {
+            None => format!("id:<={c}"),
+            Some(b) => format!("id:>{b} id:<={c}"),
+        }));
+        below = Some(*c);
+    }
+    out.push(below.map(|b| format!("id:>{b}")));
+    out
+}
+
 /// The catalog export: every connection a product needs, grouped so that each product's
 /// lines follow it (at most 5 connections, nested 1 deep). With the network's location, each
-/// variant's `available` is the level there; without, the sum over locations.
-pub fn catalog_query(location: Option<&str>) -> String {
+/// variant's `available` is the level there; without, the sum over locations. `filter`: a
+/// search over products (a part's id range).
+pub fn catalog_query(location: Option<&str>, filter: Option<&str>) -> String {
     let level = match location {
         Some(l) => format!(
             "inventoryLevel(locationId: {}) {{ quantities(names: [\"available\"]) {{ name quantity }} }}",
@@ -88,8 +155,12 @@ pub fn catalog_query(location: Option<&str>) -> String {
         ),
         None => String::new(),
     };
+    let args = match filter {
+        Some(f) => format!("(query: {})", Value::String(f.to_owned())),
+        None => String::new(),
+    };
     format!(
-        "{{ products {{ edges {{ node {{ id title handle status vendor productType tags descriptionHtml updatedAt \
+        "{{ products{args} {{ edges {{ node {{ id title handle status vendor productType tags descriptionHtml updatedAt \
          variants {{ edges {{ node {{ id sku price inventoryQuantity selectedOptions {{ name value }} inventoryItem {{ id {level} }} }} }} }} \
          collections {{ edges {{ node {{ id handle title }} }} }} \
          media {{ edges {{ node {{ id alt ... on MediaImage {{ image {{ url }} }} }} }} }} }} }} }} }}"
@@ -107,6 +178,12 @@ mutation Run($query: String!) {
 const OPERATION: &str = r#"
 query Op($id: ID!) {
   bulkOperation(id: $id) { id status errorCode objectCount url partialDataUrl }
+}"#;
+
+const ID_BOUNDS: &str = r#"
+query Bounds {
+  lowest: products(first: 1, sortKey: ID) { nodes { id } }
+  highest: products(first: 1, sortKey: ID, reverse: true) { nodes { id } }
 }"#;
 
 const CANCEL: &str = r#"
@@ -222,6 +299,7 @@ impl ShopifyConnector {
             progress(&BulkProgress {
                 phase: "waiting".into(),
                 objects: 0,
+                parts: 1,
             });
             tokio::time::sleep(opts.poll).await;
         };
@@ -238,6 +316,7 @@ impl ShopifyConnector {
         let mut last = BulkProgress {
             phase: "created".into(),
             objects: 0,
+            parts: 1,
         };
         progress(&last);
         while op.running() {
@@ -252,6 +331,7 @@ impl ShopifyConnector {
             let now = BulkProgress {
                 phase: op.status.to_lowercase(),
                 objects: op.object_count,
+                parts: 1,
             };
             // Told when something moved, not at every look.
             if now != last {
@@ -262,40 +342,160 @@ impl ShopifyConnector {
         Ok(op)
     }
 
+    /// The product id ranges a catalog export is split into (one when the shop has fewer
+    /// products than parts, or ids that are not numbers).
+    pub async fn plan_catalog_export(
+        &self,
+        location: Option<&str>,
+        opts: &BulkOptions,
+    ) -> Result<ExportPlan, ConnectError> {
+        let endpoint = "query products (id bounds)";
+        let d = self.graphql(endpoint, ID_BOUNDS, json!({}), 4.0).await?;
+        let id = |k: &str| {
+            d[k]["nodes"][0]["id"]
+                .as_str()
+                .and_then(|g| g.rsplit('/').next())
+                .and_then(|n| n.parse::<u64>().ok())
+        };
+        let filters = match (id("lowest"), id("highest")) {
+            (Some(lo), Some(hi)) if lo <= hi => id_ranges(lo, hi, opts.parts),
+            _ => vec![None],
+        };
+        Ok(ExportPlan {
+            parts: filters
+                .into_iter()
+                .map(|f| Part {
+                    query: catalog_query(location, f.as_deref()),
+                    started: None,
+                })
+                .collect(),
+        })
+    }
+
+    /// Plans a catalog export and starts its parts without waiting for them (a part the busy
+    /// shop has no room for is started when the export is followed), so that two stores'
+    /// exports run at once.
+    pub async fn start_catalog_export(
+        &self,
+        location: Option<&str>,
+        opts: &BulkOptions,
+    ) -> Result<ExportPlan, ConnectError> {
+        let mut plan = self.plan_catalog_export(location, opts).await?;
+        for part in &mut plan.parts {
+            part.started = self.bulk_run_query(&part.query).await?;
+        }
+        Ok(plan)
+    }
+
     /// The whole catalog by bulk export, ready to stream; or why not (the caller pages).
-    /// `started`: an export of [`catalog_query`] already started (with [`Self::bulk_run_query`])
-    /// to follow first, so that two stores' exports run at once.
+    /// `started`: an export begun with [`Self::start_catalog_export`], to follow; without,
+    /// one is planned and run here. Every part runs at once; the export is ready when all
+    /// have completed, and fails (for the caller to page) when one fails.
     pub async fn export_catalog(
         &self,
         location: Option<&str>,
-        started: Option<BulkOperation>,
+        started: Option<ExportPlan>,
         opts: &BulkOptions,
         progress: &mut (dyn FnMut(&BulkProgress) + Send),
     ) -> Result<Export, ConnectError> {
-        let query = catalog_query(location);
-        let mut last = String::new();
+        let plan = match started {
+            Some(p) => p,
+            None => self.plan_catalog_export(location, opts).await?,
+        };
+        let n = plan.parts.len();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, BulkProgress)>();
+        let runs = plan.parts.iter().cloned().enumerate().map(|(i, part)| {
+            let tx = tx.clone();
+            async move {
+                let mut hear = move |p: &BulkProgress| {
+                    let _ = tx.send((i, p.clone()));
+                };
+                let end = self
+                    .part_to_end(&part.query, part.started, opts, &mut hear)
+                    .await;
+                (part.query, end)
+            }
+        });
+        let all = futures_util::future::join_all(runs);
+        drop(tx);
+        tokio::pin!(all);
+        // A part not heard from yet has no phase (it is being started or waited for).
+        let mut seen = vec![
+            BulkProgress {
+                phase: String::new(),
+                objects: 0,
+                parts: 1,
+            };
+            n
+        ];
+        let mut told: Option<BulkProgress> = None;
+        let ends = loop {
+            tokio::select! {
+                ends = &mut all => break ends,
+                Some((i, p)) = rx.recv() => {
+                    seen[i] = p;
+                    let now = combined(&seen);
+                    // Told when something moved, not at every look of every part.
+                    if told.as_ref() != Some(&now) {
+                        progress(&now);
+                        told = Some(now);
+                    }
+                }
+            }
+        };
+        let mut ready = VecDeque::with_capacity(n);
+        let mut objects = 0;
+        for (query, end) in ends {
+            match end? {
+                PartEnd::Url(url) => ready.push_back((query, url)),
+                PartEnd::Empty => {}
+                PartEnd::Failed(reason) => return Ok(Export::Failed { reason }),
+            }
+        }
+        for p in &seen {
+            objects += p.objects;
+        }
+        progress(&BulkProgress {
+            phase: "downloading".into(),
+            objects,
+            parts: n,
+        });
+        let mut stream = CatalogStream::empty(opts.max_line);
+        stream.shop = Some(self.clone());
+        stream.opts = opts.clone();
+        stream.rest = ready;
+        // The first part opened now: one whose result can not be had fails the export here,
+        // while the caller can still page instead.
+        if let Some((query, url)) = stream.rest.pop_front() {
+            match self.open_part(&query, &url, opts).await? {
+                Ok(first) => stream.current = Some(first),
+                Err(reason) => return Ok(Export::Failed { reason }),
+            }
+        }
+        Ok(Export::Ready(Box::new(stream)))
+    }
+
+    /// Runs one part to its end, again when its result expired before it was read.
+    async fn part_to_end(
+        &self,
+        query: &str,
+        started: Option<BulkOperation>,
+        opts: &BulkOptions,
+        progress: &mut (dyn FnMut(&BulkProgress) + Send),
+    ) -> Result<PartEnd, ConnectError> {
         let mut started = started;
         for _ in 0..opts.attempts.max(1) {
             let op = match started.take() {
                 Some(op) => self.follow(op, opts, progress).await?,
-                None => self.bulk_query_to_end(&query, opts, progress).await?,
+                None => self.bulk_query_to_end(query, opts, progress).await?,
             };
-            match (op.status.as_str(), op.url.as_deref()) {
-                ("COMPLETED", Some(url)) => {
-                    progress(&BulkProgress {
-                        phase: "downloading".into(),
-                        objects: op.object_count,
-                    });
-                    match self.open_result(url, opts).await? {
-                        Some(stream) => return Ok(Export::Ready(Box::new(stream))),
-                        None => last = "the result URL expired before it was read".into(),
-                    }
+            match (op.status.as_str(), op.url) {
+                ("COMPLETED", Some(url)) => return Ok(PartEnd::Url(url)),
+                // Finished with nothing to read: no products in the range.
+                ("COMPLETED", None) if op.object_count == 0 => return Ok(PartEnd::Empty),
+                ("EXPIRED", _) => {
+                    tracing::info!(store = %self.key(), "the bulk result expired before it was read; running the export again");
                 }
-                // Finished with nothing to read: an empty catalog.
-                ("COMPLETED", None) if op.object_count == 0 => {
-                    return Ok(Export::Ready(Box::new(CatalogStream::empty(opts.max_line))));
-                }
-                ("EXPIRED", _) => last = "the result expired before it was read".into(),
                 (status, _) => {
                     let mut reason = format!(
                         "bulk export {} ({})",
@@ -308,14 +508,40 @@ impl ShopifyConnector {
                             op.object_count
                         ));
                     }
-                    return Ok(Export::Failed { reason });
+                    return Ok(PartEnd::Failed(reason));
                 }
             }
-            tracing::info!(store = %self.key(), "{last}; running the export again");
         }
-        Ok(Export::Failed {
-            reason: format!("bulk export: {last}, {} times", opts.attempts.max(1)),
-        })
+        Ok(PartEnd::Failed(format!(
+            "bulk export: the result expired before it was read, {} times",
+            opts.attempts.max(1)
+        )))
+    }
+
+    /// Opens a part's result, running the part again when its URL expired (`Err`: why it can
+    /// not be had).
+    async fn open_part(
+        &self,
+        query: &str,
+        url: &str,
+        opts: &BulkOptions,
+    ) -> Result<Result<PartStream, String>, ConnectError> {
+        let mut url = url.to_owned();
+        for _ in 0..opts.attempts.max(1) {
+            if let Some(stream) = self.open_result(&url, opts).await? {
+                return Ok(Ok(stream));
+            }
+            tracing::info!(store = %self.key(), "the bulk result URL expired before it was read; running the export again");
+            match self.part_to_end(query, None, opts, &mut |_| {}).await? {
+                PartEnd::Url(u) => url = u,
+                PartEnd::Empty => return Ok(Ok(PartStream::empty(opts.max_line))),
+                PartEnd::Failed(reason) => return Ok(Err(reason)),
+            }
+        }
+        Ok(Err(format!(
+            "bulk export: the result URL expired before it was read, {} times",
+            opts.attempts.max(1)
+        )))
     }
 
     /// Opens a result file (`None`: its URL expired or is refused: run again). The URL is the
@@ -324,7 +550,7 @@ impl ShopifyConnector {
         &self,
         url: &str,
         opts: &BulkOptions,
-    ) -> Result<Option<CatalogStream>, ConnectError> {
+    ) -> Result<Option<PartStream>, ConnectError> {
         let endpoint = "bulk result file";
         let checked = self
             .client
@@ -346,7 +572,7 @@ impl ShopifyConnector {
         if !status.is_success() {
             return Err(transient(endpoint, format!("answered {status}")));
         }
-        Ok(Some(CatalogStream {
+        Ok(Some(PartStream {
             resp: Some(resp),
             buf: Vec::new(),
             current: None,
@@ -366,8 +592,88 @@ fn transient(endpoint: &str, message: impl Into<String>) -> ConnectError {
     }
 }
 
-/// A catalog export read one line at a time; products come out whole.
+/// Every part's phases as one: running while any part runs, the objects of all.
+fn combined(parts: &[BulkProgress]) -> BulkProgress {
+    let any = |phase: &str| parts.iter().any(|p| p.phase == phase);
+    let phase = ["running", "created", "waiting"]
+        .into_iter()
+        .find(|p| any(p))
+        .map(str::to_owned)
+        .or_else(|| parts.first().map(|p| p.phase.clone()))
+        .unwrap_or_default();
+    BulkProgress {
+        phase,
+        objects: parts.iter().map(|p| p.objects).sum(),
+        parts: parts.len(),
+    }
+}
+
+/// A catalog export read one line at a time, part after part; products come out whole.
 pub struct CatalogStream {
+    current: Option<PartStream>,
+    /// Parts still to read: their query (to run again if the URL expired) and result URL.
+    rest: VecDeque<(String, String)>,
+    shop: Option<ShopifyConnector>,
+    opts: BulkOptions,
+    /// Lines of the parts already read.
+    lines: u64,
+}
+
+impl CatalogStream {
+    fn empty(max_line: usize) -> CatalogStream {
+        CatalogStream {
+            current: None,
+            rest: VecDeque::new(),
+            shop: None,
+            opts: BulkOptions {
+                max_line,
+                ..BulkOptions::default()
+            },
+            lines: 0,
+        }
+    }
+
+    /// Lines read so far.
+    pub fn lines(&self) -> u64 {
+        self.lines + self.current.as_ref().map_or(0, |c| c.lines)
+    }
+
+    /// The next whole product; `None` when every part is read.
+    pub async fn next(&mut self) -> Result<Option<Product>, ConnectError> {
+        loop {
+            if let Some(cur) = self.current.as_mut() {
+                if let Some(p) = cur.next().await? {
+                    return Ok(Some(p));
+                }
+                self.lines += cur.lines;
+                self.current = None;
+            }
+            let (Some((query, url)), Some(shop)) = (self.rest.pop_front(), self.shop.as_ref())
+            else {
+                return Ok(None);
+            };
+            match shop.open_part(&query, &url, &self.opts).await? {
+                Ok(next) => self.current = Some(next),
+                Err(reason) => return Err(transient(ENDPOINT, reason)),
+            }
+        }
+    }
+
+    /// Up to `n` whole products; `None` when the export is read.
+    pub async fn next_page(&mut self, n: usize) -> Result<Option<Vec<Product>>, ConnectError> {
+        let mut page = Vec::with_capacity(n);
+        while page.len() < n {
+            match self.next().await? {
+                Some(p) => page.push(p),
+                None => break,
+            }
+        }
+        Ok((!page.is_empty()).then_some(page))
+    }
+}
+
+/// One part's result file read one line at a time.
+struct PartStream {
     resp: Option<reqwest::Response>,
     buf: Vec<u8>,
     current: Option<Product>,
@@ -433,9 +739,9 @@ struct MediaLine {
     image: Option<super::model::GqlUrl>,
 }
 
-impl CatalogStream {
-    fn empty(max_line: usize) -> CatalogStream {
-        CatalogStream {
+impl PartStream {
+    fn empty(max_line: usize) -> PartStream {
+        PartStream {
             resp: None,
             buf: Vec::new(),
             current: None,
@@ -443,11 +749,6 @@ impl CatalogStream {
             read_timeout: Duration::from_secs(30),
             lines: 0,
         }
-    }
-
-    /// Lines read so far.
-    pub fn lines(&self) -> u64 {
-        self.lines
     }
 
     /// The next line, without its newline; `None` at the end.
@@ -481,7 +782,7 @@ impl CatalogStream {
     }
 
     /// The next whole product; `None` when the file is read.
-    pub async fn next(&mut self) -> Result<Option<Product>, ConnectError> {
+    async fn next(&mut self) -> Result<Option<Product>, ConnectError> {
         while let Some(raw) = self.line().await? {
             if raw.iter().all(u8::is_ascii_whitespace) {
                 continue;
@@ -518,18 +819,6 @@ impl CatalogStream {
             }
         }
         Ok(self.current.take())
-    }
-
-    /// Up to `n` whole products; `None` when the file is read.
-    pub async fn next_page(&mut self, n: usize) -> Result<Option<Vec<Product>>, ConnectError> {
-        let mut page = Vec::with_capacity(n);
-        while page.len() < n {
-            match self.next().await? {
-                Some(p) => page.push(p),
-                None => break,
-            }
-        }
-        Ok((!page.is_empty()).then_some(page))
     }
 
     /// Puts a child line on its product: grouped exports put a product's lines right after it.
@@ -585,5 +874,65 @@ impl CatalogStream {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether `id` is in the range a filter names (the two forms `id_ranges` writes).
+    fn holds(filter: &Option<String>, id: u64) -> bool {
+        let Some(f) = filter else { return true };
+        f.split(' ').all(|t| {
+            if let Some(n) = t.strip_prefix("id:<=") {
+                id <= n.parse::<u64>().unwrap_or(0)
+            } else if let Some(n) = t.strip_prefix("id:>") {
+                id > n.parse::<u64>().unwrap_or(u64::MAX)
+            } else {
+                panic!("an unexpected term {t}")
+            }
+        })
+    }
+
+    #[test]
+    fn id_ranges_cover_every_id_exactly_once() {
+        for (lo, hi, parts) in [
+            (1, 60, 5),
+            (7, 7, 5),
+            (3, 5, 5),
+            (100, 100_099, 5),
+            (1, 10, 3),
+            (5, 1_000, 1),
+        ] {
+            let ranges = id_ranges(lo, hi, parts);
+            assert!(ranges.len() <= parts && !ranges.is_empty());
+            // Ids beyond the bounds (created while the export runs) fall in the outer parts.
+            for id in (lo.saturating_sub(3)..=hi + 3).chain([0, u64::MAX]) {
+                let n = ranges.iter().filter(|r| holds(r, id)).count();
+                assert_eq!(n, 1, "id {id} of {lo}..={hi} in {parts} parts: {ranges:?}");
+            }
+        }
+        assert_eq!(id_ranges(1, 100, 4).len(), 4);
+        assert_eq!(id_ranges(9, 9, 5), vec![None]);
+    }
+
+    #[test]
+    fn parts_show_as_one_progress() {
+        let p = |phase: &str, objects| BulkProgress {
+            phase: phase.into(),
+            objects,
+            parts: 1,
+        };
+        let all = combined(&[p("completed", 10), p("running", 5), p("", 0)]);
+        assert_eq!(
+            (all.phase.as_str(), all.objects, all.parts),
+            ("running", 15, 3)
+        );
+        assert_eq!(combined(&[p("", 0), p("waiting", 0)]).phase, "waiting");
+        assert_eq!(
+            combined(&[p("completed", 1), p("completed", 2)]).phase,
+            "completed"
+        );
     }
 }

@@ -14,6 +14,7 @@ use crate::{Env, quick};
 ferry_testkit::conformance! {
     an_export_reads_the_same_catalog_as_paging,
     a_busy_shop_is_waited_for_and_failures_are_reported,
+    a_part_whose_result_expired_while_others_were_read_runs_again,
 }
 
 fn fast() -> BulkOptions {
@@ -27,14 +28,19 @@ fn fast() -> BulkOptions {
 async fn export_all(
     shop: &ferry_connect::shopify::ShopifyConnector,
     location: Option<&str>,
+    parts: usize,
 ) -> Vec<Product> {
     let mut phases = Vec::new();
+    let mut told_parts = 0;
+    let opts = BulkOptions { parts, ..fast() };
     let export = shop
-        .export_catalog(location, None, &fast(), &mut |p: &BulkProgress| {
-            phases.push(p.phase.clone())
+        .export_catalog(location, None, &opts, &mut |p: &BulkProgress| {
+            phases.push(p.phase.clone());
+            told_parts = p.parts;
         })
         .await
         .unwrap();
+    assert_eq!(told_parts, parts, "the export is split as asked");
     let Export::Ready(mut stream) = export else {
         panic!("the export failed");
     };
@@ -63,7 +69,7 @@ async fn an_export_reads_the_same_catalog_as_paging(db: TestDb) {
     shop.set_collections(&first[1].id, &[sale.id])
         .await
         .unwrap();
-    let mut exported = export_all(&shop, Some(&location)).await;
+    let mut exported = export_all(&shop, Some(&location), 1).await;
     let mut paged = Vec::new();
     let shop_ref = &shop;
     let mut pages =
@@ -83,9 +89,89 @@ async fn an_export_reads_the_same_catalog_as_paging(db: TestDb) {
     );
     assert_eq!(exported, paged, "product for product, the same as paging");
     // Without a location: the sum over locations, the same here (one location).
-    let mut summed = export_all(&shop, None).await;
+    let mut summed = export_all(&shop, None, 1).await;
     summed.sort_by(|a, b| a.id.cmp(&b.id));
     assert_eq!(summed, paged);
+    // Split into 5 operations by id range, run at once: every product once, in id order.
+    let split = export_all(&shop, Some(&location), 5).await;
+    let ids: Vec<u64> = split.iter().map(|p| numeric(&p.id)).collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "parts are read in id order"
+    );
+    let mut split = split;
+    split.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(
+        split, paged,
+        "split, product for product the same as paging"
+    );
+}
+
+fn numeric(gid: &str) -> u64 {
+    gid.rsplit('/').next().unwrap().parse().unwrap()
+}
+
+async fn a_part_whose_result_expired_while_others_were_read_runs_again(db: TestDb) {
+    // The platform's clock stands still unless moved: an operation's first step (up to 250
+    // products) runs at once, so each part completes; its URL lives a minute of that clock.
+    let clock = ferry_core::FakeClock::new(1_800_000_000_000);
+    let env = Env::start_mock_clock(db, clock.clone()).await;
+    let s = env.shop(40, 2);
+    let p = env.mock.platform().clone();
+    p.set_bulk(
+        "shop",
+        BulkSettings {
+            url_ttl_ms: 60_000,
+            ..BulkSettings::default()
+        },
+    )
+    .unwrap();
+    let shop = env.shopify(&s, quick());
+    let opts = BulkOptions { parts: 4, ..fast() };
+    let Export::Ready(mut stream) = shop
+        .export_catalog(None, None, &opts, &mut |_: &BulkProgress| {})
+        .await
+        .unwrap()
+    else {
+        panic!("the export failed");
+    };
+    let first = stream.next().await.unwrap().expect("a product");
+    // The first part is open; the others' URLs expire before they are read.
+    clock.advance(Duration::from_secs(120));
+    let mut ids = vec![numeric(&first.id)];
+    while let Some(p) = stream.next().await.unwrap() {
+        ids.push(numeric(&p.id));
+    }
+    assert_eq!(ids.len(), 40, "every product, the expired parts run again");
+    assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    // An export whose results keep expiring before they are read fails mid-stream as a
+    // transient error (the run is retried), never as a shorter catalog.
+    let Export::Ready(mut stream) = shop
+        .export_catalog(None, None, &opts, &mut |_: &BulkProgress| {})
+        .await
+        .unwrap()
+    else {
+        panic!("the export failed");
+    };
+    stream.next().await.unwrap().expect("a product");
+    p.set_bulk(
+        "shop",
+        BulkSettings {
+            url_ttl_ms: 0,
+            ..BulkSettings::default()
+        },
+    )
+    .unwrap();
+    let mut read = 1;
+    let err = loop {
+        match stream.next().await {
+            Ok(Some(_)) => read += 1,
+            Ok(None) => panic!("the catalog ended short at {read} products"),
+            Err(e) => break e,
+        }
+    };
+    assert!(read < 40);
+    assert!(err.to_string().contains("expired"), "{err}");
 }
 
 async fn a_busy_shop_is_waited_for_and_failures_are_reported(db: TestDb) {
@@ -174,8 +260,9 @@ async fn a_busy_shop_is_waited_for_and_failures_are_reported(db: TestDb) {
     )
     .unwrap();
     let mut created = 0;
+    let one = BulkOptions { parts: 1, ..fast() };
     let outcome = shop
-        .export_catalog(None, None, &fast(), &mut |p: &BulkProgress| {
+        .export_catalog(None, None, &one, &mut |p: &BulkProgress| {
             created += usize::from(p.phase == "created")
         })
         .await

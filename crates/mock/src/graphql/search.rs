@@ -143,6 +143,22 @@ impl Search {
             .max()
     }
 
+    /// The lowest product id an `id:>` / `id:>=` term allows (where a walk in id order starts).
+    pub fn id_from(&self) -> Option<u64> {
+        self.only()?
+            .iter()
+            .filter(|t| t.field.as_deref() == Some("id"))
+            .filter_map(|t| {
+                let n = t.value.rsplit('/').next()?.parse::<u64>().ok()?;
+                match t.cmp {
+                    Cmp::Gt => Some(n.saturating_add(1)),
+                    Cmp::Ge | Cmp::Eq => Some(n),
+                    _ => None,
+                }
+            })
+            .max()
+    }
+
     /// The values of a plain `field:value` term (no wildcard), lower-cased, when every
     /// alternative has one: the records to look at are those with one of these values.
     pub fn exact(&self, field: &str) -> Option<Vec<String>> {
@@ -220,6 +236,21 @@ impl Term {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_id_range_starts_at_its_lower_bound() {
+        let s = Search::parse(Some("id:>41 id:<=80"));
+        assert_eq!(s.id_from(), Some(42));
+        assert!(s.matches(|_| vec![Field::Num(42)]));
+        assert!(!s.matches(|_| vec![Field::Num(41)]));
+        assert!(!s.matches(|_| vec![Field::Num(81)]));
+        assert_eq!(
+            Search::parse(Some("id:>=gid://shopify/Product/7")).id_from(),
+            Some(7)
+        );
+        // Alternatives have no single lower bound.
+        assert_eq!(Search::parse(Some("id:>5 OR id:<2")).id_from(), None);
+    }
 
     #[test]
     fn terms_and_comparisons() {

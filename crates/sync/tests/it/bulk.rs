@@ -90,13 +90,13 @@ async fn large_catalogs_connect_and_reconcile_by_bulk_export(db: TestDb) {
     assert!(
         phases
             .iter()
-            .any(|p| p.starts_with("bulk export of child-1:")),
+            .any(|p| p.starts_with("bulk export of child-1 (5 parts):")),
         "{phases:?}"
     );
     assert!(
         phases
             .iter()
-            .any(|p| p.starts_with("bulk export of parent:")),
+            .any(|p| p.starts_with("bulk export of parent (5 parts):")),
         "{phases:?}"
     );
     assert_eq!(

@@ -171,7 +171,12 @@ pub(crate) fn products_page(
                     .range((Bound::Excluded(id), Bound::Unbounded))
                     .map(|e| e.0),
             ),
-            (false, None) => Box::new(cat.products.keys()),
+            // Start the walk at the `id:>` bound (a bulk export split by id ranges).
+            (false, None) => Box::new(
+                cat.products
+                    .range(search.id_from().unwrap_or(0)..)
+                    .map(|e| e.0),
+            ),
             (true, Some((_, id))) => Box::new(cat.products.range(..id).rev().map(|e| e.0)),
             (true, None) => Box::new(cat.products.keys().rev()),
         };

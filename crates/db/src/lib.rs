@@ -73,6 +73,15 @@ impl Dialect {
             Dialect::Sqlite => "min",
         }
     }
+
+    /// A subquery of the strings in the JSON array bound at `param` (`$2`): `col IN (…)`
+    /// over a list of any length with one bind, so a page is read by one statement.
+    pub fn json_texts(self, param: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("SELECT jsonb_array_elements_text({param}::jsonb)"),
+            Dialect::Sqlite => format!("SELECT value FROM json_each({param})"),
+        }
+    }
 }
 
 impl Db {

@@ -328,13 +328,13 @@ async fn pass(db: &FreshDb, key: &str, bulk: bool, parts: usize) -> Result<Value
             std::env::var("FERRY_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
         )
         .stdout(Stdio::piped())
-        .stderr(if std::env::var("FERRY_BENCH_LOG").is_ok() {
-            Stdio::inherit()
-        } else {
-            Stdio::piped()
-        })
+        .stderr(Stdio::piped())
         .output()
         .await?;
+    // `output()` captures stderr whatever was set: what the pass logged is shown after it.
+    if std::env::var("FERRY_BENCH_LOG").is_ok() {
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    }
     if !out.status.success() {
         bail!(
             "ferry sync reconcile failed: {}",

@@ -8,7 +8,7 @@
 use ferry_connect::shopify::ShopifyConnector;
 use ferry_connect::shopify::bulk::{BulkProgress, CatalogStream, Export, ExportPlan};
 use ferry_connect::shopify::model::Product;
-use ferry_db::{exec, row, tx_exec};
+use ferry_db::{exec, rows, tx_exec};
 use serde::Serialize;
 
 use crate::engine::Engine;
@@ -118,6 +118,7 @@ impl Engine {
                 &phase
             )?;
         }
+        tracing::debug!(run = ?sink.run, checked = sink.checked, %phase, "run phase");
         (sink.progress)(&RunProgress {
             checked: sink.checked,
             phase: phase.clone(),
@@ -241,20 +242,33 @@ impl Engine {
         Ok(n)
     }
 
-    /// A copy from the child's export held for `run`.
-    pub(crate) async fn spilled(&self, run: &str, id: &str) -> Result<Option<Product>, SyncError> {
-        let body: Option<(String,)> = row!(
+    /// Copies from the child's export held for `run`, by product id (one statement a page).
+    pub(crate) async fn spilled_page(
+        &self,
+        run: &str,
+        ids: &[&str],
+    ) -> Result<std::collections::HashMap<String, Product>, SyncError> {
+        let sql = format!(
+            "SELECT product, body FROM ferry_bulk_copies WHERE run = $1 AND product IN ({})",
+            self.db().dialect().json_texts("$2")
+        );
+        let ids = serde_json::Value::from(ids.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+            .to_string();
+        let found: Vec<(String, String)> = rows!(
             self.db(),
-            (String,),
-            "SELECT body FROM ferry_bulk_copies WHERE run = $1 AND product = $2",
+            (String, String),
+            sqlx::AssertSqlSafe(sql),
             run,
-            id
+            ids
         )?;
-        body.map(|(b,)| {
-            serde_json::from_str(&b)
-                .map_err(|e| SyncError::Invalid(format!("a held copy did not read back: {e}")))
-        })
-        .transpose()
+        found
+            .into_iter()
+            .map(|(id, b)| {
+                serde_json::from_str(&b)
+                    .map(|p| (id, p))
+                    .map_err(|e| SyncError::Invalid(format!("a held copy did not read back: {e}")))
+            })
+            .collect()
     }
 
     /// Drops what earlier runs of `child` held and did not delete (a process that died

@@ -2,6 +2,7 @@
 //! between parent and child products and variants, the stock ferry believes each store holds,
 //! the intent ledger, the order marks and the audit log.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use ferry_core::Cipher;
@@ -347,6 +348,26 @@ impl Network {
         )?)
     }
 
+    /// The links of many parent products to one child at once (a page being compared), by
+    /// parent product.
+    pub async fn links_of(
+        &self,
+        child: &str,
+        parent_products: &[&str],
+    ) -> Result<HashMap<String, Link>, SyncError> {
+        let sql = format!(
+            "SELECT child, parent_product, child_product, state, parent_updated FROM ferry_links
+             WHERE child = $1 AND parent_product IN ({})",
+            self.db.dialect().json_texts("$2")
+        );
+        let ids = json_list(parent_products);
+        let links: Vec<Link> = rows!(&self.db, Link, sqlx::AssertSqlSafe(sql), child, ids)?;
+        Ok(links
+            .into_iter()
+            .map(|l| (l.parent_product.clone(), l))
+            .collect())
+    }
+
     pub async fn set_link(
         &self,
         child: &str,
@@ -401,12 +422,30 @@ impl Network {
         .await
     }
 
+    /// The variant links of many parent products in one child at once, by parent product.
+    pub async fn variant_links_of(
+        &self,
+        child: &str,
+        parent_products: &[&str],
+    ) -> Result<HashMap<String, Vec<VariantLink>>, SyncError> {
+        let filter = format!(
+            "child = $1 AND parent_product IN ({})",
+            self.db.dialect().json_texts("$2")
+        );
+        let ids = json_list(parent_products);
+        let mut out: HashMap<String, Vec<VariantLink>> = HashMap::new();
+        for l in self.variant_links_where(&filter, &[child, &ids]).await? {
+            out.entry(l.parent_product.clone()).or_default().push(l);
+        }
+        Ok(out)
+    }
+
     /// Variant links matching `filter` (with `$1`… bound to `binds`), sorted by child and
     /// parent variant. Sorted here: an ORDER BY lets SQLite walk a child's every link in key
     /// order instead of taking the filter's index.
     async fn variant_links_where(
         &self,
-        filter: &'static str,
+        filter: &str,
         binds: &[&str],
     ) -> Result<Vec<VariantLink>, SyncError> {
         let sql = format!(
@@ -536,6 +575,22 @@ impl Network {
             store,
             item
         )?)
+    }
+
+    /// The items among `items` whose level ferry holds for `store` (one statement a page).
+    pub async fn items_with_levels(
+        &self,
+        store: &str,
+        items: &[&str],
+    ) -> Result<HashSet<String>, SyncError> {
+        let sql = format!(
+            "SELECT item FROM ferry_levels WHERE store = $1 AND item IN ({})",
+            self.db.dialect().json_texts("$2")
+        );
+        let ids = json_list(items);
+        let found: Vec<(String,)> =
+            rows!(&self.db, (String,), sqlx::AssertSqlSafe(sql), store, ids)?;
+        Ok(found.into_iter().map(|(i,)| i).collect())
     }
 
     /// Sets what ferry believes a store holds.
@@ -733,4 +788,9 @@ fn audit_entry((id, at_ms, store, entity, action, fields, cause): AuditRow) -> A
         fields: serde_json::from_str(&fields).unwrap_or(Value::Null),
         cause,
     }
+}
+
+/// Strings as a JSON array, for [`ferry_db::Dialect::json_texts`].
+fn json_list(items: &[&str]) -> String {
+    serde_json::Value::from(items.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()).to_string()
 }

@@ -208,25 +208,35 @@ impl Engine {
     ) -> Result<(), SyncError> {
         self.set_phase(sink, "comparing".into()).await?;
         while let Some(page) = parents.next_page().await? {
-            // The page's copies are read at once (the page bounds both memory and requests
-            // in flight), from the child's held export when there is one.
-            let mut links = Vec::with_capacity(page.len());
-            for p in &page {
-                links.push(self.inner.net.link(&child.name, &p.id).await?);
-            }
-            let copies = futures_util::future::join_all(links.iter().map(|link| async {
-                match link.as_ref().and_then(|l| l.child_product.as_deref()) {
-                    Some(id) if link.as_ref().is_some_and(|l| l.state == LinkState::Linked) => {
-                        if held {
-                            self.spilled(&run.id, id).await
-                        } else {
-                            Ok(cshop.product(id).await?)
-                        }
+            // The page's links and copies are read at once (the page bounds both memory and
+            // requests in flight), from the child's held export when there is one.
+            let ids: Vec<&str> = page.iter().map(|p| p.id.as_str()).collect();
+            let mut links = self.inner.net.links_of(&child.name, &ids).await?;
+            let linked: Vec<Option<String>> = page
+                .iter()
+                .map(|p| {
+                    links
+                        .remove(&p.id)
+                        .filter(|l| l.state == LinkState::Linked)
+                        .and_then(|l| l.child_product)
+                })
+                .collect();
+            let copies: Vec<Result<Option<Product>, SyncError>> = if held {
+                let wanted: Vec<&str> = linked.iter().flatten().map(String::as_str).collect();
+                let found = self.spilled_page(&run.id, &wanted).await?;
+                linked
+                    .iter()
+                    .map(|id| Ok(id.as_ref().and_then(|id| found.get(id).cloned())))
+                    .collect()
+            } else {
+                futures_util::future::join_all(linked.iter().map(|id| async move {
+                    match id {
+                        Some(id) => Ok(cshop.product(id).await?),
+                        None => Ok(None),
                     }
-                    _ => Ok(None),
-                }
-            }))
-            .await;
+                }))
+                .await
+            };
             self.compare_page(parent, child, page, copies, run).await?;
             sink.checked = run.checked;
             (sink.progress)(&RunProgress {
@@ -249,11 +259,13 @@ impl Engine {
         let cause = format!("reconcile {}", run.id);
         let stale = self.now_ms() - self.inner.opts.intent_ttl.as_millis() as i64;
         let mut jobs = Vec::new();
+        let ids: Vec<&str> = page.iter().map(|p| p.id.as_str()).collect();
+        let mut variant_links = self.inner.net.variant_links_of(&child.name, &ids).await?;
+        self.note_page_levels(&parent.name, &page).await?;
         for (p, copy) in page.into_iter().zip(copies) {
             let copy = copy?;
             run.checked += 1;
             run.cursor_ms = run.cursor_ms.max(p.updated_at);
-            self.note_parent_levels(&parent.name, &p).await?;
             let needs_push = match &copy {
                 None => {
                     run.created += 1;
@@ -272,7 +284,7 @@ impl Engine {
                 jobs.push(self.push_job(&child.name, &p.id, Some(p.clone()), &cause)?);
             }
             let Some(c) = copy else { continue };
-            for l in self.inner.net.variant_links(&child.name, &p.id).await? {
+            for l in variant_links.remove(&p.id).unwrap_or_default() {
                 let want = p
                     .variants
                     .iter()

@@ -443,6 +443,10 @@ impl ShopifyConnector {
                 }
             }
         };
+        // What the parts said as they ended.
+        while let Ok((i, p)) = rx.try_recv() {
+            seen[i] = p;
+        }
         let mut ready = VecDeque::with_capacity(n);
         let mut objects = 0;
         for (query, end) in ends {

@@ -36,6 +36,32 @@ impl Engine {
         Ok(())
     }
 
+    /// [`Self::note_parent_levels`] for a page of products, read by one statement.
+    pub(crate) async fn note_page_levels(
+        &self,
+        parent: &str,
+        page: &[Product],
+    ) -> Result<(), SyncError> {
+        let items: Vec<&str> = page
+            .iter()
+            .flat_map(|p| &p.variants)
+            .filter(|v| v.available.is_some())
+            .map(|v| v.inventory_item_id.as_str())
+            .collect();
+        let known = self.inner.net.items_with_levels(parent, &items).await?;
+        for v in page.iter().flat_map(|p| &p.variants) {
+            if let Some(a) = v.available
+                && !known.contains(&v.inventory_item_id)
+            {
+                self.inner
+                    .net
+                    .set_level(parent, &v.inventory_item_id, a)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) async fn product(&self, j: ProductJob) -> Result<(), SyncError> {
         let parent = self.inner.net.parent().await?;
         let snapshot = self.shop(&parent).await?.product(&j.product).await?;

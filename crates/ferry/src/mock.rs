@@ -59,8 +59,8 @@ pub struct MockArgs {
     /// (a day for client credentials, an hour for offline tokens), so renewals happen soon.
     #[arg(long)]
     token_ttl_s: Option<u64>,
-    /// Objects a bulk operation writes per second (Shopify publishes no figure; see
-    /// `ferry_mock::DEFAULT_ROWS_PER_S`).
+    /// Objects a bulk operation writes per second, each operation running at once on a shop
+    /// at this rate (Shopify publishes no figure; see `ferry_mock::DEFAULT_ROWS_PER_S`).
     #[arg(long, default_value_t = ferry_mock::DEFAULT_ROWS_PER_S)]
     bulk_rows_per_s: f64,
 }

@@ -33,6 +33,10 @@ pub const MAX_NESTING: usize = 2;
 /// says only that an operation may run for days); reports put large exports at minutes per
 /// hundred thousand products. 2,000 objects per second makes a 100,000-product export with
 /// two variants and an image each (about 400,000 objects) take a little over 3 minutes.
+/// The rate is per operation: operations running at once on a shop (up to 5 since 2026-01)
+/// each write at it, as separate jobs on Shopify's side would; Shopify does not say whether
+/// concurrent operations share a shop's throughput, so a figure that splits an export relies
+/// on this.
 pub const DEFAULT_ROWS_PER_S: f64 = 2_000.0;
 /// How long a result file stays downloadable (Shopify: 7 days).
 pub const URL_TTL_MS: i64 = 7 * 24 * 3600 * 1000;

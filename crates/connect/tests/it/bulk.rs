@@ -107,6 +107,18 @@ async fn an_export_reads_the_same_catalog_as_paging(db: TestDb) {
     );
 }
 
+/// How long the shop's result URLs live (the platform's clock).
+fn url_ttl(p: &ferry_mock::Platform, ms: i64) {
+    p.set_bulk(
+        "shop",
+        BulkSettings {
+            url_ttl_ms: ms,
+            ..BulkSettings::default()
+        },
+    )
+    .unwrap();
+}
+
 fn numeric(gid: &str) -> u64 {
     gid.rsplit('/').next().unwrap().parse().unwrap()
 }
@@ -118,14 +130,7 @@ async fn a_part_whose_result_expired_while_others_were_read_runs_again(db: TestD
     let env = Env::start_mock_clock(db, clock.clone()).await;
     let s = env.shop(40, 2);
     let p = env.mock.platform().clone();
-    p.set_bulk(
-        "shop",
-        BulkSettings {
-            url_ttl_ms: 60_000,
-            ..BulkSettings::default()
-        },
-    )
-    .unwrap();
+    url_ttl(&p, 60_000);
     let shop = env.shopify(&s, quick());
     let opts = BulkOptions { parts: 4, ..fast() };
     let Export::Ready(mut stream) = shop
@@ -154,14 +159,7 @@ async fn a_part_whose_result_expired_while_others_were_read_runs_again(db: TestD
         panic!("the export failed");
     };
     stream.next().await.unwrap().expect("a product");
-    p.set_bulk(
-        "shop",
-        BulkSettings {
-            url_ttl_ms: 0,
-            ..BulkSettings::default()
-        },
-    )
-    .unwrap();
+    url_ttl(&p, 0);
     let mut read = 1;
     let err = loop {
         match stream.next().await {
@@ -251,14 +249,7 @@ async fn a_busy_shop_is_waited_for_and_failures_are_reported(db: TestDb) {
     );
 
     // A result that expires before it is read: run again, up to the attempts, then reported.
-    p.set_bulk(
-        "shop",
-        BulkSettings {
-            url_ttl_ms: 0,
-            ..BulkSettings::default()
-        },
-    )
-    .unwrap();
+    url_ttl(&p, 0);
     let mut created = 0;
     let one = BulkOptions { parts: 1, ..fast() };
     let outcome = shop

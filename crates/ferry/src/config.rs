@@ -411,6 +411,15 @@ mod tests {
             jail.set_env("FERRY_ADMIN_TOKENS", "short");
             let e = Config::load(None).expect_err("a short token").to_string();
             assert!(e.contains("16 characters"), "{e}");
+            jail.set_env("FERRY_ADMIN_TOKENS", "a-token-long-enough-to-pass");
+            jail.set_env("FERRY_BULK_PARTS", "6");
+            let e = Config::load(None)
+                .expect_err("more parts than Shopify runs")
+                .to_string();
+            assert!(e.contains("bulk_parts"), "{e}");
+            jail.set_env("FERRY_BULK_PARTS", "3");
+            let (c, _) = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.engine_options(String::new()).bulk.parts, 3);
             let e = Config::load(Some(Path::new("missing.toml"))).expect_err("no such file");
             assert!(e.to_string().contains("missing.toml"));
             Ok(())

@@ -252,8 +252,7 @@ impl Engine {
             "SELECT product, body FROM ferry_bulk_copies WHERE run = $1 AND product IN ({})",
             self.db().dialect().json_texts("$2")
         );
-        let ids = serde_json::Value::from(ids.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
-            .to_string();
+        let ids = crate::network::json_list(ids);
         let found: Vec<(String, String)> = rows!(
             self.db(),
             (String, String),

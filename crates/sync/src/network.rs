@@ -791,6 +791,6 @@ fn audit_entry((id, at_ms, store, entity, action, fields, cause): AuditRow) -> A
 }
 
 /// Strings as a JSON array, for [`ferry_db::Dialect::json_texts`].
-fn json_list(items: &[&str]) -> String {
+pub(crate) fn json_list(items: &[&str]) -> String {
     serde_json::Value::from(items.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()).to_string()
 }

@@ -101,13 +101,6 @@ struct Part {
     started: Option<BulkOperation>,
 }
 
-impl ExportPlan {
-    /// Operations the export is split into.
-    pub fn parts(&self) -> usize {
-        self.parts.len()
-    }
-}
-
 /// How a part ended.
 enum PartEnd {
     Url(String),
@@ -448,7 +441,6 @@ impl ShopifyConnector {
             seen[i] = p;
         }
         let mut ready = VecDeque::with_capacity(n);
-        let mut objects = 0;
         for (query, end) in ends {
             match end? {
                 PartEnd::Url(url) => ready.push_back((query, url)),
@@ -456,12 +448,9 @@ impl ShopifyConnector {
                 PartEnd::Failed(reason) => return Ok(Export::Failed { reason }),
             }
         }
-        for p in &seen {
-            objects += p.objects;
-        }
         progress(&BulkProgress {
             phase: "downloading".into(),
-            objects,
+            objects: seen.iter().map(|p| p.objects).sum(),
             parts: n,
         });
         let mut stream = CatalogStream::empty(opts.max_line);

@@ -107,6 +107,21 @@ async fn an_export_reads_the_same_catalog_as_paging(db: TestDb) {
     );
 }
 
+/// An export that must be ready to read.
+async fn ready(
+    shop: &ferry_connect::shopify::ShopifyConnector,
+    opts: &BulkOptions,
+) -> Box<ferry_connect::shopify::bulk::CatalogStream> {
+    let Export::Ready(stream) = shop
+        .export_catalog(None, None, opts, &mut |_: &BulkProgress| {})
+        .await
+        .unwrap()
+    else {
+        panic!("the export failed");
+    };
+    stream
+}
+
 /// How long the shop's result URLs live (the platform's clock).
 fn url_ttl(p: &ferry_mock::Platform, ms: i64) {
     p.set_bulk(
@@ -133,13 +148,7 @@ async fn a_part_whose_result_expired_while_others_were_read_runs_again(db: TestD
     url_ttl(&p, 60_000);
     let shop = env.shopify(&s, quick());
     let opts = BulkOptions { parts: 4, ..fast() };
-    let Export::Ready(mut stream) = shop
-        .export_catalog(None, None, &opts, &mut |_: &BulkProgress| {})
-        .await
-        .unwrap()
-    else {
-        panic!("the export failed");
-    };
+    let mut stream = ready(&shop, &opts).await;
     let first = stream.next().await.unwrap().expect("a product");
     // The first part is open; the others' URLs expire before they are read.
     clock.advance(Duration::from_secs(120));
@@ -151,13 +160,7 @@ async fn a_part_whose_result_expired_while_others_were_read_runs_again(db: TestD
     assert!(ids.windows(2).all(|w| w[0] < w[1]));
     // An export whose results keep expiring before they are read fails mid-stream as a
     // transient error (the run is retried), never as a shorter catalog.
-    let Export::Ready(mut stream) = shop
-        .export_catalog(None, None, &opts, &mut |_: &BulkProgress| {})
-        .await
-        .unwrap()
-    else {
-        panic!("the export failed");
-    };
+    let mut stream = ready(&shop, &opts).await;
     stream.next().await.unwrap().expect("a product");
     url_ttl(&p, 0);
     let mut read = 1;

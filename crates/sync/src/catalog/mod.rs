@@ -18,25 +18,11 @@ impl Engine {
         parent: &str,
         p: &Product,
     ) -> Result<(), SyncError> {
-        for v in &p.variants {
-            if let Some(a) = v.available
-                && self
-                    .inner
-                    .net
-                    .level(parent, &v.inventory_item_id)
-                    .await?
-                    .is_none()
-            {
-                self.inner
-                    .net
-                    .set_level(parent, &v.inventory_item_id, a)
-                    .await?;
-            }
-        }
-        Ok(())
+        self.note_page_levels(parent, std::slice::from_ref(p)).await
     }
 
-    /// [`Self::note_parent_levels`] for a page of products, read by one statement.
+    /// [`Self::note_parent_levels`] for a page of products, the known levels read by one
+    /// statement.
     pub(crate) async fn note_page_levels(
         &self,
         parent: &str,

@@ -338,6 +338,46 @@ impl Network {
 
     // ---- links ------------------------------------------------------------------------
 
+    /// Takes the push lock of (`child`, `product`) for `holder` until `until_ms`: true when
+    /// it is free, lapsed or already `holder`'s.
+    pub async fn lock_push(
+        &self,
+        child: &str,
+        product: &str,
+        holder: &str,
+        until_ms: i64,
+    ) -> Result<bool, SyncError> {
+        let taken = exec!(
+            &self.db,
+            "INSERT INTO ferry_push_locks (child, product, holder, until_ms) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (child, product) DO UPDATE SET holder = $3, until_ms = $4
+             WHERE ferry_push_locks.holder = $3 OR ferry_push_locks.until_ms < $5",
+            child,
+            product,
+            holder,
+            until_ms,
+            self.now_ms()
+        )?;
+        Ok(taken == 1)
+    }
+
+    /// Lets the push lock go, if `holder` still has it.
+    pub async fn unlock_push(
+        &self,
+        child: &str,
+        product: &str,
+        holder: &str,
+    ) -> Result<(), SyncError> {
+        exec!(
+            &self.db,
+            "DELETE FROM ferry_push_locks WHERE child = $1 AND product = $2 AND holder = $3",
+            child,
+            product,
+            holder
+        )?;
+        Ok(())
+    }
+
     pub async fn link(&self, child: &str, parent_product: &str) -> Result<Option<Link>, SyncError> {
         Ok(row!(
             &self.db,

@@ -14,8 +14,34 @@ use crate::plan::{
     changes, collection_handles, collections_match, plan, restore, satisfied, source_tag, twin,
 };
 
+/// How long a push holds its product's lock: a holder that died lets it go after this. A
+/// push takes a few requests; one throttled for longer can overlap the next push again.
+const PUSH_LOCK_MS: i64 = 60_000;
+
+/// How long a push waits before looking at a held lock again.
+const PUSH_LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 impl Engine {
+    /// One push at a time per (child, product): the queue can start a newer push while an
+    /// older one runs, and two writing the copy at once could leave the older snapshot last.
+    /// A push that finds the lock held waits (without spending an attempt) and then reads the
+    /// link the holder left, so the older snapshot is skipped.
     pub(crate) async fn push(&self, j: PushJob) -> Result<(), SyncError> {
+        let net = &self.inner.net;
+        let holder = uuid::Uuid::now_v7().to_string();
+        let until = self.now_ms() + PUSH_LOCK_MS;
+        if !net.lock_push(&j.child, &j.product, &holder, until).await? {
+            return Err(SyncError::Wait(PUSH_LOCK_WAIT));
+        }
+        let (child, product) = (j.child.clone(), j.product.clone());
+        let pushed = self.push_locked(j).await;
+        // Released even when the push failed; if this fails too, the lock lapses.
+        let released = net.unlock_push(&child, &product, &holder).await;
+        pushed?;
+        released
+    }
+
+    async fn push_locked(&self, j: PushJob) -> Result<(), SyncError> {
         let net = &self.inner.net;
         let child = net.store(&j.child).await?;
         let shop = self.shop(&child).await?;

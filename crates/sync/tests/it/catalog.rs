@@ -488,7 +488,7 @@ ferry_testkit::conformance! {
     price_rules_and_fields_the_child_owns, a_create_applied_then_refused_is_not_made_twice,
     a_step_failing_for_good_undoes_the_create, duplicated_reordered_and_dropped_webhooks_converge,
     reconciliation_repairs_drift_and_records_the_run,
-    a_sale_never_sees_a_copy_without_its_links,
+    a_sale_never_sees_a_copy_without_its_links, a_push_waits_while_another_push_of_the_product_runs,
 }
 
 /// A child's copy is relinked (its variant links replaced) whenever the parent's product is
@@ -544,4 +544,87 @@ async fn a_sale_never_sees_a_copy_without_its_links(db: TestDb) {
         empty, 0,
         "{empty} of {reads} reads found the copy without links"
     );
+}
+
+/// The queue can start a newer push of a product while an older one still runs; two pushes
+/// writing one copy at once could leave the older snapshot last. A push finds the product's
+/// lock held, waits without spending an attempt, and goes on once it is let go.
+async fn a_push_waits_while_another_push_of_the_product_runs(db: TestDb) {
+    let net = Net::start(db, 1, 3, Rules::default()).await;
+    let engine = &net.stack.engine;
+    let product = net.product_of(PARENT, "SKU-000001-1");
+    let gid = format!("gid://shopify/Product/{product}");
+    let links = engine.network().links("child-1", "", 10).await.unwrap();
+    assert!(
+        links.iter().any(|l| l.parent_product == gid),
+        "the product is linked as {gid}"
+    );
+    // Another push holds the product's lock.
+    let far = engine.network().now_ms() + 3_600_000;
+    assert!(
+        engine
+            .network()
+            .lock_push("child-1", &gid, "another push", far)
+            .await
+            .unwrap()
+    );
+    net.platform()
+        .merchant_edit_product(PARENT, product, ProductSpec::titled("Edited while locked"))
+        .unwrap();
+    let queue = net.stack.queue.clone();
+    ferry_testkit::eventually("the push ran and is waiting for the lock", || {
+        let queue = queue.clone();
+        let gid = gid.clone();
+        async move {
+            let filter = ferry_queue::JobFilter {
+                kind: Some("sync.push".into()),
+                limit: 100,
+                ..Default::default()
+            };
+            queue.list(&filter).await.unwrap().iter().any(|j| {
+                j.payload["product"] == gid.as_str()
+                    && j.state == ferry_queue::JobState::Queued
+                    && j.started_at.is_some()
+                    && j.attempt == 0
+            })
+        }
+    })
+    .await;
+    assert_ne!(
+        net.by_sku("child-1")["SKU-000001-1"].0,
+        "Edited while locked",
+        "nothing written while another push holds the lock"
+    );
+    // A holder that is not the owner can not take or let go of it.
+    assert!(
+        !engine
+            .network()
+            .lock_push("child-1", &gid, "a third", far)
+            .await
+            .unwrap()
+    );
+    engine
+        .network()
+        .unlock_push("child-1", &gid, "a third")
+        .await
+        .unwrap();
+    assert!(
+        !engine
+            .network()
+            .lock_push("child-1", &gid, "a third", far)
+            .await
+            .unwrap()
+    );
+    engine
+        .network()
+        .unlock_push("child-1", &gid, "another push")
+        .await
+        .unwrap();
+    net.quiet().await;
+    assert_eq!(
+        net.by_sku("child-1")["SKU-000001-1"].0,
+        "Edited while locked"
+    );
+    net.assert_in_sync(same);
+    assert!(net.dead_jobs().await.is_empty());
 }

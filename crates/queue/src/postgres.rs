@@ -1,5 +1,6 @@
 //! The PostgreSQL engine: `FOR UPDATE SKIP LOCKED` claims, arrays for batches, NOTIFY wake-ups.
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
@@ -9,12 +10,13 @@ use uuid::Uuid;
 use crate::error::Result;
 use crate::job::{ClaimedJob, DeadGroup, DeadMatch, JobFilter, JobRecord, JobState, QueueStats};
 use crate::sql::{self, Dialect, JOB_COLUMNS, WAITING};
-use crate::store::{CronRow, InsertRow, Transition};
+use crate::store::{CronRow, InsertMode, InsertRow, Transition};
 
 pub(crate) const NOTIFY_CHANNEL: &str = "ferry_jobs";
 
 struct Sql {
     enqueue: String,
+    enqueue_plain: String,
     finish: String,
     reap: String,
     replay: String,
@@ -66,8 +68,32 @@ static SQL: LazyLock<Sql> = LazyLock::new(|| {
             )
         ),
     );
+    // A batch without singleton keys (the common case) can not conflict: one INSERT, its
+    // rows' queue, group and priority given once per distinct triple (the fairness lookups run
+    // once for each), nothing returned (every row is stored or the statement fails). The
+    // general statement's shared CTEs, its empty branches and its 1,000 returned rows were a
+    // third of a batch's time.
+    let enqueue_plain = format!(
+        "WITH base AS MATERIALIZED ( \
+           SELECT k.ord, k.queue, k.group_key, k.priority, {fair_round} AS round0 \
+           FROM unnest($1::text[], $2::text[], $3::int2[]) WITH ORDINALITY \
+             AS k(queue, group_key, priority, ord)), \
+         ins AS ( \
+           INSERT INTO ferry_jobs (id, queue, kind, payload, state, priority, fair_round, run_at, \
+             max_attempts, group_key, expires_at, created_at) \
+           SELECT t.id, b.queue, t.kind, t.payload::jsonb, 'queued', b.priority, b.round0 + t.rank, \
+             t.run_at, t.max_attempts, b.group_key, t.expires_at, $4 \
+           FROM unnest($5::uuid[], $6::int8[], $7::text[], $8::text[], $9::int8[], $10::int4[], \
+             $11::int8[], $12::int8[]) AS t(id, key, kind, payload, run_at, max_attempts, \
+             expires_at, rank) \
+           JOIN base b ON b.ord = t.key \
+           RETURNING 1) \
+         SELECT (SELECT count(*) FROM ins), ferry_notify($13)",
+        fair_round = sql::next_round(Dialect::Postgres, "k", "$4"),
+    );
     Sql {
         enqueue,
+        enqueue_plain,
         finish: sql::transition(
             Dialect::Postgres,
             &format!(
@@ -145,6 +171,9 @@ impl PgEngine {
         now: i64,
         notify: &[String],
     ) -> Result<Vec<(Uuid, Option<String>)>> {
+        if rows.iter().all(|r| r.mode == InsertMode::Plain) {
+            return Self::insert_plain(conn, rows, now, notify).await;
+        }
         let out = sqlx::query(sqlx::AssertSqlSafe(SQL.enqueue.as_str()))
             .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
             .bind(rows.iter().map(|r| r.queue.as_str()).collect::<Vec<_>>())
@@ -169,6 +198,54 @@ impl PgEngine {
         out.iter()
             .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
             .collect()
+    }
+
+    /// [`PgEngine::insert`] of rows without singleton keys: every row is stored.
+    async fn insert_plain(
+        conn: &mut PgConnection,
+        rows: &[InsertRow],
+        now: i64,
+        notify: &[String],
+    ) -> Result<Vec<(Uuid, Option<String>)>> {
+        let mut keys: HashMap<(&str, &str, i16), i64> = HashMap::new();
+        let (mut queues, mut groups, mut priorities) = (Vec::new(), Vec::new(), Vec::new());
+        let key_of: Vec<i64> = rows
+            .iter()
+            .map(|r| {
+                *keys
+                    .entry((r.queue.as_str(), r.group.as_str(), r.priority))
+                    .or_insert_with(|| {
+                        queues.push(r.queue.as_str());
+                        groups.push(r.group.as_str());
+                        priorities.push(r.priority);
+                        queues.len() as i64 // WITH ORDINALITY counts from 1
+                    })
+            })
+            .collect();
+        let (stored, _): (i64, i32) =
+            sqlx::query_as(sqlx::AssertSqlSafe(SQL.enqueue_plain.as_str()))
+                .bind(queues)
+                .bind(groups)
+                .bind(priorities)
+                .bind(now)
+                .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+                .bind(key_of)
+                .bind(rows.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| r.payload.as_str()).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| r.run_at).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| r.max_attempts).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| r.expires_at).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| r.rank).collect::<Vec<_>>())
+                .bind(notify)
+                .fetch_one(&mut *conn)
+                .await?;
+        if stored != rows.len() as i64 {
+            return Err(crate::error::QueueError::InvalidJob(format!(
+                "{stored} of {} jobs were stored",
+                rows.len()
+            )));
+        }
+        Ok(rows.iter().map(|r| (r.id, None)).collect())
     }
 
     /// VACUUMs the job table once its dead row versions pass `min_dead` and a tenth of its

@@ -561,13 +561,9 @@ async fn a_push_waits_while_another_push_of_the_product_runs(db: TestDb) {
     );
     // Another push holds the product's lock.
     let far = engine.network().now_ms() + 3_600_000;
-    assert!(
-        engine
-            .network()
-            .lock_push("child-1", &gid, "another push", far)
-            .await
-            .unwrap()
-    );
+    let take = |holder: &'static str| engine.network().lock_push("child-1", &gid, holder, far);
+    let release = |holder: &'static str| engine.network().unlock_push("child-1", &gid, holder);
+    assert!(take("another push").await.unwrap());
     net.platform()
         .merchant_edit_product(PARENT, product, ProductSpec::titled("Edited while locked"))
         .unwrap();
@@ -596,30 +592,10 @@ async fn a_push_waits_while_another_push_of_the_product_runs(db: TestDb) {
         "nothing written while another push holds the lock"
     );
     // A holder that is not the owner can not take or let go of it.
-    assert!(
-        !engine
-            .network()
-            .lock_push("child-1", &gid, "a third", far)
-            .await
-            .unwrap()
-    );
-    engine
-        .network()
-        .unlock_push("child-1", &gid, "a third")
-        .await
-        .unwrap();
-    assert!(
-        !engine
-            .network()
-            .lock_push("child-1", &gid, "a third", far)
-            .await
-            .unwrap()
-    );
-    engine
-        .network()
-        .unlock_push("child-1", &gid, "another push")
-        .await
-        .unwrap();
+    assert!(!take("a third").await.unwrap());
+    release("a third").await.unwrap();
+    assert!(!take("a third").await.unwrap());
+    release("another push").await.unwrap();
     net.quiet().await;
     assert_eq!(
         net.by_sku("child-1")["SKU-000001-1"].0,

@@ -331,26 +331,26 @@ impl PgEngine {
         lease_until: i64,
         capped: bool,
     ) -> Result<Vec<ClaimedJob>> {
-        let claim = if capped {
-            "ferry_claim_capped($5, $3, $6 + 0 * d.n, $2, $7, $8)"
-        } else {
-            "ferry_claim($5, $3, $6 + 0 * d.n, $2, $7)"
-        };
-        let sql = format!(
+        // Uncapped: one function (migration 0010). Capped: the two side by side, the
+        // acknowledgement first (the claim's batch size depends on its result).
+        let sql = if capped {
             "SELECT c.* FROM (SELECT ferry_complete($1, $2, $3, $4) AS n) d \
-             CROSS JOIN LATERAL {claim} c"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+             CROSS JOIN LATERAL ferry_claim_capped($5, $3, $6 + 0 * d.n, $2, $7, $8) c"
+        } else {
+            "SELECT * FROM ferry_complete_and_claim($1, $2, $3, $4, $5, $6, $7)"
+        };
+        let mut q = sqlx::query(sql)
             .bind(done)
             .bind(owner)
             .bind(now)
             .bind(delete)
             .bind(queue)
             .bind(n)
-            .bind(lease_until)
-            .bind(n.saturating_mul(4).max(64))
-            .fetch_all(&self.pool)
-            .await?;
+            .bind(lease_until);
+        if capped {
+            q = q.bind(n.saturating_mul(4).max(64));
+        }
+        let rows = q.fetch_all(&self.pool).await?;
         rows.iter().map(decode_claimed).collect()
     }
 

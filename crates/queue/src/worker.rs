@@ -864,15 +864,11 @@ impl WorkerInner {
                 retry_in: None,
             };
         };
-        // Everything the handler logs carries the job it belongs to.
-        let span = tracing::info_span!(
-            "job",
-            id = %job.id,
-            kind = %job.kind,
-            queue = %job.queue,
-            attempt = job.attempt,
-            group = %job.group_key,
-        );
+        // Everything the handler logs carries the job it belongs to. Its id alone: the JSON log
+        // layer formats a span's fields when the span is made, logged into or not, and four more
+        // fields (kind, queue, group, attempt; one lookup away) cost about 7% of batched
+        // throughput at concurrency 10.
+        let span = tracing::info_span!("job", id = %job.id);
         let ctx = JobContext {
             id: job.id,
             queue: job.queue,

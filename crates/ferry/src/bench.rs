@@ -273,9 +273,26 @@ async fn peer_once(a: &QueueArgs, peer: &str, url: &str) -> Result<serde_json::V
         })
 }
 
+/// Writes the server's dirty pages out before a run, so that no run pays for a checkpoint the
+/// previous one's writes made due (each run creates and drops a database and writes tens of
+/// megabytes of WAL; a spread checkpoint then writes during the next run of a few seconds).
+/// Best effort: a role that may not CHECKPOINT, or a SQLite run, measures as before.
+async fn checkpoint(url: &str) {
+    if !url.starts_with("postgres") {
+        return;
+    }
+    let Ok(mut c) = <sqlx::PgConnection as sqlx::Connection>::connect(url).await else {
+        return;
+    };
+    if let Err(e) = sqlx::query("CHECKPOINT").execute(&mut c).await {
+        eprintln!("no CHECKPOINT before the run ({e}); figures may be noisier");
+    }
+}
+
 /// Each peer once at `a`'s settings, its line printed and kept in `runs` (one list per peer).
 async fn run_peers(a: &QueueArgs, url: &str, runs: &mut [Vec<serde_json::Value>]) -> Result<()> {
     for (p, kept) in a.peer.iter().zip(runs.iter_mut()) {
+        checkpoint(url).await;
         let r = peer_once(a, p, url).await?;
         println!("{p}: {r}");
         kept.push(r);
@@ -306,6 +323,7 @@ async fn side_by_side(a: &QueueArgs) -> Result<()> {
             if peers_first {
                 run_peers(&at, &url, &mut theirs).await?;
             }
+            checkpoint(&url).await;
             ours.push(queue_once(&at).await?);
             println!("ferry: {}", ours[ours.len() - 1]);
             if !peers_first {

@@ -143,8 +143,13 @@ impl PgEngine {
         // (a single enqueue spent more time planning than running). A SET after connecting,
         // not a startup option: PgBouncer refuses startup options, and if a transaction pooler
         // loses the SET only speed suffers.
+        // No ping before handing out a connection: sqlx pings every connection it takes from
+        // the idle set (a round trip before each statement) and again when one goes back. The
+        // ping on release stays and drops a broken connection; a connection that broke while
+        // idle fails one statement, which every caller here already retries.
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
+            .test_before_acquire(false)
             .after_connect(|conn, _meta| {
                 Box::pin(async move {
                     sqlx::query("SET plan_cache_mode = force_generic_plan")

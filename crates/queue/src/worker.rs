@@ -1,7 +1,7 @@
 //! Workers: typed handlers by kind, a concurrency limit, heartbeats, batched acknowledgements,
 //! maintenance (lease reaper, deadlines, cron, retention) and graceful shutdown.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -24,6 +24,11 @@ use crate::queue::Queue;
 
 /// The shortest stretch over which handlers' completions count as a rate.
 const RATE_WINDOW: Duration = Duration::from_millis(20);
+
+/// Without batching, a handler slot claims its next job while the current one runs only when
+/// its last job ran shorter than this: ahead of a long run, a claimed job would wait while
+/// another worker sat idle.
+const CLAIM_AHEAD_UNDER: Duration = Duration::from_millis(20);
 
 /// What a handler knows about the job it runs.
 #[derive(Debug, Clone)]
@@ -525,8 +530,7 @@ impl Worker {
     }
 
     /// Runs a held job in its slot; its outcome goes to the acknowledgements. Without batching,
-    /// while `claiming` has not fired, a completed job's acknowledgement also claims the slot's
-    /// next job, in the same transaction (one commit per job instead of two).
+    /// while `claiming` has not fired, the slot goes on with a line of its own (see `chain`).
     fn start(
         &self,
         job: ClaimedJob,
@@ -538,64 +542,152 @@ impl Worker {
     ) {
         let this = self.clone();
         let done = done.clone();
+        let held = Held { job, cancel: token };
         handlers.spawn(async move {
-            let (mut job, mut token) = (job, token);
-            loop {
-                let (id, attempt) = (job.id, job.attempt);
-                let queue = job.queue.clone();
-                let group = job.group_key.clone();
-                let outcome = if token.is_cancelled() {
-                    // Cancelled (or its lease lost) while it waited in the buffer: never started.
-                    Outcome::Cancelled
-                } else {
-                    this.inner.execute(job, token).await
-                };
-                this.inner.count(&queue, &group, &outcome);
-                if let Some(f) = this.inner.lock_in_flight().get_mut(&id) {
-                    f.finished = true;
+            match claiming {
+                Some(claiming) if !this.inner.opts.batch => {
+                    this.chain(held, permit, done, claiming).await;
                 }
-                this.inner
-                    .finished
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let d = Done {
-                    id,
-                    attempt,
-                    outcome,
-                };
-                if this.inner.opts.batch {
+                _ => {
+                    let d = this.run_held(held).await.0;
                     drop(permit);
                     let _ = done.send(d);
-                    return;
-                }
-                let chain = claiming.as_ref().is_some_and(|c| !c.is_cancelled());
-                if !(chain && d.outcome == Outcome::Completed) {
-                    drop(permit);
-                    this.inner.record(vec![d]).await;
-                    return;
-                }
-                let w = &this.inner;
-                let delete = w.opts.maintenance.keep_finished.is_zero();
-                let next = w
-                    .queue
-                    .complete_and_claim(&w.id, &[(id, attempt)], delete, &queue, 1, w.opts.lease)
-                    .await;
-                w.lock_in_flight().remove(&id);
-                match next {
-                    Ok(mut jobs) => match jobs.pop() {
-                        Some(j) => {
-                            token = this.hold(&j);
-                            job = j;
-                        }
-                        None => return,
-                    },
-                    Err(e) => {
-                        // The job stays running; its lease lapses and it runs again.
-                        tracing::error!(error = %e, %id, "could not record a completed job");
-                        return;
-                    }
                 }
             }
         });
+    }
+
+    /// Runs one held job: its outcome, counted, and how long the handler took.
+    async fn run_held(&self, h: Held) -> (Done, Duration) {
+        let w = &self.inner;
+        let (id, attempt) = (h.job.id, h.job.attempt);
+        let queue = h.job.queue.clone();
+        let group = h.job.group_key.clone();
+        let t = std::time::Instant::now();
+        let outcome = if h.cancel.is_cancelled() {
+            // Cancelled (or its lease lost) while it waited in the buffer: never started.
+            Outcome::Cancelled
+        } else {
+            w.execute(h.job, h.cancel).await
+        };
+        let ran = t.elapsed();
+        w.count(&queue, &group, &outcome);
+        if let Some(f) = w.lock_in_flight().get_mut(&id) {
+            f.finished = true;
+        }
+        w.finished
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let d = Done {
+            id,
+            attempt,
+            outcome,
+        };
+        (d, ran)
+    }
+
+    /// One handler slot without batching. Each completed job's acknowledgement also claims the
+    /// slot's next job, in the same transaction (one commit per job instead of two). While its
+    /// jobs are short, the slot keeps one such transaction under way as a job runs, so neither
+    /// waits for the other: the database sees about twice the slot's concurrency in
+    /// transactions, each still one job's. A job claimed ahead waits for at most one short
+    /// run. The slot ends, and its permit goes back to the claim loops, when its line runs dry
+    /// or claiming stops; jobs it claimed and never started go back in line.
+    async fn chain(
+        self,
+        first: Held,
+        permit: tokio::sync::OwnedSemaphorePermit,
+        done: mpsc::UnboundedSender<Done>,
+        claiming: CancellationToken,
+    ) {
+        let w = &self.inner;
+        let queue = first.job.queue.clone();
+        let mut ahead = VecDeque::from([first]);
+        let mut pending: VecDeque<tokio::task::JoinHandle<Vec<Held>>> = VecDeque::new();
+        // Cleared when a claim comes back empty: no more claims ahead on a drained queue.
+        let mut busy = true;
+        loop {
+            let Some(h) = ahead.pop_front() else {
+                match pending.pop_front() {
+                    Some(step) => {
+                        let got = step.await.unwrap_or_default();
+                        busy &= !got.is_empty();
+                        ahead.extend(got);
+                        continue;
+                    }
+                    None => break,
+                }
+            };
+            if claiming.is_cancelled() {
+                ahead.push_front(h);
+                break;
+            }
+            let (d, ran) = self.run_held(h).await;
+            let chain = !claiming.is_cancelled();
+            if chain && d.outcome == Outcome::Completed {
+                pending.push_back(self.step(&queue, Some((d.id, d.attempt))));
+            } else {
+                w.record(vec![d]).await;
+            }
+            if chain && busy && ran < CLAIM_AHEAD_UNDER && ahead.len() + pending.len() < 2 {
+                pending.push_back(self.step(&queue, None));
+            }
+        }
+        // Claims under way may have leased jobs already: take them, then hand back every job
+        // this slot never started.
+        for step in pending {
+            ahead.extend(step.await.unwrap_or_default());
+        }
+        drop(permit);
+        self.hand_back(ahead.into_iter().collect(), &done);
+    }
+
+    /// One transaction of a slot's line, under way on its own: acknowledges `completed` (if
+    /// any) and claims one job, held (its lease renewed) from the moment it arrives.
+    fn step(
+        &self,
+        queue: &str,
+        completed: Option<(Uuid, i32)>,
+    ) -> tokio::task::JoinHandle<Vec<Held>> {
+        let (this, queue) = (self.clone(), queue.to_owned());
+        tokio::spawn(async move {
+            let w = &this.inner;
+            let jobs = match completed {
+                Some((id, attempt)) => {
+                    let delete = w.opts.maintenance.keep_finished.is_zero();
+                    let r = w
+                        .queue
+                        .complete_and_claim(
+                            &w.id,
+                            &[(id, attempt)],
+                            delete,
+                            &queue,
+                            1,
+                            w.opts.lease,
+                        )
+                        .await;
+                    w.lock_in_flight().remove(&id);
+                    r.unwrap_or_else(|e| {
+                        // The job stays running; its lease lapses and it runs again.
+                        tracing::error!(error = %e, %id, "could not record a completed job");
+                        Vec::new()
+                    })
+                }
+                None => w
+                    .queue
+                    .claim(&queue, &w.id, 1, w.opts.lease)
+                    .await
+                    .unwrap_or_else(|e| {
+                        tracing::error!(error = %e, queue, "claim failed");
+                        Vec::new()
+                    }),
+            };
+            jobs.into_iter()
+                .map(|job| {
+                    let cancel = this.hold(&job);
+                    Held { job, cancel }
+                })
+                .collect()
+        })
     }
 
     /// The claim loop with a local buffer: claims many jobs per statement into the buffer (in

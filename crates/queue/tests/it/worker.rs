@@ -17,6 +17,7 @@ ferry_testkit::conformance! {
     shutdown_lets_running_jobs_finish, shutdown_releases_jobs_that_ignore_cancellation,
     shutdown_releases_jobs_that_stop_when_cancelled,
     one_job_per_transaction_runs_each_job_once,
+    one_job_per_transaction_hands_back_the_job_claimed_ahead,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -221,4 +222,61 @@ async fn one_job_per_transaction_runs_each_job_once(db: TestDb) {
         };
         assert_eq!(state(&q, *id).await, want, "job {i}");
     }
+}
+
+/// Without batching, a slot whose jobs are short claims its next job while one runs; stopped,
+/// it hands that job back unstarted, without spending an attempt.
+async fn one_job_per_transaction_hands_back_the_job_claimed_ahead(db: TestDb) {
+    let q = db.queue().await;
+    let release = Arc::new(tokio::sync::Notify::new());
+    let started = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (r, s) = (release.clone(), started.clone());
+    let w = Worker::builder(q.clone())
+        .options(WorkerOptions {
+            concurrency: 1,
+            fetchers: 1,
+            batch: false,
+            heartbeat: Duration::from_millis(100),
+            shutdown_grace: Duration::from_secs(5),
+            ..WorkerOptions::default()
+        })
+        .handle("quick", |_: serde_json::Value, _| async { Ok(()) })
+        .handle("slow", move |_: serde_json::Value, ctx| {
+            let (r, s) = (r.clone(), s.clone());
+            async move {
+                s.lock().unwrap().push(ctx.id);
+                r.notified().await;
+                Ok(())
+            }
+        })
+        .build();
+    let quick = put(&q, new_job("quick", json!({}))).await.id;
+    let slow: Vec<uuid::Uuid> = q
+        .enqueue_batch((0..2).map(|i| new_job("slow", json!({ "i": i }))).collect())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    let (stop, run) = start(&w);
+    // The quick job ran; one slow job runs and the other is leased behind it.
+    eventually("one slow job running and one claimed ahead", || async {
+        let s = q.stats("default").await.unwrap();
+        started.lock().unwrap().len() == 1 && s.running == 2
+    })
+    .await;
+    assert_eq!(state(&q, quick).await, JobState::Completed);
+    stop.cancel();
+    release.notify_one();
+    run.await.unwrap().unwrap();
+    let ran = started.lock().unwrap().clone();
+    assert_eq!(ran.len(), 1, "only the running slow job ran");
+    assert_eq!(state(&q, ran[0]).await, JobState::Completed);
+    let ahead = slow.iter().find(|id| **id != ran[0]).copied().unwrap();
+    let j = q.get(ahead).await.unwrap().unwrap();
+    assert_eq!(
+        (j.state, j.attempt),
+        (JobState::Queued, 0),
+        "handed back unspent"
+    );
 }

@@ -11,6 +11,7 @@ mod backoff;
 mod buffer;
 mod common;
 mod cron;
+mod direct;
 mod error;
 mod job;
 mod postgres;

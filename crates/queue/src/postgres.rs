@@ -1,12 +1,13 @@
 //! The PostgreSQL engine: `FOR UPDATE SKIP LOCKED` claims, arrays for batches, NOTIFY wake-ups.
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
+use crate::direct::Direct;
 use crate::error::Result;
 use crate::job::{ClaimedJob, DeadGroup, DeadMatch, JobFilter, JobRecord, JobState, QueueStats};
 use crate::sql::{self, Dialect, JOB_COLUMNS, WAITING};
@@ -130,6 +131,8 @@ static SQL: LazyLock<Sql> = LazyLock::new(|| {
 #[derive(Debug, Clone)]
 pub(crate) struct PgEngine {
     pub(crate) pool: PgPool,
+    /// The worker's claims and acknowledgements: up to as many connections again as the pool.
+    direct: Arc<Direct>,
 }
 
 impl PgEngine {
@@ -158,7 +161,7 @@ impl PgEngine {
                         .map(|_| ())
                 })
             })
-            .connect_with(opts)
+            .connect_with(opts.clone())
             .await?;
         if migrate {
             // Other crates (ferry-connect, …) keep their own migrations in the same database.
@@ -166,7 +169,8 @@ impl PgEngine {
             m.set_ignore_missing(true);
             m.run(&pool).await?;
         }
-        Ok(PgEngine { pool })
+        let direct = Arc::new(Direct::new(opts, max_connections));
+        Ok(PgEngine { pool, direct })
     }
 
     /// Inserts a batch in one statement, which also NOTIFYs `notify` (see `wake::NotifyDebouncer`).
@@ -298,7 +302,7 @@ impl PgEngine {
     ) -> Result<Vec<ClaimedJob>> {
         // The claim statements live in migration 0002 as functions, for a plan that does not
         // depend on table statistics.
-        let rows = if capped {
+        let q = if capped {
             sqlx::query("SELECT * FROM ferry_claim_capped($1, $2, $3, $4, $5, $6)")
                 .bind(queue)
                 .bind(now)
@@ -306,8 +310,6 @@ impl PgEngine {
                 .bind(owner)
                 .bind(lease_until)
                 .bind(n.saturating_mul(4).max(64))
-                .fetch_all(&self.pool)
-                .await?
         } else {
             sqlx::query("SELECT * FROM ferry_claim($1, $2, $3, $4, $5)")
                 .bind(queue)
@@ -315,9 +317,10 @@ impl PgEngine {
                 .bind(n)
                 .bind(owner)
                 .bind(lease_until)
-                .fetch_all(&self.pool)
-                .await?
         };
+        let mut c = self.direct.get().await?;
+        let rows = q.fetch_all(c.conn()).await?;
+        c.give_back();
         rows.iter().map(decode_claimed).collect()
     }
 
@@ -355,7 +358,9 @@ impl PgEngine {
         if capped {
             q = q.bind(n.saturating_mul(4).max(64));
         }
-        let rows = q.fetch_all(&self.pool).await?;
+        let mut c = self.direct.get().await?;
+        let rows = q.fetch_all(c.conn()).await?;
+        c.give_back();
         rows.iter().map(decode_claimed).collect()
     }
 
@@ -367,16 +372,16 @@ impl PgEngine {
         delete: bool,
     ) -> Result<u64> {
         // In migration 0002: a fixed lock order, shared with the heartbeat.
-        Ok(
-            sqlx::query_scalar::<_, i64>("SELECT ferry_complete($1, $2, $3, $4)")
-                .bind(ids)
-                .bind(owner)
-                .bind(now)
-                .bind(delete)
-                .fetch_one(&self.pool)
-                .await?
-                .max(0) as u64,
-        )
+        let mut c = self.direct.get().await?;
+        let n = sqlx::query_scalar::<_, i64>("SELECT ferry_complete($1, $2, $3, $4)")
+            .bind(ids)
+            .bind(owner)
+            .bind(now)
+            .bind(delete)
+            .fetch_one(c.conn())
+            .await?;
+        c.give_back();
+        Ok(n.max(0) as u64)
     }
 
     pub(crate) async fn finish(&self, t: &Transition<'_>) -> Result<Option<JobState>> {

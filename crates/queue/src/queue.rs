@@ -36,7 +36,8 @@ pub(crate) enum Backend {
 #[derive(Debug, Clone)]
 pub struct QueueOptions {
     pub clock: Arc<dyn Clock>,
-    /// Pool size on PostgreSQL (SQLite always has one writer).
+    /// Pool size on PostgreSQL (SQLite always has one writer). A worker's claims and
+    /// acknowledgements use as many connections again, opened as they are needed.
     pub max_connections: u32,
     /// At most one NOTIFY per queue per this window (PostgreSQL).
     pub notify_debounce: Duration,

@@ -201,3 +201,46 @@ async fn invalid_jobs_are_refused(db: TestDb) {
         "a bad batch stores nothing"
     );
 }
+
+ferry_testkit::postgres_only!(a_claim_connection_the_server_ended_is_not_reused);
+
+/// The worker's claims keep their connections beside the pool, with no ping before use: one
+/// that the server ended while it sat idle fails at most one claim, and is closed, not reused.
+async fn a_claim_connection_the_server_ended_is_not_reused(db: TestDb) {
+    use sqlx::Connection;
+    let q = db.queue().await;
+    for i in 0..3 {
+        put(&q, new_job("k", json!({ "i": i }))).await;
+    }
+    assert_eq!(q.claim("default", "w", 1, LEASE).await.unwrap().len(), 1);
+    let mut admin = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let ended: Vec<i32> = sqlx::query_scalar(
+        "WITH o AS MATERIALIZED (SELECT pid FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()) \
+         SELECT pid FROM o WHERE pg_terminate_backend(pid)",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(!ended.is_empty());
+    ferry_testkit::eventually("the ended sessions gone", || {
+        let (url, ended) = (db.url.clone(), ended.clone());
+        async move {
+            let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+            let left: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)")
+                    .bind(&ended)
+                    .fetch_one(&mut c)
+                    .await
+                    .unwrap();
+            left == 0
+        }
+    })
+    .await;
+    let first = q.claim("default", "w", 1, LEASE).await;
+    let second = q.claim("default", "w", 1, LEASE).await;
+    assert_eq!(second.expect("a claim on a fresh connection").len(), 1);
+    if let Ok(jobs) = first {
+        assert_eq!(jobs.len(), 1, "a claim that worked took its job");
+    }
+}

@@ -13,6 +13,7 @@ use sqlx::{Connection, Executor};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::error::Result;
+use crate::postgres::SESSION_SETUP;
 
 /// At most `max` connections, opened when first needed and kept while they work.
 #[derive(Debug)]
@@ -50,9 +51,7 @@ impl Direct {
             Some(c) => c,
             None => {
                 let mut c = PgConnection::connect_with(&self.options).await?;
-                // As on the pool's connections (see PgEngine::connect).
-                c.execute("SET plan_cache_mode = force_generic_plan")
-                    .await?;
+                c.execute(SESSION_SETUP).await?;
                 c
             }
         };

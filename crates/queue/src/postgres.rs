@@ -128,6 +128,9 @@ static SQL: LazyLock<Sql> = LazyLock::new(|| {
     }
 });
 
+/// Run on every new connection, the pool's and the worker's own (see `connect`).
+pub(crate) const SESSION_SETUP: &str = "SET plan_cache_mode = force_generic_plan";
+
 #[derive(Debug, Clone)]
 pub(crate) struct PgEngine {
     pub(crate) pool: PgPool,
@@ -149,17 +152,12 @@ impl PgEngine {
         // No ping before handing out a connection: sqlx pings every connection it takes from
         // the idle set (a round trip before each statement) and again when one goes back. The
         // ping on release stays and drops a broken connection; a connection that broke while
-        // idle fails one statement, which every caller here already retries.
+        // idle fails one statement, and its caller sees that error like any other.
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .test_before_acquire(false)
             .after_connect(|conn, _meta| {
-                Box::pin(async move {
-                    sqlx::query("SET plan_cache_mode = force_generic_plan")
-                        .execute(conn)
-                        .await
-                        .map(|_| ())
-                })
+                Box::pin(async move { sqlx::query(SESSION_SETUP).execute(conn).await.map(|_| ()) })
             })
             .connect_with(opts.clone())
             .await?;
